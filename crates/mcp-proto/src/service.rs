@@ -1,0 +1,237 @@
+//! The seam between a transport and the protocol logic.
+//!
+//! A transport (HTTP+SSE, streamable HTTP, stdio, a test harness) owns the sockets. For each
+//! message a client sends it calls [`McpService::handle`] with a [`MessageContext`]: the
+//! [`Session`] the message belongs to, an [`Outbound`] sink for messages the service sends
+//! while handling it (progress, logs, requests to the client), and the HTTP request's
+//! extensions (where an auth layer puts the caller's identity). The service answers with
+//! the response to send, or `None` for notifications, responses and cancelled requests.
+//!
+//! [`crate::McpServer`] implements the trait; users may implement their own.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cancel::CancellationSignal;
+use crate::jsonrpc::{Message, RequestId};
+use crate::types::{ClientCapabilities, Implementation, LoggingLevel};
+use crate::version::ProtocolVersion;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a message could not be sent to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The stream to the client is closed.
+    #[error("the client's stream is closed")]
+    Closed,
+    /// The bounded queue to the client is full and its overflow rule dropped the message.
+    #[error("the queue to the client is full")]
+    Full,
+    /// This transport cannot carry server-to-client messages for this request.
+    #[error("no stream to the client for this message")]
+    Unsupported,
+}
+
+/// Where a service sends server-to-client messages (progress, logging, list_changed,
+/// requests to the client). Each transport decides the stream, the queue bound and the
+/// overflow rule.
+pub trait Outbound: Send + Sync {
+    /// Queues one message for the client.
+    fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>>;
+}
+
+/// An [`Outbound`] that has nowhere to send: every message is refused with
+/// [`SendError::Unsupported`]. For transports (or tests) without a server-to-client channel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOutbound;
+
+impl Outbound for NoOutbound {
+    fn send(&self, _message: Message) -> BoxFuture<'_, Result<(), SendError>> {
+        Box::pin(async { Err(SendError::Unsupported) })
+    }
+}
+
+/// The serializable part of a session: what was negotiated. Transports that share sessions
+/// between processes store this.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionState {
+    /// The negotiated version; `None` before `initialize`.
+    pub protocol_version: Option<ProtocolVersion>,
+    /// Whether `notifications/initialized` arrived.
+    pub initialized: bool,
+    /// The client's name and version.
+    pub client_info: Option<Implementation>,
+    /// The client's capabilities.
+    pub client_capabilities: ClientCapabilities,
+    /// The lowest log level the client asked for.
+    pub log_level: Option<LoggingLevel>,
+}
+
+/// One client's session: negotiated state plus the requests it has in flight.
+///
+/// Transports create one per connection (legacy SSE), per `Mcp-Session-Id` (streamable
+/// HTTP) or per request (stateless mode).
+#[derive(Debug)]
+pub struct Session {
+    id: Option<String>,
+    state: Mutex<SessionState>,
+    in_flight: Mutex<HashMap<RequestId, CancellationSignal>>,
+}
+
+impl Session {
+    /// A session with an id (`None` for stateless requests).
+    pub fn new(id: Option<String>) -> Self {
+        Self::with_state(id, SessionState::default())
+    }
+
+    /// A session restored from stored state.
+    pub fn with_state(id: Option<String>, state: SessionState) -> Self {
+        Self {
+            id,
+            state: Mutex::new(state),
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A per-request session for stateless transports, at the given version.
+    pub fn stateless(version: ProtocolVersion) -> Self {
+        Self::with_state(
+            None,
+            SessionState {
+                protocol_version: Some(version),
+                initialized: true,
+                ..SessionState::default()
+            },
+        )
+    }
+
+    /// The session id.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// A snapshot of the negotiated state.
+    pub fn state(&self) -> SessionState {
+        lock(&self.state).clone()
+    }
+
+    /// Changes the negotiated state.
+    pub fn update_state<R>(&self, f: impl FnOnce(&mut SessionState) -> R) -> R {
+        f(&mut lock(&self.state))
+    }
+
+    /// The negotiated version, if any.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        lock(&self.state).protocol_version
+    }
+
+    /// Registers a running request so that `notifications/cancelled` can stop it.
+    pub fn begin_request(&self, id: RequestId) -> CancellationSignal {
+        let signal = CancellationSignal::new();
+        lock(&self.in_flight).insert(id, signal.clone());
+        signal
+    }
+
+    /// Forgets a finished request.
+    pub fn end_request(&self, id: &RequestId) {
+        lock(&self.in_flight).remove(id);
+    }
+
+    /// Cancels a running request; `false` if it is unknown or finished.
+    pub fn cancel_request(&self, id: &RequestId) -> bool {
+        match lock(&self.in_flight).remove(id) {
+            Some(signal) => {
+                signal.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels every running request (the session is closing).
+    pub fn cancel_all(&self) {
+        for (_, signal) in lock(&self.in_flight).drain() {
+            signal.cancel();
+        }
+    }
+
+    /// How many requests are running.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.in_flight).len()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Everything a service needs besides the message itself.
+#[derive(Clone)]
+pub struct MessageContext {
+    /// The session the message belongs to.
+    pub session: Arc<Session>,
+    /// Where messages related to this one go.
+    pub outbound: Arc<dyn Outbound>,
+    /// Extensions of the HTTP request that carried the message (auth identity, etc.).
+    pub extensions: http::Extensions,
+}
+
+impl std::fmt::Debug for MessageContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageContext")
+            .field("session", &self.session.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessageContext {
+    /// A context with no outbound channel and no extensions (tests, simple transports).
+    pub fn new(session: Arc<Session>) -> Self {
+        Self {
+            session,
+            outbound: Arc::new(NoOutbound),
+            extensions: http::Extensions::new(),
+        }
+    }
+
+    /// Replaces the outbound channel.
+    pub fn with_outbound(mut self, outbound: Arc<dyn Outbound>) -> Self {
+        self.outbound = outbound;
+        self
+    }
+
+    /// Replaces the extensions.
+    pub fn with_extensions(mut self, extensions: http::Extensions) -> Self {
+        self.extensions = extensions;
+        self
+    }
+}
+
+/// Protocol logic behind a transport.
+pub trait McpService: Send + Sync + 'static {
+    /// Handles one client message. Returns the response to a request, or `None` for
+    /// notifications, responses, and requests that were cancelled.
+    fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>>;
+
+    /// Called by a transport when a session ends (stream closed, DELETE, expiry).
+    fn session_closed(&self, session: &Session) {
+        session.cancel_all();
+    }
+}
+
+impl<S: McpService + ?Sized> McpService for Arc<S> {
+    fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
+        (**self).handle(message, ctx)
+    }
+
+    fn session_closed(&self, session: &Session) {
+        (**self).session_closed(session)
+    }
+}

@@ -1,0 +1,540 @@
+//! Typed tools: handlers, their context, errors and generated schemas.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::cancel::CancellationSignal;
+use crate::error::Error;
+use crate::jsonrpc::{Message, RequestId};
+use crate::service::{BoxFuture, Outbound, SendError, Session};
+use crate::types::{
+    CallToolResult, ContentBlock, Icon, JsonObject, LoggingLevel, LoggingMessageParams,
+    ProgressParams, Tool, ToolAnnotations, method,
+};
+use crate::version::ProtocolVersion;
+
+/// A tool failure the model should see: it becomes a result with `isError: true`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ToolError {
+    message: String,
+}
+
+impl ToolError {
+    /// A failure with a message for the model.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for ToolError {
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
+
+impl From<&str> for ToolError {
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// Arguments type for a tool that takes none: its schema is an empty object.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// What a handler gets besides its arguments.
+#[derive(Clone)]
+pub struct ToolContext {
+    pub(crate) request_id: RequestId,
+    pub(crate) session: Arc<Session>,
+    pub(crate) version: ProtocolVersion,
+    pub(crate) progress_token: Option<RequestId>,
+    pub(crate) last_progress: Arc<AtomicU64>,
+    pub(crate) outbound: Arc<dyn Outbound>,
+    pub(crate) cancellation: CancellationSignal,
+    pub(crate) extensions: Arc<http::Extensions>,
+    pub(crate) meta: Option<JsonObject>,
+}
+
+impl std::fmt::Debug for ToolContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolContext")
+            .field("request_id", &self.request_id)
+            .field("session_id", &self.session.id())
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToolContext {
+    /// The id of the `tools/call` request.
+    pub fn request_id(&self) -> &RequestId {
+        &self.request_id
+    }
+
+    /// The session id, when the transport has sessions.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.id()
+    }
+
+    /// The protocol version of this call.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// Fires when the client cancels the call (or the session ends).
+    pub fn cancellation(&self) -> &CancellationSignal {
+        &self.cancellation
+    }
+
+    /// Extensions of the HTTP request (e.g. the caller's identity from an auth layer).
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.extensions
+    }
+
+    /// The request's `_meta`, if any.
+    pub fn meta(&self) -> Option<&JsonObject> {
+        self.meta.as_ref()
+    }
+
+    /// Whether the client asked for progress (sent a `progressToken`).
+    pub fn wants_progress(&self) -> bool {
+        self.progress_token.is_some()
+    }
+
+    /// Reports progress. Sent only when the client gave a progress token, and only when
+    /// `progress` is larger than the last value sent (the spec requires it to increase).
+    pub async fn progress(
+        &self,
+        progress: f64,
+        total: Option<f64>,
+        message: Option<&str>,
+    ) -> Result<(), SendError> {
+        let Some(token) = self.progress_token.clone() else {
+            return Ok(());
+        };
+        let bits = progress.to_bits();
+        let previous = self.last_progress.load(Ordering::SeqCst);
+        if previous != u64::MAX && f64::from_bits(previous) >= progress {
+            tracing::debug!(progress, "progress did not increase; not sent");
+            return Ok(());
+        }
+        self.last_progress.store(bits, Ordering::SeqCst);
+        let params = ProgressParams {
+            progress_token: token,
+            progress,
+            total,
+            message: message
+                .filter(|_| self.version.has_annotations_and_audio())
+                .map(str::to_owned),
+        };
+        self.notify(method::PROGRESS, &params).await
+    }
+
+    /// Sends a log message when the client's level lets it through (default `info`).
+    pub async fn log(
+        &self,
+        level: LoggingLevel,
+        logger: Option<&str>,
+        data: Value,
+    ) -> Result<(), SendError> {
+        let min = self.session.state().log_level.unwrap_or(LoggingLevel::Info);
+        if level < min {
+            return Ok(());
+        }
+        let params = LoggingMessageParams {
+            level,
+            logger: logger.map(str::to_owned),
+            data,
+        };
+        self.notify(method::LOG_MESSAGE, &params).await
+    }
+
+    async fn notify(&self, method: &str, params: &impl Serialize) -> Result<(), SendError> {
+        let params = serde_json::to_value(params).map_err(|_| SendError::Unsupported)?;
+        self.outbound
+            .send(Message::notification(method, Some(params)))
+            .await
+    }
+}
+
+/// Turns what a handler returns into a `tools/call` result.
+///
+/// Any `Serialize + JsonSchema` type becomes `structuredContent` plus a text block with its
+/// compact JSON, and the tool gets an `outputSchema`. A value whose schema is not an object
+/// is wrapped as `{"result": value}`, as FastMCP does. Return [`CallToolResult`] to build
+/// the content yourself (no `outputSchema`).
+pub trait IntoToolOutput: Send + 'static {
+    /// The tool's `outputSchema`, if it has one.
+    fn output_schema() -> Result<Option<JsonObject>, String>;
+    /// Converts the value.
+    fn into_call_result(self) -> Result<CallToolResult, ToolError>;
+}
+
+impl IntoToolOutput for CallToolResult {
+    fn output_schema() -> Result<Option<JsonObject>, String> {
+        Ok(None)
+    }
+
+    fn into_call_result(self) -> Result<CallToolResult, ToolError> {
+        Ok(self)
+    }
+}
+
+impl<T: Serialize + JsonSchema + Send + 'static> IntoToolOutput for T {
+    fn output_schema() -> Result<Option<JsonObject>, String> {
+        let schema = schema_object::<T>()?;
+        Ok(Some(if is_object_schema(&schema) {
+            schema
+        } else {
+            wrap_schema(schema)
+        }))
+    }
+
+    fn into_call_result(self) -> Result<CallToolResult, ToolError> {
+        let value = serde_json::to_value(&self)
+            .map_err(|e| ToolError::new(format!("cannot serialize the tool's result: {e}")))?;
+        let wrapped = schema_object::<T>()
+            .map(|s| !is_object_schema(&s))
+            .unwrap_or(true);
+        let text = match &value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let structured = if wrapped {
+            json!({ "result": value })
+        } else {
+            value
+        };
+        Ok(CallToolResult {
+            content: vec![ContentBlock::text(text)],
+            structured_content: Some(structured),
+            is_error: Some(false),
+            meta: None,
+        })
+    }
+}
+
+/// Generates the JSON Schema of `T` as an object, without the `title` schemars adds.
+pub fn schema_object<T: JsonSchema>() -> Result<JsonObject, String> {
+    let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
+    let mut value = schema.to_value();
+    match value.as_object_mut() {
+        Some(obj) => {
+            obj.remove("title");
+            Ok(obj.clone())
+        }
+        None => {
+            // `true`/`false` schemas: accept anything / nothing.
+            Ok(JsonObject::new())
+        }
+    }
+}
+
+fn is_object_schema(schema: &JsonObject) -> bool {
+    schema.get("type") == Some(&Value::String("object".into()))
+}
+
+fn wrap_schema(mut inner: JsonObject) -> JsonObject {
+    let dialect = inner.remove("$schema");
+    let defs = inner.remove("$defs");
+    let mut outer = JsonObject::new();
+    if let Some(d) = dialect {
+        outer.insert("$schema".into(), d);
+    }
+    outer.insert("type".into(), json!("object"));
+    outer.insert(
+        "properties".into(),
+        json!({ "result": Value::Object(inner) }),
+    );
+    outer.insert("required".into(), json!(["result"]));
+    outer.insert("x-fastmcp-wrap-result".into(), json!(true));
+    if let Some(d) = defs {
+        outer.insert("$defs".into(), d);
+    }
+    outer
+}
+
+/// An async function usable as a tool: `async fn(Args) -> Result<Out, ToolError>` or
+/// `async fn(ToolContext, Args) -> Result<Out, ToolError>`. `Marker` tells the two apart.
+pub trait ToolHandler<Marker>: Send + Sync + 'static {
+    /// The argument type, deserialized from the call's `arguments`.
+    type Args: DeserializeOwned + JsonSchema + Send + 'static;
+    /// What the handler returns on success.
+    type Output: IntoToolOutput;
+    /// Runs the handler.
+    fn call(
+        &self,
+        ctx: ToolContext,
+        args: Self::Args,
+    ) -> BoxFuture<'static, Result<Self::Output, ToolError>>;
+}
+
+/// Marker for handlers that take only their arguments.
+#[derive(Debug)]
+pub struct ArgsOnly;
+/// Marker for handlers that take a [`ToolContext`] and their arguments.
+#[derive(Debug)]
+pub struct WithContext;
+
+impl<F, Fut, A, R> ToolHandler<(ArgsOnly, A)> for F
+where
+    F: Fn(A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ToolError>> + Send + 'static,
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    R: IntoToolOutput,
+{
+    type Args = A;
+    type Output = R;
+    fn call(&self, _ctx: ToolContext, args: A) -> BoxFuture<'static, Result<R, ToolError>> {
+        Box::pin(self(args))
+    }
+}
+
+impl<F, Fut, A, R> ToolHandler<(WithContext, A)> for F
+where
+    F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ToolError>> + Send + 'static,
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    R: IntoToolOutput,
+{
+    type Args = A;
+    type Output = R;
+    fn call(&self, ctx: ToolContext, args: A) -> BoxFuture<'static, Result<R, ToolError>> {
+        Box::pin(self(ctx, args))
+    }
+}
+
+/// Why a call did not reach or finish the handler, before it is mapped to the protocol.
+#[derive(Debug)]
+pub(crate) enum CallFailure {
+    /// Arguments do not match the schema (or do not deserialize).
+    InvalidArguments(String),
+    /// The handler returned an error.
+    Tool(ToolError),
+}
+
+type ErasedCall = dyn Fn(ToolContext, Value) -> BoxFuture<'static, Result<CallToolResult, CallFailure>>
+    + Send
+    + Sync;
+
+/// The description of a tool besides its handler: name, description, title, annotations, icons.
+#[derive(Debug, Clone)]
+pub struct ToolDef {
+    name: String,
+    description: String,
+    title: Option<String>,
+    annotations: Option<ToolAnnotations>,
+    icons: Option<Vec<Icon>>,
+    meta: Option<JsonObject>,
+}
+
+impl ToolDef {
+    /// A tool named `name` described by `description`.
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            title: None,
+            annotations: None,
+            icons: None,
+            meta: None,
+        }
+    }
+
+    /// Sets the display name.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// Sets behaviour hints.
+    pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
+        self.annotations = Some(annotations);
+        self
+    }
+
+    /// Sets icons.
+    pub fn icons(mut self, icons: Vec<Icon>) -> Self {
+        self.icons = Some(icons);
+        self
+    }
+
+    /// Sets `_meta`.
+    pub fn meta(mut self, meta: JsonObject) -> Self {
+        self.meta = Some(meta);
+        self
+    }
+}
+
+/// A registered tool: its definition, its compiled argument validator and its handler.
+pub(crate) struct RegisteredTool {
+    pub(crate) tool: Tool,
+    validator: jsonschema::Validator,
+    call: Box<ErasedCall>,
+}
+
+impl std::fmt::Debug for RegisteredTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredTool")
+            .field("name", &self.tool.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The largest number of validation problems reported for one call.
+const MAX_REPORTED_PROBLEMS: usize = 5;
+
+impl RegisteredTool {
+    pub(crate) fn new<H, M>(def: ToolDef, handler: H) -> Result<Self, Error>
+    where
+        H: ToolHandler<M>,
+    {
+        let invalid = |detail: String| Error::InvalidToolSchema {
+            tool: def.name.clone(),
+            detail,
+        };
+        let input_schema = schema_object::<H::Args>().map_err(invalid)?;
+        if !is_object_schema(&input_schema) {
+            return Err(invalid(
+                "the arguments type must be a struct (an object schema)".into(),
+            ));
+        }
+        let output_schema = H::Output::output_schema().map_err(invalid)?;
+        let validator = jsonschema::validator_for(&Value::Object(input_schema.clone()))
+            .map_err(|e| invalid(e.to_string()))?;
+        let title = def.title.clone().or_else(|| Some(display_title(&def.name)));
+        let tool = Tool {
+            name: def.name,
+            title,
+            description: Some(def.description),
+            input_schema,
+            output_schema,
+            annotations: def.annotations,
+            icons: def.icons,
+            meta: def.meta,
+        };
+        let handler = Arc::new(handler);
+        let call: Box<ErasedCall> = Box::new(move |ctx, args| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move {
+                let args: H::Args = serde_json::from_value(args)
+                    .map_err(|e| CallFailure::InvalidArguments(e.to_string()))?;
+                let out = handler.call(ctx, args).await.map_err(CallFailure::Tool)?;
+                out.into_call_result().map_err(CallFailure::Tool)
+            })
+        });
+        Ok(Self {
+            tool,
+            validator,
+            call,
+        })
+    }
+
+    /// Checks arguments against the input schema; the error lists the problems.
+    pub(crate) fn validate(&self, args: &Value) -> Result<(), String> {
+        let problems: Vec<String> = self
+            .validator
+            .iter_errors(args)
+            .take(MAX_REPORTED_PROBLEMS)
+            .map(|e| {
+                let path = e.instance_path().to_string();
+                if path.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{}: {e}", path.trim_start_matches('/'))
+                }
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    pub(crate) fn invoke(
+        &self,
+        ctx: ToolContext,
+        args: Value,
+    ) -> BoxFuture<'static, Result<CallToolResult, CallFailure>> {
+        (self.call)(ctx, args)
+    }
+}
+
+/// `roll_dice` → `Roll Dice`, as FastMCP titles tools.
+fn display_title(name: &str) -> String {
+    name.split(['_', '-'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(first) => first.to_uppercase().collect::<String>() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Args {
+        n: u8,
+    }
+
+    #[test]
+    fn non_object_outputs_are_wrapped_like_fastmcp() {
+        let schema = <Vec<u8> as IntoToolOutput>::output_schema()
+            .unwrap()
+            .unwrap();
+        assert_eq!(schema["type"], "object");
+        assert_eq!(schema["required"], json!(["result"]));
+        assert_eq!(schema["properties"]["result"]["type"], "array");
+        assert_eq!(schema["x-fastmcp-wrap-result"], json!(true));
+        let result = vec![1u8, 5, 5].into_call_result().unwrap();
+        assert_eq!(
+            serde_json::to_value(&result).unwrap(),
+            json!({"content":[{"type":"text","text":"[1,5,5]"}],"structuredContent":{"result":[1,5,5]},"isError":false})
+        );
+    }
+
+    #[test]
+    fn string_output_text_is_not_quoted() {
+        let r = "hello".to_string().into_call_result().unwrap();
+        assert_eq!(r.content[0].as_text(), Some("hello"));
+        assert_eq!(r.structured_content, Some(json!({"result":"hello"})));
+    }
+
+    #[test]
+    fn titles_like_fastmcp() {
+        assert_eq!(display_title("roll_dice"), "Roll Dice");
+        assert_eq!(display_title("add"), "Add");
+    }
+
+    #[test]
+    fn input_schema_has_no_title_and_keeps_bounds() {
+        let s = schema_object::<Args>().unwrap();
+        assert!(s.get("title").is_none());
+        assert_eq!(s["properties"]["n"]["maximum"], json!(255));
+    }
+}
