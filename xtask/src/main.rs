@@ -1,2 +1,122 @@
-//! Project automation.
-fn main() {}
+//! Project automation, run as `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
+//!
+//! Working commands:
+//! - `deny`: installs cargo-deny into `.tools/` and runs `cargo deny check licenses bans sources`.
+//! - `sans-io`: fails if the normal dependency closure of `mcp-proto` reaches an I/O runtime
+//!   (tokio, hyper, axum, reqwest, mio, tokio-util), printing the path that leads there.
+//!
+//! Commands that later issues fill in (`e2e`, `bench`, `conformance`, `interop`) say so and exit
+//! with code 2; they never pretend to pass. Each command lives in its own module; the helpers for
+//! starting servers and peers (log capture, readiness waits, free ports, CPU pinning) are in
+//! [`process`].
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+mod conformance;
+mod deny;
+mod e2e;
+mod interop;
+mod process;
+mod sans_io;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code of a command that does not exist yet.
+const EXIT_NOT_IMPLEMENTED: u8 = 2;
+
+/// Project automation for the MCP stack workspace.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands of `cargo xtask`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// End-to-end flow: dice server, local Responses endpoint and the client, over real sockets.
+    E2e(e2e::Args),
+    /// Benchmarks of the transports and the protocol core.
+    Bench(bench::Args),
+    /// The official MCP conformance suite against our fixture server and our client.
+    Conformance(conformance::Args),
+    /// Interoperability with the Python `mcp`, `fastmcp` and `openai` packages.
+    Interop(interop::Args),
+    /// Install cargo-deny into `.tools/` and check licenses, bans and sources.
+    Deny(deny::Args),
+    /// Check that `mcp-proto` stays free of I/O runtimes (reads `cargo metadata`).
+    SansIo(sans_io::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::E2e(args) => e2e::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Conformance(args) => conformance::run(args),
+        Command::Interop(args) => interop::run(args),
+        Command::Deny(args) => deny::run(args),
+        Command::SansIo(args) => sans_io::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reports a command that a later issue fills in, and returns exit code 2.
+fn not_implemented(command: &str, issue: u32) -> ExitCode {
+    eprintln!("not implemented yet: {command} arrives with issue {issue}");
+    ExitCode::from(EXIT_NOT_IMPLEMENTED)
+}
+
+/// The root of the workspace (the directory holding the root `Cargo.toml`).
+fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_parses_and_stubs_accept_any_arguments() {
+        let cli = Cli::try_parse_from(["xtask", "e2e", "--anything", "x"]).unwrap();
+        assert!(matches!(cli.command, Command::E2e(_)));
+        let cli = Cli::try_parse_from(["xtask", "sans-io"]).unwrap();
+        assert!(matches!(cli.command, Command::SansIo(_)));
+        let cli = Cli::try_parse_from(["xtask", "deny"]).unwrap();
+        assert!(matches!(cli.command, Command::Deny(_)));
+        assert!(Cli::try_parse_from(["xtask", "no-such-command"]).is_err());
+    }
+
+    #[test]
+    fn stubs_exit_with_code_2() {
+        assert_eq!(not_implemented("e2e", 6), ExitCode::from(2));
+        let cli = Cli::try_parse_from(["xtask", "conformance"]).unwrap();
+        let Command::Conformance(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(conformance::run(args).unwrap(), ExitCode::from(2));
+    }
+
+    #[test]
+    fn workspace_root_holds_the_root_manifest_and_deny_toml() {
+        let root = workspace_root();
+        assert!(root.join("Cargo.toml").is_file());
+        assert!(root.join("deny.toml").is_file());
+        assert!(root.join("xtask").is_dir());
+    }
+}
