@@ -1,1 +1,7 @@
-//! MCP over HTTP: the legacy HTTP+SSE transport and streamable HTTP, server and client, on axum and reqwest.
+//! # mcp-sse: MCP over HTTP
+//!
+//! (guide written with the server and client)
+
+mod error;
+
+pub use error::Error;

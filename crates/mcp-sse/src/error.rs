@@ -1,0 +1,55 @@
+//! The crate's error type.
+
+use http::StatusCode;
+
+/// Everything that can go wrong in the HTTP transports, server or client side.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- server side ----
+    /// Binding or serving the listener failed.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+
+    // ---- client side ----
+    /// The server answered an HTTP request with a non-success status. Displays like OpenAI's
+    /// connector errors: `Http status code: 401 (Unauthorized)`.
+    #[error("Http status code: {} ({})", .status.as_u16(), .reason)]
+    Http {
+        /// The status.
+        status: StatusCode,
+        /// Its reason phrase.
+        reason: String,
+        /// The response body, truncated to a few KiB.
+        body: String,
+    },
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot connect to {url}: {detail}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A wait ran out.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(std::time::Duration, &'static str),
+    /// The server broke the transport's rules (bad SSE, missing endpoint event, bad JSON...).
+    #[error("transport protocol violation: {0}")]
+    Transport(String),
+    /// The session ended (stream closed, 404 on a session id).
+    #[error("the session is closed")]
+    SessionClosed,
+    /// The server answered with a JSON-RPC error, or protocol logic failed.
+    #[error(transparent)]
+    Protocol(#[from] mcp_proto::Error),
+}
+
+impl Error {
+    /// The HTTP status of a failed request, if that is what failed.
+    pub fn http_status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
