@@ -50,6 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
         .arg("check")
+        // The inclusion graphs of duplicate-version warnings run to hundreds of lines.
+        .arg("--hide-inclusion-graph")
         .args(&checks);
     eprintln!("xtask: {}", process::describe(&deny));
     let status = deny
