@@ -3,5 +3,7 @@
 //! (guide written with the server and client)
 
 mod error;
+pub mod server;
 
 pub use error::Error;
+pub use server::{McpHttpServer, RunningServer, ServerConfig, ctrl_c};

@@ -1,0 +1,183 @@
+//! A bounded, append-only log of the events of one SSE stream.
+//!
+//! Every stream the server writes (a legacy session stream, a streamable POST's response
+//! stream, a standalone GET stream) is a log: producers append without ever blocking, and
+//! readers follow it from a position. The log keeps at most `capacity` events; older ones
+//! are dropped. That is the overflow rule for every outbound queue: a reader that falls
+//! further behind than the window loses its place, and its stream is closed (the client
+//! can resume with `Last-Event-ID` where resumability applies, or reconnect), instead of
+//! the server buffering without limit or a handler waiting on a slow client.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+/// One event: its sequence number and its JSON payload (`None` for a priming event).
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedEvent {
+    pub(crate) seq: u64,
+    pub(crate) data: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct LogInner {
+    events: VecDeque<LoggedEvent>,
+    next_seq: u64,
+    closed: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct EventLog {
+    inner: Mutex<LogInner>,
+    notify: Notify,
+    capacity: usize,
+}
+
+/// What a reader gets when it asks for the events after its position.
+#[derive(Debug)]
+pub(crate) enum ReadOutcome {
+    /// Events at or after the position.
+    Events(Vec<LoggedEvent>),
+    /// Nothing new yet; wait.
+    Pending,
+    /// The log is closed and fully read.
+    Finished,
+    /// Events the reader had not read were dropped.
+    Lagged,
+}
+
+impl EventLog {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(LogInner {
+                events: VecDeque::new(),
+                next_seq: 0,
+                closed: false,
+            }),
+            notify: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends an event; returns its sequence number, or `None` if the log is closed.
+    pub(crate) fn append(&self, data: Option<Arc<str>>) -> Option<u64> {
+        let seq = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return None;
+            }
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            inner.events.push_back(LoggedEvent { seq, data });
+            while inner.events.len() > self.capacity {
+                inner.events.pop_front();
+            }
+            seq
+        };
+        self.notify.notify_waiters();
+        Some(seq)
+    }
+
+    /// Closes the log: readers finish after the last event.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_waiters();
+    }
+
+    /// Whether the log is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Reads the events with `seq >= from`.
+    pub(crate) fn read_from(&self, from: u64) -> ReadOutcome {
+        let inner = self.lock();
+        if let Some(first) = inner.events.front() {
+            if first.seq > from {
+                return ReadOutcome::Lagged;
+            }
+        } else if inner.next_seq > from {
+            return ReadOutcome::Lagged;
+        }
+        let events: Vec<LoggedEvent> = inner
+            .events
+            .iter()
+            .filter(|e| e.seq >= from)
+            .cloned()
+            .collect();
+        if !events.is_empty() {
+            ReadOutcome::Events(events)
+        } else if inner.closed {
+            ReadOutcome::Finished
+        } else {
+            ReadOutcome::Pending
+        }
+    }
+
+    /// Waits until something changes after `from` (an append or the close).
+    pub(crate) async fn wait_beyond(&self, from: u64) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let ReadOutcome::Pending = self.read_from(from) {
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(s: &str) -> Option<Arc<str>> {
+        Some(Arc::from(s))
+    }
+
+    #[test]
+    fn readers_follow_and_finish() {
+        let log = EventLog::new(4);
+        assert!(matches!(log.read_from(0), ReadOutcome::Pending));
+        log.append(data("a"));
+        log.append(data("b"));
+        let ReadOutcome::Events(ev) = log.read_from(0) else {
+            panic!()
+        };
+        assert_eq!(ev.len(), 2);
+        assert!(matches!(log.read_from(2), ReadOutcome::Pending));
+        log.close();
+        assert!(matches!(log.read_from(2), ReadOutcome::Finished));
+        assert_eq!(log.append(data("c")), None);
+    }
+
+    #[test]
+    fn overflow_drops_oldest_and_lagging_readers_know() {
+        let log = EventLog::new(2);
+        for s in ["a", "b", "c"] {
+            log.append(data(s));
+        }
+        assert!(matches!(log.read_from(0), ReadOutcome::Lagged));
+        let ReadOutcome::Events(ev) = log.read_from(1) else {
+            panic!()
+        };
+        assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn wait_wakes_on_append() {
+        let log = Arc::new(EventLog::new(8));
+        let l2 = Arc::clone(&log);
+        let waiter = tokio::spawn(async move { l2.wait_beyond(0).await });
+        tokio::task::yield_now().await;
+        log.append(data("x"));
+        tokio::time::timeout(std::time::Duration::from_secs(2), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

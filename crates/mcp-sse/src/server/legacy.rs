@@ -1,0 +1,144 @@
+//! The legacy HTTP+SSE transport (protocol 2024-11-05): `GET /sse` opens the session stream,
+//! whose first event names the endpoint clients `POST` their messages to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{OriginalUri, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::StatusCode;
+use mcp_proto::{Decoded, Message, ProtocolVersion};
+
+use super::event_log::EventLog;
+use super::http_util::{EventFraming, check_origin, follow_log, read_body, sse_response};
+use super::state::{LogOutbound, ServerState, SessionKind};
+use super::transport_error::TransportError;
+
+/// Ends the session when its stream's body is dropped (client gone or stream finished).
+struct LegacySessionGuard {
+    state: Arc<ServerState>,
+    id: String,
+}
+
+impl Drop for LegacySessionGuard {
+    fn drop(&mut self) {
+        self.state.end_session(&self.id);
+    }
+}
+
+pub(crate) async fn open_stream(
+    State(state): State<Arc<ServerState>>,
+    OriginalUri(original): OriginalUri,
+    request: Request,
+) -> Result<Response, TransportError> {
+    check_origin(request.headers(), &state.config)?;
+    let session = state.create_session(SessionKind::Legacy)?;
+    let log = Arc::new(EventLog::new(state.config.stream_buffer));
+    session.set_stream(Some(Arc::clone(&log)));
+    // When mounted under a prefix (`Router::nest`), the endpoint must carry it.
+    let mount = original
+        .path()
+        .strip_suffix(request.uri().path())
+        .unwrap_or("");
+    let endpoint = format!(
+        "{mount}{}?session_id={}",
+        state.config.messages_path, session.id
+    );
+    tracing::info!(session = %session.id, "legacy SSE session opened");
+    let prefix = Bytes::from(format!("event: endpoint\ndata: {endpoint}\n\n"));
+    let guard = LegacySessionGuard {
+        state: Arc::clone(&state),
+        id: session.id.clone(),
+    };
+    let body = follow_log(
+        log,
+        0,
+        EventFraming::Legacy,
+        Some(prefix),
+        state.config.keep_alive,
+        session.closed.clone(),
+        guard,
+    );
+    Ok(sse_response(body))
+}
+
+pub(crate) async fn post_message(
+    State(state): State<Arc<ServerState>>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Result<Response, TransportError> {
+    let (parts, body) = request.into_parts();
+    check_origin(&parts.headers, &state.config)?;
+    let id = query
+        .get("session_id")
+        .or_else(|| query.get("sessionId"))
+        .ok_or(TransportError::MissingSessionId(
+            "session_id query parameter",
+        ))?;
+    let session = state
+        .session(id, SessionKind::Legacy)
+        .ok_or(TransportError::UnknownSession)?;
+    let log = session.stream().ok_or(TransportError::UnknownSession)?;
+    let bytes = read_body(body, &parts.headers, state.config.max_body_bytes).await?;
+    let version = session
+        .proto
+        .protocol_version()
+        .unwrap_or(ProtocolVersion::V2024_11_05);
+    let decoded = mcp_proto::decode(&bytes).map_err(TransportError::Malformed)?;
+    let is_batch = matches!(decoded, Decoded::Batch(_));
+    let messages = match decoded {
+        Decoded::Single(m) => vec![Ok(m)],
+        Decoded::Batch(items) => {
+            if !version.allows_batches() {
+                return Err(TransportError::BatchRejected(format!(
+                    "Invalid request: JSON-RPC batches are not supported in protocol version {version}"
+                )));
+            }
+            items
+        }
+    };
+    let has_requests = messages
+        .iter()
+        .any(|m| matches!(m, Ok(Message::Request(_))));
+    let permit = if has_requests {
+        Some(
+            Arc::clone(&session.in_flight)
+                .try_acquire_owned()
+                .map_err(|_| TransportError::TooManyInFlight)?,
+        )
+    } else {
+        None
+    };
+    let outbound = Arc::new(LogOutbound {
+        log: Arc::clone(&log),
+    });
+    let extensions = parts.extensions;
+    let task_state = Arc::clone(&state);
+    state.calls.spawn(async move {
+        let replies = futures::future::join_all(messages.into_iter().map(|m| {
+            let state = Arc::clone(&task_state);
+            let outbound = Arc::clone(&outbound);
+            let session = Arc::clone(&session.proto);
+            let extensions = extensions.clone();
+            async move {
+                match m {
+                    Ok(message) => {
+                        state
+                            .run_message(session, message, outbound, extensions)
+                            .await
+                    }
+                    Err(reply) => Some(Message::Response(reply)),
+                }
+            }
+        }))
+        .await;
+        for event in super::reply_events(replies, is_batch) {
+            if log.append(Some(event)).is_none() {
+                tracing::debug!("session stream closed before the response could be sent");
+            }
+        }
+        drop(permit);
+    });
+    Ok((StatusCode::ACCEPTED, "Accepted").into_response())
+}

@@ -1,0 +1,249 @@
+//! The server side: both HTTP transports for any [`McpService`], as an `axum::Router`.
+
+mod config;
+mod event_log;
+mod http_util;
+mod legacy;
+mod state;
+mod streamable;
+mod transport_error;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::routing::{get, post};
+use mcp_proto::{McpService, Message};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::ServerConfig;
+pub use streamable::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
+
+use crate::Error;
+use state::ServerState;
+
+/// Serves an [`McpService`] over the legacy HTTP+SSE transport (`GET /sse`,
+/// `POST /messages/?session_id=`) and streamable HTTP (`/mcp`) from one router.
+///
+/// ```no_run
+/// # async fn run(service: mcp_proto::McpServer) -> Result<(), mcp_sse::Error> {
+/// use mcp_sse::McpHttpServer;
+///
+/// let server = McpHttpServer::new(service);
+/// let router: axum::Router = server.router(); // mount it, wrap it with your layers...
+/// // ...or let it serve on 127.0.0.1:8000 until Ctrl-C:
+/// McpHttpServer::new(server_service()).serve("127.0.0.1:8000", mcp_sse::ctrl_c()).await?;
+/// # Ok(()) }
+/// # fn server_service() -> mcp_proto::McpServer { unimplemented!() }
+/// ```
+#[derive(Debug, Clone)]
+pub struct McpHttpServer {
+    state: Arc<ServerState>,
+}
+
+impl McpHttpServer {
+    /// Both transports with default limits.
+    pub fn new(service: impl McpService) -> Self {
+        Self::with_config(service, ServerConfig::default())
+    }
+
+    /// Both transports (as enabled in `config`) with the given limits.
+    pub fn with_config(service: impl McpService, config: ServerConfig) -> Self {
+        Self {
+            state: Arc::new(ServerState::new(Arc::new(service), config)),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServerConfig {
+        &self.state.config
+    }
+
+    /// How many sessions are live, over both transports.
+    pub fn session_count(&self) -> usize {
+        self.state.session_count()
+    }
+
+    /// The routes, ready to be served, mounted, or wrapped with layers (auth, CORS, tracing).
+    pub fn router(&self) -> Router {
+        let c = &self.state.config;
+        let mut router = Router::new();
+        if c.legacy_sse {
+            router = router.route(&c.sse_path, get(legacy::open_stream));
+            let messages = c.messages_path.clone();
+            router = router.route(&messages, post(legacy::post_message));
+            let alternate = match messages.strip_suffix('/') {
+                Some(trimmed) if !trimmed.is_empty() => Some(trimmed.to_owned()),
+                Some(_) => None,
+                None => Some(format!("{messages}/")),
+            };
+            if let Some(alt) = alternate {
+                router = router.route(&alt, post(legacy::post_message));
+            }
+        }
+        if c.streamable_http {
+            router = router.route(
+                &c.mcp_path,
+                get(streamable::get)
+                    .post(streamable::post)
+                    .delete(streamable::delete),
+            );
+        }
+        router.with_state(Arc::clone(&self.state))
+    }
+
+    /// Drains the server for shutdown: refuses new sessions, waits (up to
+    /// [`ServerConfig::shutdown_grace`]) for running calls to deliver their responses, then
+    /// closes every stream. Call it when you serve [`McpHttpServer::router`] yourself.
+    pub async fn drain(&self) {
+        let state = &self.state;
+        state.draining.store(true, Ordering::SeqCst);
+        state.calls.close();
+        if tokio::time::timeout(state.config.shutdown_grace, state.calls.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = state.calls.len(),
+                "shutdown grace period over; closing streams with calls still running"
+            );
+        }
+        state.shutdown.cancel();
+    }
+
+    /// Serves on `addr` (e.g. `"127.0.0.1:8000"`) until `shutdown` resolves, then drains.
+    /// Accepted sockets get `TCP_NODELAY`.
+    pub async fn serve(
+        self,
+        addr: &str,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve_listener(listener, shutdown).await
+    }
+
+    /// Serves on a bound listener until `shutdown` resolves, then drains.
+    pub async fn serve_listener(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        use axum::serve::ListenerExt;
+        let router = self.router();
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "MCP server listening");
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let server = self.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining calls");
+                server.drain().await;
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Binds `addr` (use port 0 for a free one) and serves in a background task.
+    pub async fn spawn(self, addr: &str) -> Result<RunningServer, Error> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
+        let server = self.clone();
+        let task = tokio::spawn(async move {
+            server
+                .serve_listener(listener, async move { signal.cancelled().await })
+                .await
+        });
+        Ok(RunningServer {
+            local_addr,
+            server: self,
+            stop,
+            task,
+        })
+    }
+}
+
+/// A server running in a background task (see [`McpHttpServer::spawn`]).
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    server: McpHttpServer,
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl RunningServer {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.local_addr)
+    }
+
+    /// The server (for `session_count`, `config`).
+    pub fn server(&self) -> &McpHttpServer {
+        &self.server
+    }
+
+    /// Shuts down gracefully (running calls finish) and waits for the task.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        self.stop.cancel();
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::Io(std::io::Error::other(e))),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM: a shutdown signal for
+/// [`McpHttpServer::serve`].
+pub async fn ctrl_c() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+/// The events to write for the replies to one POST: each reply alone, or one JSON array
+/// for a batch.
+fn reply_events(replies: Vec<Option<Message>>, is_batch: bool) -> Vec<Arc<str>> {
+    let replies: Vec<Message> = replies.into_iter().flatten().collect();
+    if is_batch {
+        if replies.is_empty() {
+            return Vec::new();
+        }
+        let array = serde_json::to_string(&replies).unwrap_or_else(|_| "[]".into());
+        vec![Arc::from(array)]
+    } else {
+        replies.iter().map(|m| Arc::from(m.to_json())).collect()
+    }
+}
