@@ -1,1 +1,285 @@
-//! A faithful local stand-in for OpenAI's POST /v1/responses with remote MCP tools, acting as an MCP client.
+//! A faithful local stand-in for OpenAI's `POST /v1/responses` with remote MCP tools, acting as an
+//! MCP client.
+//!
+//! Point an OpenAI client (the Python SDK, `async-openai`, `responses-client`) at
+//! `http://127.0.0.1:<port>/v1` and it behaves like the hosted Responses API for `mcp` tools:
+//!
+//! - the same request validation (400 `invalid_request_error` with `param`), a required
+//!   `Authorization: Bearer <any key>` (401 otherwise);
+//! - per `mcp` tool an `mcp_list_tools` item (reused along a `previous_response_id` chain),
+//!   `allowed_tools`, `require_approval` (`mcp_approval_request` items answered by
+//!   `mcp_approval_response` input items), `mcp_call` items and a final `message`;
+//! - the exact 424 `external_connector_error` body when a server's tool list cannot be fetched:
+//!   `{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status
+//!   code: 401 (Unauthorized)","type":"external_connector_error","param":"tools","code":"http_error"}}`.
+//!   Other listing failures keep the type, status and message prefix with their own `code`:
+//!   `connection_error` (unreachable: "... Connection failed: <why>"), `timeout_error`
+//!   ("... Request timed out.") and `mcp_protocol_error`;
+//! - `stream: true` with the real event sequence and `sequence_number`s; `store` with
+//!   `GET /v1/responses/{id}` (and `DELETE`).
+//!
+//! Two seams keep it testable and open: an [`McpConnector`] opens MCP sessions (an adapter over a
+//! real MCP client, or an in-process fake), and a [`Model`] decides tool calls and writes the
+//! answer ([`DeterministicModel`] by default: "Roll a few dice!" → `roll_dice({"n_dice":3})` →
+//! "You rolled 3 dice and got the following results: 6, 4, and 2!").
+//!
+//! Differences from the hosted API, on purpose: only `mcp` tools are supported; the echoed `tools`
+//! carry `headers: null` and no `authorization`; a failed call's `http_error` uses code 502 for an
+//! unreachable server and 504 for a timeout; `output_text` is added to every response body.
+//!
+//! ```no_run
+//! use futures::future::BoxFuture;
+//! use responses_local::{ConnectorError, LocalResponses, McpConnection, McpConnector, McpTarget};
+//!
+//! /// A connector that cannot reach anything (plug in a real MCP client adapter instead).
+//! struct Nowhere;
+//!
+//! impl McpConnector for Nowhere {
+//!     fn connect(
+//!         &self,
+//!         target: McpTarget,
+//!     ) -> BoxFuture<'static, Result<Box<dyn McpConnection>, ConnectorError>> {
+//!         Box::pin(async move { Err(ConnectorError::Unreachable(target.server_url)) })
+//!     }
+//! }
+//!
+//! # async fn demo() -> Result<(), responses_local::Error> {
+//! let endpoint = LocalResponses::builder().connector(Nowhere).build()?;
+//! let running = endpoint.spawn("127.0.0.1:0").await?;
+//! println!("OPENAI_BASE_URL={}", running.base_url());
+//! running.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod connector;
+mod engine;
+mod error;
+mod http;
+mod model;
+mod request;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use connector::{
+    ConnectorError, ListedTool, McpConnection, McpConnector, McpTarget, ToolCallOutcome,
+};
+pub use error::Error;
+pub use model::{
+    ActivityResult, ChatMessage, DeterministicModel, Model, ModelInput, ModelStep, ToolActivity,
+    ToolOffer, example_arguments,
+};
+
+use engine::Shared;
+use store::ResponseStore;
+
+/// How long [`RunningEndpoint::shutdown`] waits for open connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The local Responses endpoint, ready to be served.
+#[derive(Debug, Clone)]
+pub struct LocalResponses {
+    shared: Arc<Shared>,
+    max_body_bytes: usize,
+}
+
+/// Configures a [`LocalResponses`].
+pub struct LocalResponsesBuilder {
+    connector: Option<Arc<dyn McpConnector>>,
+    model: Arc<dyn Model>,
+    store_capacity: usize,
+    max_body_bytes: usize,
+    mcp_timeout: Duration,
+    model_timeout: Duration,
+    max_tool_calls: u32,
+}
+
+impl std::fmt::Debug for LocalResponsesBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalResponsesBuilder")
+            .field("has_connector", &self.connector.is_some())
+            .field("store_capacity", &self.store_capacity)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("mcp_timeout", &self.mcp_timeout)
+            .field("model_timeout", &self.model_timeout)
+            .field("max_tool_calls", &self.max_tool_calls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for LocalResponsesBuilder {
+    fn default() -> Self {
+        Self {
+            connector: None,
+            model: Arc::new(DeterministicModel),
+            store_capacity: 10_000,
+            max_body_bytes: 4 * 1024 * 1024,
+            mcp_timeout: Duration::from_secs(30),
+            model_timeout: Duration::from_secs(60),
+            max_tool_calls: 16,
+        }
+    }
+}
+
+impl LocalResponsesBuilder {
+    /// The MCP connector (required).
+    pub fn connector(mut self, connector: impl McpConnector) -> Self {
+        self.connector = Some(Arc::new(connector));
+        self
+    }
+
+    /// The model (default [`DeterministicModel`]).
+    pub fn model(mut self, model: impl Model) -> Self {
+        self.model = Arc::new(model);
+        self
+    }
+
+    /// How many stored responses are kept; the oldest is evicted first (default 10 000).
+    pub fn store_capacity(mut self, capacity: usize) -> Self {
+        self.store_capacity = capacity;
+        self
+    }
+
+    /// The largest accepted request body (default 4 MiB; larger bodies get a 413).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// The time limit for each MCP step: connecting, listing tools, one tool call (default 30 s).
+    pub fn mcp_timeout(mut self, timeout: Duration) -> Self {
+        self.mcp_timeout = timeout;
+        self
+    }
+
+    /// The time limit for one model step (default 60 s).
+    pub fn model_timeout(mut self, timeout: Duration) -> Self {
+        self.model_timeout = timeout;
+        self
+    }
+
+    /// The most tool calls in one response; a request's `max_tool_calls` can only lower it
+    /// (default 16).
+    pub fn max_tool_calls(mut self, calls: u32) -> Self {
+        self.max_tool_calls = calls;
+        self
+    }
+
+    /// Builds the endpoint.
+    pub fn build(self) -> Result<LocalResponses, Error> {
+        let connector = self.connector.ok_or(Error::MissingConnector)?;
+        Ok(LocalResponses {
+            shared: Arc::new(Shared {
+                connector,
+                model: self.model,
+                store: ResponseStore::new(self.store_capacity),
+                mcp_timeout: self.mcp_timeout,
+                model_timeout: self.model_timeout,
+                max_tool_calls: self.max_tool_calls,
+            }),
+            max_body_bytes: self.max_body_bytes,
+        })
+    }
+}
+
+impl LocalResponses {
+    /// Starts configuring an endpoint.
+    pub fn builder() -> LocalResponsesBuilder {
+        LocalResponsesBuilder::default()
+    }
+
+    /// The routes (`/v1/responses`, `/v1/responses/{id}`), to mount or wrap with layers.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.shared.clone(), self.max_body_bytes)
+    }
+
+    /// Serves on `listener` until the future is dropped or the server fails.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
+        axum::serve(listener, self.router())
+            .await
+            .map_err(Error::Serve)
+    }
+
+    /// Binds `addr` (e.g. `127.0.0.1:0`) and serves in a background task.
+    pub async fn spawn(self, addr: &str) -> Result<RunningEndpoint, Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| Error::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = self.router();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(Error::Serve)
+        });
+        tracing::info!(%local, "local Responses endpoint listening");
+        Ok(RunningEndpoint {
+            addr: local,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// A served endpoint; dropping it stops the server.
+#[derive(Debug)]
+pub struct RunningEndpoint {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), Error>>>,
+}
+
+impl RunningEndpoint {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL for OpenAI clients, `http://<addr>/v1` (use as `OPENAI_BASE_URL`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Stops accepting connections and waits (up to 5 s) for open ones to finish.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let Some(mut task) = self.task.take() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(Error::Serve(std::io::Error::other(join))),
+            Err(_) => {
+                task.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for RunningEndpoint {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The crate's error type and the OpenAI-shaped HTTP error bodies.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+
+/// Errors of this crate (building and serving the endpoint, and model failures).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// [`LocalResponsesBuilder::build`](crate::LocalResponsesBuilder::build) was called without a
+    /// connector.
+    #[error("no MCP connector was configured; call LocalResponsesBuilder::connector")]
+    MissingConnector,
+    /// The listening socket could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The HTTP server stopped with an I/O error.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    /// The model could not decide the next step.
+    #[error("the model failed: {0}")]
+    Model(String),
+    /// The model asked for a tool that was not offered to it.
+    #[error("the model asked for tool '{name}' on '{server_label}', which was not offered")]
+    UnknownToolChosen {
+        /// The server label the model named.
+        server_label: String,
+        /// The tool name the model named.
+        name: String,
+    },
+}
+
+/// The inner object of an OpenAI error body: `{"message","type","param","code"}` in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ErrorObject {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a ErrorObject,
+}
+
+/// An HTTP error answer in OpenAI's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub error: ErrorObject,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        kind: &str,
+        message: impl Into<String>,
+        param: Option<&str>,
+        code: Option<&str>,
+    ) -> Self {
+        Self {
+            status,
+            error: ErrorObject {
+                message: message.into(),
+                kind: kind.to_owned(),
+                param: param.map(str::to_owned),
+                code: code.map(str::to_owned),
+            },
+        }
+    }
+
+    /// 400 `invalid_request_error`.
+    pub fn invalid(message: impl Into<String>, param: Option<&str>, code: Option<&str>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            message,
+            param,
+            code,
+        )
+    }
+
+    /// 400 "Missing required parameter: 'x'."
+    pub fn missing(param: &str) -> Self {
+        Self::invalid(
+            format!("Missing required parameter: '{param}'."),
+            Some(param),
+            Some("missing_required_parameter"),
+        )
+    }
+
+    /// 400 "Invalid type for 'x': expected ..., but got ... instead."
+    pub fn invalid_type(param: &str, expected: &str, got: &serde_json::Value) -> Self {
+        Self::invalid(
+            format!(
+                "Invalid type for '{param}': expected {expected}, but got {} instead.",
+                json_kind(got)
+            ),
+            Some(param),
+            Some("invalid_type"),
+        )
+    }
+
+    /// 400 "Invalid value: 'x'. Supported values are: 'a', 'b', and 'c'."
+    pub fn invalid_value(param: &str, value: &str, supported: &[&str]) -> Self {
+        Self::invalid(
+            format!(
+                "Invalid value: '{value}'. Supported values are: {}.",
+                english_list(supported, "and", |s| format!("'{s}'"))
+            ),
+            Some(param),
+            Some("invalid_value"),
+        )
+    }
+
+    /// 401 for a missing or malformed `Authorization: Bearer` header.
+    pub fn missing_api_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "You didn't provide an API key. You need to provide your API key in an Authorization \
+             header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            None,
+            Some("invalid_api_key"),
+        )
+    }
+
+    /// 500 `server_error`.
+    pub fn server(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            message,
+            None,
+            None,
+        )
+    }
+
+    /// The exact JSON body.
+    pub fn body(&self) -> String {
+        serde_json::to_string(&ErrorBody { error: &self.error }).unwrap_or_else(|_| {
+            // Serializing plain strings cannot fail; keep a valid body regardless.
+            r#"{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}"#
+                .to_owned()
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            self.body(),
+        )
+            .into_response()
+    }
+}
+
+/// "an integer", "a string"... as OpenAI's messages name JSON types.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        serde_json::Value::Number(_) => "a decimal",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// "a", "a and b", "a, b, and c".
+pub(crate) fn english_list<T>(
+    items: &[T],
+    conjunction: &str,
+    show: impl Fn(&T) -> String,
+) -> String {
+    let shown: Vec<String> = items.iter().map(show).collect();
+    match shown.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} {conjunction} {b}"),
+        [rest @ .., last] => format!("{}, {conjunction} {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_lists_use_the_oxford_comma() {
+        let show = |n: &u32| n.to_string();
+        assert_eq!(english_list(&[6u32], "and", show), "6");
+        assert_eq!(english_list(&[6u32, 4], "and", show), "6 and 4");
+        assert_eq!(english_list(&[6u32, 4, 2], "and", show), "6, 4, and 2");
+    }
+
+    #[test]
+    fn error_body_keeps_openai_field_order() {
+        let e = ApiError::missing("model");
+        assert_eq!(
+            e.body(),
+            r#"{"error":{"message":"Missing required parameter: 'model'.","type":"invalid_request_error","param":"model","code":"missing_required_parameter"}}"#
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! The axum routes: `POST /v1/responses`, `GET`/`DELETE /v1/responses/{id}`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use http::{HeaderMap, Method, StatusCode, Uri};
+use serde_json::{Value, json};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::engine::{self, Shared};
+use crate::error::ApiError;
+use crate::request;
+
+/// Capacity of the per-stream event queue.
+const STREAM_QUEUE: usize = 64;
+
+pub(crate) fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/responses", post(create_response))
+        .route(
+            "/v1/responses/{id}",
+            get(retrieve_response).delete(delete_response),
+        )
+        .fallback(invalid_url)
+        .method_not_allowed_fallback(invalid_url)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(shared)
+}
+
+/// Any non-empty `Authorization: Bearer <key>` is accepted.
+fn check_api_key(headers: &HeaderMap) -> Result<(), ApiError> {
+    let key = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|key| !key.is_empty());
+    match key {
+        Some(_) => Ok(()),
+        None => Err(ApiError::missing_api_key()),
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn create_response(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(e) = check_api_key(&headers) {
+        return e.into_response();
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            return ApiError::new(
+                status,
+                "invalid_request_error",
+                format!(
+                    "The request body could not be read: {}",
+                    rejection.body_text()
+                ),
+                None,
+                (status == StatusCode::PAYLOAD_TOO_LARGE).then_some("request_too_large"),
+            )
+            .into_response();
+        }
+    };
+    let request = match request::parse(&body) {
+        Ok(request) => request,
+        Err(e) => return e.into_response(),
+    };
+    let stream = request.stream;
+    let prepared = match engine::prepare(&shared, request).await {
+        Ok(prepared) => prepared,
+        Err(e) => return e.into_response(),
+    };
+    if !stream {
+        return match engine::run(&shared, prepared, None).await {
+            Ok(body) => json_response(StatusCode::OK, &body),
+            Err(e) => e.into_response(),
+        };
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
+    tokio::spawn(async move {
+        // Failures are reported in-stream as `response.failed`.
+        let _ = engine::run(&shared, prepared, Some(tx)).await;
+    });
+    let events = ReceiverStream::new(rx).map(|event: Value| {
+        let kind = event["type"].as_str().unwrap_or("message").to_owned();
+        Ok::<_, Infallible>(Event::default().event(kind).data(event.to_string()))
+    });
+    Sse::new(events).into_response()
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("Response with id '{id}' not found."),
+        None,
+        None,
+    )
+}
+
+async fn retrieve_response(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = check_api_key(&headers) {
+        return e.into_response();
+    }
+    match shared.store.get(&id) {
+        Some(stored) => json_response(StatusCode::OK, &stored.body),
+        None => not_found(&id).into_response(),
+    }
+}
+
+async fn delete_response(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = check_api_key(&headers) {
+        return e.into_response();
+    }
+    if shared.store.remove(&id) {
+        json_response(
+            StatusCode::OK,
+            &json!({"id": id, "object": "response", "deleted": true}),
+        )
+    } else {
+        not_found(&id).into_response()
+    }
+}
+
+async fn invalid_url(method: Method, uri: Uri) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("Invalid URL ({method} {})", uri.path()),
+        None,
+        None,
+    )
+    .into_response()
+}

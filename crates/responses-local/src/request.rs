@@ -1,0 +1,752 @@
+//! Parsing and validating a `POST /v1/responses` body the way OpenAI does.
+
+use serde_json::{Map, Value};
+
+use crate::connector::ListedTool;
+use crate::error::ApiError;
+
+/// A validated request.
+#[derive(Debug, Clone)]
+pub(crate) struct CreateRequest {
+    pub model: String,
+    pub input: Vec<InputItem>,
+    pub tools: Vec<McpToolSpec>,
+    /// The request's tools as the response echoes them (secrets removed).
+    pub tools_echo: Vec<Value>,
+    pub previous_response_id: Option<String>,
+    pub instructions: Option<String>,
+    pub stream: bool,
+    pub store: bool,
+    pub metadata: Map<String, Value>,
+    pub tool_choice: Value,
+    pub tools_disabled: bool,
+    pub max_tool_calls: Option<u32>,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub parallel_tool_calls: bool,
+}
+
+/// One item of `input`.
+#[derive(Debug, Clone)]
+pub(crate) enum InputItem {
+    Message {
+        role: String,
+        text: String,
+    },
+    ApprovalResponse {
+        index: usize,
+        approval_request_id: String,
+        approve: bool,
+        reason: Option<String>,
+    },
+    ApprovalRequest {
+        id: String,
+        server_label: String,
+        name: String,
+        arguments: String,
+    },
+    ListTools {
+        server_label: String,
+        tools: Vec<ListedTool>,
+    },
+}
+
+/// One `mcp` tool of the request.
+#[derive(Debug, Clone)]
+pub(crate) struct McpToolSpec {
+    pub server_label: String,
+    pub server_url: String,
+    pub headers: Vec<(String, String)>,
+    pub allowed: Option<ToolFilter>,
+    pub approval: ApprovalPolicy,
+}
+
+/// A set of tools by name and/or read-only flag; an empty filter matches every tool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ToolFilter {
+    pub tool_names: Option<Vec<String>>,
+    pub read_only: Option<bool>,
+}
+
+impl ToolFilter {
+    pub fn matches(&self, tool: &ListedTool) -> bool {
+        let name_ok = self
+            .tool_names
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == &tool.name));
+        let read_only_ok = self.read_only.is_none_or(|ro| tool.is_read_only() == ro);
+        name_ok && read_only_ok
+    }
+}
+
+/// `require_approval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ApprovalPolicy {
+    Always,
+    Never,
+    Filter {
+        always: Option<ToolFilter>,
+        never: Option<ToolFilter>,
+    },
+}
+
+impl ApprovalPolicy {
+    /// Whether calling `tool` needs an `mcp_approval_request` first. In a filter, `always` wins over
+    /// `never`, and a tool matched by neither needs approval (OpenAI's default).
+    pub fn requires_approval(&self, tool: &ListedTool) -> bool {
+        match self {
+            ApprovalPolicy::Always => true,
+            ApprovalPolicy::Never => false,
+            ApprovalPolicy::Filter { always, never } => {
+                if always.as_ref().is_some_and(|f| f.matches(tool)) {
+                    return true;
+                }
+                !never.as_ref().is_some_and(|f| f.matches(tool))
+            }
+        }
+    }
+}
+
+const TOOL_TYPES: &[&str] = &[
+    "function",
+    "file_search",
+    "computer_use_preview",
+    "web_search",
+    "web_search_preview",
+    "mcp",
+    "code_interpreter",
+    "image_generation",
+    "local_shell",
+    "shell",
+    "custom",
+    "apply_patch",
+];
+
+const INPUT_ITEM_TYPES: &[&str] = &[
+    "message",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "mcp_call",
+    "mcp_list_tools",
+    "item_reference",
+];
+
+/// Parses the raw body.
+pub(crate) fn parse(body: &[u8]) -> Result<CreateRequest, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| {
+        ApiError::invalid(
+            "We could not parse the JSON body of your request. (HINT: This likely means you \
+             aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but \
+             what was sent was not valid JSON.)",
+            None,
+            None,
+        )
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(ApiError::invalid_type("body", "an object", &value));
+    };
+
+    let model = match obj.get("model") {
+        None | Some(Value::Null) => return Err(ApiError::missing("model")),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(ApiError::invalid_type("model", "a string", other)),
+    };
+    let input = match obj.get("input") {
+        None | Some(Value::Null) => return Err(ApiError::missing("input")),
+        Some(Value::String(s)) => vec![InputItem::Message {
+            role: "user".to_owned(),
+            text: s.clone(),
+        }],
+        Some(Value::Array(items)) => parse_input_items(items)?,
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                "input",
+                "a string or an array",
+                other,
+            ));
+        }
+    };
+
+    let mut tools = Vec::new();
+    let mut tools_echo = Vec::new();
+    match obj.get("tools") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(list)) => {
+            for (index, tool) in list.iter().enumerate() {
+                let (spec, echo) = parse_tool(index, tool)?;
+                if tools
+                    .iter()
+                    .any(|t: &McpToolSpec| t.server_label == spec.server_label)
+                {
+                    return Err(ApiError::invalid(
+                        format!(
+                            "Duplicate MCP server_label '{}': each mcp tool needs its own label.",
+                            spec.server_label
+                        ),
+                        Some(&format!("tools[{index}].server_label")),
+                        Some("invalid_value"),
+                    ));
+                }
+                tools.push(spec);
+                tools_echo.push(echo);
+            }
+        }
+        Some(other) => return Err(ApiError::invalid_type("tools", "an array", other)),
+    }
+
+    let previous_response_id = optional_string(&obj, "previous_response_id")?;
+    let instructions = optional_string(&obj, "instructions")?;
+    let stream = optional_bool(&obj, "stream")?.unwrap_or(false);
+    let store = optional_bool(&obj, "store")?.unwrap_or(true);
+    let parallel_tool_calls = optional_bool(&obj, "parallel_tool_calls")?.unwrap_or(true);
+    let temperature = optional_number(&obj, "temperature")?.unwrap_or(1.0);
+    let top_p = optional_number(&obj, "top_p")?.unwrap_or(1.0);
+    let max_tool_calls = match obj.get("max_tool_calls") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Some(n),
+            None => return Err(ApiError::invalid_type("max_tool_calls", "an integer", v)),
+        },
+    };
+    let metadata = match obj.get("metadata") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => {
+            for (key, value) in m {
+                if !value.is_string() {
+                    return Err(ApiError::invalid_type(
+                        &format!("metadata.{key}"),
+                        "a string",
+                        value,
+                    ));
+                }
+            }
+            m.clone()
+        }
+        Some(other) => return Err(ApiError::invalid_type("metadata", "an object", other)),
+    };
+    let (tool_choice, tools_disabled) = match obj.get("tool_choice") {
+        None | Some(Value::Null) => (Value::String("auto".to_owned()), false),
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" | "required" => (Value::String(s.clone()), false),
+            "none" => (Value::String(s.clone()), true),
+            other => {
+                return Err(ApiError::invalid_value(
+                    "tool_choice",
+                    other,
+                    &["none", "auto", "required"],
+                ));
+            }
+        },
+        Some(v @ Value::Object(_)) => (v.clone(), false),
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                "tool_choice",
+                "a string or an object",
+                other,
+            ));
+        }
+    };
+
+    Ok(CreateRequest {
+        model,
+        input,
+        tools,
+        tools_echo,
+        previous_response_id,
+        instructions,
+        stream,
+        store,
+        metadata,
+        tool_choice,
+        tools_disabled,
+        max_tool_calls,
+        temperature,
+        top_p,
+        parallel_tool_calls,
+    })
+}
+
+fn optional_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::invalid_type(key, "a string", other)),
+    }
+}
+
+fn optional_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(ApiError::invalid_type(key, "a boolean", other)),
+    }
+}
+
+fn optional_number(obj: &Map<String, Value>, key: &str) -> Result<Option<f64>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(other) => Err(ApiError::invalid_type(key, "a number", other)),
+    }
+}
+
+fn required_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    param: &str,
+) -> Result<&'a str, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(ApiError::missing(param)),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(ApiError::invalid_type(param, "a string", other)),
+    }
+}
+
+fn parse_input_items(items: &[Value]) -> Result<Vec<InputItem>, ApiError> {
+    let mut out = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let at = format!("input[{index}]");
+        let Value::Object(obj) = item else {
+            return Err(ApiError::invalid_type(&at, "an object", item));
+        };
+        let kind = match obj.get("type") {
+            None | Some(Value::Null) => "message",
+            Some(Value::String(s)) => s.as_str(),
+            Some(other) => {
+                return Err(ApiError::invalid_type(
+                    &format!("{at}.type"),
+                    "a string",
+                    other,
+                ));
+            }
+        };
+        match kind {
+            "message" => {
+                let role = required_str(obj, "role", &format!("{at}.role"))?;
+                if !["user", "assistant", "system", "developer"].contains(&role) {
+                    return Err(ApiError::invalid_value(
+                        &format!("{at}.role"),
+                        role,
+                        &["user", "assistant", "system", "developer"],
+                    ));
+                }
+                let text = match obj.get("content") {
+                    None | Some(Value::Null) => {
+                        return Err(ApiError::missing(&format!("{at}.content")));
+                    }
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Array(parts)) => parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    Some(other) => {
+                        return Err(ApiError::invalid_type(
+                            &format!("{at}.content"),
+                            "a string or an array",
+                            other,
+                        ));
+                    }
+                };
+                out.push(InputItem::Message {
+                    role: role.to_owned(),
+                    text,
+                });
+            }
+            "mcp_approval_response" => {
+                let id = required_str(
+                    obj,
+                    "approval_request_id",
+                    &format!("{at}.approval_request_id"),
+                )?;
+                let approve = match obj.get("approve") {
+                    None | Some(Value::Null) => {
+                        return Err(ApiError::missing(&format!("{at}.approve")));
+                    }
+                    Some(Value::Bool(b)) => *b,
+                    Some(other) => {
+                        return Err(ApiError::invalid_type(
+                            &format!("{at}.approve"),
+                            "a boolean",
+                            other,
+                        ));
+                    }
+                };
+                let reason = obj.get("reason").and_then(Value::as_str).map(str::to_owned);
+                out.push(InputItem::ApprovalResponse {
+                    index,
+                    approval_request_id: id.to_owned(),
+                    approve,
+                    reason,
+                });
+            }
+            "mcp_approval_request" => {
+                out.push(InputItem::ApprovalRequest {
+                    id: required_str(obj, "id", &format!("{at}.id"))?.to_owned(),
+                    server_label: required_str(obj, "server_label", &format!("{at}.server_label"))?
+                        .to_owned(),
+                    name: required_str(obj, "name", &format!("{at}.name"))?.to_owned(),
+                    arguments: required_str(obj, "arguments", &format!("{at}.arguments"))?
+                        .to_owned(),
+                });
+            }
+            "mcp_list_tools" => {
+                let server_label =
+                    required_str(obj, "server_label", &format!("{at}.server_label"))?.to_owned();
+                let tools = match obj.get("tools") {
+                    Some(Value::Array(list)) => list
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let param = format!("{at}.tools[{i}]");
+                            let Value::Object(t) = t else {
+                                return Err(ApiError::invalid_type(&param, "an object", t));
+                            };
+                            Ok(ListedTool {
+                                name: required_str(t, "name", &format!("{param}.name"))?.to_owned(),
+                                description: t
+                                    .get("description")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned),
+                                input_schema: t
+                                    .get("input_schema")
+                                    .cloned()
+                                    .unwrap_or_else(|| serde_json::json!({"type":"object"})),
+                                annotations: t.get("annotations").filter(|a| !a.is_null()).cloned(),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                    None | Some(Value::Null) => {
+                        return Err(ApiError::missing(&format!("{at}.tools")));
+                    }
+                    Some(other) => {
+                        return Err(ApiError::invalid_type(
+                            &format!("{at}.tools"),
+                            "an array",
+                            other,
+                        ));
+                    }
+                };
+                out.push(InputItem::ListTools {
+                    server_label,
+                    tools,
+                });
+            }
+            // Earlier calls and references carry no state the endpoint needs.
+            "mcp_call" | "item_reference" => {}
+            other => {
+                return Err(ApiError::invalid_value(
+                    &format!("{at}.type"),
+                    other,
+                    INPUT_ITEM_TYPES,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn parse_tool(index: usize, tool: &Value) -> Result<(McpToolSpec, Value), ApiError> {
+    let at = format!("tools[{index}]");
+    let Value::Object(obj) = tool else {
+        return Err(ApiError::invalid_type(&at, "an object", tool));
+    };
+    let kind = required_str(obj, "type", &format!("{at}.type"))?;
+    if kind != "mcp" {
+        if TOOL_TYPES.contains(&kind) {
+            return Err(ApiError::invalid(
+                format!(
+                    "Tool type '{kind}' is not supported by this local endpoint; only 'mcp' tools are."
+                ),
+                Some(&format!("{at}.type")),
+                Some("unsupported_value"),
+            ));
+        }
+        return Err(ApiError::invalid_value(
+            &format!("{at}.type"),
+            kind,
+            TOOL_TYPES,
+        ));
+    }
+    let server_label = required_str(obj, "server_label", &format!("{at}.server_label"))?.to_owned();
+    for unsupported in ["connector_id", "tunnel_id"] {
+        if obj.get(unsupported).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::invalid(
+                format!(
+                    "'{unsupported}' is not supported by this local endpoint; use 'server_url'."
+                ),
+                Some(&format!("{at}.{unsupported}")),
+                Some("unsupported_value"),
+            ));
+        }
+    }
+    let server_url = required_str(obj, "server_url", &format!("{at}.server_url"))?.to_owned();
+    if !(server_url.starts_with("http://") || server_url.starts_with("https://")) {
+        return Err(ApiError::invalid(
+            format!(
+                "Invalid URL '{server_url}': the MCP server URL must start with http:// or https://."
+            ),
+            Some(&format!("{at}.server_url")),
+            Some("invalid_value"),
+        ));
+    }
+
+    let mut headers: Vec<(String, String)> = Vec::new();
+    match obj.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, value) in map {
+                match value {
+                    Value::String(v) => headers.push((name.clone(), v.clone())),
+                    other => {
+                        return Err(ApiError::invalid_type(
+                            &format!("{at}.headers.{name}"),
+                            "a string",
+                            other,
+                        ));
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &format!("{at}.headers"),
+                "an object",
+                other,
+            ));
+        }
+    }
+    if let Some(token) = optional_string(obj, "authorization").map_err(|_| {
+        ApiError::invalid_type(
+            &format!("{at}.authorization"),
+            "a string",
+            &obj["authorization"],
+        )
+    })? {
+        headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+        headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
+    }
+
+    let allowed = match obj.get("allowed_tools") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(names)) => Some(ToolFilter {
+            tool_names: Some(string_list(names, &format!("{at}.allowed_tools"))?),
+            read_only: None,
+        }),
+        Some(v @ Value::Object(_)) => Some(parse_filter(v, &format!("{at}.allowed_tools"))?),
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &format!("{at}.allowed_tools"),
+                "an array or an object",
+                other,
+            ));
+        }
+    };
+
+    let approval_param = format!("{at}.require_approval");
+    let approval = match obj.get("require_approval") {
+        None | Some(Value::Null) => ApprovalPolicy::Always,
+        Some(Value::String(s)) => match s.as_str() {
+            "always" => ApprovalPolicy::Always,
+            "never" => ApprovalPolicy::Never,
+            other => {
+                return Err(ApiError::invalid_value(
+                    &approval_param,
+                    other,
+                    &["always", "never"],
+                ));
+            }
+        },
+        Some(Value::Object(map)) => {
+            for key in map.keys() {
+                if key != "always" && key != "never" {
+                    return Err(ApiError::invalid(
+                        format!("Unknown parameter: '{approval_param}.{key}'."),
+                        Some(&format!("{approval_param}.{key}")),
+                        Some("unknown_parameter"),
+                    ));
+                }
+            }
+            let filter = |key: &str| -> Result<Option<ToolFilter>, ApiError> {
+                match map.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(v) => parse_filter(v, &format!("{approval_param}.{key}")).map(Some),
+                }
+            };
+            ApprovalPolicy::Filter {
+                always: filter("always")?,
+                never: filter("never")?,
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &approval_param,
+                "'always', 'never' or an object",
+                other,
+            ));
+        }
+    };
+
+    // The echo never repeats secrets: `headers` comes back null and `authorization` is dropped.
+    let mut echo = Map::new();
+    echo.insert("type".to_owned(), Value::String("mcp".to_owned()));
+    echo.insert(
+        "server_label".to_owned(),
+        Value::String(server_label.clone()),
+    );
+    echo.insert("server_url".to_owned(), Value::String(server_url.clone()));
+    echo.insert("headers".to_owned(), Value::Null);
+    for key in ["allowed_tools", "require_approval", "server_description"] {
+        echo.insert(key.to_owned(), obj.get(key).cloned().unwrap_or(Value::Null));
+    }
+
+    Ok((
+        McpToolSpec {
+            server_label,
+            server_url,
+            headers,
+            allowed,
+            approval,
+        },
+        Value::Object(echo),
+    ))
+}
+
+fn string_list(values: &[Value], param: &str) -> Result<Vec<String>, ApiError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(ApiError::invalid_type(
+                &format!("{param}[{i}]"),
+                "a string",
+                other,
+            )),
+        })
+        .collect()
+}
+
+fn parse_filter(value: &Value, param: &str) -> Result<ToolFilter, ApiError> {
+    let Value::Object(map) = value else {
+        return Err(ApiError::invalid_type(param, "an object", value));
+    };
+    let tool_names = match map.get("tool_names") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(names)) => Some(string_list(names, &format!("{param}.tool_names"))?),
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &format!("{param}.tool_names"),
+                "an array",
+                other,
+            ));
+        }
+    };
+    let read_only = match map.get("read_only") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &format!("{param}.read_only"),
+                "a boolean",
+                other,
+            ));
+        }
+    };
+    Ok(ToolFilter {
+        tool_names,
+        read_only,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tool(name: &str, read_only: bool) -> ListedTool {
+        ListedTool {
+            name: name.to_owned(),
+            description: None,
+            input_schema: json!({"type":"object"}),
+            annotations: Some(json!({"readOnlyHint": read_only})),
+        }
+    }
+
+    fn parse_json(v: Value) -> Result<CreateRequest, ApiError> {
+        parse(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn absent_require_approval_means_approval_is_required() {
+        let req = parse_json(json!({"model":"m","input":"x","tools":[
+            {"type":"mcp","server_label":"s","server_url":"http://h/sse"}]}))
+        .unwrap();
+        assert_eq!(req.tools[0].approval, ApprovalPolicy::Always);
+        assert!(
+            req.tools[0]
+                .approval
+                .requires_approval(&tool("roll_dice", false))
+        );
+    }
+
+    #[test]
+    fn approval_filters_match_names_and_read_only() {
+        let policy = ApprovalPolicy::Filter {
+            always: Some(ToolFilter {
+                tool_names: Some(vec!["delete".to_owned()]),
+                read_only: None,
+            }),
+            never: Some(ToolFilter {
+                tool_names: None,
+                read_only: Some(true),
+            }),
+        };
+        assert!(policy.requires_approval(&tool("delete", true)));
+        assert!(!policy.requires_approval(&tool("read", true)));
+        assert!(policy.requires_approval(&tool("write", false)));
+    }
+
+    #[test]
+    fn authorization_field_becomes_a_bearer_header_and_is_not_echoed() {
+        let req = parse_json(json!({"model":"m","input":"x","tools":[
+            {"type":"mcp","server_label":"s","server_url":"http://h/mcp",
+             "headers":{"authorization":"Bearer old","X-Trace":"1"},"authorization":"tok"}]}))
+        .unwrap();
+        assert_eq!(
+            req.tools[0].headers,
+            vec![
+                ("X-Trace".to_owned(), "1".to_owned()),
+                ("Authorization".to_owned(), "Bearer tok".to_owned())
+            ]
+        );
+        assert_eq!(req.tools_echo[0]["headers"], Value::Null);
+        assert!(req.tools_echo[0].get("authorization").is_none());
+    }
+
+    #[test]
+    fn header_values_must_be_strings() {
+        let err = parse_json(json!({"model":"m","input":"x","tools":[
+            {"type":"mcp","server_label":"s","server_url":"http://h/mcp","headers":{"X":1}}]}))
+        .unwrap_err();
+        assert_eq!(
+            err.body(),
+            r#"{"error":{"message":"Invalid type for 'tools[0].headers.X': expected a string, but got an integer instead.","type":"invalid_request_error","param":"tools[0].headers.X","code":"invalid_type"}}"#
+        );
+    }
+
+    #[test]
+    fn input_items_are_parsed() {
+        let req = parse_json(json!({"model":"m","input":[
+            {"role":"user","content":[{"type":"input_text","text":"hi"}]},
+            {"type":"mcp_approval_response","approval_request_id":"mcpr_1","approve":false,"reason":"no"}
+        ]}))
+        .unwrap();
+        assert!(
+            matches!(&req.input[0], InputItem::Message { role, text } if role == "user" && text == "hi")
+        );
+        assert!(
+            matches!(&req.input[1], InputItem::ApprovalResponse { approve: false, reason: Some(r), .. } if r == "no")
+        );
+    }
+}
