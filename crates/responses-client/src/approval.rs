@@ -145,3 +145,116 @@ impl ApprovalLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::api::EventStream;
+    use crate::{McpTool, mcp_request};
+
+    /// Answers with scripted responses and records every request.
+    struct Scripted {
+        responses: Mutex<Vec<Value>>,
+        requests: Mutex<Vec<Value>>,
+    }
+
+    impl Scripted {
+        fn new(responses: Vec<Value>) -> Self {
+            Self {
+                responses: Mutex::new(responses),
+                requests: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl ResponsesApi for Scripted {
+        fn create(&self, request: CreateResponse) -> BoxFuture<'_, Result<Response, Error>> {
+            self.requests
+                .lock()
+                .unwrap()
+                .push(serde_json::to_value(&request).unwrap());
+            let next = self.responses.lock().unwrap().remove(0);
+            Box::pin(async move { Ok(serde_json::from_value(next).unwrap()) })
+        }
+
+        fn create_stream(&self, _: CreateResponse) -> BoxFuture<'_, Result<EventStream, Error>> {
+            Box::pin(async { Err(Error::InvalidRequest("not scripted".to_owned())) })
+        }
+
+        fn retrieve<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Response, Error>> {
+            Box::pin(async { Err(Error::InvalidRequest("not scripted".to_owned())) })
+        }
+    }
+
+    fn response(id: &str, output: Value) -> Value {
+        json!({"id": id, "object": "response", "created_at": 1, "status": "completed",
+               "model": "gpt-4.1", "output": output})
+    }
+
+    fn approval(id: &str) -> Value {
+        json!({"type": "mcp_approval_request", "id": id, "server_label": "dice_server",
+               "name": "roll_dice", "arguments": "{\"n_dice\":3}"})
+    }
+
+    #[tokio::test]
+    async fn each_round_answers_every_request_and_chains_the_previous_response() {
+        let api = Scripted::new(vec![
+            response("resp_1", json!([approval("mcpr_a"), approval("mcpr_b")])),
+            response(
+                "resp_2",
+                json!([{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": "done", "annotations": []}]}]),
+            ),
+        ]);
+        let approver = |request: &MCPApprovalRequest| {
+            if request.id == "mcpr_a" {
+                ApprovalDecision::approve()
+            } else {
+                ApprovalDecision::deny("twice is enough")
+            }
+        };
+        let tool = McpTool::new("dice_server", "http://h/sse");
+        let request = mcp_request("gpt-4.1", "Roll a few dice!", [tool]);
+        let done = ApprovalLoop::new()
+            .run(&api, request, &approver)
+            .await
+            .unwrap();
+        assert_eq!(done.output_text().as_deref(), Some("done"));
+        let requests = api.requests.lock().unwrap();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0]["input"], "Roll a few dice!");
+        assert_eq!(requests[1]["previous_response_id"], "resp_1");
+        assert_eq!(requests[1]["model"], "gpt-4.1");
+        assert_eq!(requests[1]["tools"], requests[0]["tools"]);
+        assert_eq!(
+            requests[1]["input"],
+            json!([
+                {"type": "mcp_approval_response", "approval_request_id": "mcpr_a", "approve": true},
+                {"type": "mcp_approval_response", "approval_request_id": "mcpr_b", "approve": false,
+                 "reason": "twice is enough"}
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn the_round_limit_is_enforced() {
+        let api = Scripted::new(vec![
+            response("resp_1", json!([approval("mcpr_a")])),
+            response("resp_2", json!([approval("mcpr_b")])),
+        ]);
+        let approve = |_: &MCPApprovalRequest| ApprovalDecision::approve();
+        let error = ApprovalLoop::new()
+            .max_rounds(1)
+            .run(&api, mcp_request("m", "x", []), &approve)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            Error::TooManyApprovalRounds { rounds: 1, ref last_response_id } if last_response_id == "resp_2"
+        ));
+    }
+}

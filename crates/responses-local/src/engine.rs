@@ -681,9 +681,14 @@ impl Run<'_> {
         if self.request.tools_disabled {
             return Vec::new();
         }
+        // `tool_choice: {"type":"mcp","server_label":…,"name":…}` narrows the offer.
+        let choice = &self.request.tool_choice;
+        let forced_label = choice.get("server_label").and_then(Value::as_str);
+        let forced_name = choice.get("name").and_then(Value::as_str);
         self.request
             .tools
             .iter()
+            .filter(|spec| forced_label.is_none_or(|l| l == spec.server_label))
             .flat_map(|spec| {
                 self.state
                     .listed
@@ -691,6 +696,7 @@ impl Run<'_> {
                     .into_iter()
                     .flatten()
                     .filter(|t| spec.allowed.as_ref().is_none_or(|f| f.matches(t)))
+                    .filter(|t| forced_name.is_none_or(|n| n == t.name))
                     .map(|t| ToolOffer {
                         server_label: spec.server_label.clone(),
                         tool: t.clone(),

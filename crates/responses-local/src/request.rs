@@ -237,7 +237,33 @@ pub(crate) fn parse(body: &[u8]) -> Result<CreateRequest, ApiError> {
                 ));
             }
         },
-        Some(v @ Value::Object(_)) => (v.clone(), false),
+        Some(v @ Value::Object(choice)) => {
+            match choice.get("type").and_then(Value::as_str) {
+                Some("mcp") => {
+                    required_str(choice, "server_label", "tool_choice.server_label")?;
+                    if let Some(name) = choice.get("name").filter(|n| !n.is_null()) {
+                        if !name.is_string() {
+                            return Err(ApiError::invalid_type(
+                                "tool_choice.name",
+                                "a string",
+                                name,
+                            ));
+                        }
+                    }
+                }
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        format!(
+                            "Tool choice '{other}' is not supported by this local endpoint; only 'mcp' is."
+                        ),
+                        Some("tool_choice.type"),
+                        Some("unsupported_value"),
+                    ));
+                }
+                None => return Err(ApiError::missing("tool_choice.type")),
+            }
+            (v.clone(), false)
+        }
         Some(other) => {
             return Err(ApiError::invalid_type(
                 "tool_choice",

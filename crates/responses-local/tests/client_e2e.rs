@@ -220,3 +220,39 @@ async fn streaming_through_the_client_yields_typed_events() {
     assert_eq!(completed.output_text().unwrap(), text);
     assert!(text.starts_with("You rolled 3 dice and got the following results: "));
 }
+
+/// A model that never answers.
+struct Hang;
+
+impl responses_local::Model for Hang {
+    fn next_step(
+        &self,
+        _: responses_local::ModelInput,
+    ) -> futures::future::BoxFuture<'_, Result<responses_local::ModelStep, responses_local::Error>>
+    {
+        Box::pin(async {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            Err(responses_local::Error::Model("unreachable".to_owned()))
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_client_gives_up_after_its_timeout() {
+    let endpoint = start_with(
+        responses_local::LocalResponses::builder()
+            .connector(FakeConnector::default())
+            .model(Hang),
+    )
+    .await;
+    let api = OpenAiResponses::builder()
+        .base_url(endpoint.base_url())
+        .api_key("k")
+        .timeout(std::time::Duration::from_millis(200))
+        .build();
+    let error = api.create(mcp_request("m", "hi", [])).await.unwrap_err();
+    assert!(
+        matches!(error, Error::Timeout(d) if d == std::time::Duration::from_millis(200)),
+        "{error:?}"
+    );
+}

@@ -771,3 +771,120 @@ async fn without_tools_the_model_answers_plainly() {
     assert_eq!(body["tools"], json!([]));
     assert_async_openai_reads(&body);
 }
+
+/// A model that shouts the user's message back, or fails, or never answers.
+#[derive(Clone, Copy)]
+enum TestModel {
+    Shout,
+    Fail,
+    Hang,
+}
+
+impl responses_local::Model for TestModel {
+    fn next_step(
+        &self,
+        input: responses_local::ModelInput,
+    ) -> futures::future::BoxFuture<'_, Result<responses_local::ModelStep, responses_local::Error>>
+    {
+        Box::pin(async move {
+            match self {
+                TestModel::Shout => Ok(responses_local::ModelStep::Answer(
+                    input.latest_user_text().to_uppercase(),
+                )),
+                TestModel::Fail => Err(responses_local::Error::Model("out of ideas".to_owned())),
+                TestModel::Hang => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Err(responses_local::Error::Model("unreachable".to_owned()))
+                }
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_custom_model_plugs_in_and_its_failures_are_reported() {
+    let shout = start_with(
+        LocalResponses::builder()
+            .connector(FakeConnector::default())
+            .model(TestModel::Shout),
+    )
+    .await;
+    let body = post_ok(&shout, &dice_request("http://dice.test/sse", Some("never"))).await;
+    assert_eq!(item_types(&body), ["mcp_list_tools", "message"]);
+    assert_eq!(body["output_text"], "ROLL A FEW DICE!");
+
+    let failing = start_with(
+        LocalResponses::builder()
+            .connector(FakeConnector::default())
+            .model(TestModel::Fail),
+    )
+    .await;
+    let (status, text) = post(&failing, &json!({"model":"m","input":"hi"})).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        text,
+        r#"{"error":{"message":"the model failed: out of ideas","type":"server_error","param":null,"code":null}}"#
+    );
+    let events = stream_events(&failing, &json!({"model":"m","input":"hi","stream":true})).await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.failed"
+        ]
+    );
+    let failed: ResponseStreamEvent = serde_json::from_value(events[2].1.clone()).unwrap();
+    let ResponseStreamEvent::ResponseFailed(failed) = failed else {
+        panic!("not response.failed")
+    };
+    assert_eq!(
+        failed.response.error.unwrap().message,
+        "the model failed: out of ideas"
+    );
+
+    let hanging = start_with(
+        LocalResponses::builder()
+            .connector(FakeConnector::default())
+            .model(TestModel::Hang)
+            .model_timeout(Duration::from_millis(100)),
+    )
+    .await;
+    let (status, text) = post(&hanging, &json!({"model":"m","input":"hi"})).await;
+    assert_eq!(status, 500);
+    assert!(text.contains("the model did not answer in time"), "{text}");
+}
+
+#[tokio::test]
+async fn tool_choice_none_and_max_tool_calls_zero_keep_tools_unused() {
+    let connector = FakeConnector::default();
+    let endpoint = start(connector.clone()).await;
+    for (key, value) in [("tool_choice", json!("none")), ("max_tool_calls", json!(0))] {
+        let mut request = dice_request("http://dice.test/sse", Some("never"));
+        request[key] = value.clone();
+        let body = post_ok(&endpoint, &request).await;
+        assert_eq!(item_types(&body), ["mcp_list_tools", "message"], "{key}");
+        assert_eq!(body[key], value);
+    }
+    assert_eq!(connector.count("call"), 0);
+}
+
+#[tokio::test]
+async fn an_mcp_tool_choice_narrows_the_tools_offered() {
+    let endpoint = start(FakeConnector::default()).await;
+    let mut request = dice_request("http://tools.test/mcp", Some("never"));
+    request["tool_choice"] =
+        json!({"type":"mcp","server_label":"dice_server","name":"get_weather"});
+    let body = post_ok(&endpoint, &request).await;
+    assert_eq!(body["output"][1]["name"], "get_weather");
+    assert_async_openai_reads(&body);
+
+    request["tool_choice"] = json!({"type":"function","name":"f"});
+    let (status, text) = post(&endpoint, &request).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        text,
+        r#"{"error":{"message":"Tool choice 'function' is not supported by this local endpoint; only 'mcp' is.","type":"invalid_request_error","param":"tool_choice.type","code":"unsupported_value"}}"#
+    );
+}
