@@ -13,7 +13,7 @@
 //!   `{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status
 //!   code: 401 (Unauthorized)","type":"external_connector_error","param":"tools","code":"http_error"}}`.
 //!   Other listing failures keep the type, status and message prefix with their own `code`:
-//!   `connection_error` (unreachable: "... Connection failed: <why>"), `timeout_error`
+//!   `connection_error` (unreachable: `... Connection failed: <why>`), `timeout_error`
 //!   ("... Request timed out.") and `mcp_protocol_error`;
 //! - `stream: true` with the real event sequence and `sequence_number`s; `store` with
 //!   `GET /v1/responses/{id}` (and `DELETE`).
