@@ -354,9 +354,16 @@ fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+// MCP params are always objects. serde would read a struct from a JSON array by position
+// (`["roll_dice"]` as `{"name": "roll_dice"}`), so arrays are refused here explicitly.
 fn parse_params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, ErrorObject> {
-    let params = params.unwrap_or_else(|| json!({}));
-    serde_json::from_value(params).map_err(ErrorObject::invalid_params)
+    match params {
+        None => serde_json::from_value(json!({})).map_err(ErrorObject::invalid_params),
+        Some(p @ Value::Object(_)) => {
+            serde_json::from_value(p).map_err(ErrorObject::invalid_params)
+        }
+        Some(_) => Err(ErrorObject::invalid_params("params must be an object")),
+    }
 }
 
 fn parse_optional_params<T: DeserializeOwned + Default>(
@@ -364,6 +371,9 @@ fn parse_optional_params<T: DeserializeOwned + Default>(
 ) -> Result<T, ErrorObject> {
     match params {
         None | Some(Value::Null) => Ok(T::default()),
-        Some(p) => serde_json::from_value(p).map_err(ErrorObject::invalid_params),
+        Some(p @ Value::Object(_)) => {
+            serde_json::from_value(p).map_err(ErrorObject::invalid_params)
+        }
+        Some(_) => Err(ErrorObject::invalid_params("params must be an object")),
     }
 }

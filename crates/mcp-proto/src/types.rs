@@ -534,6 +534,18 @@ impl ContentBlock {
             if let ContentBlock::ResourceLink { uri, name, .. } = &out {
                 out = ContentBlock::text(format!("Resource link: {name} <{uri}>"));
             }
+            // `Annotations.lastModified` arrived in 2025-06-18.
+            match &mut out {
+                ContentBlock::Text { annotations, .. }
+                | ContentBlock::Image { annotations, .. }
+                | ContentBlock::Audio { annotations, .. }
+                | ContentBlock::ResourceLink { annotations, .. }
+                | ContentBlock::Resource { annotations, .. } => {
+                    if let Some(a) = annotations {
+                        a.last_modified = None;
+                    }
+                }
+            }
         }
         out
     }
