@@ -55,20 +55,26 @@
 pub mod cancel;
 pub mod client;
 mod error;
+pub mod input;
 pub mod jsonrpc;
+pub mod modern;
+mod registry;
 mod server;
 pub mod service;
 mod tool;
 pub mod types;
+pub mod types_input;
 mod version;
 
 pub use cancel::CancellationSignal;
 pub use client::{ClientEvent, ClientSession, Pagination, parse_result};
 pub use error::Error;
+pub use input::{InputError, InputRequest};
 pub use jsonrpc::{
     Decoded, ErrorObject, Message, Notification, Request, RequestId, Response, decode,
 };
-pub use server::{DEFAULT_PAGE_SIZE, McpServer, ServerBuilder};
+pub use registry::IntoPromptResult;
+pub use server::{DEFAULT_PAGE_SIZE, McpServer, ServerBuilder, tool_error};
 pub use service::{
     BoxFuture, McpService, MessageContext, NoOutbound, Outbound, SendError, Session, SessionState,
 };

@@ -1,27 +1,42 @@
-//! The server core: a builder with a tool registry, and the dispatch of every MCP request.
+//! The server core: a builder with tool, resource, prompt and completion registries, and
+//! the dispatch of every MCP request in both eras.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::cancel::run_until_cancelled;
+use crate::cancel::{CancellationSignal, run_until_cancelled};
 use crate::error::Error;
+use crate::input::{InputChannel, Rounds};
 use crate::jsonrpc::{ErrorObject, Message, Request, RequestId, Response};
-use crate::service::{BoxFuture, McpService, MessageContext, Session};
-use crate::tool::{CallFailure, RegisteredTool, ToolContext, ToolDef, ToolHandler};
-use crate::types::{
-    CallToolParams, CallToolResult, CancelledParams, EmptyResult, Implementation, InitializeParams,
-    InitializeResult, ListChangedCapability, ListToolsResult, PaginatedParams, ServerCapabilities,
-    SetLevelParams, Tool, method,
+use crate::modern::{self, RequestMeta, RequestStateSigner, StateError};
+use crate::registry::{
+    self, CompleteFn, IntoPromptResult, PromptFailure, RegisteredPrompt, RegisteredResource,
+    RegisteredTemplate,
 };
+use crate::service::{BoxFuture, McpService, MessageContext, Session};
+use crate::tool::{CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler};
+use crate::types::{
+    CallToolParams, CallToolResult, CancelledParams, CompleteParams, CompleteResult, Completion,
+    EmptyResult, GetPromptParams, Implementation, InitializeParams, InitializeResult,
+    ListChangedCapability, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, LoggingLevel, PaginatedParams, ReadResourceResult, Resource, ResourceTemplate,
+    ResourceUriParams, ResourcesCapability, ServerCapabilities, SetLevelParams, Tool, method,
+};
+use crate::types_input::DiscoverResult;
 use crate::version::ProtocolVersion;
 
 /// Default number of items on one page of a list result.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// Most resource subscriptions one session may hold.
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
 
 /// Builds an [`McpServer`].
 #[derive(Debug)]
@@ -29,8 +44,23 @@ pub struct ServerBuilder {
     info: Implementation,
     instructions: Option<String>,
     tools: Vec<RegisteredTool>,
+    resources: Vec<RegisteredResource>,
+    templates: Vec<RegisteredTemplate>,
+    prompts: Vec<RegisteredPrompt>,
+    completion: Option<CompletionHandler>,
     page_size: usize,
+    cache_ttl_ms: u64,
+    signer: Option<RequestStateSigner>,
     errors: Vec<Error>,
+}
+
+/// The `completion/complete` handler.
+struct CompletionHandler(Box<CompleteFn>);
+
+impl std::fmt::Debug for CompletionHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompletionHandler")
+    }
 }
 
 impl ServerBuilder {
@@ -46,7 +76,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Sets the instructions sent with `initialize`.
+    /// Sets the instructions sent with `initialize` and `server/discover`.
     pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
         self.instructions = Some(instructions.into());
         self
@@ -55,6 +85,19 @@ impl ServerBuilder {
     /// Sets the page size of list results (at least 1).
     pub fn page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Sets the `ttlMs` caching hint of 2026-07-28 list and discover results (default 60 s).
+    pub fn cache_ttl_ms(mut self, ttl: u64) -> Self {
+        self.cache_ttl_ms = ttl;
+        self
+    }
+
+    /// Sets the key that signs 2026-07-28 `requestState` (default: random per process;
+    /// replicas behind a load balancer must share one).
+    pub fn request_state_key(mut self, key: [u8; 32]) -> Self {
+        self.signer = Some(RequestStateSigner::with_key(key));
         self
     }
 
@@ -96,7 +139,77 @@ impl ServerBuilder {
         self
     }
 
-    /// Finishes the server; fails if a tool could not be registered.
+    /// Registers a static resource: `async fn(ToolContext) -> Result<Vec<ResourceContents>, ToolError>`.
+    pub fn resource<F, Fut>(mut self, resource: Resource, read: F) -> Self
+    where
+        F: Fn(ToolContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<crate::types::ResourceContents>, ToolError>>
+            + Send
+            + 'static,
+    {
+        self.resources.push(registry::resource(resource, read));
+        self
+    }
+
+    /// Registers a URI template: `async fn(ToolContext, uri, Params)` where `Params`
+    /// deserializes from the template's variables (e.g. `{id}`).
+    pub fn resource_template<F, Fut, P>(mut self, template: ResourceTemplate, read: F) -> Self
+    where
+        F: Fn(ToolContext, String, P) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<crate::types::ResourceContents>, ToolError>>
+            + Send
+            + 'static,
+        P: DeserializeOwned + Send + 'static,
+    {
+        let name = template.uri_template.clone();
+        match registry::template(template, read) {
+            Ok(t) => self.templates.push(t),
+            Err(detail) => self
+                .errors
+                .push(Error::InvalidToolSchema { tool: name, detail }),
+        }
+        self
+    }
+
+    /// Registers a prompt whose arguments are the properties of `A`:
+    /// `async fn(ToolContext, A) -> Result<Vec<PromptMessage> | GetPromptResult, ToolError>`.
+    pub fn prompt<F, Fut, A, R>(
+        mut self,
+        name: impl Into<String>,
+        description: impl Into<String>,
+        get: F,
+    ) -> Self
+    where
+        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ToolError>> + Send + 'static,
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        R: IntoPromptResult,
+    {
+        let name = name.into();
+        match registry::prompt(name.clone(), description.into(), get) {
+            Ok(p) => self.prompts.push(p),
+            Err(detail) => self
+                .errors
+                .push(Error::InvalidToolSchema { tool: name, detail }),
+        }
+        self
+    }
+
+    /// Sets the `completion/complete` handler (default: no suggestions).
+    pub fn completion<F, Fut>(mut self, complete: F) -> Self
+    where
+        F: Fn(CompleteParams) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Completion, ToolError>> + Send + 'static,
+    {
+        let complete = Arc::new(complete);
+        self.completion = Some(CompletionHandler(Box::new(move |p| {
+            let complete = Arc::clone(&complete);
+            Box::pin(async move { complete(p).await })
+        })));
+        self
+    }
+
+    /// Finishes the server; fails if something could not be registered.
     pub fn build(self) -> Result<McpServer, Error> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
@@ -113,7 +226,13 @@ impl ServerBuilder {
                 instructions: self.instructions,
                 tools: self.tools,
                 index,
+                resources: self.resources,
+                templates: self.templates,
+                prompts: self.prompts,
+                completion: self.completion,
                 page_size: self.page_size,
+                cache_ttl_ms: self.cache_ttl_ms,
+                signer: self.signer.unwrap_or_else(RequestStateSigner::random),
             }),
         })
     }
@@ -125,10 +244,19 @@ struct ServerInner {
     instructions: Option<String>,
     tools: Vec<RegisteredTool>,
     index: HashMap<String, usize>,
+    resources: Vec<RegisteredResource>,
+    templates: Vec<RegisteredTemplate>,
+    prompts: Vec<RegisteredPrompt>,
+    completion: Option<CompletionHandler>,
     page_size: usize,
+    cache_ttl_ms: u64,
+    signer: RequestStateSigner,
 }
 
 /// An MCP server: the protocol logic behind any transport. Cheap to clone.
+///
+/// It speaks every version from 2024-11-05 to 2026-07-28: an `initialize` selects legacy
+/// semantics for the session, and a request carrying modern `_meta` is served statelessly.
 ///
 /// ```
 /// use mcp_proto::{McpServer, ToolError};
@@ -150,6 +278,33 @@ pub struct McpServer {
     inner: Arc<ServerInner>,
 }
 
+/// Which era a request is served in.
+#[derive(Debug, Clone)]
+enum Era {
+    Legacy,
+    Modern(Box<RequestMeta>),
+}
+
+/// The per-request facts a handler run needs.
+struct Call<'a> {
+    id: RequestId,
+    version: ProtocolVersion,
+    era: Era,
+    ctx: &'a MessageContext,
+    meta: Option<Map<String, Value>>,
+}
+
+/// How a handler run ended.
+enum RunOutcome<T> {
+    Done(T),
+    Cancelled,
+    /// 2026-07-28: the handler needs input; answer with `InputRequiredResult`.
+    NeedsInput {
+        needed: Vec<(String, Value)>,
+        responses: Map<String, Value>,
+    },
+}
+
 impl McpServer {
     /// Starts a server named `name`.
     pub fn builder(name: impl Into<String>) -> ServerBuilder {
@@ -157,7 +312,13 @@ impl McpServer {
             info: Implementation::new(name, env!("CARGO_PKG_VERSION")),
             instructions: None,
             tools: Vec::new(),
+            resources: Vec::new(),
+            templates: Vec::new(),
+            prompts: Vec::new(),
+            completion: None,
             page_size: DEFAULT_PAGE_SIZE,
+            cache_ttl_ms: 60_000,
+            signer: None,
             errors: Vec::new(),
         }
     }
@@ -174,13 +335,35 @@ impl McpServer {
 
     /// The capabilities this server declares.
     pub fn capabilities(&self) -> ServerCapabilities {
+        let i = &self.inner;
+        let has_resources = !i.resources.is_empty() || !i.templates.is_empty();
         ServerCapabilities {
             logging: Some(Default::default()),
+            completions: (has_resources || !i.prompts.is_empty() || i.completion.is_some())
+                .then(Default::default),
             tools: Some(ListChangedCapability {
+                list_changed: Some(false),
+            }),
+            prompts: (!i.prompts.is_empty()).then_some(ListChangedCapability {
+                list_changed: Some(false),
+            }),
+            resources: has_resources.then_some(ResourcesCapability {
+                subscribe: Some(true),
                 list_changed: Some(false),
             }),
             ..Default::default()
         }
+    }
+
+    fn capabilities_for(&self, version: ProtocolVersion) -> ServerCapabilities {
+        let mut caps = self.capabilities().for_version(version);
+        if version.is_stateless() {
+            // No logging/setLevel and no resources/subscribe in the modern era.
+            if let Some(r) = caps.resources.as_mut() {
+                r.subscribe = None;
+            }
+        }
+        caps
     }
 
     fn initialize(&self, session: &Session, params: InitializeParams) -> InitializeResult {
@@ -193,43 +376,201 @@ impl McpServer {
         });
         InitializeResult {
             protocol_version: version.as_str().to_owned(),
-            capabilities: self.capabilities().for_version(version),
+            capabilities: self.capabilities_for(version),
             server_info: self.inner.info.for_version(version),
             instructions: self.inner.instructions.clone(),
         }
+    }
+
+    fn discover(&self) -> DiscoverResult {
+        let mut meta = Map::new();
+        meta.insert(modern::META_SERVER_INFO.into(), to_value(&self.inner.info));
+        DiscoverResult {
+            supported_versions: ProtocolVersion::supported_strings()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            capabilities: self.capabilities_for(ProtocolVersion::LATEST),
+            instructions: self.inner.instructions.clone(),
+            meta: Some(meta),
+        }
+    }
+
+    fn page<T: Clone>(
+        &self,
+        items: &[T],
+        params: PaginatedParams,
+    ) -> Result<(Vec<T>, Option<String>), ErrorObject> {
+        let start = match params.cursor.as_deref() {
+            None => 0,
+            Some(c) => c
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0 && n < items.len())
+                .ok_or_else(|| ErrorObject::invalid_params(format!("invalid cursor {c:?}")))?,
+        };
+        let end = (start + self.inner.page_size).min(items.len());
+        Ok((
+            items[start..end].to_vec(),
+            (end < items.len()).then(|| end.to_string()),
+        ))
     }
 
     fn list_tools(
         &self,
         version: ProtocolVersion,
         params: PaginatedParams,
-    ) -> Result<ListToolsResult, ErrorObject> {
-        let tools = &self.inner.tools;
-        let start = match params.cursor.as_deref() {
-            None => 0,
-            Some(c) => c
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0 && n < tools.len())
-                .ok_or_else(|| ErrorObject::invalid_params(format!("invalid cursor {c:?}")))?,
+    ) -> Result<Value, ErrorObject> {
+        let tools: Vec<Tool> = self
+            .inner
+            .tools
+            .iter()
+            .map(|t| t.tool.for_version(version))
+            .collect();
+        let (tools, next_cursor) = self.page(&tools, params)?;
+        Ok(to_value(ListToolsResult { tools, next_cursor }))
+    }
+
+    fn tool_context(
+        &self,
+        call: &Call<'_>,
+        rounds: Option<(Arc<Mutex<Rounds>>, CancellationSignal)>,
+        cancellation: CancellationSignal,
+    ) -> ToolContext {
+        let session = &call.ctx.session;
+        let (caps, log_level) = match &call.era {
+            Era::Legacy => (session.state().client_capabilities, None),
+            Era::Modern(meta) => (
+                meta.client_capabilities.clone(),
+                meta.raw
+                    .get(modern::META_LOG_LEVEL)
+                    .and_then(|v| serde_json::from_value::<LoggingLevel>(v.clone()).ok()),
+            ),
         };
-        let end = (start + self.inner.page_size).min(tools.len());
-        Ok(ListToolsResult {
-            tools: tools[start..end]
-                .iter()
-                .map(|t| t.tool.for_version(version))
-                .collect(),
-            next_cursor: (end < tools.len()).then(|| end.to_string()),
+        let input = match rounds {
+            Some((rounds, needs_input)) => InputChannel::Rounds {
+                rounds,
+                needs_input,
+            },
+            None => InputChannel::Stream {
+                session: Arc::clone(session),
+                outbound: Arc::clone(&call.ctx.outbound),
+            },
+        };
+        let progress_token = call
+            .meta
+            .as_ref()
+            .and_then(|m| m.get("progressToken"))
+            .and_then(RequestId::from_value);
+        ToolContext {
+            request_id: call.id.clone(),
+            session: Arc::clone(session),
+            version: call.version,
+            progress_token,
+            last_progress: Arc::new(AtomicU64::new(u64::MAX)),
+            outbound: Arc::clone(&call.ctx.outbound),
+            cancellation,
+            extensions: Arc::new(call.ctx.extensions.clone()),
+            meta: call.meta.clone(),
+            client_capabilities: Arc::new(caps),
+            input,
+            request_log_level: log_level,
+        }
+    }
+
+    /// Runs a handler with cancellation, and in the modern era with input rounds whose
+    /// earlier answers come from the verified `requestState`.
+    async fn run<T, F, Fut>(
+        &self,
+        call: &Call<'_>,
+        params: &Value,
+        binding: String,
+        handler: F,
+    ) -> Result<RunOutcome<T>, ErrorObject>
+    where
+        F: FnOnce(ToolContext) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let cancellation = call.ctx.session.begin_request(call.id.clone());
+        let rounds = match &call.era {
+            Era::Legacy => None,
+            Era::Modern(_) => {
+                let mut responses = Map::new();
+                if let Some(state) = params.get("requestState") {
+                    let token = state.as_str().ok_or_else(|| {
+                        ErrorObject::invalid_params("requestState must be a string")
+                    })?;
+                    let verified = self.inner.signer.verify(token, &binding).map_err(|e| {
+                        call.ctx.session.end_request(&call.id);
+                        state_error(e)
+                    })?;
+                    responses = verified.responses;
+                }
+                match params.get("inputResponses") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Object(answers)) => {
+                        for (k, v) in answers {
+                            responses.insert(k.clone(), v.clone());
+                        }
+                    }
+                    Some(_) => {
+                        call.ctx.session.end_request(&call.id);
+                        return Err(ErrorObject::invalid_params(
+                            "inputResponses must be an object",
+                        ));
+                    }
+                }
+                let rounds = Rounds {
+                    responses,
+                    ..Rounds::default()
+                };
+                Some((Arc::new(Mutex::new(rounds)), CancellationSignal::new()))
+            }
+        };
+        let ctx = self.tool_context(call, rounds.clone(), cancellation.clone());
+        let outcome = match &rounds {
+            None => run_until_cancelled(&cancellation, handler(ctx)).await,
+            Some((_, needs_input)) => {
+                let either = run_until_cancelled(needs_input, handler(ctx));
+                run_until_cancelled(&cancellation, either).await.flatten()
+            }
+        };
+        call.ctx.session.end_request(&call.id);
+        Ok(match (outcome, rounds) {
+            (Some(v), _) => RunOutcome::Done(v),
+            (None, Some((rounds, needs_input)))
+                if needs_input.is_cancelled() && !cancellation.is_cancelled() =>
+            {
+                let r = std::mem::take(&mut *rounds.lock().unwrap_or_else(|p| p.into_inner()));
+                RunOutcome::NeedsInput {
+                    needed: r.needed,
+                    responses: r.responses,
+                }
+            }
+            (None, _) => RunOutcome::Cancelled,
         })
     }
 
-    async fn call_tool(
+    fn input_required(
         &self,
-        request_id: RequestId,
-        version: ProtocolVersion,
-        params: CallToolParams,
-        ctx: &MessageContext,
-    ) -> Option<Result<Value, ErrorObject>> {
+        needed: Vec<(String, Value)>,
+        responses: Map<String, Value>,
+        binding: String,
+    ) -> Value {
+        let requests: Map<String, Value> = needed.into_iter().collect();
+        json!({
+            "resultType": modern::RESULT_INPUT_REQUIRED,
+            "inputRequests": requests,
+            "requestState": self.inner.signer.sign(responses, binding),
+        })
+    }
+
+    async fn call_tool(&self, call: &Call<'_>, raw: Value) -> Option<Result<Value, ErrorObject>> {
+        let params: CallToolParams = match serde_json::from_value(raw.clone()) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
+        };
+        let version = call.version;
         let Some(&i) = self.inner.index.get(&params.name) else {
             return Some(Err(ErrorObject::invalid_params(format!(
                 "Unknown tool: '{}'",
@@ -237,7 +578,7 @@ impl McpServer {
             ))));
         };
         let tool = &self.inner.tools[i];
-        let args = Value::Object(params.arguments.unwrap_or_default());
+        let args = Value::Object(params.arguments.clone().unwrap_or_default());
         let invalid_args = |detail: String| {
             let message = format!("Invalid arguments for tool '{}': {detail}", params.name);
             if version.argument_errors_are_tool_errors() {
@@ -251,63 +592,274 @@ impl McpServer {
         if let Err(detail) = tool.validate(&args) {
             return Some(invalid_args(detail));
         }
-        let progress_token = params
-            .meta
-            .as_ref()
-            .and_then(|m| m.get("progressToken"))
-            .and_then(RequestId::from_value);
-        let cancellation = ctx.session.begin_request(request_id.clone());
-        let tool_ctx = ToolContext {
-            request_id: request_id.clone(),
-            session: Arc::clone(&ctx.session),
-            version,
-            progress_token,
-            last_progress: Arc::new(AtomicU64::new(u64::MAX)),
-            outbound: Arc::clone(&ctx.outbound),
-            cancellation: cancellation.clone(),
-            extensions: Arc::new(ctx.extensions.clone()),
-            meta: params.meta,
-        };
-        let outcome = run_until_cancelled(&cancellation, tool.invoke(tool_ctx, args)).await;
-        ctx.session.end_request(&request_id);
-        // `None`: cancelled, and a cancelled request gets no response.
-        outcome.map(|outcome| match outcome {
-            Ok(result) => Ok(to_value(result.for_version(version))),
-            Err(CallFailure::InvalidArguments(detail)) => invalid_args(detail),
-            Err(CallFailure::Tool(e)) => Ok(to_value(
+        let binding = modern::binding(method::TOOLS_CALL, &params.name, &args);
+        let outcome = self
+            .run(call, &raw, binding.clone(), |ctx| {
+                tool.invoke(ctx, args.clone())
+            })
+            .await;
+        match outcome {
+            Err(e) => Some(Err(e)),
+            Ok(RunOutcome::Cancelled) => None,
+            Ok(RunOutcome::NeedsInput { needed, responses }) => {
+                Some(Ok(self.input_required(needed, responses, binding)))
+            }
+            Ok(RunOutcome::Done(Ok(result))) => Some(Ok(to_value(result.for_version(version)))),
+            Ok(RunOutcome::Done(Err(CallFailure::InvalidArguments(detail)))) => {
+                Some(invalid_args(detail))
+            }
+            Ok(RunOutcome::Done(Err(CallFailure::Tool(e)))) => Some(Ok(to_value(
                 CallToolResult::error_text(e.message()).for_version(version),
-            )),
-        })
+            ))),
+        }
+    }
+
+    async fn read_resource(
+        &self,
+        call: &Call<'_>,
+        raw: Value,
+    ) -> Option<Result<Value, ErrorObject>> {
+        let params: ResourceUriParams = match serde_json::from_value(raw.clone()) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
+        };
+        let uri = params.uri;
+        let found = if let Some(r) = self.inner.resources.iter().find(|r| r.resource.uri == uri) {
+            Some((&r.read, HashMap::new()))
+        } else {
+            self.inner
+                .templates
+                .iter()
+                .find_map(|t| t.matches(&uri).map(|vars| (&t.read, vars)))
+        };
+        let Some((read, vars)) = found else {
+            return Some(Err(ErrorObject::new(
+                call.version.resource_not_found_code(),
+                format!("Resource not found: {uri}"),
+            )
+            .with_data(json!({ "uri": uri }))));
+        };
+        let binding = modern::binding(method::RESOURCES_READ, &uri, &Value::Null);
+        let outcome = self
+            .run(call, &raw, binding.clone(), |ctx| {
+                read(ctx, uri.clone(), vars)
+            })
+            .await;
+        match outcome {
+            Err(e) => Some(Err(e)),
+            Ok(RunOutcome::Cancelled) => None,
+            Ok(RunOutcome::NeedsInput { needed, responses }) => {
+                Some(Ok(self.input_required(needed, responses, binding)))
+            }
+            Ok(RunOutcome::Done(Ok(contents))) => {
+                Some(Ok(to_value(ReadResourceResult { contents })))
+            }
+            Ok(RunOutcome::Done(Err(e))) => Some(Err(ErrorObject::internal(e.message()))),
+        }
+    }
+
+    async fn get_prompt(&self, call: &Call<'_>, raw: Value) -> Option<Result<Value, ErrorObject>> {
+        let params: GetPromptParams = match serde_json::from_value(raw.clone()) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
+        };
+        let Some(prompt) = self
+            .inner
+            .prompts
+            .iter()
+            .find(|p| p.prompt.name == params.name)
+        else {
+            return Some(Err(ErrorObject::invalid_params(format!(
+                "Unknown prompt: '{}'",
+                params.name
+            ))));
+        };
+        let args = Value::Object(params.arguments.unwrap_or_default());
+        let binding = modern::binding(method::PROMPTS_GET, &params.name, &args);
+        let outcome = self
+            .run(call, &raw, binding.clone(), |ctx| {
+                (prompt.get)(ctx, args.clone())
+            })
+            .await;
+        match outcome {
+            Err(e) => Some(Err(e)),
+            Ok(RunOutcome::Cancelled) => None,
+            Ok(RunOutcome::NeedsInput { needed, responses }) => {
+                Some(Ok(self.input_required(needed, responses, binding)))
+            }
+            Ok(RunOutcome::Done(Ok(result))) => Some(Ok(to_value(result))),
+            Ok(RunOutcome::Done(Err(PromptFailure::InvalidArguments(d)))) => {
+                Some(Err(ErrorObject::invalid_params(d)))
+            }
+            Ok(RunOutcome::Done(Err(PromptFailure::Failed(e)))) => {
+                Some(Err(ErrorObject::internal(e.message())))
+            }
+        }
+    }
+
+    async fn complete(&self, raw: Value) -> Result<Value, ErrorObject> {
+        let params: CompleteParams =
+            serde_json::from_value(raw).map_err(ErrorObject::invalid_params)?;
+        let completion = match &self.inner.completion {
+            Some(f) => (f.0)(params)
+                .await
+                .map_err(|e| ErrorObject::internal(e.message()))?,
+            None => Completion::default(),
+        };
+        let mut completion = completion;
+        completion.values.truncate(100);
+        Ok(to_value(CompleteResult { completion }))
+    }
+
+    fn subscribe(
+        &self,
+        session: &Session,
+        raw: Value,
+        subscribe: bool,
+    ) -> Result<Value, ErrorObject> {
+        let params: ResourceUriParams =
+            serde_json::from_value(raw).map_err(ErrorObject::invalid_params)?;
+        session.update_state(|s| {
+            s.subscriptions.retain(|u| u != &params.uri);
+            if subscribe {
+                if s.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                    return Err(ErrorObject::invalid_params("too many subscriptions"));
+                }
+                s.subscriptions.push(params.uri.clone());
+            }
+            Ok(())
+        })?;
+        Ok(to_value(EmptyResult {}))
     }
 
     async fn dispatch(&self, request: Request, ctx: MessageContext) -> Option<Message> {
         let Request { id, method, params } = request;
         let session = Arc::clone(&ctx.session);
-        let version = session
-            .protocol_version()
-            .unwrap_or(ProtocolVersion::HTTP_DEFAULT);
-        let outcome: Result<Value, ErrorObject> = match method.as_str() {
-            method::TOOLS_CALL => match parse_params::<CallToolParams>(params) {
-                Ok(p) => match self.call_tool(id.clone(), version, p, &ctx).await {
-                    Some(outcome) => outcome,
-                    None => {
-                        tracing::debug!(%id, "request cancelled; no response sent");
-                        return None;
-                    }
-                },
-                Err(e) => Err(e),
+        let era = match RequestMeta::from_params(params.as_ref()) {
+            Some(meta) => Era::Modern(Box::new(meta)),
+            None => Era::Legacy,
+        };
+        let version = match &era {
+            Era::Modern(meta) => match meta.version() {
+                Ok(v) => v,
+                Err(e) => return Some(Message::Response(Response::error(Some(id), e))),
             },
-            method::INITIALIZE => parse_params::<InitializeParams>(params)
+            Era::Legacy => session
+                .protocol_version()
+                .unwrap_or(ProtocolVersion::HTTP_DEFAULT),
+        };
+        let modern_era = matches!(era, Era::Modern(_));
+        let raw = params.unwrap_or_else(|| json!({}));
+        if !raw.is_object() {
+            // MCP params are always objects (serde would read a struct from an array).
+            return Some(Message::Response(Response::error(
+                Some(id),
+                ErrorObject::invalid_params("params must be an object"),
+            )));
+        }
+        let i = &self.inner;
+        let has_resources = !i.resources.is_empty() || !i.templates.is_empty();
+        let has_prompts = !i.prompts.is_empty();
+        let undeclared = match method.as_str() {
+            method::RESOURCES_LIST
+            | method::RESOURCE_TEMPLATES_LIST
+            | method::RESOURCES_READ
+            | method::RESOURCES_SUBSCRIBE
+            | method::RESOURCES_UNSUBSCRIBE => !has_resources,
+            method::PROMPTS_LIST | method::PROMPTS_GET => !has_prompts,
+            method::COMPLETION_COMPLETE => self.capabilities().completions.is_none(),
+            _ => false,
+        };
+        if undeclared {
+            // A capability the server does not declare: the method does not exist here.
+            return Some(Message::Response(Response::error(
+                Some(id),
+                ErrorObject::method_not_found(&method),
+            )));
+        }
+        let meta = raw.get("_meta").and_then(Value::as_object).cloned();
+        let call = Call {
+            id: id.clone(),
+            version,
+            era,
+            ctx: &ctx,
+            meta,
+        };
+        let outcome: Result<Value, ErrorObject> = match (method.as_str(), modern_era) {
+            (method::TOOLS_CALL, _) => match self.call_tool(&call, raw).await {
+                Some(o) => o,
+                None => return cancelled(&id),
+            },
+            (method::RESOURCES_READ, _) => match self.read_resource(&call, raw).await {
+                Some(o) => o,
+                None => return cancelled(&id),
+            },
+            (method::PROMPTS_GET, _) => match self.get_prompt(&call, raw).await {
+                Some(o) => o,
+                None => return cancelled(&id),
+            },
+            (method::TOOLS_LIST, _) => {
+                parse_paginated(raw).and_then(|p| self.list_tools(version, p))
+            }
+            (method::RESOURCES_LIST, _) => parse_paginated(raw).and_then(|p| {
+                let all: Vec<Resource> = self
+                    .inner
+                    .resources
+                    .iter()
+                    .map(|r| r.resource.clone())
+                    .collect();
+                self.page(&all, p).map(|(resources, next_cursor)| {
+                    to_value(ListResourcesResult {
+                        resources,
+                        next_cursor,
+                    })
+                })
+            }),
+            (method::RESOURCE_TEMPLATES_LIST, _) => parse_paginated(raw).and_then(|p| {
+                let all: Vec<ResourceTemplate> = self
+                    .inner
+                    .templates
+                    .iter()
+                    .map(|t| t.template.clone())
+                    .collect();
+                self.page(&all, p).map(|(resource_templates, next_cursor)| {
+                    to_value(ListResourceTemplatesResult {
+                        resource_templates,
+                        next_cursor,
+                    })
+                })
+            }),
+            (method::PROMPTS_LIST, _) => parse_paginated(raw).and_then(|p| {
+                let all: Vec<_> = self
+                    .inner
+                    .prompts
+                    .iter()
+                    .map(|p| p.prompt.clone())
+                    .collect();
+                self.page(&all, p).map(|(prompts, next_cursor)| {
+                    to_value(ListPromptsResult {
+                        prompts,
+                        next_cursor,
+                    })
+                })
+            }),
+            (method::COMPLETION_COMPLETE, _) => self.complete(raw).await,
+            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover())),
+            (method::INITIALIZE, false) => parse_params::<InitializeParams>(raw)
                 .map(|p| to_value(self.initialize(&session, p))),
-            method::PING => Ok(to_value(EmptyResult {})),
-            method::TOOLS_LIST => parse_optional_params::<PaginatedParams>(params)
-                .and_then(|p| self.list_tools(version, p))
-                .map(to_value),
-            method::LOGGING_SET_LEVEL => parse_params::<SetLevelParams>(params).map(|p| {
+            (method::PING, false) => Ok(to_value(EmptyResult {})),
+            (method::LOGGING_SET_LEVEL, false) => parse_params::<SetLevelParams>(raw).map(|p| {
                 session.update_state(|s| s.log_level = Some(p.level));
                 to_value(EmptyResult {})
             }),
-            other => Err(ErrorObject::method_not_found(other)),
+            (method::RESOURCES_SUBSCRIBE, false) => self.subscribe(&session, raw, true),
+            (method::RESOURCES_UNSUBSCRIBE, false) => self.subscribe(&session, raw, false),
+            (other, _) => Err(ErrorObject::method_not_found(other)),
+        };
+        let outcome = if modern_era {
+            outcome.map(|v| self.modern_result(&method, v))
+        } else {
+            outcome
         };
         Some(Message::Response(Response {
             id: Some(id),
@@ -315,11 +867,32 @@ impl McpServer {
         }))
     }
 
+    /// Adds `resultType` (and caching hints on list and discover results) to a modern result.
+    fn modern_result(&self, method: &str, mut value: Value) -> Value {
+        if let Value::Object(map) = &mut value {
+            map.entry("resultType")
+                .or_insert_with(|| json!(modern::RESULT_COMPLETE));
+            let cacheable = matches!(
+                method,
+                method::TOOLS_LIST
+                    | method::PROMPTS_LIST
+                    | method::RESOURCES_LIST
+                    | method::RESOURCE_TEMPLATES_LIST
+                    | method::SERVER_DISCOVER
+            );
+            if cacheable && map.get("resultType") == Some(&json!(modern::RESULT_COMPLETE)) {
+                map.insert("ttlMs".into(), json!(self.inner.cache_ttl_ms));
+                map.insert("cacheScope".into(), json!("public"));
+            }
+        }
+        value
+    }
+
     fn notify(&self, method: &str, params: Option<Value>, session: &Session) {
         match method {
             method::INITIALIZED => session.update_state(|s| s.initialized = true),
             method::CANCELLED => {
-                if let Ok(p) = parse_params::<CancelledParams>(params) {
+                if let Ok(p) = parse_params::<CancelledParams>(params.unwrap_or_default()) {
                     if let Some(id) = p.request_id {
                         let found = session.cancel_request(&id);
                         tracing::debug!(%id, found, reason = ?p.reason, "cancel request");
@@ -329,6 +902,15 @@ impl McpServer {
             other => tracing::debug!(method = other, "ignoring notification"),
         }
     }
+}
+
+fn cancelled(id: &RequestId) -> Option<Message> {
+    tracing::debug!(%id, "request cancelled; no response sent");
+    None
+}
+
+fn state_error(e: StateError) -> ErrorObject {
+    ErrorObject::invalid_params(format!("Invalid requestState: {e}"))
 }
 
 impl McpService for McpServer {
@@ -342,7 +924,13 @@ impl McpService for McpServer {
                     None
                 }
                 Message::Response(r) => {
-                    tracing::debug!(id = ?r.id, "response from client with no pending request");
+                    let delivered = match &r.id {
+                        Some(id) => ctx.session.complete_server_request(id, r.outcome),
+                        None => false,
+                    };
+                    if !delivered {
+                        tracing::debug!(id = ?r.id, "response from client with no pending request");
+                    }
                     None
                 }
             }
@@ -354,26 +942,18 @@ fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-// MCP params are always objects. serde would read a struct from a JSON array by position
-// (`["roll_dice"]` as `{"name": "roll_dice"}`), so arrays are refused here explicitly.
-fn parse_params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, ErrorObject> {
+fn parse_params<T: DeserializeOwned>(params: Value) -> Result<T, ErrorObject> {
+    serde_json::from_value(params).map_err(ErrorObject::invalid_params)
+}
+
+fn parse_paginated(params: Value) -> Result<PaginatedParams, ErrorObject> {
     match params {
-        None => serde_json::from_value(json!({})).map_err(ErrorObject::invalid_params),
-        Some(p @ Value::Object(_)) => {
-            serde_json::from_value(p).map_err(ErrorObject::invalid_params)
-        }
-        Some(_) => Err(ErrorObject::invalid_params("params must be an object")),
+        Value::Null => Ok(PaginatedParams::default()),
+        p => serde_json::from_value(p).map_err(ErrorObject::invalid_params),
     }
 }
 
-fn parse_optional_params<T: DeserializeOwned + Default>(
-    params: Option<Value>,
-) -> Result<T, ErrorObject> {
-    match params {
-        None | Some(Value::Null) => Ok(T::default()),
-        Some(p @ Value::Object(_)) => {
-            serde_json::from_value(p).map_err(ErrorObject::invalid_params)
-        }
-        Some(_) => Err(ErrorObject::invalid_params("params must be an object")),
-    }
+/// Convenience for tool authors: `ToolError` from any displayable error.
+pub fn tool_error(e: impl std::fmt::Display) -> ToolError {
+    ToolError::new(e.to_string())
 }

@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use futures_channel::oneshot;
+
 use crate::cancel::CancellationSignal;
-use crate::jsonrpc::{Message, RequestId};
+use crate::jsonrpc::{ErrorObject, Message, RequestId};
 use crate::types::{ClientCapabilities, Implementation, LoggingLevel};
 use crate::version::ProtocolVersion;
 
@@ -72,6 +74,9 @@ pub struct SessionState {
     pub client_capabilities: ClientCapabilities,
     /// The lowest log level the client asked for.
     pub log_level: Option<LoggingLevel>,
+    /// Resource URIs the client subscribed to (`resources/subscribe`).
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
 }
 
 /// One client's session: negotiated state plus the requests it has in flight.
@@ -83,6 +88,18 @@ pub struct Session {
     id: Option<String>,
     state: Mutex<SessionState>,
     in_flight: Mutex<HashMap<RequestId, CancellationSignal>>,
+    server_requests: Mutex<ServerRequests>,
+}
+
+/// Most server-to-client requests waiting for answers in one session.
+pub const MAX_PENDING_SERVER_REQUESTS: usize = 64;
+
+type ClientAnswer = Result<serde_json::Value, ErrorObject>;
+
+#[derive(Debug, Default)]
+struct ServerRequests {
+    next_id: u64,
+    pending: HashMap<RequestId, oneshot::Sender<ClientAnswer>>,
 }
 
 impl Session {
@@ -97,6 +114,7 @@ impl Session {
             id,
             state: Mutex::new(state),
             in_flight: Mutex::new(HashMap::new()),
+            server_requests: Mutex::new(ServerRequests::default()),
         }
     }
 
@@ -160,11 +178,40 @@ impl Session {
         for (_, signal) in lock(&self.in_flight).drain() {
             signal.cancel();
         }
+        lock(&self.server_requests).pending.clear();
     }
 
     /// How many requests are running.
     pub fn in_flight(&self) -> usize {
         lock(&self.in_flight).len()
+    }
+
+    /// Allocates an id for a server-to-client request and a receiver for its answer.
+    pub fn begin_server_request(
+        &self,
+    ) -> Result<(RequestId, oneshot::Receiver<ClientAnswer>), SendError> {
+        let mut requests = lock(&self.server_requests);
+        if requests.pending.len() >= MAX_PENDING_SERVER_REQUESTS {
+            return Err(SendError::Full);
+        }
+        requests.next_id += 1;
+        let id = RequestId::from(format!("srv-{}", requests.next_id));
+        let (tx, rx) = oneshot::channel();
+        requests.pending.insert(id.clone(), tx);
+        Ok((id, rx))
+    }
+
+    /// Forgets a server-to-client request that could not be sent.
+    pub fn abandon_server_request(&self, id: &RequestId) {
+        lock(&self.server_requests).pending.remove(id);
+    }
+
+    /// Delivers the client's answer to a server-to-client request; `false` if none waits.
+    pub fn complete_server_request(&self, id: &RequestId, answer: ClientAnswer) -> bool {
+        match lock(&self.server_requests).pending.remove(id) {
+            Some(tx) => tx.send(answer).is_ok(),
+            None => false,
+        }
     }
 }
 

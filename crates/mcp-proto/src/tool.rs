@@ -11,11 +11,15 @@ use serde_json::{Value, json};
 
 use crate::cancel::CancellationSignal;
 use crate::error::Error;
+use crate::input::{InputChannel, InputError, InputRequest, parse_answer};
 use crate::jsonrpc::{Message, RequestId};
 use crate::service::{BoxFuture, Outbound, SendError, Session};
 use crate::types::{
-    CallToolResult, ContentBlock, Icon, JsonObject, LoggingLevel, LoggingMessageParams,
-    ProgressParams, Tool, ToolAnnotations, method,
+    CallToolResult, ClientCapabilities, ContentBlock, Icon, JsonObject, LoggingLevel,
+    LoggingMessageParams, ProgressParams, Tool, ToolAnnotations, method,
+};
+use crate::types_input::{
+    CreateMessageParams, CreateMessageResult, ElicitParams, ElicitResult, ListRootsResult,
 };
 use crate::version::ProtocolVersion;
 
@@ -69,6 +73,10 @@ pub struct ToolContext {
     pub(crate) cancellation: CancellationSignal,
     pub(crate) extensions: Arc<http::Extensions>,
     pub(crate) meta: Option<JsonObject>,
+    pub(crate) client_capabilities: Arc<ClientCapabilities>,
+    pub(crate) input: InputChannel,
+    /// Modern requests opt in to log messages per request; `None` means the session decides.
+    pub(crate) request_log_level: Option<LoggingLevel>,
 }
 
 impl std::fmt::Debug for ToolContext {
@@ -146,14 +154,51 @@ impl ToolContext {
         self.notify(method::PROGRESS, &params).await
     }
 
-    /// Sends a log message when the client's level lets it through (default `info`).
+    /// The capabilities the client declared (at `initialize`, or in this request's `_meta`).
+    pub fn client_capabilities(&self) -> &ClientCapabilities {
+        &self.client_capabilities
+    }
+
+    /// Asks the client a question; see [`crate::input`] for how each era carries it.
+    pub async fn ask(&self, request: InputRequest) -> Result<Value, InputError> {
+        self.input.ask(request, &self.client_capabilities).await
+    }
+
+    /// Asks the client's model to generate a message (`sampling/createMessage`).
+    pub async fn sample(
+        &self,
+        params: CreateMessageParams,
+    ) -> Result<CreateMessageResult, InputError> {
+        parse_answer(self.ask(InputRequest::Sampling(params)).await?)
+    }
+
+    /// Asks the user for input (`elicitation/create`, form or URL mode).
+    pub async fn elicit(&self, params: ElicitParams) -> Result<ElicitResult, InputError> {
+        parse_answer(self.ask(InputRequest::Elicitation(params)).await?)
+    }
+
+    /// Asks the client for its roots (`roots/list`).
+    pub async fn list_roots(&self) -> Result<ListRootsResult, InputError> {
+        parse_answer(self.ask(InputRequest::ListRoots).await?)
+    }
+
+    /// Sends a log message when the client's level lets it through. Legacy sessions set the
+    /// level with `logging/setLevel` (default `info`); a 2026-07-28 request opts in through
+    /// its `_meta` and gets nothing otherwise.
     pub async fn log(
         &self,
         level: LoggingLevel,
         logger: Option<&str>,
         data: Value,
     ) -> Result<(), SendError> {
-        let min = self.session.state().log_level.unwrap_or(LoggingLevel::Info);
+        let min = if self.version.is_stateless() {
+            match self.request_log_level {
+                Some(l) => l,
+                None => return Ok(()),
+            }
+        } else {
+            self.session.state().log_level.unwrap_or(LoggingLevel::Info)
+        };
         if level < min {
             return Ok(());
         }
@@ -209,9 +254,7 @@ impl<T: Serialize + JsonSchema + Send + 'static> IntoToolOutput for T {
     fn into_call_result(self) -> Result<CallToolResult, ToolError> {
         let value = serde_json::to_value(&self)
             .map_err(|e| ToolError::new(format!("cannot serialize the tool's result: {e}")))?;
-        let wrapped = schema_object::<T>()
-            .map(|s| !is_object_schema(&s))
-            .unwrap_or(true);
+        let wrapped = output_is_wrapped::<T>();
         let text = match &value {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -228,6 +271,27 @@ impl<T: Serialize + JsonSchema + Send + 'static> IntoToolOutput for T {
             meta: None,
         })
     }
+}
+
+/// Whether `T`'s output is wrapped as `{"result": ...}`, computed once per type.
+fn output_is_wrapped<T: JsonSchema + 'static>() -> bool {
+    use std::any::TypeId;
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, RwLock};
+    static CACHE: OnceLock<RwLock<HashMap<TypeId, bool>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = TypeId::of::<T>();
+    if let Some(&w) = cache.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return w;
+    }
+    let wrapped = schema_object::<T>()
+        .map(|s| !is_object_schema(&s))
+        .unwrap_or(true);
+    cache
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, wrapped);
+    wrapped
 }
 
 /// Generates the JSON Schema of `T` as an object, without the `title` schemars adds.

@@ -146,7 +146,7 @@ impl SseReader {
                         ev.id = Some(v.into());
                         any_field = true;
                     } else if line.starts_with("retry:") {
-                        any_field = any_field || false;
+                        // reconnection delay: not needed by these tests
                     }
                 }
                 if any_field || ev.comment {
