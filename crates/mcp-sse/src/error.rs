@@ -39,6 +39,39 @@ pub enum Error {
     /// The session ended (stream closed, 404 on a session id).
     #[error("the session is closed")]
     SessionClosed,
+    /// A URL given to the client (or announced by the server) cannot be used.
+    #[error("invalid URL {url:?}: {detail}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it cannot be used.
+        detail: String,
+    },
+    /// A custom header name or value is not valid HTTP.
+    #[error("invalid header {name:?}: {detail}")]
+    InvalidHeader {
+        /// The header name as given.
+        name: String,
+        /// Why it is invalid.
+        detail: String,
+    },
+    /// The legacy SSE `endpoint` event pointed to another origin than the SSE URL's.
+    #[error("the server's endpoint {endpoint} is not on the origin of {sse_url}")]
+    CrossOriginEndpoint {
+        /// The endpoint, resolved against the SSE URL.
+        endpoint: String,
+        /// The SSE URL.
+        sse_url: String,
+    },
+    /// A message (or server-sent event) from the server is over the configured limit.
+    #[error("a message from the server exceeds {limit} bytes")]
+    MessageTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Tool arguments must be a JSON object (or null for none).
+    #[error("tool arguments must be a JSON object, got {0}")]
+    InvalidArguments(String),
     /// The server answered with a JSON-RPC error, or protocol logic failed.
     #[error(transparent)]
     Protocol(#[from] mcp_proto::Error),

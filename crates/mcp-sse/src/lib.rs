@@ -2,6 +2,7 @@
 //!
 //! (guide written with the server and client)
 
+pub mod client;
 mod error;
 pub mod server;
 

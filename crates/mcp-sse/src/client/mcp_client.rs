@@ -1,0 +1,617 @@
+//! [`McpClient`]: an MCP session over either HTTP transport.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use mcp_proto::jsonrpc::ErrorObject;
+use mcp_proto::types::{
+    ClientCapabilities, InitializeResult, ListToolsResult, ProgressParams, method,
+};
+use mcp_proto::{
+    CallToolResult, ClientEvent, ClientSession, Implementation, Message, Pagination,
+    ProtocolVersion, RequestId, Response, Tool, parse_result,
+};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AbortOnDrop, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INCOMING_CAPACITY, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_REQUEST_TIMEOUT, Incoming, SseClientTransport, StreamableHttpClientTransport,
+    TransportOptions, parse_header, parse_url,
+};
+use crate::Error;
+
+/// Which HTTP transport [`McpClient`] speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TransportKind {
+    /// Legacy HTTP+SSE (2024-11-05): `GET` the SSE URL, `POST` to its endpoint.
+    Sse,
+    /// Streamable HTTP (2025-03-26 and later): `POST` to the MCP URL.
+    StreamableHttp,
+    /// Legacy SSE when the URL's path ends in `/sse`, streamable HTTP otherwise (the rule
+    /// FastMCP's client uses).
+    #[default]
+    Auto,
+}
+
+/// Configures and connects an [`McpClient`]; made by [`McpClient::builder`].
+#[derive(Debug, Clone)]
+pub struct McpClientBuilder {
+    url: String,
+    headers: Vec<(String, String)>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    kind: TransportKind,
+    version: ProtocolVersion,
+    info: Implementation,
+    capabilities: ClientCapabilities,
+    incoming_capacity: usize,
+    max_message_bytes: usize,
+}
+
+impl McpClientBuilder {
+    /// Adds a header sent on every HTTP request (checked by [`McpClientBuilder::connect`]).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every HTTP request.
+    pub fn bearer_token(self, token: impl AsRef<str>) -> Self {
+        let value = format!("Bearer {}", token.as_ref());
+        self.header("authorization", value)
+    }
+
+    /// Time to open a connection (and, for legacy SSE, to get the endpoint event).
+    /// Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time one request may take, from sending it to its answer. Default 60 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Chooses the transport. Default [`TransportKind::Auto`].
+    pub fn transport(mut self, kind: TransportKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The protocol version offered in `initialize`. Default 2025-11-25.
+    pub fn protocol_version(mut self, version: ProtocolVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The client's name and version sent in `initialize`. Default `mcp-sse` and this
+    /// crate's version.
+    pub fn client_info(mut self, info: Implementation) -> Self {
+        self.info = info;
+        self
+    }
+
+    /// The capabilities declared in `initialize`. Default none.
+    pub fn capabilities(mut self, capabilities: ClientCapabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Bound of the queue of server messages not yet dispatched. Default 256.
+    pub fn incoming_capacity(mut self, capacity: usize) -> Self {
+        self.incoming_capacity = capacity;
+        self
+    }
+
+    /// Bound on one message from the server. Default 16 MiB.
+    pub fn max_message_bytes(mut self, limit: usize) -> Self {
+        self.max_message_bytes = limit;
+        self
+    }
+
+    /// The transport this builder will use, with `Auto` resolved.
+    pub fn resolved_transport(&self) -> Result<TransportKind, Error> {
+        Ok(match self.kind {
+            TransportKind::Auto => {
+                let url = parse_url(&self.url)?;
+                if url.path().trim_end_matches('/').ends_with("/sse") {
+                    TransportKind::Sse
+                } else {
+                    TransportKind::StreamableHttp
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Connects and performs the handshake: `initialize` (checking the server's version is
+    /// one we speak), then `notifications/initialized`.
+    pub async fn connect(self) -> Result<McpClient, Error> {
+        let kind = self.resolved_transport()?;
+        let mut options = TransportOptions {
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            incoming_capacity: self.incoming_capacity,
+            max_message_bytes: self.max_message_bytes,
+            ..TransportOptions::default()
+        };
+        for (name, value) in &self.headers {
+            let (name, value) = parse_header(name, value)?;
+            options.headers.append(name, value);
+        }
+        let (transport, incoming) = match kind {
+            TransportKind::Sse => {
+                let (t, rx) = SseClientTransport::connect(&self.url, options).await?;
+                (ClientTransport::Sse(t), rx)
+            }
+            _ => {
+                let (t, rx) = StreamableHttpClientTransport::new(&self.url, options)?;
+                (ClientTransport::Streamable(t), rx)
+            }
+        };
+        let session = ClientSession::new(self.info).with_capabilities(self.capabilities);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                session,
+                waiters: HashMap::new(),
+                progress: HashMap::new(),
+                closed: false,
+            }),
+            request_timeout: self.request_timeout,
+            next_progress_token: AtomicU64::new(0),
+        });
+        let dispatcher = tokio::spawn(dispatch(shared.clone(), transport.clone(), incoming));
+        let mut client = McpClient {
+            shared,
+            transport,
+            kind,
+            init: None,
+            _dispatcher: AbortOnDrop(dispatcher.abort_handle()),
+        };
+        let init = client.initialize(self.version).await;
+        match init {
+            Ok(init) => {
+                client.init = Some(init);
+                Ok(client)
+            }
+            Err(e) => {
+                let _ = client.transport.close().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A connected MCP client over HTTP.
+///
+/// ```no_run
+/// use mcp_sse::client::McpClient;
+/// use serde_json::json;
+///
+/// # async fn run() -> Result<(), mcp_sse::Error> {
+/// let client = McpClient::builder("http://127.0.0.1:8000/mcp")
+///     .bearer_token("TOKEN")
+///     .connect()
+///     .await?;
+/// let tools = client.list_tools().await?;
+/// let result = client.call_tool("roll_dice", json!({"n_dice": 3})).await?;
+/// println!("{} tools; result: {:?}", tools.len(), result.structured_content);
+/// client.close().await?;
+/// # Ok(()) }
+/// ```
+///
+/// Requests may run concurrently from several tasks (`&self` methods). Dropping the client
+/// stops its background task and closes the legacy SSE stream; call
+/// [`McpClient::close`] to also end a streamable HTTP session on the server.
+#[derive(Debug)]
+pub struct McpClient {
+    shared: Arc<Shared>,
+    transport: ClientTransport,
+    kind: TransportKind,
+    init: Option<InitializeResult>,
+    _dispatcher: AbortOnDrop,
+}
+
+type ProgressCallback = Arc<dyn Fn(ProgressParams) + Send + Sync>;
+
+struct Shared {
+    state: Mutex<State>,
+    request_timeout: Duration,
+    next_progress_token: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+struct State {
+    session: ClientSession,
+    waiters: HashMap<RequestId, oneshot::Sender<Result<Value, Error>>>,
+    progress: HashMap<RequestId, ProgressCallback>,
+    closed: bool,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ClientTransport {
+    Sse(SseClientTransport),
+    Streamable(StreamableHttpClientTransport),
+}
+
+impl ClientTransport {
+    async fn send(&self, message: &Message) -> Result<(), Error> {
+        match self {
+            ClientTransport::Sse(t) => t.send(message).await,
+            ClientTransport::Streamable(t) => t.send(message).await,
+        }
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        match self {
+            ClientTransport::Sse(t) => {
+                t.close();
+                Ok(())
+            }
+            ClientTransport::Streamable(t) => t.close().await,
+        }
+    }
+}
+
+/// Removes a progress callback when the call ends, however it ends.
+struct ProgressRegistration {
+    shared: Arc<Shared>,
+    token: RequestId,
+}
+
+impl Drop for ProgressRegistration {
+    fn drop(&mut self) {
+        self.shared.state().progress.remove(&self.token);
+    }
+}
+
+impl McpClient {
+    /// Starts configuring a client for the server at `url` (e.g. `http://127.0.0.1:8000/mcp`
+    /// or `http://127.0.0.1:8000/sse`).
+    pub fn builder(url: impl Into<String>) -> McpClientBuilder {
+        McpClientBuilder {
+            url: url.into(),
+            headers: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            kind: TransportKind::Auto,
+            version: ProtocolVersion::LATEST_LEGACY,
+            info: Implementation::new("mcp-sse", env!("CARGO_PKG_VERSION")),
+            capabilities: ClientCapabilities::default(),
+            incoming_capacity: DEFAULT_INCOMING_CAPACITY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    /// The transport in use ([`TransportKind::Sse`] or [`TransportKind::StreamableHttp`]).
+    pub fn transport_kind(&self) -> TransportKind {
+        self.kind
+    }
+
+    /// The negotiated protocol version.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.shared
+            .state()
+            .session
+            .protocol_version()
+            .unwrap_or(ProtocolVersion::LATEST_LEGACY)
+    }
+
+    /// The server's name and version from `initialize`.
+    pub fn server_info(&self) -> Option<&Implementation> {
+        self.init.as_ref().map(|i| &i.server_info)
+    }
+
+    /// The whole `initialize` result (capabilities, instructions).
+    pub fn initialize_result(&self) -> Option<&InitializeResult> {
+        self.init.as_ref()
+    }
+
+    /// The server's session id (`Mcp-Session-Id`, or the legacy endpoint's `session_id`).
+    pub fn session_id(&self) -> Option<String> {
+        match &self.transport {
+            ClientTransport::Sse(t) => t.session_id(),
+            ClientTransport::Streamable(t) => t.session_id(),
+        }
+    }
+
+    /// How many requests wait for their answers.
+    pub fn pending_requests(&self) -> usize {
+        let state = self.shared.state();
+        state.waiters.len().max(state.session.pending())
+    }
+
+    /// Lists every tool, following `nextCursor` across pages (a server that repeats a cursor
+    /// or sends more than 1000 pages is an error).
+    pub async fn list_tools(&self) -> Result<Vec<Tool>, Error> {
+        let mut tools = Vec::new();
+        let mut pages = Pagination::default();
+        let mut cursor: Option<String> = None;
+        loop {
+            let params = cursor.as_ref().map(|c| json!({ "cursor": c }));
+            let value = self.request(method::TOOLS_LIST, params).await?;
+            let page: ListToolsResult = parse_result(Ok(value))?;
+            tools.extend(page.tools);
+            match pages.next(page.next_cursor)? {
+                Some(next) => cursor = Some(next),
+                None => return Ok(tools),
+            }
+        }
+    }
+
+    /// Calls a tool. `arguments` is a JSON object (or `null` for none). A tool that fails
+    /// returns a result with `isError: true`; a JSON-RPC error answer is
+    /// `Error::Protocol(mcp_proto::Error::Rpc(..))`.
+    pub async fn call_tool(&self, name: &str, arguments: Value) -> Result<CallToolResult, Error> {
+        let params = call_params(name, arguments)?;
+        let value = self.request(method::TOOLS_CALL, Some(params)).await?;
+        Ok(parse_result(Ok(value))?)
+    }
+
+    /// Calls a tool with a progress token: every `notifications/progress` the server sends
+    /// for it reaches `on_progress` (in order, before this returns the result).
+    pub async fn call_tool_with_progress(
+        &self,
+        name: &str,
+        arguments: Value,
+        on_progress: impl Fn(ProgressParams) + Send + Sync + 'static,
+    ) -> Result<CallToolResult, Error> {
+        let mut params = call_params(name, arguments)?;
+        let n = self
+            .shared
+            .next_progress_token
+            .fetch_add(1, Ordering::Relaxed);
+        let token = RequestId::from(format!("progress-{n}"));
+        params["_meta"] = json!({ "progressToken": token.to_value() });
+        self.shared
+            .state()
+            .progress
+            .insert(token.clone(), Arc::new(on_progress));
+        let _registration = ProgressRegistration {
+            shared: self.shared.clone(),
+            token,
+        };
+        let value = self.request(method::TOOLS_CALL, Some(params)).await?;
+        Ok(parse_result(Ok(value))?)
+    }
+
+    /// Sends any request and returns its raw result.
+    ///
+    /// Errors: `Error::Protocol(mcp_proto::Error::Rpc(..))` for a JSON-RPC error answer;
+    /// [`Error::Timeout`] after the request timeout (the request is then forgotten and a
+    /// `notifications/cancelled` is sent); [`Error::SessionClosed`] when the session ended
+    /// before the answer; transport errors ([`Error::Http`], [`Error::Connect`], ...).
+    pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, Error> {
+        let (id, message, answer) = {
+            let mut state = self.shared.state();
+            if state.closed {
+                return Err(Error::SessionClosed);
+            }
+            let message = state.session.request(method, params)?;
+            let Message::Request(request) = &message else {
+                return Err(Error::Transport("request building failed".into()));
+            };
+            let id = request.id.clone();
+            let (tx, rx) = oneshot::channel();
+            state.waiters.insert(id.clone(), tx);
+            (id, message, rx)
+        };
+        let wait = self.shared.request_timeout;
+        let exchange = async {
+            self.transport.send(&message).await?;
+            answer.await.map_err(|_| Error::SessionClosed)?
+        };
+        match tokio::time::timeout(wait, exchange).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                let mut state = self.shared.state();
+                state.waiters.remove(&id);
+                state.session.forget(&id);
+                Err(error)
+            }
+            Err(_) => {
+                let cancel = {
+                    let mut state = self.shared.state();
+                    state.waiters.remove(&id);
+                    state.session.cancel(&id, Some("request timed out"))
+                };
+                tracing::debug!(%id, method, "request timed out");
+                if let Some(cancel) = cancel {
+                    let transport = self.transport.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = transport.send(&cancel).await {
+                            tracing::debug!(error = %e, "could not send notifications/cancelled");
+                        }
+                    });
+                }
+                Err(Error::Timeout(wait, "the answer to a request"))
+            }
+        }
+    }
+
+    /// Sends a notification.
+    pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Error> {
+        if self.shared.state().closed {
+            return Err(Error::SessionClosed);
+        }
+        self.transport
+            .send(&Message::notification(method, params))
+            .await
+    }
+
+    /// Ends the session: pending requests fail with [`Error::SessionClosed`], a streamable
+    /// HTTP session is deleted on the server (`DELETE`), a legacy SSE stream is closed.
+    pub async fn close(&self) -> Result<(), Error> {
+        fail_pending(&self.shared);
+        self.transport.close().await
+    }
+
+    async fn initialize(&self, version: ProtocolVersion) -> Result<InitializeResult, Error> {
+        let (id, message, answer) = {
+            let mut state = self.shared.state();
+            let message = state.session.initialize_request(version)?;
+            let Message::Request(request) = &message else {
+                return Err(Error::Transport("request building failed".into()));
+            };
+            let id = request.id.clone();
+            let (tx, rx) = oneshot::channel();
+            state.waiters.insert(id.clone(), tx);
+            (id, message, rx)
+        };
+        let wait = self.shared.request_timeout;
+        let exchange = async {
+            self.transport.send(&message).await?;
+            answer.await.map_err(|_| Error::SessionClosed)?
+        };
+        let outcome = tokio::time::timeout(wait, exchange)
+            .await
+            .map_err(|_| Error::Timeout(wait, "the answer to initialize"));
+        let value = match outcome {
+            Ok(Ok(value)) => value,
+            Ok(Err(e)) | Err(e) => {
+                let mut state = self.shared.state();
+                state.waiters.remove(&id);
+                state.session.forget(&id);
+                return Err(e);
+            }
+        };
+        let result = self
+            .shared
+            .state()
+            .session
+            .complete_initialize(ClientEvent::Response {
+                id,
+                method: method::INITIALIZE.to_owned(),
+                outcome: Ok(value),
+            })?;
+        let negotiated = self.protocol_version();
+        if let ClientTransport::Streamable(t) = &self.transport {
+            t.set_protocol_version(negotiated);
+        }
+        let initialized = self.shared.state().session.initialized_notification();
+        self.transport.send(&initialized).await?;
+        tracing::debug!(
+            version = negotiated.as_str(),
+            server = %result.server_info.name,
+            "MCP session initialized"
+        );
+        Ok(result)
+    }
+}
+
+fn call_params(name: &str, arguments: Value) -> Result<Value, Error> {
+    match arguments {
+        Value::Null => Ok(json!({ "name": name })),
+        Value::Object(_) => Ok(json!({ "name": name, "arguments": arguments })),
+        other => Err(Error::InvalidArguments(other.to_string())),
+    }
+}
+
+/// Fails every pending request with [`Error::SessionClosed`] and refuses new ones.
+fn fail_pending(shared: &Shared) {
+    let mut state = shared.state();
+    state.closed = true;
+    let ids: Vec<RequestId> = state.waiters.keys().cloned().collect();
+    for id in ids {
+        state.session.forget(&id);
+    }
+    // Dropping the senders wakes the waiting requests with `SessionClosed`.
+    state.waiters.clear();
+    state.progress.clear();
+}
+
+/// Routes everything the server sends: answers to their waiting requests, progress to its
+/// callback, server requests to an answer. When the channel ends, the session is over.
+async fn dispatch(
+    shared: Arc<Shared>,
+    transport: ClientTransport,
+    mut incoming: mpsc::Receiver<Incoming>,
+) {
+    while let Some(item) = incoming.recv().await {
+        match item {
+            Incoming::Message(message) => handle_message(&shared, &transport, message),
+            Incoming::Lost { id, error } => {
+                let waiter = {
+                    let mut state = shared.state();
+                    state.session.forget(&id);
+                    state.waiters.remove(&id)
+                };
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(Err(error));
+                }
+            }
+            Incoming::Malformed(error) => {
+                tracing::warn!(%error, "ignoring a malformed message from the server");
+            }
+        }
+    }
+    tracing::debug!("the server's message stream ended; the session is closed");
+    fail_pending(&shared);
+}
+
+fn handle_message(shared: &Shared, transport: &ClientTransport, message: Message) {
+    let event = shared.state().session.handle_message(message);
+    match event {
+        Ok(ClientEvent::Response { id, outcome, .. }) => {
+            let waiter = shared.state().waiters.remove(&id);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(outcome.map_err(|e| mcp_proto::Error::Rpc(e).into()));
+            }
+        }
+        Ok(ClientEvent::Notification(n)) if n.method == method::PROGRESS => {
+            let params = n
+                .params
+                .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok());
+            let Some(params) = params else {
+                tracing::debug!("malformed progress notification ignored");
+                return;
+            };
+            let callback = shared.state().progress.get(&params.progress_token).cloned();
+            match callback {
+                Some(callback) => callback(params),
+                None => tracing::debug!(token = %params.progress_token, "progress for no call"),
+            }
+        }
+        Ok(ClientEvent::Notification(n)) => {
+            tracing::debug!(method = %n.method, "server notification");
+        }
+        Ok(ClientEvent::ServerRequest(request)) => {
+            let reply = if request.method == method::PING {
+                Response::result(request.id, json!({}))
+            } else {
+                Response::error(
+                    Some(request.id),
+                    ErrorObject::method_not_found(&request.method),
+                )
+            };
+            let transport = transport.clone();
+            tokio::spawn(async move {
+                if let Err(e) = transport.send(&Message::Response(reply)).await {
+                    tracing::debug!(error = %e, "could not answer a server request");
+                }
+            });
+        }
+        Err(mcp_proto::Error::UnknownResponse(id)) => {
+            tracing::debug!(%id, "answer to a request no longer waiting (timed out?)");
+        }
+        Err(error) => tracing::warn!(%error, "unusable message from the server"),
+    }
+}

@@ -1,0 +1,235 @@
+//! The client side: [`SseClientTransport`] (legacy HTTP+SSE, 2024-11-05),
+//! [`StreamableHttpClientTransport`] (streamable HTTP, 2025-03-26 and later) and
+//! [`McpClient`], which runs the MCP session over either.
+//!
+//! A transport moves JSON-RPC messages: `send` POSTs one message, and everything the server
+//! sends arrives on a bounded [`tokio::sync::mpsc::Receiver`] of [`Incoming`] items, in the
+//! order the server sent them. [`McpClient`] drives [`mcp_proto::ClientSession`] on top:
+//! request ids, matching answers, the `initialize` handshake, pagination, progress callbacks
+//! and timeouts.
+
+mod legacy;
+mod mcp_client;
+mod sse_parser;
+mod streamable;
+#[cfg(test)]
+mod test_fixtures;
+
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use mcp_proto::{Decoded, Message, RequestId};
+
+use crate::Error;
+
+pub use legacy::SseClientTransport;
+pub use mcp_client::{McpClient, McpClientBuilder, TransportKind};
+pub use sse_parser::{EventTooLarge, SseEvent, SseParser};
+pub use streamable::StreamableHttpClientTransport;
+
+/// Default time to open a connection (and, for legacy SSE, to receive the `endpoint` event).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time one request may take, from sending it to its answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default bound on server messages waiting to be read.
+pub const DEFAULT_INCOMING_CAPACITY: usize = 256;
+/// Default bound on one message (or one server-sent event) from the server.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// How much of an error response's body [`Error::Http`] keeps.
+pub const ERROR_BODY_LIMIT: usize = 4096;
+
+/// Settings shared by both transports.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// Headers sent on every HTTP request (e.g. `Authorization`).
+    pub headers: HeaderMap,
+    /// Time to open a connection; for legacy SSE, also the wait for the `endpoint` event.
+    pub connect_timeout: Duration,
+    /// Time one HTTP exchange may take (response headers and a JSON body; for a streamed
+    /// answer, the whole stream).
+    pub request_timeout: Duration,
+    /// Bound of the channel of incoming server messages; a full channel stops reading from
+    /// the network until it drains.
+    pub incoming_capacity: usize,
+    /// Bound on one message or server-sent event from the server.
+    pub max_message_bytes: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            headers: HeaderMap::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            incoming_capacity: DEFAULT_INCOMING_CAPACITY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl TransportOptions {
+    /// Adds a header sent on every request; a bad name or value is [`Error::InvalidHeader`].
+    pub fn with_header(mut self, name: &str, value: &str) -> Result<Self, Error> {
+        let (name, value) = parse_header(name, value)?;
+        self.headers.append(name, value);
+        Ok(self)
+    }
+
+    fn http_client(&self) -> Result<reqwest::Client, Error> {
+        reqwest::Client::builder()
+            .default_headers(self.headers.clone())
+            .connect_timeout(self.connect_timeout)
+            .build()
+            .map_err(|e| Error::Transport(format!("cannot build the HTTP client: {e}")))
+    }
+}
+
+/// Validates a header name and value.
+pub(crate) fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
+    let header_name =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|e| Error::InvalidHeader {
+            name: name.to_owned(),
+            detail: e.to_string(),
+        })?;
+    let header_value = HeaderValue::from_str(value).map_err(|e| Error::InvalidHeader {
+        name: name.to_owned(),
+        detail: e.to_string(),
+    })?;
+    Ok((header_name, header_value))
+}
+
+/// What a transport delivers from the server.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A JSON-RPC message (response, notification or server request).
+    Message(Message),
+    /// The answer to this request can no longer arrive: the stream that was to carry it
+    /// ended or broke first (streamable HTTP).
+    Lost {
+        /// The request that will not be answered.
+        id: RequestId,
+        /// What happened.
+        error: Error,
+    },
+    /// The server sent something that is not a JSON-RPC message; the stream goes on.
+    Malformed(Error),
+}
+
+/// Parses an HTTP URL.
+fn parse_url(url: &str) -> Result<reqwest::Url, Error> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| Error::InvalidUrl {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    })?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(parsed),
+        other => Err(Error::InvalidUrl {
+            url: url.to_owned(),
+            detail: format!("scheme {other:?} is not http or https"),
+        }),
+    }
+}
+
+/// A `reqwest` failure as [`Error::Connect`], with its cause chain.
+fn connect_error(url: &reqwest::Url, err: &reqwest::Error) -> Error {
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::Connect {
+        url: url.to_string(),
+        detail,
+    }
+}
+
+/// Turns a non-success response into [`Error::Http`], keeping the status, the reason phrase
+/// as sent (or the canonical one) and the start of the body.
+async fn http_error(mut response: reqwest::Response, wait: Duration) -> Error {
+    let status = response.status();
+    let reason = response
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+        .or_else(|| status.canonical_reason().map(str::to_owned))
+        .unwrap_or_default();
+    let mut body = Vec::new();
+    let read = async {
+        while body.len() < ERROR_BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait.min(Duration::from_secs(5)), read).await;
+    body.truncate(ERROR_BODY_LIMIT);
+    Error::Http {
+        status,
+        reason,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Reads a whole body, refusing more than `limit` bytes.
+async fn read_body(
+    response: &mut reqwest::Response,
+    url: &reqwest::Url,
+    limit: usize,
+) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| connect_error(url, &e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(Error::MessageTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Decodes one JSON body or SSE `data` into incoming items.
+fn decode_incoming(bytes: &[u8]) -> Vec<Incoming> {
+    match mcp_proto::decode(bytes) {
+        Ok(Decoded::Single(m)) => vec![Incoming::Message(m)],
+        Ok(Decoded::Batch(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Ok(m) => Incoming::Message(m),
+                Err(resp) => Incoming::Malformed(malformed(resp)),
+            })
+            .collect(),
+        Err(resp) => vec![Incoming::Malformed(malformed(resp))],
+    }
+}
+
+fn malformed(resp: mcp_proto::Response) -> Error {
+    let detail = match resp.outcome {
+        Err(e) => e.message,
+        Ok(_) => "invalid message".to_owned(),
+    };
+    Error::Transport(format!(
+        "the server sent an invalid JSON-RPC message: {detail}"
+    ))
+}
+
+/// Whether a `Content-Type` header value names `media` (ignoring parameters and case).
+fn is_media_type(value: Option<&HeaderValue>, media: &str) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(media))
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+#[cfg(test)]
+mod tests;

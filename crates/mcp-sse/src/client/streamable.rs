@@ -1,0 +1,317 @@
+//! The streamable HTTP client transport (protocol 2025-03-26 and later).
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use http::StatusCode;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use mcp_proto::{Message, ProtocolVersion, RequestId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::sse_parser::SseParser;
+use super::{
+    Incoming, TransportOptions, connect_error, decode_incoming, http_error, is_media_type,
+    parse_url, read_body,
+};
+use crate::Error;
+
+/// The session header (`Mcp-Session-Id`; header names are case-insensitive).
+pub const SESSION_ID_HEADER: &str = "mcp-session-id";
+/// The negotiated-version header (`MCP-Protocol-Version`).
+pub const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// A client of streamable HTTP: every client message is a `POST` to one MCP URL; the answer
+/// to a request is one `application/json` body or a `text/event-stream` carrying the
+/// server's notifications and requests, then the response.
+///
+/// The transport remembers the `Mcp-Session-Id` the server issues (on the `initialize`
+/// answer) and sends it, with `MCP-Protocol-Version` once set, on every later request.
+/// Clones share the session.
+#[derive(Debug, Clone)]
+pub struct StreamableHttpClientTransport {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    request_timeout: Duration,
+    max_message_bytes: usize,
+    state: Mutex<State>,
+    closed: CancellationToken,
+}
+
+#[derive(Debug)]
+struct State {
+    session_id: Option<HeaderValue>,
+    protocol_version: Option<ProtocolVersion>,
+    /// Taken on close, so the incoming channel ends once the running streams stop.
+    tx: Option<mpsc::Sender<Incoming>>,
+}
+
+impl StreamableHttpClientTransport {
+    /// A transport for the MCP endpoint at `url`. Nothing is sent until the first message.
+    /// Returns the transport and the bounded channel of server messages; the channel ends
+    /// after [`StreamableHttpClientTransport::close`] or when the server ends the session.
+    pub fn new(
+        url: &str,
+        options: TransportOptions,
+    ) -> Result<(Self, mpsc::Receiver<Incoming>), Error> {
+        let url = parse_url(url)?;
+        let http = options.http_client()?;
+        let (tx, rx) = mpsc::channel(options.incoming_capacity.max(1));
+        Ok((
+            Self {
+                shared: Arc::new(Shared {
+                    http,
+                    url,
+                    request_timeout: options.request_timeout,
+                    max_message_bytes: options.max_message_bytes,
+                    state: Mutex::new(State {
+                        session_id: None,
+                        protocol_version: None,
+                        tx: Some(tx),
+                    }),
+                    closed: CancellationToken::new(),
+                }),
+            },
+            rx,
+        ))
+    }
+
+    /// The MCP URL.
+    pub fn url(&self) -> &reqwest::Url {
+        &self.shared.url
+    }
+
+    /// The session id the server issued, if any.
+    pub fn session_id(&self) -> Option<String> {
+        self.state()
+            .session_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// The version sent in `MCP-Protocol-Version` from now on (set after `initialize`).
+    pub fn set_protocol_version(&self, version: ProtocolVersion) {
+        self.state().protocol_version = Some(version);
+    }
+
+    /// Whether the transport was closed (locally, or by the server ending the session).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled()
+    }
+
+    /// POSTs one message.
+    ///
+    /// For a request, the answer is read: a JSON body is decoded onto the incoming channel
+    /// before this returns; an event stream is read by a background task that forwards each
+    /// message (and reports [`Incoming::Lost`] if the stream ends before the response).
+    /// Notifications and responses expect `202 Accepted` (any 2xx).
+    ///
+    /// Errors: [`Error::SessionClosed`] when the transport is closed or the server answers
+    /// 404 to a request carrying a session id; [`Error::Http`] for any other non-2xx;
+    /// [`Error::Timeout`], [`Error::Connect`], [`Error::Transport`] for an answer that is
+    /// neither JSON nor an event stream.
+    pub async fn send(&self, message: &Message) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::SessionClosed);
+        }
+        let shared = &self.shared;
+        let (session_id, version) = {
+            let state = self.state();
+            (state.session_id.clone(), state.protocol_version)
+        };
+        let mut post = shared
+            .http
+            .post(shared.url.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(message.to_vec());
+        if let Some(id) = &session_id {
+            post = post.header(SESSION_ID_HEADER, id.clone());
+        }
+        if let Some(v) = version {
+            post = post.header(PROTOCOL_VERSION_HEADER, v.as_str());
+        }
+        let wait = shared.request_timeout;
+        let mut response = tokio::time::timeout(wait, post.send())
+            .await
+            .map_err(|_| Error::Timeout(wait, "the answer to a POST"))?
+            .map_err(|e| connect_error(&shared.url, &e))?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND && session_id.is_some() {
+            tracing::debug!(url = %shared.url, "the server ended the session (404)");
+            self.mark_closed();
+            return Err(Error::SessionClosed);
+        }
+        if !status.is_success() {
+            return Err(http_error(response, wait).await);
+        }
+        if session_id.is_none() {
+            if let Some(id) = response.headers().get(SESSION_ID_HEADER) {
+                self.state().session_id = Some(id.clone());
+            }
+        }
+        let Message::Request(request) = message else {
+            return Ok(());
+        };
+        let content_type = response.headers().get(CONTENT_TYPE);
+        if is_media_type(content_type, "text/event-stream") {
+            let Some(tx) = self.state().tx.clone() else {
+                return Err(Error::SessionClosed);
+            };
+            let pump = read_event_stream(
+                response,
+                request.id.clone(),
+                tx.clone(),
+                shared.max_message_bytes,
+                shared.url.clone(),
+            );
+            let closed = shared.closed.clone();
+            let id = request.id.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    lost = tokio::time::timeout(wait, pump) => {
+                        let error = match lost {
+                            Ok(Some(error)) => error,
+                            Ok(None) => return,
+                            Err(_) => Error::Timeout(wait, "the end of a response stream"),
+                        };
+                        let _ = tx.send(Incoming::Lost { id, error }).await;
+                    }
+                    () = closed.cancelled() => {}
+                }
+            });
+            return Ok(());
+        }
+        if is_media_type(content_type, "application/json") {
+            let body = tokio::time::timeout(
+                wait,
+                read_body(&mut response, &shared.url, shared.max_message_bytes),
+            )
+            .await
+            .map_err(|_| Error::Timeout(wait, "a JSON response body"))??;
+            let Some(tx) = self.state().tx.clone() else {
+                return Err(Error::SessionClosed);
+            };
+            for item in decode_incoming(&body) {
+                tx.send(item).await.map_err(|_| Error::SessionClosed)?;
+            }
+            return Ok(());
+        }
+        Err(Error::Transport(format!(
+            "POST {} answered a request with {status} and content type {:?}",
+            shared.url, content_type
+        )))
+    }
+
+    /// Ends the session: sends `DELETE` with the session id (a 405 answer, meaning the
+    /// server does not allow it, and a 404, meaning it is already gone, are fine), then
+    /// stops the running streams and ends the incoming channel. Other non-2xx answers are
+    /// [`Error::Http`] (the transport is closed all the same).
+    pub async fn close(&self) -> Result<(), Error> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let (session_id, version) = {
+            let state = self.state();
+            (state.session_id.clone(), state.protocol_version)
+        };
+        let result = match session_id {
+            Some(id) => self.delete_session(id, version).await,
+            None => Ok(()),
+        };
+        self.mark_closed();
+        result
+    }
+
+    async fn delete_session(
+        &self,
+        id: HeaderValue,
+        version: Option<ProtocolVersion>,
+    ) -> Result<(), Error> {
+        let shared = &self.shared;
+        let mut delete = shared
+            .http
+            .delete(shared.url.clone())
+            .header(SESSION_ID_HEADER, id);
+        if let Some(v) = version {
+            delete = delete.header(PROTOCOL_VERSION_HEADER, v.as_str());
+        }
+        let wait = shared.request_timeout;
+        let response = tokio::time::timeout(wait, delete.send())
+            .await
+            .map_err(|_| Error::Timeout(wait, "the answer to DELETE"))?
+            .map_err(|e| connect_error(&shared.url, &e))?;
+        let status = response.status();
+        if status.is_success()
+            || status == StatusCode::METHOD_NOT_ALLOWED
+            || status == StatusCode::NOT_FOUND
+        {
+            Ok(())
+        } else {
+            Err(http_error(response, wait).await)
+        }
+    }
+
+    fn mark_closed(&self) {
+        self.state().tx = None;
+        self.shared.closed.cancel();
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Forwards the messages of one POST's event stream. Returns `None` once the response to
+/// `id` went through, or the error to report when the stream ended or broke before it.
+async fn read_event_stream(
+    response: reqwest::Response,
+    id: RequestId,
+    tx: mpsc::Sender<Incoming>,
+    max_message_bytes: usize,
+    url: reqwest::Url,
+) -> Option<Error> {
+    let mut body = response.bytes_stream();
+    let mut parser = SseParser::new(max_message_bytes);
+    let mut answered = false;
+    loop {
+        while let Some(event) = parser.next_event() {
+            if event.event != "message" || event.data.trim().is_empty() {
+                continue;
+            }
+            for item in decode_incoming(event.data.as_bytes()) {
+                if let Incoming::Message(Message::Response(r)) = &item {
+                    answered |= r.id.as_ref() == Some(&id);
+                }
+                if tx.send(item).await.is_err() {
+                    return None;
+                }
+            }
+        }
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                if let Err(e) = parser.feed(&chunk) {
+                    return (!answered).then_some(Error::MessageTooLarge { limit: e.limit });
+                }
+            }
+            Some(Err(e)) => return (!answered).then(|| connect_error(&url, &e)),
+            None => {
+                return (!answered).then(|| {
+                    Error::Transport(format!(
+                        "the event stream from {url} ended before the response to request {id}"
+                    ))
+                });
+            }
+        }
+    }
+}
