@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn refuses_small_rsa_jwk_and_mismatched_alg() {
-        // 512-bit modulus (all 0xff bytes would not be a valid key shape, but size is checked).
+        // A 512-bit modulus is refused for its size before anything else.
         let n = URL_SAFE_NO_PAD.encode([0xc5u8; 64]);
         let err = VerificationKey::from_jwk_value(&json!({"kty": "RSA", "n": n, "e": "AQAB"}))
             .err()

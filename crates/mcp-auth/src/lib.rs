@@ -19,6 +19,19 @@
 //! so a tool reads the caller with `ctx.extensions().get::<mcp_auth::Identity>()` and can demand a
 //! scope with [`Identity::require_scope`].
 //!
+//! # Responses
+//!
+//! Every failure is answered in one place, with a JSON body `{"error": "..", "error_description": ".."}`
+//! that never contains the token:
+//!
+//! | failure | status | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no bearer credentials (no header, another scheme, token only in `?access_token=`) | 401 | `Bearer [scope=".."], resource_metadata=".."` |
+//! | empty, oversized (> 8 KiB), malformed, badly signed, expired, wrong audience/issuer | 401 | `Bearer error="invalid_token", error_description="..", ..` |
+//! | two `Authorization` headers | 400 | `Bearer error="invalid_request", ..` |
+//! | valid token without the required scopes | 403 | `Bearer error="insufficient_scope", scope="..", resource_metadata=".."` |
+//! | JWKS cannot be fetched | 503 | none (body `temporarily_unavailable`) |
+//!
 //! # Example
 //!
 //! Protect a route, mint a development token, and call it:

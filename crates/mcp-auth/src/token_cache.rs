@@ -142,10 +142,11 @@ mod tests {
     #[test]
     fn entry_expires_with_the_token() {
         let cache = VerifiedTokenCache::new(4, Duration::from_secs(300));
-        // exp is 1 s away: the entry must be gone after that second, long before max_ttl.
-        cache.insert("t", &identity("a", 1));
+        // exp is 1 to 2 s away (whole seconds): the entry must be gone after 2 s, long before
+        // max_ttl.
+        cache.insert("t", &identity("a", 2));
         assert!(cache.get("t").is_some());
-        std::thread::sleep(Duration::from_millis(1100));
+        std::thread::sleep(Duration::from_millis(2100));
         assert_eq!(cache.get("t"), None);
         assert_eq!(cache.len(), 0);
     }

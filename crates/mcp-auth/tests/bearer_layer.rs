@@ -702,6 +702,13 @@ async fn dev_tokens_have_fastmcp_like_defaults() {
     assert!(iat.abs_diff(now()) <= 5);
     let bare = kp.create_token().without_kid().sign().unwrap();
     assert_eq!(jsonwebtoken::decode_header(&bare).unwrap().kid, None);
+    // FastMCP-style tokens without `kid` verify against a bare PEM key.
+    let identity = JwtVerifier::from_public_key_pem(&kp.public_key_pem())
+        .unwrap()
+        .verify(&bare)
+        .await
+        .unwrap();
+    assert_eq!(identity.subject.as_deref(), Some("dev-user"));
     // The JWK thumbprint kid is stable for a key.
     assert_eq!(kp.jwks()["keys"][0]["kid"], kp.kid());
     assert_eq!(kp.kid().len(), 43);

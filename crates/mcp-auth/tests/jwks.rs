@@ -32,7 +32,7 @@ fn token_from(pair: &mcp_auth::RsaKeyPair, subject: &str) -> String {
 #[tokio::test]
 async fn unknown_kid_and_key_rotation_refetch_at_most_once_per_interval() {
     let jwks = JwksServer::start(key_set(&[primary()])).await;
-    let interval = Duration::from_millis(1000);
+    let interval = Duration::from_millis(2000);
     let verifier = jwks_verifier(&jwks, interval);
     let server =
         Protected::start(|resource| ResourceServer::new(resource, verifier.clone()).unwrap()).await;
