@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 
 use super::sse_parser::{SseEvent, SseParser};
 use super::{
-    AbortOnDrop, Incoming, TransportOptions, connect_error, decode_incoming, http_error,
-    is_media_type, parse_url,
+    AbortOnDrop, HttpClient, Incoming, TransportOptions, connect_error, decode_incoming,
+    http_error, is_media_type, parse_url,
 };
 use crate::Error;
 
@@ -29,7 +29,7 @@ pub struct SseClientTransport {
 
 #[derive(Debug)]
 struct Shared {
-    http: reqwest::Client,
+    http: HttpClient,
     sse_url: reqwest::Url,
     endpoint: reqwest::Url,
     request_timeout: Duration,
@@ -121,7 +121,7 @@ impl SseClientTransport {
 
 /// GETs the stream and reads up to the `endpoint` event.
 async fn open_stream(
-    http: &reqwest::Client,
+    http: &HttpClient,
     sse_url: &reqwest::Url,
     options: &TransportOptions,
 ) -> Result<(ByteStream, SseParser, reqwest::Url), Error> {

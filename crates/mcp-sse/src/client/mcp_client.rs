@@ -49,6 +49,7 @@ pub struct McpClientBuilder {
     capabilities: ClientCapabilities,
     incoming_capacity: usize,
     max_message_bytes: usize,
+    http_client: Option<reqwest::Client>,
 }
 
 impl McpClientBuilder {
@@ -114,6 +115,14 @@ impl McpClientBuilder {
         self
     }
 
+    /// Uses this `reqwest` client (proxies, TLS roots, a shared connection pool). By default
+    /// a process-wide client per connect timeout is shared. The connect timeout of a given
+    /// client is its own.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
     /// The transport this builder will use, with `Auto` resolved.
     pub fn resolved_transport(&self) -> Result<TransportKind, Error> {
         Ok(match self.kind {
@@ -138,6 +147,7 @@ impl McpClientBuilder {
             request_timeout: self.request_timeout,
             incoming_capacity: self.incoming_capacity,
             max_message_bytes: self.max_message_bytes,
+            http_client: self.http_client.clone(),
             ..TransportOptions::default()
         };
         for (name, value) in &self.headers {
@@ -298,6 +308,7 @@ impl McpClient {
             capabilities: ClientCapabilities::default(),
             incoming_capacity: DEFAULT_INCOMING_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            http_client: None,
         }
     }
 

@@ -53,6 +53,9 @@ pub struct TransportOptions {
     pub incoming_capacity: usize,
     /// Bound on one message or server-sent event from the server.
     pub max_message_bytes: usize,
+    /// The `reqwest` client to use (for proxies, TLS settings, a shared pool); `None` uses a
+    /// process-wide client built with `connect_timeout`. `headers` are added either way.
+    pub http_client: Option<reqwest::Client>,
 }
 
 impl Default for TransportOptions {
@@ -63,6 +66,7 @@ impl Default for TransportOptions {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             incoming_capacity: DEFAULT_INCOMING_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            http_client: None,
         }
     }
 }
@@ -75,13 +79,62 @@ impl TransportOptions {
         Ok(self)
     }
 
-    fn http_client(&self) -> Result<reqwest::Client, Error> {
-        reqwest::Client::builder()
-            .default_headers(self.headers.clone())
-            .connect_timeout(self.connect_timeout)
-            .build()
-            .map_err(|e| Error::Transport(format!("cannot build the HTTP client: {e}")))
+    fn http_client(&self) -> Result<HttpClient, Error> {
+        let client = match &self.http_client {
+            Some(client) => client.clone(),
+            None => shared_reqwest_client(self.connect_timeout)?,
+        };
+        Ok(HttpClient {
+            client,
+            headers: self.headers.clone(),
+        })
     }
+}
+
+/// A `reqwest` client plus the headers every request carries.
+#[derive(Debug, Clone)]
+struct HttpClient {
+    client: reqwest::Client,
+    headers: HeaderMap,
+}
+
+impl HttpClient {
+    fn get(&self, url: reqwest::Url) -> reqwest::RequestBuilder {
+        self.client.get(url).headers(self.headers.clone())
+    }
+
+    fn post(&self, url: reqwest::Url) -> reqwest::RequestBuilder {
+        self.client.post(url).headers(self.headers.clone())
+    }
+
+    fn delete(&self, url: reqwest::Url) -> reqwest::RequestBuilder {
+        self.client.delete(url).headers(self.headers.clone())
+    }
+}
+
+/// How many distinct connect timeouts get a cached client.
+const CACHED_CLIENTS: usize = 8;
+
+/// A process-wide `reqwest` client per connect timeout. Building one loads the platform's
+/// TLS roots (tens of milliseconds), and sharing one shares its connection pool, so
+/// transports reuse them.
+fn shared_reqwest_client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
+    static CLIENTS: std::sync::Mutex<Vec<(Duration, reqwest::Client)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut clients = CLIENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, client)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
+        return Ok(client.clone());
+    }
+    let client = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .build()
+        .map_err(|e| Error::Transport(format!("cannot build the HTTP client: {e}")))?;
+    if clients.len() < CACHED_CLIENTS {
+        clients.push((connect_timeout, client.clone()));
+    }
+    Ok(client)
 }
 
 /// Validates a header name and value.

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::sse_parser::SseParser;
 use super::{
-    Incoming, TransportOptions, connect_error, decode_incoming, http_error, is_media_type,
-    parse_url, read_body,
+    HttpClient, Incoming, TransportOptions, connect_error, decode_incoming, http_error,
+    is_media_type, parse_url, read_body,
 };
 use crate::Error;
 
@@ -36,7 +36,7 @@ pub struct StreamableHttpClientTransport {
 
 #[derive(Debug)]
 struct Shared {
-    http: reqwest::Client,
+    http: HttpClient,
     url: reqwest::Url,
     request_timeout: Duration,
     max_message_bytes: usize,
