@@ -7,10 +7,6 @@ use serde::Serialize;
 /// Errors of this crate (building and serving the endpoint, and model failures).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// [`LocalResponsesBuilder::build`](crate::LocalResponsesBuilder::build) was called without a
-    /// connector.
-    #[error("no MCP connector was configured; call LocalResponsesBuilder::connector")]
-    MissingConnector,
     /// The listening socket could not be bound.
     #[error("could not listen on {addr}: {source}")]
     Bind {

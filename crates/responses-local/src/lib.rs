@@ -56,6 +56,7 @@ mod connector;
 mod engine;
 mod error;
 mod http;
+mod mcp_sse_connector;
 mod model;
 mod request;
 mod store;
@@ -72,6 +73,7 @@ pub use connector::{
     ConnectorError, ListedTool, McpConnection, McpConnector, McpTarget, ToolCallOutcome,
 };
 pub use error::Error;
+pub use mcp_sse_connector::HttpMcpConnector;
 pub use model::{
     ActivityResult, ChatMessage, DeterministicModel, Model, ModelInput, ModelStep, ToolActivity,
     ToolOffer, example_arguments,
@@ -129,7 +131,7 @@ impl Default for LocalResponsesBuilder {
 }
 
 impl LocalResponsesBuilder {
-    /// The MCP connector (required).
+    /// The MCP connector (default [`HttpMcpConnector`]: real MCP servers over HTTP).
     pub fn connector(mut self, connector: impl McpConnector) -> Self {
         self.connector = Some(Arc::new(connector));
         self
@@ -174,7 +176,9 @@ impl LocalResponsesBuilder {
 
     /// Builds the endpoint.
     pub fn build(self) -> Result<LocalResponses, Error> {
-        let connector = self.connector.ok_or(Error::MissingConnector)?;
+        let connector = self
+            .connector
+            .unwrap_or_else(|| Arc::new(HttpMcpConnector::default()));
         Ok(LocalResponses {
             shared: Arc::new(Shared {
                 connector,

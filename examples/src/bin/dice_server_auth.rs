@@ -1,0 +1,76 @@
+//! The seed's authenticated "Dice Roller": a development RSA key pair, a token for audience
+//! `dice-server` printed at start, and every MCP route behind bearer-JWT verification.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use mcp_auth::{DEV_ISSUER, JwtVerifier, ResourceServer, RsaKeyPair};
+use mcp_sse::McpHttpServer;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(about = "The Dice Roller MCP server behind bearer-JWT auth (audience dice-server)")]
+struct Args {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to bind.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Also write the minted token to this file (for scripts).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Also write the public key (PEM) to this file.
+    #[arg(long)]
+    public_key_file: Option<PathBuf>,
+    /// The audience tokens must carry.
+    #[arg(long, default_value = "dice-server")]
+    audience: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    mcp_examples::init_tracing();
+    let args = Args::parse();
+
+    // Development and testing only, as in the seed: generate a key pair and mint a token.
+    let key_pair = RsaKeyPair::generate()?;
+    let access_token = key_pair.create_token().audience(&args.audience).sign()?;
+
+    let verifier =
+        JwtVerifier::from_public_key_pem(&key_pair.public_key_pem())?.audience(&args.audience);
+    let listener =
+        tokio::net::TcpListener::bind(mcp_examples::bind_address(&args.host, args.port)).await?;
+    let addr = listener.local_addr()?;
+    let resource = format!("http://{addr}/mcp");
+    let auth = ResourceServer::new(&resource, verifier)?.authorization_server(DEV_ISSUER);
+
+    let mcp = McpHttpServer::new(mcp_examples::dice::server()?);
+    let app = auth.protect(mcp.router());
+
+    if let Some(path) = &args.token_file {
+        std::fs::write(path, &access_token)?;
+    }
+    if let Some(path) = &args.public_key_file {
+        std::fs::write(path, key_pair.public_key_pem())?;
+    }
+    // The seed prints the token; do NOT do this in production.
+    println!("\n---\n\n🔑 Dice Roller access token:\n\n{access_token}\n\n---\n");
+    println!(
+        "Dice Roller MCP server (auth): http://{addr}/sse (legacy SSE), http://{addr}/mcp (streamable HTTP)"
+    );
+
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let drain = mcp.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            mcp_sse::ctrl_c().await;
+            drain.drain().await;
+        })
+        .await?;
+    Ok(())
+}
