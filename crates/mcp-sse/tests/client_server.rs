@@ -275,6 +275,38 @@ async fn client_timeout_cancels_the_running_handler() {
     }
 }
 
+#[tokio::test]
+async fn closing_or_dropping_a_client_mid_call_leaves_no_session() {
+    let (server, _) = start().await;
+    // Legacy SSE: dropping the client closes the stream, which ends the session.
+    let client = McpClient::builder(server.url("/sse"))
+        .connect()
+        .await
+        .unwrap();
+    let call = tokio::spawn(async move {
+        let _ = client.call_tool("sleep", json!({"ms": 10_000})).await;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.server().session_count(), 1);
+    call.abort();
+    wait_sessions(server.server(), 0).await;
+
+    // Both transports: close() fails the call in flight and ends the session (DELETE for
+    // streamable HTTP).
+    for (url, kind) in endpoints(&server) {
+        let client = Arc::new(McpClient::builder(&url).connect().await.unwrap());
+        let calling = client.clone();
+        let call =
+            tokio::spawn(async move { calling.call_tool("sleep", json!({"ms": 10_000})).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(client.pending_requests(), 1, "{kind:?}");
+        client.close().await.unwrap();
+        let err = call.await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::SessionClosed), "{kind:?}: {err:?}");
+        wait_sessions(server.server(), 0).await;
+    }
+}
+
 async fn require_bearer(request: Request, next: Next) -> Response {
     let authorized = request
         .headers()

@@ -25,7 +25,7 @@ use crate::Error;
 pub use legacy::SseClientTransport;
 pub use mcp_client::{McpClient, McpClientBuilder, TransportKind};
 pub use sse_parser::{EventTooLarge, SseEvent, SseParser};
-pub use streamable::StreamableHttpClientTransport;
+pub use streamable::{MAX_RESUME_ATTEMPTS, StreamableHttpClientTransport};
 
 /// Default time to open a connection (and, for legacy SSE, to receive the `endpoint` event).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -35,6 +35,7 @@ pub struct SseParser {
     event: String,
     last_id: Option<String>,
     retry: Option<Duration>,
+    reconnect_delay: Option<Duration>,
     after_cr: bool,
     at_start: bool,
     max_event_bytes: usize,
@@ -51,6 +52,7 @@ impl SseParser {
             event: String::new(),
             last_id: None,
             retry: None,
+            reconnect_delay: None,
             after_cr: false,
             at_start: true,
             max_event_bytes: max_event_bytes.max(1),
@@ -103,6 +105,24 @@ impl SseParser {
         self.last_id.as_deref()
     }
 
+    /// The last `retry:` delay the stream asked for, if any (kept across events).
+    pub fn reconnect_delay(&self) -> Option<Duration> {
+        self.reconnect_delay
+    }
+
+    /// Starts reading a new connection of the same stream: drops any partial line and
+    /// event, keeps the last event id and the reconnection delay.
+    pub fn reset_connection(&mut self) {
+        self.line.clear();
+        self.data.clear();
+        self.has_data = false;
+        self.event.clear();
+        self.retry = None;
+        self.after_cr = false;
+        self.at_start = true;
+        self.ready.clear();
+    }
+
     fn push_line_bytes(&mut self, bytes: &[u8]) -> Result<(), EventTooLarge> {
         if self.line.len() + bytes.len() + self.data.len() > self.max_event_bytes {
             return Err(EventTooLarge {
@@ -141,6 +161,7 @@ impl SseParser {
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 if let Ok(ms) = value.parse::<u64>() {
                     self.retry = Some(Duration::from_millis(ms));
+                    self.reconnect_delay = self.retry;
                 }
             }
             _ => {}
@@ -262,6 +283,21 @@ mod tests {
         p.feed(b"id: 42\n\n").unwrap();
         assert_eq!(p.next_event(), None);
         assert_eq!(p.last_event_id(), Some("42"));
+    }
+
+    #[test]
+    fn reset_connection_keeps_last_id_and_delay_and_drops_partial_event() {
+        let mut p = SseParser::new(1024);
+        p.feed(b"id: 3\nretry: 250\ndata:\n\ndata: partial")
+            .unwrap();
+        assert!(p.next_event().is_some());
+        p.reset_connection();
+        p.feed(b"\n\n").unwrap();
+        assert_eq!(p.next_event(), None);
+        assert_eq!(p.last_event_id(), Some("3"));
+        assert_eq!(p.reconnect_delay(), Some(Duration::from_millis(250)));
+        p.feed(b"data: next\n\n").unwrap();
+        assert_eq!(p.next_event(), Some(ev("message", "next", Some("3"))));
     }
 
     #[test]

@@ -21,6 +21,15 @@ use crate::Error;
 pub const SESSION_ID_HEADER: &str = "mcp-session-id";
 /// The negotiated-version header (`MCP-Protocol-Version`).
 pub const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+/// How many times one response stream is resumed before its request is reported lost.
+pub const MAX_RESUME_ATTEMPTS: u32 = 3;
+/// Delay before resuming when the server sent no `retry:`.
+const DEFAULT_RESUME_DELAY: Duration = Duration::from_secs(1);
+/// Upper bound on the server's `retry:` delay.
+const MAX_RESUME_DELAY: Duration = Duration::from_secs(10);
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 /// A client of streamable HTTP: every client message is a `POST` to one MCP URL; the answer
 /// to a request is one `application/json` body or a `text/event-stream` carrying the
@@ -165,13 +174,9 @@ impl StreamableHttpClientTransport {
             let Some(tx) = self.state().tx.clone() else {
                 return Err(Error::SessionClosed);
             };
-            let pump = read_event_stream(
-                response,
-                request.id.clone(),
-                tx.clone(),
-                shared.max_message_bytes,
-                shared.url.clone(),
-            );
+            let pump = self
+                .clone()
+                .read_event_stream(response, request.id.clone(), tx.clone());
             let closed = shared.closed.clone();
             let id = request.id.clone();
             tokio::spawn(async move {
@@ -270,48 +275,110 @@ impl StreamableHttpClientTransport {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// Forwards the messages of one POST's event stream. Returns `None` once the response to
-/// `id` went through, or the error to report when the stream ended or broke before it.
-async fn read_event_stream(
-    response: reqwest::Response,
-    id: RequestId,
-    tx: mpsc::Sender<Incoming>,
-    max_message_bytes: usize,
-    url: reqwest::Url,
-) -> Option<Error> {
-    let mut body = response.bytes_stream();
-    let mut parser = SseParser::new(max_message_bytes);
-    let mut answered = false;
-    loop {
-        while let Some(event) = parser.next_event() {
-            if event.event != "message" || event.data.trim().is_empty() {
-                continue;
-            }
-            for item in decode_incoming(event.data.as_bytes()) {
-                if let Incoming::Message(Message::Response(r)) = &item {
-                    answered |= r.id.as_ref() == Some(&id);
+    /// Forwards the messages of one POST's event stream. When the stream ends or breaks
+    /// before the response to `id` and the server gave event ids, it resumes with `GET` and
+    /// `Last-Event-ID` after the server's `retry:` delay (at most [`MAX_RESUME_ATTEMPTS`]
+    /// times). Returns `None` once the response went through, or the error to report.
+    async fn read_event_stream(
+        self,
+        response: reqwest::Response,
+        id: RequestId,
+        tx: mpsc::Sender<Incoming>,
+    ) -> Option<Error> {
+        let url = self.shared.url.clone();
+        let mut body: ByteStream = Box::pin(response.bytes_stream());
+        let mut parser = SseParser::new(self.shared.max_message_bytes);
+        let mut answered = false;
+        let mut attempts = 0;
+        loop {
+            while let Some(event) = parser.next_event() {
+                if event.event != "message" || event.data.trim().is_empty() {
+                    continue;
                 }
-                if tx.send(item).await.is_err() {
-                    return None;
+                for item in decode_incoming(event.data.as_bytes()) {
+                    if let Incoming::Message(Message::Response(r)) = &item {
+                        answered |= r.id.as_ref() == Some(&id);
+                    }
+                    if tx.send(item).await.is_err() {
+                        return None;
+                    }
+                }
+            }
+            let ended = match body.next().await {
+                Some(Ok(chunk)) => match parser.feed(&chunk) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        return (!answered).then_some(Error::MessageTooLarge { limit: e.limit });
+                    }
+                },
+                Some(Err(e)) => connect_error(&url, &e),
+                None => Error::Transport(format!(
+                    "the event stream from {url} ended before the response to request {id}"
+                )),
+            };
+            if answered {
+                return None;
+            }
+            let Some(last_id) = parser.last_event_id().map(str::to_owned) else {
+                return Some(ended);
+            };
+            if attempts == MAX_RESUME_ATTEMPTS {
+                return Some(ended);
+            }
+            attempts += 1;
+            let delay = parser
+                .reconnect_delay()
+                .unwrap_or(DEFAULT_RESUME_DELAY)
+                .min(MAX_RESUME_DELAY);
+            tokio::time::sleep(delay).await;
+            tracing::debug!(%url, %id, last_event_id = %last_id, attempt = attempts, "resuming an event stream");
+            match self.resume(&last_id).await {
+                Ok(response) => {
+                    body = Box::pin(response.bytes_stream());
+                    parser.reset_connection();
+                }
+                Err(e) => {
+                    tracing::debug!(%url, error = %e, "cannot resume the event stream");
+                    return Some(ended);
                 }
             }
         }
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                if let Err(e) = parser.feed(&chunk) {
-                    return (!answered).then_some(Error::MessageTooLarge { limit: e.limit });
-                }
-            }
-            Some(Err(e)) => return (!answered).then(|| connect_error(&url, &e)),
-            None => {
-                return (!answered).then(|| {
-                    Error::Transport(format!(
-                        "the event stream from {url} ended before the response to request {id}"
-                    ))
-                });
-            }
+    }
+
+    /// `GET` with `Last-Event-ID`: the server replays what followed that event.
+    async fn resume(&self, last_event_id: &str) -> Result<reqwest::Response, Error> {
+        let shared = &self.shared;
+        let (session_id, version) = {
+            let state = self.state();
+            (state.session_id.clone(), state.protocol_version)
+        };
+        let mut get = shared
+            .http
+            .get(shared.url.clone())
+            .header(ACCEPT, "text/event-stream")
+            .header("last-event-id", last_event_id);
+        if let Some(id) = session_id {
+            get = get.header(SESSION_ID_HEADER, id);
         }
+        if let Some(v) = version {
+            get = get.header(PROTOCOL_VERSION_HEADER, v.as_str());
+        }
+        let wait = shared.request_timeout;
+        let response = tokio::time::timeout(wait, get.send())
+            .await
+            .map_err(|_| Error::Timeout(wait, "the answer to a resuming GET"))?
+            .map_err(|e| connect_error(&shared.url, &e))?;
+        if !response.status().is_success() {
+            return Err(http_error(response, wait).await);
+        }
+        if !is_media_type(response.headers().get(CONTENT_TYPE), "text/event-stream") {
+            return Err(Error::Transport(format!(
+                "GET {} with Last-Event-ID answered {:?}, not text/event-stream",
+                shared.url,
+                response.headers().get(CONTENT_TYPE)
+            )));
+        }
+        Ok(response)
     }
 }

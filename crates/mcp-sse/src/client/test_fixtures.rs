@@ -136,6 +136,8 @@ pub(crate) struct Recorded {
     pub(crate) messages: Mutex<Vec<Value>>,
     /// Session ids deleted with DELETE.
     pub(crate) deleted: Mutex<Vec<String>>,
+    /// `Last-Event-ID` headers of resuming GETs.
+    pub(crate) last_event_ids: Mutex<Vec<String>>,
 }
 
 impl Recorded {
@@ -259,6 +261,8 @@ async fn legacy_post(
 
 struct StreamableState {
     sessions: Mutex<HashSet<String>>,
+    /// Per session, the messages a resuming GET replays.
+    replay: Mutex<HashMap<String, Vec<Value>>>,
     next: Mutex<usize>,
     delete_allowed: bool,
     recorded: Arc<Recorded>,
@@ -270,12 +274,18 @@ struct StreamableState {
 pub(crate) fn streamable_router(recorded: Arc<Recorded>, delete_allowed: bool) -> Router {
     let state = Arc::new(StreamableState {
         sessions: Mutex::new(HashSet::new()),
+        replay: Mutex::new(HashMap::new()),
         next: Mutex::new(0),
         delete_allowed,
         recorded,
     });
     Router::new()
-        .route("/mcp", post(streamable_post).delete(streamable_delete))
+        .route(
+            "/mcp",
+            post(streamable_post)
+                .delete(streamable_delete)
+                .get(streamable_get),
+        )
         .route(
             "/locked/mcp",
             post(|| async {
@@ -346,12 +356,30 @@ async fn streamable_post(
     }
     let mut response = if message["method"] == "tools/call" {
         let (tx, rx) = mpsc::channel(16);
-        let replies = if message["params"]["name"] == "drop" {
-            vec![
-                json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "bye"}}),
-            ]
-        } else {
-            answer(&message, &headers)
+        let bye = json!({"jsonrpc": "2.0", "method": "notifications/message",
+            "params": {"level": "info", "data": "bye"}});
+        let replies = match message["params"]["name"].as_str() {
+            // The stream ends before the answer, and nothing can be resumed.
+            Some("drop") => vec![bye],
+            // The stream ends after the progress; a resuming GET gets the answer.
+            Some("resume") => {
+                let mut all = answer(
+                    &json!({"jsonrpc": "2.0", "id": message["id"], "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"resumed": true},
+                        "_meta": {"progressToken": message.pointer("/params/_meta/progressToken")}}}),
+                    &headers,
+                );
+                let result = all.pop().unwrap();
+                let session = headers
+                    .get("mcp-session-id")
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                state.replay.lock().unwrap().insert(session, vec![result]);
+                all
+            }
+            _ => answer(&message, &headers),
         };
         let silent = message["params"]["name"] == "silent";
         tokio::spawn(async move {
@@ -380,6 +408,36 @@ async fn streamable_post(
             .insert("mcp-session-id", id.parse().unwrap());
     }
     response
+}
+
+/// `GET /mcp`: only resumption (with `Last-Event-ID`) of a stream that has something to
+/// replay; 405 otherwise.
+async fn streamable_get(State(state): State<Arc<StreamableState>>, headers: HeaderMap) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (Some(session), Some(last)) = (header("mcp-session-id"), header("last-event-id")) else {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    };
+    assert_eq!(header("accept").as_deref(), Some("text/event-stream"));
+    state
+        .recorded
+        .last_event_ids
+        .lock()
+        .unwrap()
+        .push(last.clone());
+    let Some(replay) = state.replay.lock().unwrap().remove(&session) else {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    };
+    let (tx, rx) = mpsc::channel(16);
+    let first: usize = last.parse().unwrap();
+    for (i, message) in replay.iter().enumerate() {
+        tx.try_send(frame(message, first + 1 + i)).unwrap();
+    }
+    sse_response(rx)
 }
 
 async fn streamable_delete(

@@ -321,10 +321,12 @@ async fn initialized_streamable(
 
 #[tokio::test]
 async fn streamable_stream_that_ends_before_the_answer_reports_lost() {
-    let (addr, _) = streamable_fixture(true).await;
+    let (addr, recorded) = streamable_fixture(true).await;
     let (transport, mut rx) = initialized_streamable(addr).await;
     let call = Message::request(5, "tools/call", Some(json!({"name": "drop"})));
     transport.send(&call).await.unwrap();
+    // The stream had event ids, so the transport tries to resume (after the server's
+    // `retry: 500`); the fixture answers that GET with 405 and the request is lost.
     assert_eq!(
         next_message(&mut rx).await["method"],
         "notifications/message"
@@ -342,6 +344,53 @@ async fn streamable_stream_that_ends_before_the_answer_reports_lost() {
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        *recorded.last_event_ids.lock().unwrap(),
+        vec!["1".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn streamable_stream_that_ends_early_is_resumed_with_last_event_id() {
+    let (addr, recorded) = streamable_fixture(true).await;
+    let (transport, mut rx) = initialized_streamable(addr).await;
+    let call = Message::request(
+        9,
+        "tools/call",
+        Some(json!({"name": "resume", "_meta": {"progressToken": 1}})),
+    );
+    transport.send(&call).await.unwrap();
+    assert_eq!(next_message(&mut rx).await["params"]["progress"], 1);
+    assert_eq!(next_message(&mut rx).await["params"]["progress"], 2);
+    // The POST stream ended here (after event id 2); the answer comes from the GET.
+    let answer = next_message(&mut rx).await;
+    assert_eq!(answer["id"], 9);
+    assert_eq!(
+        answer["result"]["structuredContent"]["arguments"],
+        json!({"resumed": true})
+    );
+    assert_eq!(
+        *recorded.last_event_ids.lock().unwrap(),
+        vec!["2".to_owned()]
+    );
+    // The same through McpClient, with progress delivered before the result.
+    let client = McpClient::builder(format!("http://{addr}/mcp"))
+        .connect()
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let result = client
+        .call_tool_with_progress("resume", Value::Null, move |p| {
+            sink.lock().unwrap().push(p.progress)
+        })
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![1.0, 2.0]);
+    assert_eq!(
+        result.structured_content.unwrap()["arguments"],
+        json!({"resumed": true})
+    );
 }
 
 #[tokio::test]
