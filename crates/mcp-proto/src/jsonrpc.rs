@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The JSON-RPC version string every message carries.
 pub const JSONRPC_VERSION: &str = "2.0";
@@ -347,40 +347,35 @@ impl Message {
 }
 
 impl Serialize for Message {
+    // Written straight to the serializer: building a `Map` first would deep-clone `params`
+    // and `result` for every message.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = Map::new();
-        map.insert("jsonrpc".into(), Value::String(JSONRPC_VERSION.into()));
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("jsonrpc", JSONRPC_VERSION)?;
         match self {
             Message::Request(r) => {
-                map.insert("id".into(), r.id.to_value());
-                map.insert("method".into(), Value::String(r.method.clone()));
+                map.serialize_entry("id", &r.id)?;
+                map.serialize_entry("method", &r.method)?;
                 if let Some(p) = &r.params {
-                    map.insert("params".into(), p.clone());
+                    map.serialize_entry("params", p)?;
                 }
             }
             Message::Notification(n) => {
-                map.insert("method".into(), Value::String(n.method.clone()));
+                map.serialize_entry("method", &n.method)?;
                 if let Some(p) = &n.params {
-                    map.insert("params".into(), p.clone());
+                    map.serialize_entry("params", p)?;
                 }
             }
             Message::Response(r) => {
-                map.insert(
-                    "id".into(),
-                    r.id.as_ref().map_or(Value::Null, RequestId::to_value),
-                );
+                map.serialize_entry("id", &r.id)?;
                 match &r.outcome {
-                    Ok(result) => {
-                        map.insert("result".into(), result.clone());
-                    }
-                    Err(e) => {
-                        let e = serde_json::to_value(e).map_err(serde::ser::Error::custom)?;
-                        map.insert("error".into(), e);
-                    }
+                    Ok(result) => map.serialize_entry("result", result)?,
+                    Err(e) => map.serialize_entry("error", e)?,
                 }
             }
         }
-        map.serialize(serializer)
+        map.end()
     }
 }
 
