@@ -11,6 +11,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use mcp_proto::types::LoggingLevel;
 use mcp_proto::{McpServer, NoArgs, ProtocolVersion, ToolContext, ToolError};
 use mcp_sse::client::{McpClient, TransportKind};
 use mcp_sse::{Error, McpHttpServer, RunningServer};
@@ -75,6 +76,16 @@ fn service(probe: Arc<Probe>) -> McpServer {
                 Ok::<_, ToolError>(format!("slept {}", a.ms))
             }
         })
+        .tool(
+            "log",
+            "Logs one message at info level.",
+            |ctx: ToolContext, _: NoArgs| async move {
+                ctx.log(LoggingLevel::Info, Some("test"), json!("hello"))
+                    .await
+                    .ok();
+                Ok::<_, ToolError>("logged".to_string())
+            },
+        )
         .tool(
             "progress",
             "Reports progress three times.",
@@ -160,7 +171,7 @@ async fn client_and_server_agree_over_both_transports() {
             .into_iter()
             .map(|t| t.name)
             .collect();
-        assert_eq!(names, ["roll_dice", "echo", "sleep", "progress"]);
+        assert_eq!(names, ["roll_dice", "echo", "sleep", "log", "progress"]);
 
         let result = client
             .call_tool("roll_dice", json!({"n_dice": 3}))
@@ -208,6 +219,35 @@ async fn client_and_server_agree_over_both_transports() {
         wait_sessions(server.server(), 0).await;
     }
     server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn notifications_reach_the_callback_with_the_server_stream_on() {
+    let (server, _) = start().await;
+    for (url, kind) in endpoints(&server) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let client = McpClient::builder(&url)
+            .server_stream(true)
+            .on_notification(move |n| {
+                let _ = tx.try_send(n);
+            })
+            .connect()
+            .await
+            .unwrap();
+        let result = client.call_tool("log", Value::Null).await.unwrap();
+        assert_eq!(result.content[0].as_text(), Some("logged"));
+        let n = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(n.method, "notifications/message", "{kind:?}");
+        assert_eq!(
+            n.params.unwrap(),
+            json!({"level": "info", "logger": "test", "data": "hello"})
+        );
+        client.close().await.unwrap();
+        wait_sessions(server.server(), 0).await;
+    }
 }
 
 #[tokio::test]

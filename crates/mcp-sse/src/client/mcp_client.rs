@@ -10,7 +10,7 @@ use mcp_proto::types::{
     ClientCapabilities, InitializeResult, ListToolsResult, ProgressParams, method,
 };
 use mcp_proto::{
-    CallToolResult, ClientEvent, ClientSession, Implementation, Message, Pagination,
+    CallToolResult, ClientEvent, ClientSession, Implementation, Message, Notification, Pagination,
     ProtocolVersion, RequestId, Response, Tool, parse_result,
 };
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ pub enum TransportKind {
 }
 
 /// Configures and connects an [`McpClient`]; made by [`McpClient::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct McpClientBuilder {
     url: String,
     headers: Vec<(String, String)>,
@@ -50,6 +50,24 @@ pub struct McpClientBuilder {
     incoming_capacity: usize,
     max_message_bytes: usize,
     http_client: Option<reqwest::Client>,
+    server_stream: bool,
+    on_notification: Option<NotificationCallback>,
+}
+
+impl std::fmt::Debug for McpClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("McpClientBuilder")
+            .field("url", &self.url)
+            .field("headers", &header_names)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("kind", &self.kind)
+            .field("version", &self.version)
+            .field("info", &self.info)
+            .field("server_stream", &self.server_stream)
+            .finish_non_exhaustive()
+    }
 }
 
 impl McpClientBuilder {
@@ -123,6 +141,25 @@ impl McpClientBuilder {
         self
     }
 
+    /// Streamable HTTP: after the handshake, also open the standalone `GET` stream, which
+    /// carries server notifications and requests unrelated to any call (a server answering
+    /// 405 has none; that is fine). Default off.
+    pub fn server_stream(mut self, open: bool) -> Self {
+        self.server_stream = open;
+        self
+    }
+
+    /// Receives every server notification except progress delivered to a
+    /// [`McpClient::call_tool_with_progress`] callback (e.g. `notifications/message`,
+    /// `notifications/tools/list_changed`). It runs on the client's dispatch task: keep it short.
+    pub fn on_notification(
+        mut self,
+        callback: impl Fn(Notification) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_notification = Some(Arc::new(callback));
+        self
+    }
+
     /// The transport this builder will use, with `Auto` resolved.
     pub fn resolved_transport(&self) -> Result<TransportKind, Error> {
         Ok(match self.kind {
@@ -174,6 +211,7 @@ impl McpClientBuilder {
             }),
             request_timeout: self.request_timeout,
             next_progress_token: AtomicU64::new(0),
+            on_notification: self.on_notification.clone(),
         });
         let dispatcher = tokio::spawn(dispatch(shared.clone(), transport.clone(), incoming));
         let mut client = McpClient {
@@ -187,6 +225,15 @@ impl McpClientBuilder {
         match init {
             Ok(init) => {
                 client.init = Some(init);
+                if let (true, ClientTransport::Streamable(t)) =
+                    (self.server_stream, &client.transport)
+                {
+                    match t.open_server_stream().await {
+                        Ok(true) => tracing::debug!("server stream open"),
+                        Ok(false) => tracing::debug!("the server offers no server stream (405)"),
+                        Err(e) => tracing::warn!(error = %e, "cannot open the server stream"),
+                    }
+                }
                 Ok(client)
             }
             Err(e) => {
@@ -228,11 +275,13 @@ pub struct McpClient {
 }
 
 type ProgressCallback = Arc<dyn Fn(ProgressParams) + Send + Sync>;
+type NotificationCallback = Arc<dyn Fn(Notification) + Send + Sync>;
 
 struct Shared {
     state: Mutex<State>,
     request_timeout: Duration,
     next_progress_token: AtomicU64,
+    on_notification: Option<NotificationCallback>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -309,6 +358,8 @@ impl McpClient {
             incoming_capacity: DEFAULT_INCOMING_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             http_client: None,
+            server_stream: false,
+            on_notification: None,
         }
     }
 
@@ -587,22 +638,24 @@ fn handle_message(shared: &Shared, transport: &ClientTransport, message: Message
                 let _ = waiter.send(outcome.map_err(|e| mcp_proto::Error::Rpc(e).into()));
             }
         }
-        Ok(ClientEvent::Notification(n)) if n.method == method::PROGRESS => {
-            let params = n
-                .params
-                .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok());
-            let Some(params) = params else {
-                tracing::debug!("malformed progress notification ignored");
-                return;
-            };
-            let callback = shared.state().progress.get(&params.progress_token).cloned();
-            match callback {
-                Some(callback) => callback(params),
-                None => tracing::debug!(token = %params.progress_token, "progress for no call"),
-            }
-        }
         Ok(ClientEvent::Notification(n)) => {
+            if n.method == method::PROGRESS {
+                let params = n
+                    .params
+                    .clone()
+                    .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok());
+                if let Some(params) = params {
+                    let callback = shared.state().progress.get(&params.progress_token).cloned();
+                    if let Some(callback) = callback {
+                        callback(params);
+                        return;
+                    }
+                }
+            }
             tracing::debug!(method = %n.method, "server notification");
+            if let Some(callback) = &shared.on_notification {
+                callback(n);
+            }
         }
         Ok(ClientEvent::ServerRequest(request)) => {
             let reply = if request.method == method::PING {

@@ -174,9 +174,9 @@ impl StreamableHttpClientTransport {
             let Some(tx) = self.state().tx.clone() else {
                 return Err(Error::SessionClosed);
             };
-            let pump = self
-                .clone()
-                .read_event_stream(response, request.id.clone(), tx.clone());
+            let pump =
+                self.clone()
+                    .read_event_stream(response, Some(request.id.clone()), tx.clone());
             let closed = shared.closed.clone();
             let id = request.id.clone();
             tokio::spawn(async move {
@@ -276,14 +276,15 @@ impl StreamableHttpClientTransport {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forwards the messages of one POST's event stream. When the stream ends or breaks
-    /// before the response to `id` and the server gave event ids, it resumes with `GET` and
+    /// Forwards the messages of an event stream: a POST's (`id` is the request it answers)
+    /// or the standalone GET stream (`id` is `None`). When the stream ends or breaks before
+    /// the response to `id` and the server gave event ids, it resumes with `GET` and
     /// `Last-Event-ID` after the server's `retry:` delay (at most [`MAX_RESUME_ATTEMPTS`]
-    /// times). Returns `None` once the response went through, or the error to report.
+    /// times in a row). Returns `None` once the response went through, or the error to report.
     async fn read_event_stream(
         self,
         response: reqwest::Response,
-        id: RequestId,
+        id: Option<RequestId>,
         tx: mpsc::Sender<Incoming>,
     ) -> Option<Error> {
         let url = self.shared.url.clone();
@@ -296,9 +297,10 @@ impl StreamableHttpClientTransport {
                 if event.event != "message" || event.data.trim().is_empty() {
                     continue;
                 }
+                attempts = 0;
                 for item in decode_incoming(event.data.as_bytes()) {
                     if let Incoming::Message(Message::Response(r)) = &item {
-                        answered |= r.id.as_ref() == Some(&id);
+                        answered |= id.is_some() && r.id == id;
                     }
                     if tx.send(item).await.is_err() {
                         return None;
@@ -313,9 +315,12 @@ impl StreamableHttpClientTransport {
                     }
                 },
                 Some(Err(e)) => connect_error(&url, &e),
-                None => Error::Transport(format!(
-                    "the event stream from {url} ended before the response to request {id}"
-                )),
+                None => Error::Transport(match &id {
+                    Some(id) => format!(
+                        "the event stream from {url} ended before the response to request {id}"
+                    ),
+                    None => format!("the server's event stream from {url} ended"),
+                }),
             };
             if answered {
                 return None;
@@ -332,8 +337,8 @@ impl StreamableHttpClientTransport {
                 .unwrap_or(DEFAULT_RESUME_DELAY)
                 .min(MAX_RESUME_DELAY);
             tokio::time::sleep(delay).await;
-            tracing::debug!(%url, %id, last_event_id = %last_id, attempt = attempts, "resuming an event stream");
-            match self.resume(&last_id).await {
+            tracing::debug!(%url, ?id, last_event_id = %last_id, attempt = attempts, "resuming an event stream");
+            match self.get_stream(Some(&last_id)).await {
                 Ok(response) => {
                     body = Box::pin(response.bytes_stream());
                     parser.reset_connection();
@@ -346,8 +351,47 @@ impl StreamableHttpClientTransport {
         }
     }
 
-    /// `GET` with `Last-Event-ID`: the server replays what followed that event.
-    async fn resume(&self, last_event_id: &str) -> Result<reqwest::Response, Error> {
+    /// Opens the standalone server-to-client stream (`GET` on the MCP URL), which carries
+    /// server notifications and requests unrelated to any call, onto the incoming channel.
+    /// Returns `false` when the server offers none (405). The stream is resumed like a
+    /// response stream, and stops on [`StreamableHttpClientTransport::close`].
+    pub async fn open_server_stream(&self) -> Result<bool, Error> {
+        if self.is_closed() {
+            return Err(Error::SessionClosed);
+        }
+        let had_session = self.state().session_id.is_some();
+        let response = match self.get_stream(None).await {
+            Ok(response) => response,
+            Err(Error::Http { status, .. }) if status == StatusCode::METHOD_NOT_ALLOWED => {
+                return Ok(false);
+            }
+            Err(Error::Http { status, .. }) if status == StatusCode::NOT_FOUND && had_session => {
+                self.mark_closed();
+                return Err(Error::SessionClosed);
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(tx) = self.state().tx.clone() else {
+            return Err(Error::SessionClosed);
+        };
+        let closed = self.shared.closed.clone();
+        let pump = self.clone().read_event_stream(response, None, tx);
+        tokio::spawn(async move {
+            tokio::select! {
+                ended = pump => {
+                    if let Some(error) = ended {
+                        tracing::debug!(%error, "the server's event stream is over");
+                    }
+                }
+                () = closed.cancelled() => {}
+            }
+        });
+        Ok(true)
+    }
+
+    /// `GET` on the MCP URL for an event stream; with `Last-Event-ID` the server replays what
+    /// followed that event.
+    async fn get_stream(&self, last_event_id: Option<&str>) -> Result<reqwest::Response, Error> {
         let shared = &self.shared;
         let (session_id, version) = {
             let state = self.state();
@@ -356,8 +400,10 @@ impl StreamableHttpClientTransport {
         let mut get = shared
             .http
             .get(shared.url.clone())
-            .header(ACCEPT, "text/event-stream")
-            .header("last-event-id", last_event_id);
+            .header(ACCEPT, "text/event-stream");
+        if let Some(last) = last_event_id {
+            get = get.header("last-event-id", last);
+        }
         if let Some(id) = session_id {
             get = get.header(SESSION_ID_HEADER, id);
         }
@@ -367,14 +413,14 @@ impl StreamableHttpClientTransport {
         let wait = shared.request_timeout;
         let response = tokio::time::timeout(wait, get.send())
             .await
-            .map_err(|_| Error::Timeout(wait, "the answer to a resuming GET"))?
+            .map_err(|_| Error::Timeout(wait, "the answer to a GET"))?
             .map_err(|e| connect_error(&shared.url, &e))?;
         if !response.status().is_success() {
             return Err(http_error(response, wait).await);
         }
         if !is_media_type(response.headers().get(CONTENT_TYPE), "text/event-stream") {
             return Err(Error::Transport(format!(
-                "GET {} with Last-Event-ID answered {:?}, not text/event-stream",
+                "GET {} answered {:?}, not text/event-stream",
                 shared.url,
                 response.headers().get(CONTENT_TYPE)
             )));

@@ -410,8 +410,8 @@ async fn streamable_post(
     response
 }
 
-/// `GET /mcp`: only resumption (with `Last-Event-ID`) of a stream that has something to
-/// replay; 405 otherwise.
+/// `GET /mcp`: resumption (with `Last-Event-ID`) of a stream that has something to replay;
+/// without it, the standalone stream (405 when `delete_allowed` is off).
 async fn streamable_get(State(state): State<Arc<StreamableState>>, headers: HeaderMap) -> Response {
     let header = |name: &str| {
         headers
@@ -419,10 +419,23 @@ async fn streamable_get(State(state): State<Arc<StreamableState>>, headers: Head
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let (Some(session), Some(last)) = (header("mcp-session-id"), header("last-event-id")) else {
+    let Some(session) = header("mcp-session-id") else {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     };
     assert_eq!(header("accept").as_deref(), Some("text/event-stream"));
+    let Some(last) = header("last-event-id") else {
+        if !state.delete_allowed {
+            return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        }
+        // The standalone stream: a list_changed notification and a ping, then it stays open.
+        let (tx, rx) = mpsc::channel(16);
+        let changed = json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"});
+        let ping = json!({"jsonrpc": "2.0", "id": "get-ping", "method": "ping"});
+        tx.try_send(frame(&changed, 100)).unwrap();
+        tx.try_send(frame(&ping, 101)).unwrap();
+        tokio::spawn(async move { tx.closed().await });
+        return sse_response(rx);
+    };
     state
         .recorded
         .last_event_ids

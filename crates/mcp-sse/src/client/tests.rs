@@ -226,6 +226,41 @@ fn bad_urls_and_headers_are_specific_errors() {
     );
 }
 
+#[tokio::test]
+async fn oversized_server_messages_are_refused_on_both_transports() {
+    let small = || TransportOptions {
+        max_message_bytes: 64,
+        ..TransportOptions::default()
+    };
+    let big = Message::request(3, "echo_headers", Some(json!({})));
+    // Legacy SSE: the event is refused and the stream is closed.
+    let (addr, _) = legacy_fixture().await;
+    let (transport, mut rx) = SseClientTransport::connect(&format!("http://{addr}/sse"), small())
+        .await
+        .unwrap();
+    transport.send(&big).await.unwrap();
+    assert!(matches!(
+        next(&mut rx).await,
+        Some(Incoming::Malformed(Error::MessageTooLarge { limit: 64 }))
+    ));
+    assert!(next(&mut rx).await.is_none());
+    // Streamable HTTP: a JSON body over the limit fails the send.
+    let (addr, _) = streamable_fixture(true).await;
+    let (transport, _rx) =
+        StreamableHttpClientTransport::new(&format!("http://{addr}/mcp"), small()).unwrap();
+    let init = Message::request(
+        1,
+        "initialize",
+        Some(json!({"protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "a-long-client-name-to-make-the-answer-long", "version": "1"}})),
+    );
+    let err = transport.send(&init).await.unwrap_err();
+    assert!(
+        matches!(err, Error::MessageTooLarge { limit: 64 }),
+        "{err:?}"
+    );
+}
+
 // ---- streamable HTTP transport ----
 
 #[tokio::test]
@@ -707,6 +742,60 @@ async fn client_connect_errors_keep_http_status_over_both_transports() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidHeader { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn client_refuses_a_version_it_does_not_speak_and_ends_the_session() {
+    let (addr, recorded) = streamable_fixture(true).await;
+    // The fixture echoes the offered version; 2026-07-28 has no initialize handshake.
+    let err = McpClient::builder(format!("http://{addr}/mcp"))
+        .protocol_version(ProtocolVersion::V2026_07_28)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Protocol(mcp_proto::Error::UnsupportedVersion(v)) if v == "2026-07-28"),
+        "{err:?}"
+    );
+    // The session the server opened was deleted, and `initialized` was never sent.
+    assert_eq!(*recorded.deleted.lock().unwrap(), vec!["sess-1".to_owned()]);
+    assert_eq!(recorded.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn client_server_stream_delivers_notifications_and_server_pings() {
+    let (addr, recorded) = streamable_fixture(true).await;
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::channel(8);
+    let client = McpClient::builder(format!("http://{addr}/mcp"))
+        .server_stream(true)
+        .on_notification(move |n| {
+            let _ = seen_tx.try_send(n.method);
+        })
+        .connect()
+        .await
+        .unwrap();
+    let method = tokio::time::timeout(Duration::from_secs(5), seen_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(method, "notifications/tools/list_changed");
+    let pong = recorded.wait_for(|m| m["id"] == "get-ping").await;
+    assert_eq!(
+        pong,
+        json!({"jsonrpc": "2.0", "id": "get-ping", "result": {}})
+    );
+    client.close().await.unwrap();
+
+    // A server without the stream (405) is fine; at the transport level it reads `false`.
+    let (addr, _) = streamable_fixture(false).await;
+    let (transport, _rx) = initialized_streamable(addr).await;
+    assert!(!transport.open_server_stream().await.unwrap());
+    let client = McpClient::builder(format!("http://{addr}/mcp"))
+        .server_stream(true)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(client.list_tools().await.unwrap().len(), 4);
 }
 
 #[test]
