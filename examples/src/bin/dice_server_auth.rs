@@ -24,6 +24,9 @@ struct Args {
     /// Also write the public key (PEM) to this file.
     #[arg(long)]
     public_key_file: Option<PathBuf>,
+    /// Load the key pair from this PKCS#8 PEM private key instead of generating one.
+    #[arg(long)]
+    private_key_file: Option<PathBuf>,
     /// The audience tokens must carry.
     #[arg(long, default_value = "dice-server")]
     audience: String,
@@ -35,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
     // Development and testing only, as in the seed: generate a key pair and mint a token.
-    let key_pair = RsaKeyPair::generate()?;
+    let key_pair = match &args.private_key_file {
+        Some(path) => RsaKeyPair::from_private_key_pem(&std::fs::read_to_string(path)?)?,
+        None => RsaKeyPair::generate()?,
+    };
     let access_token = key_pair.create_token().audience(&args.audience).sign()?;
 
     let verifier =
