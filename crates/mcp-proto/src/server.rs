@@ -806,7 +806,7 @@ impl McpServer {
                     .inner
                     .resources
                     .iter()
-                    .map(|r| r.resource.clone())
+                    .map(|r| r.resource.for_version(version))
                     .collect();
                 self.page(&all, p).map(|(resources, next_cursor)| {
                     to_value(ListResourcesResult {
@@ -820,7 +820,7 @@ impl McpServer {
                     .inner
                     .templates
                     .iter()
-                    .map(|t| t.template.clone())
+                    .map(|t| t.template.for_version(version))
                     .collect();
                 self.page(&all, p).map(|(resource_templates, next_cursor)| {
                     to_value(ListResourceTemplatesResult {
@@ -834,7 +834,7 @@ impl McpServer {
                     .inner
                     .prompts
                     .iter()
-                    .map(|p| p.prompt.clone())
+                    .map(|p| p.prompt.for_version(version))
                     .collect();
                 self.page(&all, p).map(|(prompts, next_cursor)| {
                     to_value(ListPromptsResult {

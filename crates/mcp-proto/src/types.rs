@@ -631,6 +631,20 @@ pub struct Resource {
     pub icons: Option<Vec<Icon>>,
 }
 
+impl Resource {
+    /// Drops fields the version lacks (`title` before 2025-06-18, `icons` before 2025-11-25).
+    pub fn for_version(&self, v: ProtocolVersion) -> Self {
+        let mut out = self.clone();
+        if !v.has_structured_output() {
+            out.title = None;
+        }
+        if !v.has_icons() {
+            out.icons = None;
+        }
+        out
+    }
+}
+
 /// A family of resources described by an RFC 6570 URI template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -651,6 +665,20 @@ pub struct ResourceTemplate {
     /// Icons (2025-11-25).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icons: Option<Vec<Icon>>,
+}
+
+impl ResourceTemplate {
+    /// Drops fields the version lacks (`title` before 2025-06-18, `icons` before 2025-11-25).
+    pub fn for_version(&self, v: ProtocolVersion) -> Self {
+        let mut out = self.clone();
+        if !v.has_structured_output() {
+            out.title = None;
+        }
+        if !v.has_icons() {
+            out.icons = None;
+        }
+        out
+    }
 }
 
 /// Result of `resources/list`.
@@ -724,6 +752,24 @@ pub struct Prompt {
     /// Icons (2025-11-25).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icons: Option<Vec<Icon>>,
+}
+
+impl Prompt {
+    /// Drops fields the version lacks (`title`, also on arguments, before 2025-06-18;
+    /// `icons` before 2025-11-25).
+    pub fn for_version(&self, v: ProtocolVersion) -> Self {
+        let mut out = self.clone();
+        if !v.has_structured_output() {
+            out.title = None;
+            for a in out.arguments.iter_mut().flatten() {
+                a.title = None;
+            }
+        }
+        if !v.has_icons() {
+            out.icons = None;
+        }
+        out
+    }
 }
 
 /// Result of `prompts/list`.

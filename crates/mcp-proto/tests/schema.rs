@@ -1030,3 +1030,226 @@ fn schemas_are_present_and_strict_form_is_sound() {
             .is_ok()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Resources, prompts and completion
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn resources_prompts_and_completion_match_each_version() {
+    let server = full_server();
+    for v in ProtocolVersion::LEGACY {
+        let session = new_session();
+        let init = initialize(&server, &session, v);
+        assert_response(v, "InitializeResult", &init);
+        let caps = &init["result"]["capabilities"];
+        assert_eq!(
+            caps["resources"],
+            json!({"subscribe": true, "listChanged": false})
+        );
+        assert_eq!(caps["prompts"], json!({"listChanged": false}));
+        assert_eq!(caps.get("completions").is_some(), v >= V2025_03_26, "{v}");
+
+        let list = request(&server, &session, 1, "resources/list", None);
+        assert_response(v, "ListResourcesResult", &list);
+        let resource = &list["result"]["resources"][0];
+        assert_eq!(resource["uri"], "dice://rules");
+        assert_eq!(
+            resource.get("title").is_some(),
+            v >= V2025_06_18,
+            "{v}: {resource}"
+        );
+        assert_eq!(
+            resource.get("icons").is_some(),
+            v >= V2025_11_25,
+            "{v}: {resource}"
+        );
+
+        let templates = request(&server, &session, 2, "resources/templates/list", None);
+        assert_response(v, "ListResourceTemplatesResult", &templates);
+        let template = &templates["result"]["resourceTemplates"][0];
+        assert_eq!(template["uriTemplate"], "dice://rolls/{id}");
+        assert_eq!(
+            template.get("title").is_some(),
+            v >= V2025_06_18,
+            "{v}: {template}"
+        );
+        assert_eq!(
+            template.get("icons").is_some(),
+            v >= V2025_11_25,
+            "{v}: {template}"
+        );
+
+        let read = request(
+            &server,
+            &session,
+            3,
+            "resources/read",
+            Some(json!({"uri": "dice://rolls/r-7"})),
+        );
+        assert_response(v, "ReadResourceResult", &read);
+        assert_eq!(
+            read["result"]["contents"][0],
+            json!({"uri": "dice://rolls/r-7", "mimeType": "application/json",
+                   "text": "{\"id\":\"r-7\",\"dice\":[3,4]}"})
+        );
+        let missing = request(
+            &server,
+            &session,
+            4,
+            "resources/read",
+            Some(json!({"uri": "dice://nowhere"})),
+        );
+        assert_response(v, "ReadResourceResult", &missing);
+        assert_eq!(error_code(&missing), -32002, "{v}: {missing}");
+
+        for (id, method) in [(5, "resources/subscribe"), (6, "resources/unsubscribe")] {
+            let r = request(
+                &server,
+                &session,
+                id,
+                method,
+                Some(json!({"uri": "dice://rules"})),
+            );
+            assert_response(v, "EmptyResult", &r);
+            assert_eq!(r["result"], json!({}));
+        }
+
+        let prompts = request(&server, &session, 7, "prompts/list", None);
+        assert_response(v, "ListPromptsResult", &prompts);
+        let prompt = &prompts["result"]["prompts"][0];
+        assert_eq!(prompt["name"], "roll_prompt");
+        assert_eq!(prompt["arguments"][0]["name"], "dice");
+        assert_eq!(prompt["arguments"][0]["required"], json!(true));
+        if v < V2025_06_18 {
+            assert!(prompt.get("title").is_none(), "{v}: {prompt}");
+        }
+
+        let got = request(
+            &server,
+            &session,
+            8,
+            "prompts/get",
+            Some(json!({"name": "roll_prompt", "arguments": {"dice": "2d6"}})),
+        );
+        assert_response(v, "GetPromptResult", &got);
+        assert_eq!(
+            got["result"]["messages"],
+            json!([{"role": "user", "content": {"type": "text", "text": "Roll 2d6 for me."}}])
+        );
+        let bad_prompt = request(
+            &server,
+            &session,
+            9,
+            "prompts/get",
+            Some(json!({"name": "roll_prompt", "arguments": {}})),
+        );
+        assert_response(v, "GetPromptResult", &bad_prompt);
+        assert_eq!(error_code(&bad_prompt), -32602, "{v}: {bad_prompt}");
+
+        let completion = request(
+            &server,
+            &session,
+            10,
+            "completion/complete",
+            Some(json!({"ref": {"type": "ref/prompt", "name": "roll_prompt"},
+                        "argument": {"name": "dice", "value": ""}})),
+        );
+        assert_response(v, "CompleteResult", &completion);
+        assert_eq!(
+            completion["result"]["completion"],
+            json!({"values": ["1d6", "2d6"], "total": 2, "hasMore": false})
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2026-07-28: stateless requests
+// ---------------------------------------------------------------------------------------------
+
+fn modern_request(server: &mcp_proto::McpServer, id: i64, method: &str, params: Value) -> Value {
+    let mut params = params;
+    params
+        .as_object_mut()
+        .unwrap()
+        .insert("_meta".into(), modern_meta());
+    // A stateless request gets a fresh session: nothing carries over between requests.
+    request(server, &new_session(), id, method, Some(params))
+}
+
+#[test]
+fn stateless_results_match_the_2026_07_28_schema() {
+    use ProtocolVersion::V2026_07_28 as V;
+    if spec().is_some_and(|s| !s.has(V, "DiscoverResult")) {
+        return;
+    }
+    let fx = fixture();
+    let server = &fx.server;
+
+    let discover = modern_request(server, 1, "server/discover", json!({}));
+    assert_response(V, "DiscoverResult", &discover);
+    let result = &discover["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2026-07-28")),
+        "{result}"
+    );
+
+    let list = modern_request(server, 2, "tools/list", json!({}));
+    assert_response(V, "ListToolsResult", &list);
+    assert_eq!(list["result"]["resultType"], "complete");
+    assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 4);
+
+    let call = modern_request(
+        server,
+        3,
+        "tools/call",
+        json!({"name": "roll_dice", "arguments": {"n_dice": 2}}),
+    );
+    assert_response(V, "CallToolResult", &call);
+    assert_eq!(
+        call["result"]["structuredContent"],
+        json!({"result": [1, 2]})
+    );
+    assert_eq!(call["result"]["resultType"], "complete");
+
+    let media = modern_request(server, 4, "tools/call", json!({"name": "media"}));
+    assert_response(V, "CallToolResult", &media);
+
+    let invalid = modern_request(
+        server,
+        5,
+        "tools/call",
+        json!({"name": "roll_dice", "arguments": {"n_dice": 101}}),
+    );
+    assert_response(V, "CallToolResult", &invalid);
+    assert_eq!(invalid["result"]["isError"], json!(true));
+    assert_eq!(fx.dice_calls(), 1);
+
+    let unknown = modern_request(server, 6, "dice/juggle", json!({}));
+    assert_eq!(error_code(&unknown), -32601);
+    assert_schema(V, "JSONRPCErrorResponse", &unknown);
+    assert_schema(V, "MethodNotFoundError", &unknown["error"]);
+
+    // initialize, ping and logging/setLevel do not exist in 2026-07-28.
+    for method in ["ping", "logging/setLevel"] {
+        let gone = modern_request(server, 7, method, json!({"level": "info"}));
+        assert_eq!(error_code(&gone), -32601, "{method}: {gone}");
+    }
+
+    let mut meta = modern_meta();
+    meta["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let unsupported = request(
+        server,
+        &new_session(),
+        8,
+        "tools/list",
+        Some(json!({"_meta": meta})),
+    );
+    assert_eq!(error_code(&unsupported), -32022, "{unsupported}");
+    assert_schema(V, "UnsupportedProtocolVersionError", &unsupported);
+    assert_eq!(unsupported["error"]["data"]["requested"], "2099-01-01");
+}

@@ -462,3 +462,102 @@ pub fn assert_response(version: ProtocolVersion, result_def: &str, response: &Va
         assert_schema(version, result_def, &response["result"]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A server with resources, a template, a prompt and completion
+// ---------------------------------------------------------------------------------------------
+
+/// Variables of the `dice://rolls/{id}` template.
+#[derive(Debug, Deserialize)]
+pub struct RollId {
+    pub id: String,
+}
+
+/// Arguments of the `roll_prompt` prompt.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PromptArgs {
+    /// Which dice to roll, e.g. `2d6`.
+    pub dice: String,
+}
+
+/// The dice tool plus a static resource, a resource template, a prompt and a completion
+/// handler, each with the newest optional fields (title, icons) set, so that tests can
+/// check that older versions do not get them.
+pub fn full_server() -> McpServer {
+    use mcp_proto::types::{
+        Completion, PromptMessage, Resource, ResourceContents, ResourceTemplate, Role,
+    };
+    let icon = Icon {
+        src: "data:image/png;base64,iVBORw0KGgo=".into(),
+        mime_type: Some("image/png".into()),
+        sizes: None,
+        theme: None,
+    };
+    McpServer::builder("Dice Library")
+        .tool("roll_dice", "Roll dice.", |args: RollDice| async move {
+            Ok::<_, ToolError>(vec![1u8; args.n_dice as usize])
+        })
+        .resource(
+            Resource {
+                uri: "dice://rules".into(),
+                name: "rules".into(),
+                title: Some("Rules".into()),
+                description: Some("How to roll".into()),
+                mime_type: Some("text/plain".into()),
+                size: Some(15),
+                icons: Some(vec![icon.clone()]),
+            },
+            |_ctx| async {
+                Ok(vec![ResourceContents::Text {
+                    uri: "dice://rules".into(),
+                    mime_type: Some("text/plain".into()),
+                    text: "Roll, then add.".into(),
+                }])
+            },
+        )
+        .resource_template(
+            ResourceTemplate {
+                uri_template: "dice://rolls/{id}".into(),
+                name: "roll".into(),
+                title: Some("A past roll".into()),
+                description: Some("One roll by id".into()),
+                mime_type: Some("application/json".into()),
+                icons: Some(vec![icon.clone()]),
+            },
+            |_ctx, uri: String, vars: RollId| async move {
+                Ok(vec![ResourceContents::Text {
+                    uri,
+                    mime_type: Some("application/json".into()),
+                    text: format!("{{\"id\":\"{}\",\"dice\":[3,4]}}", vars.id),
+                }])
+            },
+        )
+        .prompt(
+            "roll_prompt",
+            "Ask the model to roll.",
+            |_ctx, args: PromptArgs| async move {
+                Ok::<_, ToolError>(vec![PromptMessage {
+                    role: Role::User,
+                    content: ContentBlock::text(format!("Roll {} for me.", args.dice)),
+                }])
+            },
+        )
+        .completion(|_params| async {
+            Ok(Completion {
+                values: vec!["1d6".into(), "2d6".into()],
+                total: Some(2),
+                has_more: Some(false),
+            })
+        })
+        .build()
+        .unwrap()
+}
+
+/// `_meta` of a 2026-07-28 request.
+pub fn modern_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "schema-tests", "version": "0.0.1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
