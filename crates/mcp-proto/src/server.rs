@@ -439,7 +439,10 @@ impl McpServer {
     ) -> ToolContext {
         let session = &call.ctx.session;
         let (caps, log_level) = match &call.era {
-            Era::Legacy => (session.state().client_capabilities, None),
+            Era::Legacy => (
+                session.update_state(|s| s.client_capabilities.clone()),
+                None,
+            ),
             Era::Modern(meta) => (
                 meta.client_capabilities.clone(),
                 meta.raw
@@ -566,7 +569,7 @@ impl McpServer {
     }
 
     async fn call_tool(&self, call: &Call<'_>, raw: Value) -> Option<Result<Value, ErrorObject>> {
-        let params: CallToolParams = match serde_json::from_value(raw.clone()) {
+        let mut params: CallToolParams = match serde::Deserialize::deserialize(&raw) {
             Ok(p) => p,
             Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
         };
@@ -578,7 +581,7 @@ impl McpServer {
             ))));
         };
         let tool = &self.inner.tools[i];
-        let args = Value::Object(params.arguments.clone().unwrap_or_default());
+        let args = Value::Object(params.arguments.take().unwrap_or_default());
         let invalid_args = |detail: String| {
             let message = format!("Invalid arguments for tool '{}': {detail}", params.name);
             if version.argument_errors_are_tool_errors() {
@@ -592,10 +595,15 @@ impl McpServer {
         if let Err(detail) = tool.validate(&args) {
             return Some(invalid_args(detail));
         }
-        let binding = modern::binding(method::TOOLS_CALL, &params.name, &args);
+        // Only a modern request can need input rounds, whose requestState is bound to this.
+        let binding = if matches!(call.era, Era::Modern(_)) {
+            modern::binding(method::TOOLS_CALL, &params.name, &args)
+        } else {
+            String::new()
+        };
         let outcome = self
-            .run(call, &raw, binding.clone(), |ctx| {
-                tool.invoke(ctx, args.clone())
+            .run(call, &raw, binding.clone(), move |ctx| {
+                tool.invoke(ctx, args)
             })
             .await;
         match outcome {
