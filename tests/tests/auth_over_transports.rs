@@ -95,8 +95,7 @@ async fn without_a_token_both_transports_answer_401_with_the_challenge() {
             .transport(kind)
             .connect()
             .await
-            .err()
-            .expect("connecting without a token must fail");
+            .expect_err("connecting without a token must fail");
         assert_eq!(err.to_string(), "Http status code: 401 (Unauthorized)");
     }
     let raw = reqwest::Client::new()
