@@ -15,6 +15,7 @@ use mcp_proto::{
 };
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::{
     AbortOnDrop, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INCOMING_CAPACITY, DEFAULT_MAX_MESSAGE_BYTES,
@@ -481,7 +482,8 @@ impl McpClient {
             self.transport.send(&message).await?;
             answer.await.map_err(|_| Error::SessionClosed)?
         };
-        match tokio::time::timeout(wait, exchange).await {
+        let span = tracing::debug_span!("mcp_request", method, id = %id);
+        match tokio::time::timeout(wait, exchange).instrument(span).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
                 let mut state = self.shared.state();
