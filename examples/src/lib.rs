@@ -72,6 +72,24 @@ pub fn init_tracing_quiet() {
         .try_init();
 }
 
+/// Where a server listens: `--host` (default loopback) and `--port`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListenArgs {
+    /// Address to bind; anything but loopback exposes the server to the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to bind.
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+}
+
+impl ListenArgs {
+    /// Binds a listener.
+    pub async fn bind(&self) -> std::io::Result<tokio::net::TcpListener> {
+        tokio::net::TcpListener::bind(bind_address(&self.host, self.port)).await
+    }
+}
+
 /// `host:port` for a listener.
 pub fn bind_address(host: &str, port: u16) -> String {
     match host.parse::<std::net::IpAddr>() {

@@ -9,12 +9,8 @@ use mcp_sse::{McpHttpServer, ServerConfig};
 #[derive(Debug, Parser)]
 #[command(about = "The Dice Roller MCP server (legacy SSE at /sse, streamable HTTP at /mcp)")]
 struct Args {
-    /// Address to bind; anything but loopback exposes the server to the network.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Port to bind.
-    #[arg(long, default_value_t = 8000)]
-    port: u16,
+    #[command(flatten)]
+    listen: mcp_examples::ListenArgs,
     /// Serve streamable HTTP without sessions (for replicas behind a load balancer).
     #[arg(long)]
     stateless: bool,
@@ -29,8 +25,7 @@ async fn main() -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     let server = McpHttpServer::with_config(mcp_examples::dice::server()?, config);
-    let listener =
-        tokio::net::TcpListener::bind(mcp_examples::bind_address(&args.host, args.port)).await?;
+    let listener = args.listen.bind().await?;
     let addr = listener.local_addr()?;
     println!(
         "Dice Roller MCP server: http://{addr}/sse (legacy SSE), http://{addr}/mcp (streamable HTTP)"

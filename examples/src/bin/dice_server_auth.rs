@@ -12,12 +12,8 @@ use mcp_sse::McpHttpServer;
 #[derive(Debug, Parser)]
 #[command(about = "The Dice Roller MCP server behind bearer-JWT auth (audience dice-server)")]
 struct Args {
-    /// Address to bind.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Port to bind.
-    #[arg(long, default_value_t = 8000)]
-    port: u16,
+    #[command(flatten)]
+    listen: mcp_examples::ListenArgs,
     /// Also write the minted token to this file (for scripts).
     #[arg(long)]
     token_file: Option<PathBuf>,
@@ -46,8 +42,7 @@ async fn main() -> anyhow::Result<()> {
 
     let verifier =
         JwtVerifier::from_public_key_pem(&key_pair.public_key_pem())?.audience(&args.audience);
-    let listener =
-        tokio::net::TcpListener::bind(mcp_examples::bind_address(&args.host, args.port)).await?;
+    let listener = args.listen.bind().await?;
     let addr = listener.local_addr()?;
     let resource = format!("http://{addr}/mcp");
     let auth = ResourceServer::new(&resource, verifier)?.authorization_server(DEV_ISSUER);
