@@ -338,8 +338,16 @@ async fn closing_or_dropping_a_client_mid_call_leaves_no_session() {
         let calling = client.clone();
         let call =
             tokio::spawn(async move { calling.call_tool("sleep", json!({"ms": 10_000})).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(client.pending_requests(), 1, "{kind:?}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while client.pending_requests() != 1 {
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?}: the call never started"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Let the POST reach the server.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         client.close().await.unwrap();
         let err = call.await.unwrap().unwrap_err();
         assert!(matches!(err, Error::SessionClosed), "{kind:?}: {err:?}");
