@@ -87,6 +87,26 @@ async fn legacy_transport_round_trip_over_crlf_comment_and_multiline_frames() {
 }
 
 #[tokio::test]
+async fn a_full_incoming_channel_holds_messages_back_without_losing_any() {
+    let (addr, _) = legacy_fixture().await;
+    let options = TransportOptions {
+        incoming_capacity: 1,
+        ..TransportOptions::default()
+    };
+    let (transport, mut rx) = SseClientTransport::connect(&format!("http://{addr}/sse"), options)
+        .await
+        .unwrap();
+    for id in 1..=20 {
+        let request = Message::request(id, "echo_headers", Some(json!({})));
+        transport.send(&request).await.unwrap();
+    }
+    // Nothing was read while sending; every answer is still there, in order.
+    for id in 1..=20 {
+        assert_eq!(next_message(&mut rx).await["id"], id);
+    }
+}
+
+#[tokio::test]
 async fn legacy_transport_times_out_without_endpoint_event() {
     let (addr, _) = legacy_fixture().await;
     let options = TransportOptions {
