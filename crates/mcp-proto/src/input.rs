@@ -2,10 +2,17 @@
 //!
 //! In a legacy session a request becomes a server-to-client JSON-RPC request on the call's
 //! stream, and the handler awaits the client's response. Under 2026-07-28 there is no such
-//! stream: the handler runs again on every round, the k-th input it asks for is answered from
-//! the k-th input response the client sent on its retry, and an unanswered question ends the
-//! round with an `InputRequiredResult` whose signed `requestState` carries earlier answers.
-//! The handler's code is the same in both cases.
+//! stream: the handler runs again on every round, each question is answered from the input
+//! response the client sent under the question's key (chosen by the handler with
+//! [`crate::ToolContext::ask_as`], or `input_<k>` for the k-th question), and unanswered
+//! questions end the round with an `InputRequiredResult` whose signed `requestState` carries
+//! the answers gathered so far. Questions asked together ([`crate::ToolContext::ask_all`]) go
+//! out in one round. The handler's code is the same in both cases.
+//!
+//! Under 2026-07-28 a question the request's `clientCapabilities` do not allow ends the call
+//! with `-32021` (`data.requiredCapabilities`), and an answer of the wrong shape ends it with
+//! `-32602`; in a legacy session the handler sees [`InputError::Unsupported`] and
+//! [`InputError::Malformed`] instead.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,10 +20,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::cancel::CancellationSignal;
-use crate::jsonrpc::{ErrorObject, Message};
+use crate::jsonrpc::{ErrorObject, Message, code};
 use crate::service::{Outbound, Session};
 use crate::types::{ClientCapabilities, method};
-use crate::types_input::{CreateMessageParams, ElicitParams};
+use crate::types_input::{
+    CreateMessageParams, CreateMessageResult, ElicitParams, ElicitResult, ListRootsResult,
+};
 
 /// A question for the client.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +54,37 @@ impl InputRequest {
             InputRequest::Sampling(p) => serde_json::to_value(p).unwrap_or(Value::Null),
             InputRequest::Elicitation(p) => serde_json::to_value(p).unwrap_or(Value::Null),
             InputRequest::ListRoots => json!({}),
+        }
+    }
+
+    /// The `requiredCapabilities` object of a `-32021` error for this request.
+    fn required_capabilities(&self) -> Value {
+        match self {
+            InputRequest::Sampling(_) => json!({"sampling": {}}),
+            InputRequest::Elicitation(p) if p.mode.as_deref() == Some("url") => {
+                json!({"elicitation": {"url": {}}})
+            }
+            InputRequest::Elicitation(_) => json!({"elicitation": {}}),
+            InputRequest::ListRoots => json!({"roots": {}}),
+        }
+    }
+
+    /// Checks that an answer has the shape of this request's result.
+    fn check_answer(&self, answer: &Value) -> Result<(), String> {
+        let ok = match self {
+            InputRequest::Sampling(_) => {
+                serde_json::from_value::<CreateMessageResult>(answer.clone()).is_ok()
+            }
+            InputRequest::Elicitation(_) => serde_json::from_value::<ElicitResult>(answer.clone())
+                .is_ok_and(|r| matches!(r.action.as_str(), "accept" | "decline" | "cancel")),
+            InputRequest::ListRoots => {
+                serde_json::from_value::<ListRootsResult>(answer.clone()).is_ok()
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("not a valid {} result", self.method()))
         }
     }
 
@@ -92,6 +132,8 @@ pub(crate) struct Rounds {
     pub(crate) responses: Map<String, Value>,
     pub(crate) asked: usize,
     pub(crate) needed: Vec<(String, Value)>,
+    /// Set when the call must end with this error instead (2026-07-28 only).
+    pub(crate) failure: Option<ErrorObject>,
 }
 
 /// How a handler's questions reach the client.
@@ -113,10 +155,29 @@ pub(crate) enum InputChannel {
 impl InputChannel {
     pub(crate) async fn ask(
         &self,
+        key: Option<String>,
         request: InputRequest,
         caps: &ClientCapabilities,
     ) -> Result<Value, InputError> {
         if let Some(cap) = request.missing_capability(caps) {
+            if let InputChannel::Rounds {
+                rounds,
+                needs_input,
+            } = self
+            {
+                {
+                    let mut r = rounds.lock().unwrap_or_else(|p| p.into_inner());
+                    r.failure.get_or_insert_with(|| {
+                        ErrorObject::new(
+                            code::MISSING_REQUIRED_CLIENT_CAPABILITY,
+                            format!("Missing required client capability: {cap}"),
+                        )
+                        .with_data(json!({"requiredCapabilities": request.required_capabilities()}))
+                    });
+                }
+                needs_input.cancel();
+                return std::future::pending().await;
+            }
             return Err(InputError::Unsupported(cap));
         }
         match self {
@@ -142,10 +203,20 @@ impl InputChannel {
             } => {
                 let answer = {
                     let mut r = rounds.lock().unwrap_or_else(|p| p.into_inner());
-                    let key = format!("input_{}", r.asked);
+                    let key = key.unwrap_or_else(|| format!("input_{}", r.asked));
                     r.asked += 1;
                     match r.responses.get(&key) {
-                        Some(v) => Some(v.clone()),
+                        Some(v) => match request.check_answer(v) {
+                            Ok(()) => Some(v.clone()),
+                            Err(detail) => {
+                                r.failure.get_or_insert_with(|| {
+                                    ErrorObject::invalid_params(format!(
+                                        "inputResponses.{key}: {detail}"
+                                    ))
+                                });
+                                None
+                            }
+                        },
                         None => {
                             r.needed.push((
                                 key,

@@ -15,7 +15,9 @@ use crate::cancel::{CancellationSignal, run_until_cancelled};
 use crate::error::Error;
 use crate::input::{InputChannel, Rounds};
 use crate::jsonrpc::{ErrorObject, Message, Request, RequestId, Response};
-use crate::modern::{self, RequestMeta, RequestStateSigner, StateError};
+use crate::modern::{
+    self, Change, ListenFilter, Listeners, RequestMeta, RequestStateSigner, StateError,
+};
 use crate::registry::{
     self, CompleteFn, IntoPromptResult, PromptFailure, RegisteredPrompt, RegisteredResource,
     RegisteredTemplate,
@@ -233,6 +235,7 @@ impl ServerBuilder {
                 page_size: self.page_size,
                 cache_ttl_ms: self.cache_ttl_ms,
                 signer: self.signer.unwrap_or_else(RequestStateSigner::random),
+                listeners: Arc::new(Listeners::default()),
             }),
         })
     }
@@ -251,6 +254,7 @@ struct ServerInner {
     page_size: usize,
     cache_ttl_ms: u64,
     signer: RequestStateSigner,
+    listeners: Arc<Listeners>,
 }
 
 /// An MCP server: the protocol logic behind any transport. Cheap to clone.
@@ -358,12 +362,78 @@ impl McpServer {
     fn capabilities_for(&self, version: ProtocolVersion) -> ServerCapabilities {
         let mut caps = self.capabilities().for_version(version);
         if version.is_stateless() {
-            // No logging/setLevel and no resources/subscribe in the modern era.
+            // No logging/setLevel and no resources/subscribe in the modern era; list changes
+            // reach `subscriptions/listen` streams.
+            caps.logging = None;
             if let Some(r) = caps.resources.as_mut() {
                 r.subscribe = None;
+                r.list_changed = Some(true);
+            }
+            for c in [caps.tools.as_mut(), caps.prompts.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                c.list_changed = Some(true);
             }
         }
         caps
+    }
+
+    /// Tells the clients listening for it that a list changed (2026-07-28
+    /// `subscriptions/listen` streams that asked for this kind of change).
+    pub async fn notify_changed(&self, change: Change) {
+        self.inner.listeners.notify(change).await;
+    }
+
+    /// 2026-07-28 `subscriptions/listen`: acknowledges, then keeps the stream open (the
+    /// transport ends it by cancelling the request) and fans changes out to it.
+    async fn listen(&self, call: &Call<'_>, raw: Value) -> Option<Result<Value, ErrorObject>> {
+        let filter: ListenFilter = match raw.get("notifications") {
+            None | Some(Value::Null) => ListenFilter::default(),
+            Some(v) => match serde_json::from_value(v.clone()) {
+                Ok(f) => f,
+                Err(e) => {
+                    return Some(Err(ErrorObject::invalid_params(format!(
+                        "invalid notifications: {e}"
+                    ))));
+                }
+            },
+        };
+        let has_resources = !self.inner.resources.is_empty() || !self.inner.templates.is_empty();
+        let honoured = ListenFilter {
+            tools_list_changed: filter.tools_list_changed,
+            prompts_list_changed: filter.prompts_list_changed && !self.inner.prompts.is_empty(),
+            resources_list_changed: filter.resources_list_changed && has_resources,
+            resource_subscriptions: filter.resource_subscriptions.filter(|_| has_resources),
+        };
+        let subscription_id = match &call.id {
+            RequestId::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let session = &call.ctx.session;
+        let cancellation = session.begin_request(call.id.clone());
+        let outbound = Arc::clone(&call.ctx.outbound);
+        let Some(key) = self.inner.listeners.add(
+            subscription_id.clone(),
+            honoured.clone(),
+            Arc::clone(&outbound),
+        ) else {
+            session.end_request(&call.id);
+            return Some(Err(ErrorObject::internal("too many open subscriptions")));
+        };
+        let ack = Message::notification(
+            modern::SUBSCRIPTIONS_ACKNOWLEDGED,
+            Some(json!({
+                "_meta": {modern::META_SUBSCRIPTION_ID: subscription_id},
+                "notifications": honoured,
+            })),
+        );
+        if outbound.send(ack).await.is_ok() {
+            cancellation.cancelled().await;
+        }
+        self.inner.listeners.remove(key);
+        session.end_request(&call.id);
+        None
     }
 
     fn initialize(&self, session: &Session, params: InitializeParams) -> InitializeResult {
@@ -439,10 +509,7 @@ impl McpServer {
     ) -> ToolContext {
         let session = &call.ctx.session;
         let (caps, log_level) = match &call.era {
-            Era::Legacy => (
-                session.update_state(|s| s.client_capabilities.clone()),
-                None,
-            ),
+            Era::Legacy => (session.update_state(|s| s.client_capabilities.clone()), None),
             Era::Modern(meta) => (
                 meta.client_capabilities.clone(),
                 meta.raw
@@ -478,6 +545,7 @@ impl McpServer {
             client_capabilities: Arc::new(caps),
             input,
             request_log_level: log_level,
+            listeners: Arc::clone(&self.inner.listeners),
         }
     }
 
@@ -510,7 +578,7 @@ impl McpServer {
                     responses = verified.responses;
                 }
                 match params.get("inputResponses") {
-                    None | Some(Value::Null) => {}
+                    None => {}
                     Some(Value::Object(answers)) => {
                         for (k, v) in answers {
                             responses.insert(k.clone(), v.clone());
@@ -545,6 +613,9 @@ impl McpServer {
                 if needs_input.is_cancelled() && !cancellation.is_cancelled() =>
             {
                 let r = std::mem::take(&mut *rounds.lock().unwrap_or_else(|p| p.into_inner()));
+                if let Some(failure) = r.failure {
+                    return Err(failure);
+                }
                 RunOutcome::NeedsInput {
                     needed: r.needed,
                     responses: r.responses,
@@ -602,9 +673,7 @@ impl McpServer {
             String::new()
         };
         let outcome = self
-            .run(call, &raw, binding.clone(), move |ctx| {
-                tool.invoke(ctx, args)
-            })
+            .run(call, &raw, binding.clone(), move |ctx| tool.invoke(ctx, args))
             .await;
         match outcome {
             Err(e) => Some(Err(e)),
@@ -853,6 +922,10 @@ impl McpServer {
             }),
             (method::COMPLETION_COMPLETE, _) => self.complete(raw).await,
             (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover())),
+            (modern::SUBSCRIPTIONS_LISTEN, true) => match self.listen(&call, raw).await {
+                Some(o) => o,
+                None => return cancelled(&id),
+            },
             (method::INITIALIZE, false) => parse_params::<InitializeParams>(raw)
                 .map(|p| to_value(self.initialize(&session, p))),
             (method::PING, false) => Ok(to_value(EmptyResult {})),
@@ -880,17 +953,26 @@ impl McpServer {
         if let Value::Object(map) = &mut value {
             map.entry("resultType")
                 .or_insert_with(|| json!(modern::RESULT_COMPLETE));
-            let cacheable = matches!(
-                method,
+            let scope = match method {
                 method::TOOLS_LIST
-                    | method::PROMPTS_LIST
-                    | method::RESOURCES_LIST
-                    | method::RESOURCE_TEMPLATES_LIST
-                    | method::SERVER_DISCOVER
-            );
-            if cacheable && map.get("resultType") == Some(&json!(modern::RESULT_COMPLETE)) {
-                map.insert("ttlMs".into(), json!(self.inner.cache_ttl_ms));
-                map.insert("cacheScope".into(), json!("public"));
+                | method::PROMPTS_LIST
+                | method::RESOURCES_LIST
+                | method::RESOURCE_TEMPLATES_LIST => Some("public"),
+                // Discover answers depend on nothing per user, but reads may.
+                method::SERVER_DISCOVER => Some("public"),
+                method::RESOURCES_READ => Some("private"),
+                _ => None,
+            };
+            if let Some(scope) = scope {
+                if map.get("resultType") == Some(&json!(modern::RESULT_COMPLETE)) {
+                    map.entry("ttlMs")
+                        .or_insert_with(|| json!(self.inner.cache_ttl_ms));
+                    map.entry("cacheScope").or_insert_with(|| json!(scope));
+                }
+            }
+            if let Value::Object(meta) = map.entry("_meta").or_insert_with(|| json!({})) {
+                meta.entry(modern::META_SERVER_INFO)
+                    .or_insert_with(|| to_value(&self.inner.info));
             }
         }
         value

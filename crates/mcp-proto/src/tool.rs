@@ -77,6 +77,8 @@ pub struct ToolContext {
     pub(crate) input: InputChannel,
     /// Modern requests opt in to log messages per request; `None` means the session decides.
     pub(crate) request_log_level: Option<LoggingLevel>,
+    /// The server's `subscriptions/listen` streams.
+    pub(crate) listeners: Arc<crate::modern::Listeners>,
 }
 
 impl std::fmt::Debug for ToolContext {
@@ -159,9 +161,39 @@ impl ToolContext {
         &self.client_capabilities
     }
 
-    /// Asks the client a question; see [`crate::input`] for how each era carries it.
+    /// Asks the client a question; see [`crate::input`] for how each era carries it. Under
+    /// 2026-07-28 the question's key is `input_<k>` for the k-th question of the call.
     pub async fn ask(&self, request: InputRequest) -> Result<Value, InputError> {
-        self.input.ask(request, &self.client_capabilities).await
+        self.input
+            .ask(None, request, &self.client_capabilities)
+            .await
+    }
+
+    /// Asks the client a question under a key of the handler's choosing: under 2026-07-28
+    /// it is the key of the `inputRequests` entry and of the client's `inputResponses`
+    /// answer (in a legacy session the key is not sent).
+    pub async fn ask_as(
+        &self,
+        key: impl Into<String>,
+        request: InputRequest,
+    ) -> Result<Value, InputError> {
+        self.input
+            .ask(Some(key.into()), request, &self.client_capabilities)
+            .await
+    }
+
+    /// Asks several questions at once, each under its key; the answers come back in the same
+    /// order. Under 2026-07-28 every unanswered question goes out in the same
+    /// `InputRequiredResult`; in a legacy session they are sent together on the call's stream.
+    pub async fn ask_all(
+        &self,
+        requests: Vec<(String, InputRequest)>,
+    ) -> Vec<Result<Value, InputError>> {
+        let futures: Vec<_> = requests
+            .into_iter()
+            .map(|(key, request)| Box::pin(self.ask_as(key, request)))
+            .collect();
+        join_all(futures).await
     }
 
     /// Asks the client's model to generate a message (`sampling/createMessage`).
@@ -180,6 +212,38 @@ impl ToolContext {
     /// Asks the client for its roots (`roots/list`).
     pub async fn list_roots(&self) -> Result<ListRootsResult, InputError> {
         parse_answer(self.ask(InputRequest::ListRoots).await?)
+    }
+
+    /// [`ToolContext::sample`] under a chosen key (see [`ToolContext::ask_as`]).
+    pub async fn sample_as(
+        &self,
+        key: impl Into<String>,
+        params: CreateMessageParams,
+    ) -> Result<CreateMessageResult, InputError> {
+        parse_answer(self.ask_as(key, InputRequest::Sampling(params)).await?)
+    }
+
+    /// [`ToolContext::elicit`] under a chosen key (see [`ToolContext::ask_as`]).
+    pub async fn elicit_as(
+        &self,
+        key: impl Into<String>,
+        params: ElicitParams,
+    ) -> Result<ElicitResult, InputError> {
+        parse_answer(self.ask_as(key, InputRequest::Elicitation(params)).await?)
+    }
+
+    /// [`ToolContext::list_roots`] under a chosen key (see [`ToolContext::ask_as`]).
+    pub async fn list_roots_as(
+        &self,
+        key: impl Into<String>,
+    ) -> Result<ListRootsResult, InputError> {
+        parse_answer(self.ask_as(key, InputRequest::ListRoots).await?)
+    }
+
+    /// Tells the clients listening for it that a list changed (2026-07-28
+    /// `subscriptions/listen` streams that asked for this kind of change).
+    pub async fn notify_changed(&self, change: crate::modern::Change) {
+        self.listeners.notify(change).await;
     }
 
     /// Sends a log message when the client's level lets it through. Legacy sessions set the
@@ -216,6 +280,28 @@ impl ToolContext {
             .send(Message::notification(method, Some(params)))
             .await
     }
+}
+
+/// Polls every future to completion; the outputs keep the input order.
+async fn join_all<F: Future + Unpin>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut slots: Vec<(F, Option<F::Output>)> = futures.into_iter().map(|f| (f, None)).collect();
+    std::future::poll_fn(move |cx| {
+        let mut pending = false;
+        for (fut, out) in slots.iter_mut() {
+            if out.is_none() {
+                match std::pin::Pin::new(fut).poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(slots.iter_mut().filter_map(|(_, o)| o.take()).collect())
+        }
+    })
+    .await
 }
 
 /// Turns what a handler returns into a `tools/call` result.

@@ -4,6 +4,7 @@ mod config;
 mod event_log;
 mod http_util;
 mod legacy;
+mod modern;
 mod state;
 mod streamable;
 mod transport_error;

@@ -39,6 +39,35 @@ fn header_version(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Transp
     }
 }
 
+/// Whether a POST is served in the 2026-07-28 era: no session, and a protocol version header
+/// or a request `_meta` naming a protocol version, unless the header names a legacy version
+/// and no `_meta` names one.
+fn is_modern(headers: &HeaderMap, messages: &[Result<Message, mcp_proto::Response>]) -> bool {
+    if headers.contains_key(SESSION_ID_HEADER) {
+        return false;
+    }
+    let has_meta = messages.iter().any(|m| {
+        let params = match m {
+            Ok(Message::Request(r)) => r.params.as_ref(),
+            Ok(Message::Notification(n)) => n.params.as_ref(),
+            _ => None,
+        };
+        params
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| m.get(mcp_proto::modern::META_PROTOCOL_VERSION))
+            .is_some()
+    });
+    match header_str(headers, PROTOCOL_VERSION_HEADER) {
+        None => has_meta,
+        Some(v) => {
+            has_meta
+                || v.trim()
+                    .parse::<ProtocolVersion>()
+                    .map_or(true, |v| v.is_stateless())
+        }
+    }
+}
+
 fn existing_session(
     state: &ServerState,
     headers: &HeaderMap,
@@ -65,7 +94,6 @@ pub(crate) async fn post(
     if !is_json_content(headers) {
         return Err(TransportError::UnsupportedMediaType);
     }
-    let requested_version = header_version(headers)?;
     let bytes = read_body(body, headers, state.config.max_body_bytes).await?;
     let decoded = mcp_proto::decode(&bytes).map_err(TransportError::Malformed)?;
     let is_batch = matches!(decoded, Decoded::Batch(_));
@@ -73,6 +101,12 @@ pub(crate) async fn post(
         Decoded::Single(m) => vec![Ok(m)],
         Decoded::Batch(items) => items,
     };
+    if is_modern(headers, &messages) {
+        return Ok(
+            super::modern::post(&state, headers, messages, is_batch, parts.extensions).await,
+        );
+    }
+    let requested_version = header_version(headers)?;
     let is_initialize = messages
         .iter()
         .any(|m| matches!(m, Ok(Message::Request(r)) if r.method == method::INITIALIZE));
