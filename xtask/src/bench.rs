@@ -1,21 +1,693 @@
-//! `cargo xtask bench`: benchmarks of the transports and the protocol core; arrives with issue 4
-//! (replicated runs with issue 11).
+//! `cargo xtask bench`: throughput and latency of our MCP transports against a bare axum
+//! ceiling, the cost of bearer auth, and memory per idle legacy SSE session (issue 4).
 //!
-//! Not implemented yet: the command reports that and exits with code 2. Whoever fills it in
-//! replaces [`Args`] with the real options and [`run`] with the real work, using the helpers in
-//! [`crate::process`].
+//! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`,
+//! see [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load
+//! generator ([`load`], [`client`]): for 1 and 32 sessions, each on its own keep-alive
+//! connection (two for legacy SSE), a closed loop of `tools/call roll_dice {"n_dice":3}` with a
+//! warm-up and a measured window, in the order echo, streamable, legacy SSE, streamable with
+//! auth, streamable with JSON responses, so that ratios compare neighbouring measurements.
+//! Then a fresh dice server gets 10 000 idle legacy SSE sessions ([`idle`]).
+//!
+//! The measurements need an optimized build: started from a debug build (as `cargo xtask`
+//! does), the command builds `xtask` in release mode and runs that binary. It is not a test:
+//! it prints figures and the verdict on the targets, and fails only when calls fail (or, with
+//! `--strict`, when a target is missed). `--quick` runs short phases for CI.
 
-use std::process::ExitCode;
+mod client;
+mod idle;
+mod load;
+mod server;
+mod sse;
 
-/// Options of `cargo xtask bench`; for now any arguments are accepted and ignored.
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::process::{self, BackgroundProcess};
+use load::{PhaseResult, Timing, Transport};
+use server::Mode;
+
+/// Set in the environment of the release binary the debug build starts, so it runs the bench
+/// instead of building again.
+const RELEASE_MARKER: &str = "XTASK_BENCH_RELEASE";
+/// The targets of issues 4 and 5.
+const TARGET_STREAMABLE_RATIO: f64 = 0.7;
+const TARGET_SSE_RATIO: f64 = 0.5;
+const TARGET_AUTH_COST: f64 = 0.10;
+const TARGET_IDLE_KIB: f64 = 16.0;
+/// Descriptors the generator and the idle-session server need besides one per session.
+const SPARE_FILES: u64 = 256;
+
+/// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
-    /// Arguments for the future command.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
+    /// Internal: run one of the measured servers.
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    /// Measured seconds per phase (default 10; 2 with --quick).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Warm-up seconds before each measured window (default 2; 0.5 with --quick).
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Short phases and 1 000 idle sessions: a smoke run for CI.
+    #[arg(long)]
+    pub quick: bool,
+    /// Repeat the whole matrix this many times and report the run with the median rate.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Concurrent sessions per phase (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    pub sessions: Vec<usize>,
+    /// Idle legacy SSE sessions for the memory measurement (0 skips it; default 10 000,
+    /// 1 000 with --quick).
+    #[arg(long)]
+    pub idle_sessions: Option<usize>,
+    /// Do not pin the server and the generator to separate CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Exit with 1 when a target is missed.
+    #[arg(long)]
+    pub strict: bool,
 }
 
-/// Runs the command: for now, says that it arrives with issue 4 and returns exit code 2.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Ok(crate::not_implemented("bench", 4))
+/// Subcommands of `cargo xtask bench`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Run one of the measured servers until SIGINT/SIGTERM.
+    #[command(hide = true)]
+    Serve(server::ServeArgs),
+}
+
+/// Everything a run needs, resolved from [`Args`].
+#[derive(Debug, Clone)]
+struct Plan {
+    timing: Timing,
+    runs: usize,
+    sessions: Vec<usize>,
+    idle_sessions: usize,
+    pin: bool,
+    strict: bool,
+}
+
+impl Plan {
+    fn from_args(args: &Args) -> anyhow::Result<Self> {
+        let seconds = |value: Option<f64>, normal: f64, quick: f64, name: &str| {
+            let value = value.unwrap_or(if args.quick { quick } else { normal });
+            if !(value.is_finite() && (0.0..=3600.0).contains(&value)) {
+                bail!("--{name} must be between 0 and 3600 seconds");
+            }
+            Ok(Duration::from_secs_f64(value))
+        };
+        let duration = seconds(args.duration, 10.0, 2.0, "duration")?;
+        if duration.is_zero() {
+            bail!("--duration must be more than 0");
+        }
+        let warmup = seconds(args.warmup, 2.0, 0.5, "warmup")?;
+        if args.sessions.is_empty() || args.sessions.iter().any(|&n| n == 0 || n > 1000) {
+            bail!("--sessions takes counts between 1 and 1000");
+        }
+        if !(1..=20).contains(&args.runs) {
+            bail!("--runs must be between 1 and 20");
+        }
+        let idle_sessions = args
+            .idle_sessions
+            .unwrap_or(if args.quick { 1_000 } else { 10_000 });
+        if idle_sessions > 100_000 {
+            bail!("--idle-sessions must be at most 100000");
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let pin = !args.no_pin && cpus >= 2 && process::taskset_available();
+        if !args.no_pin && !pin {
+            eprintln!(
+                "xtask bench: not pinning ({cpus} CPU(s), taskset {}); figures are noisier",
+                if process::taskset_available() {
+                    "present"
+                } else {
+                    "missing"
+                }
+            );
+        }
+        Ok(Self {
+            timing: Timing {
+                warmup,
+                duration,
+                call_timeout: Duration::from_secs(5),
+                max_calls_per_session: 50_000_000,
+                setup_timeout: Duration::from_secs(30),
+            },
+            runs: args.runs,
+            sessions: args.sessions.clone(),
+            idle_sessions,
+            pin,
+            strict: args.strict,
+        })
+    }
+}
+
+/// Runs the command: serves (the hidden `serve`), rebuilds in release mode, or benchmarks.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(BenchCommand::Serve(serve)) = args.command {
+        return server::serve(serve);
+    }
+    let plan = Plan::from_args(&args)?;
+    if cfg!(debug_assertions) && std::env::var_os(RELEASE_MARKER).is_none() {
+        return run_release_build();
+    }
+    if plan.pin {
+        process::pin_running_process(std::process::id(), "1")
+            .context("pinning the load generator to CPU 1")?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        tokio::select! {
+            outcome = benchmark(&plan) => outcome,
+            () = mcp_sse::ctrl_c() => bail!("interrupted; servers stopped"),
+        }
+    })
+}
+
+/// Builds `xtask` in release mode and runs it with the same arguments.
+fn run_release_build() -> anyhow::Result<ExitCode> {
+    let mut build = process::cargo();
+    build.current_dir(crate::workspace_root()).args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "xtask",
+    ]);
+    eprintln!("xtask bench: {}", process::describe(&build));
+    process::run_checked(build)?;
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let release = exe
+        .parent()
+        .and_then(|debug| debug.parent())
+        .map(|target| {
+            target
+                .join("release")
+                .join(exe.file_name().unwrap_or_default())
+        })
+        .context("locating the release binary")?;
+    let status = Command::new(&release)
+        .args(std::env::args_os().skip(1))
+        .env(RELEASE_MARKER, "1")
+        .status()
+        .with_context(|| format!("starting {}", release.display()))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// A measured server process.
+#[derive(Debug)]
+struct ServerProcess {
+    process: BackgroundProcess,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    fn start(name: &str, mode: Mode, extra: &[&str], plan: &Plan) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the xtask binary")?;
+        let mut command = if plan.pin {
+            process::pinned(&exe, "0").0
+        } else {
+            Command::new(&exe)
+        };
+        let port = process::free_port()?;
+        command
+            .args(["bench", "serve", "--mode", mode.name(), "--port"])
+            .arg(port.to_string())
+            .args(extra);
+        let log = log_dir().join(format!("{name}.log"));
+        let mut process = BackgroundProcess::spawn(name, command, &log)?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        process.wait_for_tcp(addr, Duration::from_secs(30))?;
+        Ok(Self { process, addr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.id()
+    }
+}
+
+fn log_dir() -> PathBuf {
+    process::log_dir().join("bench")
+}
+
+/// One row of the report: a transport on one of the servers.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    label: &'static str,
+    server: ServerSlot,
+    transport: Transport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerSlot {
+    Echo,
+    Dice,
+    DiceAuth,
+    DiceJson,
+}
+
+const ROWS: [Row; 5] = [
+    Row {
+        label: "echo (ceiling)",
+        server: ServerSlot::Echo,
+        transport: Transport::Echo,
+    },
+    Row {
+        label: "streamable",
+        server: ServerSlot::Dice,
+        transport: Transport::Streamable,
+    },
+    Row {
+        label: "legacy SSE",
+        server: ServerSlot::Dice,
+        transport: Transport::LegacySse,
+    },
+    Row {
+        label: "streamable + auth",
+        server: ServerSlot::DiceAuth,
+        transport: Transport::Streamable,
+    },
+    Row {
+        label: "streamable, JSON responses",
+        server: ServerSlot::DiceJson,
+        transport: Transport::Streamable,
+    },
+];
+
+struct Servers {
+    echo: ServerProcess,
+    dice: ServerProcess,
+    dice_auth: ServerProcess,
+    dice_json: ServerProcess,
+}
+
+impl Servers {
+    fn get(&self, slot: ServerSlot) -> &ServerProcess {
+        match slot {
+            ServerSlot::Echo => &self.echo,
+            ServerSlot::Dice => &self.dice,
+            ServerSlot::DiceAuth => &self.dice_auth,
+            ServerSlot::DiceJson => &self.dice_json,
+        }
+    }
+
+    fn all_mut(&mut self) -> [&mut ServerProcess; 4] {
+        [
+            &mut self.echo,
+            &mut self.dice,
+            &mut self.dice_auth,
+            &mut self.dice_json,
+        ]
+    }
+}
+
+async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(log_dir())
+        .with_context(|| format!("creating {}", log_dir().display()))?;
+    let key_pair = mcp_auth::RsaKeyPair::generate().context("generating the development key")?;
+    let token = key_pair
+        .create_token()
+        .audience(server::AUDIENCE)
+        .lifetime(Duration::from_secs(24 * 3600))
+        .sign()?;
+    let public_key = log_dir().join("dice-auth-public-key.pem");
+    std::fs::write(&public_key, key_pair.public_key_pem())
+        .with_context(|| format!("writing {}", public_key.display()))?;
+    let public_key = public_key.to_string_lossy().into_owned();
+
+    let mut servers = Servers {
+        echo: ServerProcess::start("echo", Mode::Echo, &[], plan)?,
+        dice: ServerProcess::start("dice", Mode::Dice, &[], plan)?,
+        dice_auth: ServerProcess::start(
+            "dice-auth",
+            Mode::DiceAuth,
+            &["--public-key", &public_key],
+            plan,
+        )?,
+        dice_json: ServerProcess::start("dice-json", Mode::Dice, &["--json-response"], plan)?,
+    };
+    eprintln!(
+        "xtask bench: {}; warm-up {:?}, {:?} measured per phase, {} run(s); load average {}; logs in {}",
+        if plan.pin {
+            "servers on CPU 0, generator on CPU 1"
+        } else {
+            "not pinned"
+        },
+        plan.timing.warmup,
+        plan.timing.duration,
+        plan.runs,
+        load_average(),
+        log_dir().display()
+    );
+
+    let mut results: BTreeMap<(usize, usize), Vec<PhaseResult>> = BTreeMap::new();
+    let mut failed = false;
+    for run in 1..=plan.runs {
+        for &sessions in &plan.sessions {
+            for (index, row) in ROWS.iter().enumerate() {
+                let server = servers.get(row.server);
+                let token = (row.server == ServerSlot::DiceAuth).then_some(token.as_str());
+                let outcome = load::run_phase(
+                    row.transport,
+                    server.addr,
+                    sessions,
+                    token,
+                    server.pid(),
+                    plan.timing,
+                )
+                .await;
+                let result = match outcome {
+                    Ok(result) => result,
+                    Err(error) => {
+                        for s in servers.all_mut() {
+                            s.process.print_log();
+                        }
+                        return Err(
+                            error.context(format!("{} with {sessions} session(s)", row.label))
+                        );
+                    }
+                };
+                eprintln!(
+                    "  run {run}: {:<28} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
+                    row.label,
+                    sessions,
+                    result.rps(),
+                    millis(result.p50),
+                    millis(result.p99),
+                    match &result.first_error {
+                        Some(error) => format!(" ({} errors; first: {error})", result.errors),
+                        None => String::new(),
+                    }
+                );
+                failed |= result.errors > 0;
+                results.entry((index, sessions)).or_default().push(result);
+            }
+        }
+        for s in servers.all_mut() {
+            s.process.ensure_running()?;
+        }
+    }
+    drop(servers);
+
+    let idle = if plan.idle_sessions > 0 {
+        Some(idle_phase(plan).await?)
+    } else {
+        None
+    };
+
+    let medians: BTreeMap<(usize, usize), PhaseResult> = results
+        .into_iter()
+        .map(|(key, mut runs)| {
+            runs.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+            let median = runs.swap_remove(runs.len() / 2);
+            (key, median)
+        })
+        .collect();
+    let missed = report(plan, &medians, idle.as_ref());
+    if failed {
+        eprintln!("xtask bench: some calls failed (see above)");
+        return Ok(ExitCode::FAILURE);
+    }
+    if plan.strict && missed > 0 {
+        eprintln!("xtask bench: {missed} target(s) missed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn idle_phase(plan: &Plan) -> anyhow::Result<idle::IdleReport> {
+    let mut count = plan.idle_sessions;
+    let own = process::raise_open_files_limit(std::process::id())?;
+    let server = ServerProcess::start("dice-idle", Mode::Dice, &[], plan)?;
+    let theirs = process::raise_open_files_limit(server.pid())?;
+    let fits = usize::try_from(own.min(theirs).saturating_sub(SPARE_FILES)).unwrap_or(usize::MAX);
+    if fits < count {
+        eprintln!(
+            "xtask bench: open-file limits (generator {own}, server {theirs}) allow {fits} idle sessions, not {count}"
+        );
+        count = fits;
+    }
+    let limit = Duration::from_secs(30)
+        + Duration::from_millis(20) * u32::try_from(count).unwrap_or(u32::MAX);
+    match idle::measure_idle_sessions(server.addr, server.pid(), count, limit).await {
+        Ok(report) => Ok(report),
+        Err(error) => {
+            server.process.print_log();
+            Err(error)
+        }
+    }
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn micros(d: Option<Duration>) -> String {
+    d.map_or("?".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1e6))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| {
+            let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+            (fields.len() == 3).then(|| fields.join(" "))
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Prints the table, the summary lines and the verdicts; returns how many targets were missed.
+fn report(
+    plan: &Plan,
+    results: &BTreeMap<(usize, usize), PhaseResult>,
+    idle: Option<&idle::IdleReport>,
+) -> usize {
+    let echo = |sessions: usize| results.get(&(0, sessions)).map(PhaseResult::rps);
+    println!();
+    println!(
+        "| {:<28} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>10} | {:>12} | {:>8} | {:>6} |",
+        "server / transport",
+        "sessions",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "x echo",
+        "server CPU",
+        "server µs/call",
+        "gen CPU",
+        "errors"
+    );
+    println!(
+        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
+        "-".repeat(30),
+        "-".repeat(9) + ":",
+        "-".repeat(10) + ":",
+        "-".repeat(10) + ":",
+        "-".repeat(10) + ":",
+        "-".repeat(7) + ":",
+        "-".repeat(11) + ":",
+        "-".repeat(13) + ":",
+        "-".repeat(9) + ":",
+        "-".repeat(7) + ":",
+    );
+    for &sessions in &plan.sessions {
+        for (index, row) in ROWS.iter().enumerate() {
+            let Some(r) = results.get(&(index, sessions)) else {
+                continue;
+            };
+            let share = |cpu: Option<Duration>| {
+                cpu.map_or("?".to_owned(), |c| {
+                    format!("{:.0}%", 100.0 * c.as_secs_f64() / r.window.as_secs_f64())
+                })
+            };
+            println!(
+                "| {:<28} | {:>8} | {:>9.0} | {:>9.3} | {:>9.3} | {:>6.2} | {:>10} | {:>12} | {:>8} | {:>6} |",
+                row.label,
+                sessions,
+                r.rps(),
+                r.p50.as_secs_f64() * 1000.0,
+                r.p99.as_secs_f64() * 1000.0,
+                echo(sessions).map_or(f64::NAN, |e| r.rps() / e),
+                share(r.server_cpu),
+                micros(r.server_cpu_per_call()),
+                share(r.generator_cpu),
+                r.errors
+            );
+        }
+    }
+    println!();
+    for &sessions in &plan.sessions {
+        for (index, row) in ROWS.iter().enumerate() {
+            if let (Some(r), Some(e)) = (results.get(&(index, sessions)), echo(sessions)) {
+                println!(
+                    "{} {sessions} session{}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms = {:.2}x echo",
+                    row.label,
+                    if sessions == 1 { "" } else { "s" },
+                    r.rps(),
+                    r.p50.as_secs_f64() * 1000.0,
+                    r.p99.as_secs_f64() * 1000.0,
+                    r.rps() / e
+                );
+            }
+        }
+    }
+
+    let mut missed = 0;
+    let mut verdict = |name: String, value: String, ok: bool| {
+        println!(
+            "target {name}: {value} {}",
+            if ok { "ok" } else { "MISSED" }
+        );
+        if !ok {
+            missed += 1;
+        }
+    };
+    println!();
+    let most = plan.sessions.iter().copied().max().unwrap_or(1);
+    for (index, target) in [(1, TARGET_STREAMABLE_RATIO), (2, TARGET_SSE_RATIO)] {
+        if let (Some(r), Some(e)) = (results.get(&(index, most)), echo(most)) {
+            let ratio = r.rps() / e;
+            verdict(
+                format!(
+                    "{} >= {target:.1}x echo at {most} sessions",
+                    ROWS[index].label
+                ),
+                format!("{ratio:.2}x"),
+                ratio >= target,
+            );
+        }
+    }
+    for &sessions in &plan.sessions {
+        if let (Some(plain), Some(auth)) =
+            (results.get(&(1, sessions)), results.get(&(3, sessions)))
+        {
+            let cost = 1.0 - auth.rps() / plain.rps();
+            let figures = format!(
+                "{:.1}% ({:.0} vs {:.0} req/s; server CPU per call {} vs {} µs)",
+                cost * 100.0,
+                auth.rps(),
+                plain.rps(),
+                micros(auth.server_cpu_per_call()),
+                micros(plain.server_cpu_per_call()),
+            );
+            if sessions == most {
+                verdict(
+                    format!("auth cost <= 10% (streamable, {sessions} sessions)"),
+                    figures,
+                    cost <= TARGET_AUTH_COST,
+                );
+            } else {
+                println!("auth cost (streamable, {sessions} session(s)): {figures}");
+            }
+        }
+    }
+    if let Some(idle) = idle {
+        println!(
+            "idle legacy SSE sessions: {} opened and initialized in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed)",
+            idle.sessions,
+            idle.setup.as_secs_f64(),
+            idle.rss_before_kib as f64 / 1024.0,
+            idle.rss_open_kib as f64 / 1024.0,
+            idle.rss_closed_kib as f64 / 1024.0
+        );
+        let per = idle.kib_per_session();
+        verdict(
+            format!("<= {TARGET_IDLE_KIB:.0} KiB per idle SSE session"),
+            format!("{per:.1} KiB"),
+            per <= TARGET_IDLE_KIB,
+        );
+    }
+    missed
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn plan(argv: &[&str]) -> anyhow::Result<Plan> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))?;
+        Plan::from_args(&cli.args)
+    }
+
+    #[test]
+    fn defaults_quick_and_explicit_durations() {
+        let normal = plan(&[]).unwrap();
+        assert_eq!(normal.timing.duration, Duration::from_secs(10));
+        assert_eq!(normal.timing.warmup, Duration::from_secs(2));
+        assert_eq!(normal.sessions, vec![1, 32]);
+        assert_eq!(normal.idle_sessions, 10_000);
+        let quick = plan(&["--quick"]).unwrap();
+        assert_eq!(quick.timing.duration, Duration::from_secs(2));
+        assert_eq!(quick.timing.warmup, Duration::from_millis(500));
+        assert_eq!(quick.idle_sessions, 1_000);
+        let explicit = plan(&["--quick", "--duration", "3", "--sessions", "4,8"]).unwrap();
+        assert_eq!(explicit.timing.duration, Duration::from_secs(3));
+        assert_eq!(explicit.sessions, vec![4, 8]);
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        assert_eq!(
+            plan(&["--duration", "0"]).unwrap_err().to_string(),
+            "--duration must be more than 0"
+        );
+        assert_eq!(
+            plan(&["--warmup=-1"]).unwrap_err().to_string(),
+            "--warmup must be between 0 and 3600 seconds"
+        );
+        assert_eq!(
+            plan(&["--sessions", "0"]).unwrap_err().to_string(),
+            "--sessions takes counts between 1 and 1000"
+        );
+        assert_eq!(
+            plan(&["--runs", "0"]).unwrap_err().to_string(),
+            "--runs must be between 1 and 20"
+        );
+    }
+
+    #[test]
+    fn the_hidden_serve_command_parses() {
+        let cli = Cli::try_parse_from([
+            "bench",
+            "serve",
+            "--mode",
+            "dice-auth",
+            "--port",
+            "0",
+            "--public-key",
+            "k.pem",
+        ])
+        .unwrap();
+        let Some(BenchCommand::Serve(serve)) = cli.args.command else {
+            panic!("not the serve command");
+        };
+        assert_eq!(serve.mode, Mode::DiceAuth);
+        assert_eq!(serve.port, 0);
+        assert_eq!(serve.public_key, Some(PathBuf::from("k.pem")));
+        assert!(!serve.json_response);
+    }
 }

@@ -8,6 +8,8 @@
 //! - [`free_port`]: a free TCP port on 127.0.0.1 for a process that cannot be told to use port 0.
 //! - [`pinned`]: a command pinned to some CPUs with `taskset` when it is installed.
 //! - [`run_checked`], [`cargo`], [`log_dir`]: running foreground steps.
+//! - [`pin_running_process`], [`process_rss_kib`], [`process_cpu_time`], [`open_files_limit`],
+//!   [`raise_open_files_limit`]: measuring and tuning running processes (Linux `/proc`).
 //!
 //! Everything here is blocking `std` code: the commands are sequential scripts.
 
@@ -363,6 +365,115 @@ pub fn describe(command: &Command) -> String {
         .join(" ")
 }
 
+/// Pins the running process `pid` (all its threads) to `cpus` (a `taskset` list such as `1`).
+/// Fails when `taskset` is missing or refuses.
+pub fn pin_running_process(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let mut command = Command::new("taskset");
+    command
+        .arg("-a")
+        .arg("-pc")
+        .arg(cpus)
+        .arg(pid.to_string())
+        .stdout(Stdio::null());
+    run_checked(command)
+}
+
+/// The resident set size of process `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn process_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_vm_rss_kib(&status).with_context(|| format!("{path} has no VmRSS line"))
+}
+
+/// The `VmRSS` value (KiB) of a `/proc/<pid>/status` text.
+fn parse_vm_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let mut parts = line["VmRSS:".len()..].split_whitespace();
+    let value = parts.next()?.parse().ok()?;
+    (parts.next() == Some("kB")).then_some(value)
+}
+
+/// User plus system CPU time process `pid` has used, all threads together (`/proc/<pid>/stat`);
+/// `None` when the process is gone or the file cannot be read.
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = parse_stat_cpu_ticks(&stat)?;
+    let per_second = clock_ticks_per_second();
+    Some(
+        Duration::from_secs(ticks / per_second)
+            + Duration::from_secs_f64((ticks % per_second) as f64 / per_second as f64),
+    )
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after its last `)`.
+fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// `getconf CLK_TCK`, read once; 100 (Linux's usual value) if it cannot be run.
+fn clock_ticks_per_second() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .filter(|&ticks| ticks > 0)
+            .unwrap_or(100)
+    })
+}
+
+/// The soft and hard limits on open files of process `pid` (`/proc/<pid>/limits`);
+/// `u64::MAX` stands for unlimited.
+pub fn open_files_limit(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let path = format!("/proc/{pid}/limits");
+    let limits = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_open_files_limit(&limits).with_context(|| format!("{path} has no Max open files line"))
+}
+
+fn parse_open_files_limit(limits: &str) -> Option<(u64, u64)> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    let mut values = line["Max open files".len()..].split_whitespace().map(|v| {
+        if v == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            v.parse().ok()
+        }
+    });
+    Some((values.next()??, values.next()??))
+}
+
+/// Raises the soft limit on open files of process `pid` to its hard limit with `prlimit`
+/// (util-linux); returns the soft limit in force afterwards.
+pub fn raise_open_files_limit(pid: u32) -> anyhow::Result<u64> {
+    let (soft, hard) = open_files_limit(pid)?;
+    if soft >= hard || find_on_path("prlimit").is_none() {
+        return Ok(soft);
+    }
+    let hard_text = if hard == u64::MAX {
+        "unlimited".to_owned()
+    } else {
+        hard.to_string()
+    };
+    let mut command = Command::new("prlimit");
+    command
+        .arg("--pid")
+        .arg(pid.to_string())
+        .arg(format!("--nofile={hard_text}:{hard_text}"));
+    run_checked(command)?;
+    Ok(open_files_limit(pid)?.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +492,28 @@ mod tests {
 
     fn process_exists(pid: u32) -> bool {
         Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn reads_rss_cpu_time_and_open_file_limits() {
+        assert_eq!(
+            parse_vm_rss_kib("Name:\tx\nVmRSS:\t   12345 kB\nThreads:\t1\n"),
+            Some(12345)
+        );
+        assert_eq!(parse_vm_rss_kib("Name:\tkernel-thread\n"), None);
+        let stat = "42 (a (weird) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(281));
+        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 unlimited            files\n";
+        assert_eq!(parse_open_files_limit(limits), Some((1024, u64::MAX)));
+
+        let own = std::process::id();
+        assert!(process_rss_kib(own).unwrap() > 0);
+        assert!(process_cpu_time(own).is_some());
+        let (soft, hard) = open_files_limit(own).unwrap();
+        assert!(soft <= hard);
+        assert!(process_rss_kib(u32::MAX).is_err());
+        assert_eq!(process_cpu_time(u32::MAX), None);
     }
 
     #[test]
