@@ -1,23 +1,482 @@
 //! `cargo xtask conformance`: the official MCP conformance suite
-//! (`@modelcontextprotocol/conformance`, installed by `scripts/install-peers.sh`) against our
-//! fixture server and our client, for both dated requirement sets; arrives with issue 10
-//! (which replaces the first form of it in issue 7).
+//! (`@modelcontextprotocol/conformance@0.2.0-alpha.12`, installed with Node 22 into `.tools/` by
+//! `scripts/install-peers.sh`) against our fixture server and our client, for both dated
+//! requirement sets, each at its own wire.
 //!
-//! Not implemented yet: the command reports that and exits with code 2. Whoever fills it in
-//! replaces [`Args`] with the real options and [`run`] with the real work, using the helpers in
-//! [`crate::process`].
+//! 1. Builds the fixtures (`conformance_server`, `conformance_client` of `mcp-examples`).
+//! 2. Starts the fixture server on a free port and runs `server --requirements REV` for
+//!    2025-11-25 and 2026-07-28, reading each scenario's `checks.json`.
+//! 3. Runs every non-auth client scenario of both sets, one by one, against the client
+//!    fixture; `auth/*` scenarios are printed as "not run: OAuth client".
+//! 4. Scenarios a set marks "never scored" (extensions, pending) run and are reported on their
+//!    own line; they do not fail the run. There is no expected-failures list.
+//!
+//! Prints a line per scenario and per set, then `N passed, N failed`; exits 1 on any scored
+//! failure. Logs and the suite's outputs go to `<target>/xtask-logs/conformance/`.
 
-use std::process::ExitCode;
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
 
-/// Options of `cargo xtask conformance`; for now any arguments are accepted and ignored.
+use anyhow::{Context, bail};
+
+use crate::process::{self, BackgroundProcess};
+
+/// The requirement sets, each run at its own wire.
+const REVISIONS: [&str; 2] = ["2025-11-25", "2026-07-28"];
+/// Per-scenario timeout of the client leg, in milliseconds.
+const CLIENT_TIMEOUT_MS: u64 = 30_000;
+
+/// Options of `cargo xtask conformance`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Arguments for the future command.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
+    /// Run only these requirement sets (default: both).
+    #[arg(long = "requirements", value_parser = ["2025-11-25", "2026-07-28"])]
+    pub requirements: Vec<String>,
+    /// Skip the client scenarios.
+    #[arg(long)]
+    pub server_only: bool,
+    /// Skip the server scenarios.
+    #[arg(long, conflicts_with = "server_only")]
+    pub client_only: bool,
 }
 
-/// Runs the command: for now, says that it arrives with issue 10 and returns exit code 2.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    Ok(crate::not_implemented("conformance", 10))
+/// What one requirement set lists.
+#[derive(Debug, Default, PartialEq)]
+struct SetListing {
+    server: Vec<String>,
+    client: Vec<String>,
+    /// Never-scored scenarios and their leg (`server` or `client`).
+    not_scored: Vec<(String, String)>,
+}
+
+/// Parses the output of `list --requirements REV`.
+fn parse_listing(text: &str) -> SetListing {
+    #[derive(PartialEq)]
+    enum Section {
+        None,
+        Server,
+        Client,
+        NotScored,
+    }
+    let mut section = Section::None;
+    let mut listing = SetListing::default();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("Server scenarios") {
+            section = Section::Server;
+        } else if trimmed.starts_with("Client scenarios") {
+            section = Section::Client;
+        } else if trimmed.starts_with("Run and reported, but never scored") {
+            section = Section::NotScored;
+        } else if let Some(item) = trimmed.strip_prefix("- ") {
+            match section {
+                Section::Server => listing.server.push(item.to_owned()),
+                Section::Client => listing.client.push(item.to_owned()),
+                Section::NotScored => {
+                    if let Some((name, leg)) = item.rsplit_once(" [") {
+                        listing
+                            .not_scored
+                            .push((name.to_owned(), leg.trim_end_matches(']').to_owned()));
+                    }
+                }
+                Section::None => {}
+            }
+        }
+    }
+    listing
+}
+
+/// The verdict on one scenario.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    Passed,
+    Failed(String),
+}
+
+/// Reads the `checks.json` files the server leg wrote to `dir`: scenario → verdict.
+fn read_server_checks(dir: &Path) -> anyhow::Result<BTreeMap<String, Verdict>> {
+    let mut verdicts = BTreeMap::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(dir_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(rest) = dir_name.strip_prefix("server-") else {
+            continue;
+        };
+        // `<scenario>-<timestamp>`: the timestamp is `YYYY-MM-DDTHH-MM-SS-mmmZ`.
+        let Some(t) = rest.rfind('T').and_then(|t| {
+            rest[..t]
+                .rfind('-')
+                .and_then(|d| rest[..d].rfind('-').and_then(|m| rest[..m].rfind('-')))
+        }) else {
+            continue;
+        };
+        let scenario = rest[..t].to_owned();
+        let text = fs::read_to_string(path.join("checks.json"))
+            .with_context(|| format!("reading {}/checks.json", path.display()))?;
+        let checks: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}/checks.json", path.display()))?;
+        let failures: Vec<String> = checks
+            .iter()
+            .filter(|c| c["status"] == "FAILURE")
+            .map(|c| {
+                let id = c["id"].as_str().unwrap_or("?");
+                match c["errorMessage"].as_str() {
+                    Some(m) => format!("{id}: {m}"),
+                    None => id.to_owned(),
+                }
+            })
+            .collect();
+        let verdict = if failures.is_empty() {
+            Verdict::Passed
+        } else {
+            Verdict::Failed(failures.join("; "))
+        };
+        verdicts.insert(scenario, verdict);
+    }
+    Ok(verdicts)
+}
+
+/// Totals of one set.
+#[derive(Debug, Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    not_run: usize,
+    not_scored: Vec<String>,
+}
+
+fn mark(verdict: &Verdict) -> &'static str {
+    match verdict {
+        Verdict::Passed => "passed",
+        Verdict::Failed(_) => "FAILED",
+    }
+}
+
+struct Suite {
+    node: PathBuf,
+    cli: PathBuf,
+    out: PathBuf,
+}
+
+impl Suite {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.node);
+        c.arg(&self.cli);
+        c
+    }
+
+    fn listing(&self, rev: &str) -> anyhow::Result<SetListing> {
+        let mut c = self.command();
+        c.args(["list", "--client", "--requirements", rev]);
+        let listing = parse_listing(&process::output_checked(c)?);
+        if listing.server.is_empty() || listing.client.is_empty() {
+            bail!("the suite listed no scenarios for {rev}");
+        }
+        Ok(listing)
+    }
+
+    /// Runs the server leg of `rev` against `url`; scenario → verdict.
+    fn server_leg(&self, rev: &str, url: &str) -> anyhow::Result<BTreeMap<String, Verdict>> {
+        let dir = self.out.join(format!("server-{rev}"));
+        if dir.exists() {
+            fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        fs::create_dir_all(&dir)?;
+        let log = self.out.join(format!("server-{rev}.log"));
+        let mut c = self.command();
+        c.args(["server", "--url", url, "--requirements", rev, "-o"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log)?)
+            .stderr(Stdio::inherit());
+        let status = c.status().context("running the suite's server leg")?;
+        let verdicts = read_server_checks(&dir)?;
+        if verdicts.is_empty() {
+            bail!(
+                "the server leg of {rev} wrote no results ({status}); see {}",
+                log.display()
+            );
+        }
+        Ok(verdicts)
+    }
+
+    /// Runs one client scenario against the client fixture.
+    fn client_scenario(&self, rev: &str, scenario: &str, client: &Path) -> anyhow::Result<Verdict> {
+        let dir = self.out.join(format!("client-{rev}"));
+        fs::create_dir_all(&dir)?;
+        let log = dir.join(format!("{}.log", scenario.replace('/', "_")));
+        let mut c = self.command();
+        c.arg("client")
+            .arg("--command")
+            .arg(client)
+            .args(["--scenario", scenario, "--spec-version", rev, "--timeout"])
+            .arg(CLIENT_TIMEOUT_MS.to_string())
+            .arg("-o")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log)?)
+            .stderr(fs::File::options().append(true).open(&log)?);
+        let status = c.status().context("running the suite's client leg")?;
+        Ok(if status.success() {
+            Verdict::Passed
+        } else {
+            let text = strip_ansi(&fs::read_to_string(&log).unwrap_or_default());
+            let detail: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("FAILURE") || l.contains("WARNING") || l.contains('✗'))
+                .take(3)
+                .collect();
+            Verdict::Failed(format!("{} (log: {})", detail.join(" | "), log.display()))
+        })
+    }
+}
+
+/// Removes terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reads `KEY=value` lines printed by the installer.
+fn installer_value(output: &str, key: &str) -> Option<PathBuf> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(|v| PathBuf::from(v.trim()))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"))
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let root = crate::workspace_root();
+    let revisions: Vec<&str> = REVISIONS
+        .into_iter()
+        .filter(|r| args.requirements.is_empty() || args.requirements.iter().any(|a| a == r))
+        .collect();
+
+    println!("building the fixtures (mcp-examples: conformance_server, conformance_client)");
+    let mut build = process::cargo();
+    build.current_dir(&root).args([
+        "build",
+        "-p",
+        "mcp-examples",
+        "--bin",
+        "conformance_server",
+        "--bin",
+        "conformance_client",
+    ]);
+    process::run_checked(build)?;
+    let bin_dir = target_dir().join("debug");
+    let server_bin = bin_dir.join("conformance_server");
+    let client_bin = bin_dir.join("conformance_client");
+
+    println!("installing Node 22 and the conformance suite into .tools/");
+    let mut install = Command::new("bash");
+    install
+        .current_dir(&root)
+        .arg(root.join("scripts").join("install-peers.sh"))
+        .args(["node", "conformance"]);
+    let installed = process::output_checked(install)?;
+    let suite = Suite {
+        node: installer_value(&installed, "NODE").context("the installer printed no NODE=")?,
+        cli: installer_value(&installed, "CONFORMANCE")
+            .context("the installer printed no CONFORMANCE=")?,
+        out: process::log_dir().join("conformance"),
+    };
+    fs::create_dir_all(&suite.out)?;
+
+    let port = process::free_port()?;
+    let mut server_command = Command::new(&server_bin);
+    server_command.arg("--port").arg(port.to_string());
+    let mut server = BackgroundProcess::spawn(
+        "conformance_server",
+        server_command,
+        &suite.out.join("fixture-server.log"),
+    )?;
+    server.wait_for_tcp(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_secs(20),
+    )?;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+
+    let mut total_passed = 0;
+    let mut total_failed = 0;
+    let mut set_lines = Vec::new();
+    for rev in &revisions {
+        let listing = suite.listing(rev)?;
+        let mut server_tally = Tally::default();
+        let mut client_tally = Tally::default();
+        if !args.client_only {
+            println!("\n== server scenarios, requirements {rev} ({url}) ==");
+            let verdicts = suite.server_leg(rev, &url)?;
+            server.ensure_running()?;
+            for scenario in &listing.server {
+                let verdict = verdicts
+                    .get(scenario)
+                    .cloned()
+                    .unwrap_or_else(|| Verdict::Failed("no result".into()));
+                println!("  {:<7} {scenario}", mark(&verdict));
+                match &verdict {
+                    Verdict::Passed => server_tally.passed += 1,
+                    Verdict::Failed(why) => {
+                        println!("          {why}");
+                        server_tally.failed += 1;
+                    }
+                }
+            }
+            for (scenario, leg) in &listing.not_scored {
+                if leg != "server" {
+                    continue;
+                }
+                if let Some(v) = verdicts.get(scenario) {
+                    server_tally
+                        .not_scored
+                        .push(format!("{scenario} {}", mark(v)));
+                }
+            }
+        }
+        if !args.server_only {
+            println!("\n== client scenarios, requirements {rev} ==");
+            let unscored_client = listing
+                .not_scored
+                .iter()
+                .filter(|(_, leg)| leg == "client")
+                .map(|(s, _)| (s.clone(), false));
+            let scenarios: Vec<(String, bool)> = listing
+                .client
+                .iter()
+                .map(|s| (s.clone(), true))
+                .chain(unscored_client)
+                .collect();
+            for (scenario, scored) in scenarios {
+                if scenario.starts_with("auth/") {
+                    println!("  not run: OAuth client  {scenario}");
+                    if scored {
+                        client_tally.not_run += 1;
+                    }
+                    continue;
+                }
+                let verdict = suite.client_scenario(rev, &scenario, &client_bin)?;
+                if scored {
+                    println!("  {:<7} {scenario}", mark(&verdict));
+                    match &verdict {
+                        Verdict::Passed => client_tally.passed += 1,
+                        Verdict::Failed(why) => {
+                            println!("          {why}");
+                            client_tally.failed += 1;
+                        }
+                    }
+                } else {
+                    println!("  {:<7} {scenario} (not scored)", mark(&verdict));
+                    client_tally
+                        .not_scored
+                        .push(format!("{scenario} {}", mark(&verdict)));
+                }
+            }
+        }
+        let not_scored: Vec<String> = server_tally
+            .not_scored
+            .iter()
+            .chain(&client_tally.not_scored)
+            .cloned()
+            .collect();
+        println!(
+            "  not scored (never fail the run): {}",
+            not_scored.join(", ")
+        );
+        set_lines.push(format!(
+            "requirements {rev}: server {}/{} passed; client {}/{} passed, {} not run (OAuth client)",
+            server_tally.passed,
+            server_tally.passed + server_tally.failed,
+            client_tally.passed,
+            client_tally.passed + client_tally.failed,
+            client_tally.not_run,
+        ));
+        total_passed += server_tally.passed + client_tally.passed;
+        total_failed += server_tally.failed + client_tally.failed;
+    }
+    server.stop();
+
+    println!();
+    for line in &set_lines {
+        println!("{line}");
+    }
+    println!("{total_passed} passed, {total_failed} failed");
+    Ok(if total_failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_sequences_are_stripped() {
+        assert_eq!(strip_ansi("\u{1b}[31mFAILURE\u{1b}[0m x"), "FAILURE x");
+    }
+
+    #[test]
+    fn listing_is_parsed_by_section() {
+        let text = "Required for 2025-11-25 (48 scenarios, frozen; run at the 2025-11-25 wire):\n\nServer scenarios (test against a server):\n  - server-initialize\n  - ping\n\nClient scenarios (test against a client):\n  - initialize\n  - auth/metadata-default\n\nRun and reported, but never scored:\n  extension (6):\n    - auth/dpop [client]\n  pending (2):\n    - server-sse-polling [server]\n";
+        let l = parse_listing(text);
+        assert_eq!(l.server, ["server-initialize", "ping"]);
+        assert_eq!(l.client, ["initialize", "auth/metadata-default"]);
+        assert_eq!(
+            l.not_scored,
+            [
+                ("auth/dpop".to_owned(), "client".to_owned()),
+                ("server-sse-polling".to_owned(), "server".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn server_checks_are_read_per_scenario() {
+        let dir = std::env::temp_dir().join(format!("xtask-conf-{}", std::process::id()));
+        let ok = dir.join("server-tools-call-error-2026-11-25T17-59-01-123Z");
+        let bad = dir.join("server-ping-2026-11-25T17-59-02-456Z");
+        fs::create_dir_all(&ok).unwrap();
+        fs::create_dir_all(&bad).unwrap();
+        fs::write(
+            ok.join("checks.json"),
+            r#"[{"id":"a","status":"SUCCESS"},{"id":"b","status":"WARNING"}]"#,
+        )
+        .unwrap();
+        fs::write(
+            bad.join("checks.json"),
+            r#"[{"id":"ping","status":"FAILURE","errorMessage":"no"}]"#,
+        )
+        .unwrap();
+        let v = read_server_checks(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(v["tools-call-error"], Verdict::Passed);
+        assert_eq!(v["ping"], Verdict::Failed("ping: no".into()));
+        assert_eq!(v.len(), 2);
+    }
 }

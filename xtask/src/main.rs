@@ -5,8 +5,10 @@
 //! - `sans-io`: fails if the normal dependency closure of `mcp-proto` reaches an I/O runtime
 //!   (tokio, hyper, axum, reqwest, mio, tokio-util), printing the path that leads there.
 //!
-//! Commands that later issues fill in (`e2e`, `bench`, `conformance`, `interop`) say so and exit
-//! with code 2; they never pretend to pass. Each command lives in its own module; the helpers for
+//! - `conformance`: the official MCP conformance suite against our fixture server and client,
+//!   both dated requirement sets (see [`conformance`]).
+//!
+//! Each command lives in its own module; the helpers for
 //! starting servers and peers (log capture, readiness waits, free ports, CPU pinning) are in
 //! [`process`].
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -23,9 +25,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Exit code of a command that does not exist yet.
-const EXIT_NOT_IMPLEMENTED: u8 = 2;
 
 /// Project automation for the MCP stack workspace.
 #[derive(Debug, Parser)]
@@ -72,12 +71,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reports a command that a later issue fills in, and returns exit code 2.
-fn not_implemented(command: &str, issue: u32) -> ExitCode {
-    eprintln!("not implemented yet: {command} arrives with issue {issue}");
-    ExitCode::from(EXIT_NOT_IMPLEMENTED)
-}
-
 /// The root of the workspace (the directory holding the root `Cargo.toml`).
 fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -92,8 +85,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_command_parses_and_stubs_accept_any_arguments() {
-        let cli = Cli::try_parse_from(["xtask", "e2e", "--anything", "x"]).unwrap();
+    fn every_command_parses() {
+        let cli = Cli::try_parse_from(["xtask", "e2e"]).unwrap();
         assert!(matches!(cli.command, Command::E2e(_)));
         let cli = Cli::try_parse_from(["xtask", "sans-io"]).unwrap();
         assert!(matches!(cli.command, Command::SansIo(_)));
@@ -103,13 +96,11 @@ mod tests {
     }
 
     #[test]
-    fn stubs_exit_with_code_2() {
-        assert_eq!(not_implemented("e2e", 6), ExitCode::from(2));
-        let cli = Cli::try_parse_from(["xtask", "conformance"]).unwrap();
-        let Command::Conformance(args) = cli.command else {
-            panic!("parsed as another command");
-        };
-        assert_eq!(conformance::run(args).unwrap(), ExitCode::from(2));
+    fn conformance_options_parse() {
+        let cli = Cli::try_parse_from(["xtask", "conformance", "--server-only"]).unwrap();
+        assert!(matches!(cli.command, Command::Conformance(_)));
+        let bad = ["xtask", "conformance", "--requirements", "2024-11-05"];
+        assert!(Cli::try_parse_from(bad).is_err());
     }
 
     #[test]
