@@ -240,6 +240,15 @@ async fn the_dice_flow_answers_with_the_call_output() {
     );
     assert!(input > 0 && output > 0);
     assert_eq!(usage["total_tokens"].as_u64().unwrap(), input + output);
+    // The openai SDK (3.57) requires both detail fields.
+    assert_eq!(
+        usage["input_tokens_details"],
+        json!({"cached_tokens": 0, "cache_write_tokens": 0})
+    );
+    assert_eq!(
+        usage["output_tokens_details"],
+        json!({"reasoning_tokens": 0})
+    );
 
     let typed = assert_async_openai_reads(&body);
     assert_eq!(typed.output_text().unwrap(), dice_sentence(&values));
