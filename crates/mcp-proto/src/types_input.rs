@@ -93,6 +93,22 @@ impl ElicitParams {
         }
     }
 
+    /// The form's default answer: each property of `requestedSchema` that has a `default`,
+    /// with that value (what a client fills in for fields the user leaves alone).
+    pub fn default_content(&self) -> JsonObject {
+        self.requested_schema
+            .as_ref()
+            .and_then(|s| s.get("properties"))
+            .and_then(Value::as_object)
+            .map(|props| {
+                props
+                    .iter()
+                    .filter_map(|(k, p)| Some((k.clone(), p.get("default")?.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// A URL-mode elicitation.
     pub fn url(
         message: impl Into<String>,
