@@ -75,6 +75,15 @@ pub struct Args {
     /// Exit with 1 when a target is missed.
     #[arg(long)]
     pub strict: bool,
+    /// What the idle connections hold: initialized legacy SSE sessions (the target), bare
+    /// streams, or idle keep-alive connections to the echo server (the axum/hyper baseline).
+    #[arg(long, value_enum, default_value = "initialized")]
+    pub idle_kind: idle::IdleKind,
+    /// Measure only these rows (comma-separated: echo, streamable, sse, auth, json, or none);
+    /// default all.
+    /// Handy with `perf record -p <server pid>`; the ratios need `echo`.
+    #[arg(long, value_delimiter = ',')]
+    pub rows: Vec<String>,
 }
 
 /// Subcommands of `cargo xtask bench`.
@@ -94,6 +103,8 @@ struct Plan {
     idle_sessions: usize,
     pin: bool,
     strict: bool,
+    rows: Vec<usize>,
+    idle_kind: idle::IdleKind,
 }
 
 impl Plan {
@@ -134,6 +145,22 @@ impl Plan {
                 }
             );
         }
+        let mut rows = Vec::new();
+        let none = args.rows.iter().any(|name| name == "none");
+        for name in args.rows.iter().filter(|name| *name != "none") {
+            match ROWS.iter().position(|row| row.key == name.as_str()) {
+                Some(index) if !rows.contains(&index) => rows.push(index),
+                Some(_) => {}
+                None => bail!(
+                    "--rows takes {}, none; not {name:?}",
+                    ROWS.map(|row| row.key).join(", ")
+                ),
+            }
+        }
+        if rows.is_empty() && !none {
+            rows = (0..ROWS.len()).collect();
+        }
+        rows.sort_unstable();
         Ok(Self {
             timing: Timing {
                 warmup,
@@ -147,6 +174,8 @@ impl Plan {
             idle_sessions,
             pin,
             strict: args.strict,
+            rows,
+            idle_kind: args.idle_kind,
         })
     }
 }
@@ -234,6 +263,10 @@ impl ServerProcess {
         let mut process = BackgroundProcess::spawn(name, command, &log)?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         process.wait_for_tcp(addr, Duration::from_secs(30))?;
+        eprintln!(
+            "xtask bench: server {name} (pid {}) on {addr}",
+            process.id()
+        );
         Ok(Self { process, addr })
     }
 
@@ -249,6 +282,7 @@ fn log_dir() -> PathBuf {
 /// One row of the report: a transport on one of the servers.
 #[derive(Debug, Clone, Copy)]
 struct Row {
+    key: &'static str,
     label: &'static str,
     server: ServerSlot,
     transport: Transport,
@@ -264,26 +298,31 @@ enum ServerSlot {
 
 const ROWS: [Row; 5] = [
     Row {
+        key: "echo",
         label: "echo (ceiling)",
         server: ServerSlot::Echo,
         transport: Transport::Echo,
     },
     Row {
+        key: "streamable",
         label: "streamable",
         server: ServerSlot::Dice,
         transport: Transport::Streamable,
     },
     Row {
+        key: "sse",
         label: "legacy SSE",
         server: ServerSlot::Dice,
         transport: Transport::LegacySse,
     },
     Row {
+        key: "auth",
         label: "streamable + auth",
         server: ServerSlot::DiceAuth,
         transport: Transport::Streamable,
     },
     Row {
+        key: "json",
         label: "streamable, JSON responses",
         server: ServerSlot::DiceJson,
         transport: Transport::Streamable,
@@ -343,7 +382,8 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
         dice_json: ServerProcess::start("dice-json", Mode::Dice, &["--json-response"], plan)?,
     };
     eprintln!(
-        "xtask bench: {}; warm-up {:?}, {:?} measured per phase, {} run(s); load average {}; logs in {}",
+        "xtask bench (pid {}): {}; warm-up {:?}, {:?} measured per phase, {} run(s); load average {}; logs in {}",
+        std::process::id(),
         if plan.pin {
             "servers on CPU 0, generator on CPU 1"
         } else {
@@ -360,7 +400,8 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for run in 1..=plan.runs {
         for &sessions in &plan.sessions {
-            for (index, row) in ROWS.iter().enumerate() {
+            for &index in &plan.rows {
+                let row = &ROWS[index];
                 let server = servers.get(row.server);
                 let token = (row.server == ServerSlot::DiceAuth).then_some(token.as_str());
                 let outcome = load::run_phase(
@@ -434,7 +475,10 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
 async fn idle_phase(plan: &Plan) -> anyhow::Result<idle::IdleReport> {
     let mut count = plan.idle_sessions;
     let own = process::raise_open_files_limit(std::process::id())?;
-    let server = ServerProcess::start("dice-idle", Mode::Dice, &[], plan)?;
+    let server = match plan.idle_kind {
+        idle::IdleKind::EchoConnection => ServerProcess::start("echo-idle", Mode::Echo, &[], plan)?,
+        _ => ServerProcess::start("dice-idle", Mode::Dice, &[], plan)?,
+    };
     let theirs = process::raise_open_files_limit(server.pid())?;
     let fits = usize::try_from(own.min(theirs).saturating_sub(SPARE_FILES)).unwrap_or(usize::MAX);
     if fits < count {
@@ -445,7 +489,7 @@ async fn idle_phase(plan: &Plan) -> anyhow::Result<idle::IdleReport> {
     }
     let limit = Duration::from_secs(30)
         + Duration::from_millis(20) * u32::try_from(count).unwrap_or(u32::MAX);
-    match idle::measure_idle_sessions(server.addr, server.pid(), count, limit).await {
+    match idle::measure_idle(plan.idle_kind, server.addr, server.pid(), count, limit).await {
         Ok(report) => Ok(report),
         Err(error) => {
             server.process.print_log();
@@ -598,20 +642,28 @@ fn report(
         }
     }
     if let Some(idle) = idle {
+        let what = match idle.kind {
+            idle::IdleKind::Initialized => "legacy SSE sessions (stream open, initialized)",
+            idle::IdleKind::StreamOnly => "legacy SSE streams (endpoint read, not initialized)",
+            idle::IdleKind::EchoConnection => "keep-alive connections to the echo server",
+        };
         println!(
-            "idle legacy SSE sessions: {} opened and initialized in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed)",
+            "idle {what}: {} opened in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed) = {:.1} KiB each",
             idle.sessions,
             idle.setup.as_secs_f64(),
             idle.rss_before_kib as f64 / 1024.0,
             idle.rss_open_kib as f64 / 1024.0,
-            idle.rss_closed_kib as f64 / 1024.0
+            idle.rss_closed_kib as f64 / 1024.0,
+            idle.kib_per_session()
         );
-        let per = idle.kib_per_session();
-        verdict(
-            format!("<= {TARGET_IDLE_KIB:.0} KiB per idle SSE session"),
-            format!("{per:.1} KiB"),
-            per <= TARGET_IDLE_KIB,
-        );
+        if idle.kind == idle::IdleKind::Initialized {
+            let per = idle.kib_per_session();
+            verdict(
+                format!("<= {TARGET_IDLE_KIB:.0} KiB per idle SSE session"),
+                format!("{per:.1} KiB"),
+                per <= TARGET_IDLE_KIB,
+            );
+        }
     }
     missed
 }
@@ -667,6 +719,13 @@ mod tests {
             plan(&["--runs", "0"]).unwrap_err().to_string(),
             "--runs must be between 1 and 20"
         );
+        assert_eq!(
+            plan(&["--rows", "echo,nope"]).unwrap_err().to_string(),
+            "--rows takes echo, streamable, sse, auth, json, none; not \"nope\""
+        );
+        assert_eq!(plan(&["--rows", "sse,echo,sse"]).unwrap().rows, vec![0, 2]);
+        assert_eq!(plan(&[]).unwrap().rows, vec![0, 1, 2, 3, 4]);
+        assert_eq!(plan(&["--rows", "none"]).unwrap().rows, Vec::<usize>::new());
     }
 
     #[test]

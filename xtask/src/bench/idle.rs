@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
-use super::client::{HttpConnection, LegacyStream, legacy_initialize};
+use super::client::{EchoSession, HttpConnection, LegacyStream, legacy_initialize};
 use crate::process;
 
 /// Streams opened at once.
@@ -17,9 +17,23 @@ const POST_CONNECTIONS: usize = 16;
 /// How long the server gets to settle before its RSS is read.
 const SETTLE: Duration = Duration::from_millis(500);
 
+/// What each idle connection holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdleKind {
+    /// A legacy SSE session, stream open and initialized (the measurement of issue 4).
+    Initialized,
+    /// A legacy SSE stream with its `endpoint` event read, never initialized.
+    StreamOnly,
+    /// A keep-alive connection to the echo server after one call: the cost of an idle
+    /// HTTP/1.1 connection in axum/hyper alone.
+    EchoConnection,
+}
+
 /// What the idle-session measurement found.
 #[derive(Debug, Clone)]
 pub struct IdleReport {
+    /// What each connection holds.
+    pub kind: IdleKind,
     /// Sessions held open.
     pub sessions: usize,
     /// Server RSS before opening them.
@@ -39,10 +53,13 @@ impl IdleReport {
     }
 }
 
-/// Opens `count` legacy SSE sessions on `addr` (reading each `endpoint` event), initializes
-/// each over a few shared POST connections, and reads the RSS of `server_pid` around it. The
-/// whole measurement must finish within `limit`.
-pub async fn measure_idle_sessions(
+/// Opens `count` idle connections of `kind` on `addr` (for [`IdleKind::Initialized`]: legacy SSE
+/// streams with their `endpoint` event read, each initialized over a few shared POST
+/// connections; `addr` is the echo server's for [`IdleKind::EchoConnection`]) and reads the RSS
+/// of `server_pid` before, while they are open and after they closed. The opening must finish
+/// within `limit`.
+pub async fn measure_idle(
+    kind: IdleKind,
     addr: SocketAddr,
     server_pid: u32,
     count: usize,
@@ -51,6 +68,55 @@ pub async fn measure_idle_sessions(
     tokio::time::sleep(SETTLE).await;
     let rss_before_kib = process::process_rss_kib(server_pid)?;
     let started = Instant::now();
+    let held = tokio::time::timeout(limit, open_idle(kind, addr, count))
+        .await
+        .with_context(|| format!("opening {count} idle connections took over {limit:?}"))??;
+    let setup = started.elapsed();
+    tokio::time::sleep(SETTLE).await;
+    let rss_open_kib = process::process_rss_kib(server_pid)?;
+    drop(held);
+    tokio::time::sleep(SETTLE * 2).await;
+    let rss_closed_kib = process::process_rss_kib(server_pid)?;
+    Ok(IdleReport {
+        kind,
+        sessions: count,
+        rss_before_kib,
+        rss_open_kib,
+        rss_closed_kib,
+        setup,
+    })
+}
+
+/// What keeps idle connections open until dropped.
+#[derive(Debug)]
+enum Held {
+    Streams { _open: Vec<LegacyStream> },
+    Echo { _open: Vec<EchoSession> },
+}
+
+async fn open_idle(kind: IdleKind, addr: SocketAddr, count: usize) -> anyhow::Result<Held> {
+    if kind == IdleKind::EchoConnection {
+        let sessions = futures::stream::iter(0..count)
+            .map(|_| async move {
+                let mut session = EchoSession::open(addr).await?;
+                session.call(1).await?;
+                anyhow::Ok(session)
+            })
+            .buffer_unordered(OPEN_CONCURRENCY)
+            .try_collect()
+            .await
+            .context("opening an idle echo connection")?;
+        return Ok(Held::Echo { _open: sessions });
+    }
+    let streams: Vec<LegacyStream> = futures::stream::iter(0..count)
+        .map(|_| LegacyStream::open(addr, None))
+        .buffer_unordered(OPEN_CONCURRENCY)
+        .try_collect()
+        .await
+        .context("opening an idle SSE session")?;
+    if kind == IdleKind::StreamOnly {
+        return Ok(Held::Streams { _open: streams });
+    }
     let opening = async {
         let streams: Vec<LegacyStream> = futures::stream::iter(0..count)
             .map(|_| LegacyStream::open(addr, None))
@@ -81,21 +147,6 @@ pub async fn measure_idle_sessions(
         }
         anyhow::Ok(all)
     };
-    let streams = tokio::time::timeout(limit, opening)
-        .await
-        .with_context(|| format!("opening {count} idle SSE sessions took over {limit:?}"))?
-        .context("initializing an idle SSE session")?;
-    let setup = started.elapsed();
-    tokio::time::sleep(SETTLE).await;
-    let rss_open_kib = process::process_rss_kib(server_pid)?;
-    drop(streams);
-    tokio::time::sleep(SETTLE * 2).await;
-    let rss_closed_kib = process::process_rss_kib(server_pid)?;
-    Ok(IdleReport {
-        sessions: count,
-        rss_before_kib,
-        rss_open_kib,
-        rss_closed_kib,
-        setup,
-    })
+    let streams = opening.await.context("initializing an idle SSE session")?;
+    Ok(Held::Streams { _open: streams })
 }

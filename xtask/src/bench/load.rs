@@ -314,7 +314,8 @@ mod tests {
             .spawn("127.0.0.1:0")
             .await
             .unwrap();
-        let report = super::super::idle::measure_idle_sessions(
+        let report = super::super::idle::measure_idle(
+            super::super::idle::IdleKind::Initialized,
             server.local_addr(),
             std::process::id(),
             40,
