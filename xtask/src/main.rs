@@ -1,12 +1,17 @@
 //! Project automation, run as `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
 //!
-//! Working commands:
+//! Commands:
+//! - `e2e`: the seed's flow with real processes: dice servers, the local Responses endpoint, and
+//!   raw `POST /v1/responses` checks over both transports (see [`e2e`]).
+//! - `bench`: both transports against a bare axum JSON echo in the same run, auth cost, and
+//!   memory per idle SSE session (see [`bench`]).
+//! - `conformance`: the official MCP conformance suite against our fixture server and client,
+//!   both dated requirement sets (see [`conformance`]).
+//! - `interop`: the Python `mcp`, `fastmcp` and `openai` packages against our servers and
+//!   endpoint, and our client against FastMCP (see [`interop`]).
 //! - `deny`: installs cargo-deny into `.tools/` and runs `cargo deny check licenses bans sources`.
 //! - `sans-io`: fails if the normal dependency closure of `mcp-proto` reaches an I/O runtime
 //!   (tokio, hyper, axum, reqwest, mio, tokio-util), printing the path that leads there.
-//!
-//! - `conformance`: the official MCP conformance suite against our fixture server and client,
-//!   both dated requirement sets (see [`conformance`]).
 //!
 //! Each command lives in its own module; the helpers for
 //! starting servers and peers (log capture, readiness waits, free ports, CPU pinning) are in
