@@ -202,7 +202,10 @@ pub(crate) async fn post(
     let task_log = Arc::clone(&log);
     let task_state = Arc::clone(state);
     let task_session = Arc::clone(&session);
-    state.calls.spawn(async move {
+    // A `subscriptions/listen` stream lasts until the client leaves: it is not a call for
+    // the shutdown drain to wait for; the shutdown closes its stream, which ends it.
+    let long_lived = request.method == mcp_proto::modern::SUBSCRIPTIONS_LISTEN;
+    let work = async move {
         let reply = task_state
             .run_message(
                 task_session,
@@ -215,7 +218,12 @@ pub(crate) async fn post(
             task_log.append(Some(Arc::from(reply.to_json())));
         }
         task_log.close();
-    });
+    };
+    if long_lived {
+        tokio::spawn(work);
+    } else {
+        state.calls.spawn(work);
+    }
     // A lone error goes out as JSON with its status; anything else as a stream.
     loop {
         match log.read_from(0) {
@@ -260,6 +268,418 @@ pub(crate) async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcp_proto::modern::Change;
+    use mcp_proto::types_input::{CreateMessageParams, ElicitParams};
+    use mcp_proto::{McpServer, NoArgs, ToolContext, ToolError};
+    use serde_json::json;
+
+    use std::time::Duration;
+
+    use crate::McpHttpServer;
+
+    async fn greet(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
+        let schema =
+            json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+        let Value::Object(schema) = schema else {
+            return Err(ToolError::new("schema"));
+        };
+        let r = ctx
+            .elicit_as("user_name", ElicitParams::form("Name?", schema))
+            .await?;
+        let name = r
+            .content
+            .and_then(|c| c.get("name").cloned())
+            .unwrap_or_default();
+        Ok(format!("Hello, {}!", name.as_str().unwrap_or_default()))
+    }
+
+    async fn needs_sampling(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
+        ctx.sample(CreateMessageParams::user_text("hi", 5)).await?;
+        Ok("sampled".into())
+    }
+
+    async fn change_tools(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
+        ctx.notify_changed(Change::Tools).await;
+        Ok("changed".into())
+    }
+
+    async fn start() -> crate::RunningServer {
+        let server = McpServer::builder("modern-test")
+            .version("1.0.0")
+            .tool("greet", "Asks for a name.", greet)
+            .tool("needs_sampling", "Needs sampling.", needs_sampling)
+            .tool(
+                "change_tools",
+                "Announces a tool list change.",
+                change_tools,
+            )
+            .build()
+            .unwrap();
+        McpHttpServer::new(server)
+            .spawn("127.0.0.1:0")
+            .await
+            .unwrap()
+    }
+
+    fn meta(caps: Value) -> Value {
+        json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": caps,
+        })
+    }
+
+    /// POSTs with the standard headers (`None` leaves one out); returns the status and
+    /// every JSON message of the body (one JSON body, or the `data:` lines of a stream).
+    async fn post(
+        url: &str,
+        version: Option<&str>,
+        method_header: Option<&str>,
+        name_header: Option<&str>,
+        body: Value,
+    ) -> (u16, Vec<Value>) {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json");
+        if let Some(v) = version {
+            req = req.header("mcp-protocol-version", v);
+        }
+        if let Some(m) = method_header {
+            req = req.header("mcp-method", m);
+        }
+        if let Some(n) = name_header {
+            req = req.header("mcp-name", n);
+        }
+        let resp = req.body(body.to_string()).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let sse = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+        let text = resp.text().await.unwrap();
+        let messages = if sse {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .filter(|d| !d.trim().is_empty())
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect()
+        } else {
+            vec![serde_json::from_str(&text).unwrap()]
+        };
+        (status, messages)
+    }
+
+    #[tokio::test]
+    async fn header_and_meta_checks_answer_400_with_the_request_id() {
+        let server = start().await;
+        let url = server.url("/mcp");
+        let discover = |id: i64, params: Value| json!({"jsonrpc":"2.0","id":id,"method":"server/discover","params":params});
+        let v = Some("2026-07-28");
+        let m = Some("server/discover");
+        // _meta present, version header missing.
+        let (status, msgs) = post(
+            &url,
+            None,
+            m,
+            None,
+            discover(1, json!({"_meta": meta(json!({}))})),
+        )
+        .await;
+        assert_eq!(
+            (
+                status,
+                msgs[0]["error"]["code"].clone(),
+                msgs[0]["id"].clone()
+            ),
+            (400, json!(-32020), json!(1))
+        );
+        // No _meta at all.
+        let (status, msgs) = post(&url, v, m, None, discover(2, json!({}))).await;
+        assert_eq!(
+            (
+                status,
+                msgs[0]["error"]["code"].clone(),
+                msgs[0]["id"].clone()
+            ),
+            (400, json!(-32602), json!(2))
+        );
+        // _meta without clientCapabilities.
+        let mut partial = meta(json!({}));
+        partial
+            .as_object_mut()
+            .unwrap()
+            .remove("io.modelcontextprotocol/clientCapabilities");
+        let (status, msgs) = post(&url, v, m, None, discover(3, json!({"_meta": partial}))).await;
+        assert_eq!(
+            (status, msgs[0]["error"]["code"].clone()),
+            (400, json!(-32602))
+        );
+        // Header and _meta disagree.
+        let mut other = meta(json!({}));
+        other["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
+        let (status, msgs) = post(
+            &url,
+            v,
+            m,
+            None,
+            discover(4, json!({"_meta": other.clone()})),
+        )
+        .await;
+        assert_eq!(
+            (status, msgs[0]["error"]["code"].clone()),
+            (400, json!(-32020))
+        );
+        // Both name a version we do not speak.
+        let (status, msgs) = post(
+            &url,
+            Some("v999.0.0"),
+            m,
+            None,
+            discover(5, json!({"_meta": other})),
+        )
+        .await;
+        assert_eq!(
+            (status, msgs[0]["error"]["code"].clone()),
+            (400, json!(-32022))
+        );
+        assert_eq!(msgs[0]["error"]["data"]["requested"], "v999.0.0");
+        assert!(
+            msgs[0]["error"]["data"]["supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("2026-07-28"))
+        );
+        // Mcp-Method missing, then disagreeing with the body.
+        let (status, msgs) = post(
+            &url,
+            v,
+            None,
+            None,
+            discover(6, json!({"_meta": meta(json!({}))})),
+        )
+        .await;
+        assert_eq!(
+            (status, msgs[0]["error"]["code"].clone()),
+            (400, json!(-32020))
+        );
+        let (status, msgs) = post(
+            &url,
+            v,
+            Some("tools/list"),
+            None,
+            discover(7, json!({"_meta": meta(json!({}))})),
+        )
+        .await;
+        assert_eq!(
+            (status, msgs[0]["error"]["code"].clone()),
+            (400, json!(-32020))
+        );
+        // Mcp-Name missing or wrong on tools/call; Base64 form accepted.
+        let call = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"greet","_meta": meta(json!({}))}});
+        let (status, _) = post(&url, v, Some("tools/call"), None, call.clone()).await;
+        assert_eq!(status, 400);
+        let (status, msgs) = post(&url, v, Some("tools/call"), Some("other"), call.clone()).await;
+        assert_eq!(
+            (status, msgs[0]["error"]["code"].clone()),
+            (400, json!(-32020))
+        );
+        let (status, msgs) = post(
+            &url,
+            v,
+            Some("tools/call"),
+            Some("=?base64?Z3JlZXQ=?="),
+            call,
+        )
+        .await;
+        assert_eq!(
+            (status, msgs[0]["error"]["code"].clone()),
+            (400, json!(-32021))
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn removed_and_unknown_methods_are_404_and_discover_is_stamped() {
+        let server = start().await;
+        let url = server.url("/mcp");
+        let v = Some("2026-07-28");
+        for method in ["initialize", "ping", "logging/setLevel", "unknown/method"] {
+            let body =
+                json!({"jsonrpc":"2.0","id":9,"method":method,"params":{"_meta": meta(json!({}))}});
+            let (status, msgs) = post(&url, v, Some(method), None, body).await;
+            assert_eq!(
+                (status, msgs[0]["error"]["code"].clone()),
+                (404, json!(-32601)),
+                "{method}"
+            );
+        }
+        let body = json!({"jsonrpc":"2.0","id":10,"method":"server/discover","params":{"_meta": meta(json!({}))}});
+        let (status, msgs) = post(&url, v, Some("server/discover"), None, body).await;
+        assert_eq!(status, 200);
+        let result = &msgs[0]["result"];
+        assert_eq!(result["resultType"], "complete");
+        assert_eq!(result["cacheScope"], "public");
+        assert!(result["ttlMs"].is_u64());
+        assert_eq!(
+            result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+            "modern-test"
+        );
+        assert_eq!(result["capabilities"]["tools"]["listChanged"], true);
+        assert!(result["capabilities"].get("logging").is_none());
+        // A legacy initialize (no version header, no _meta) still opens a session.
+        let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(init.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert!(resp.headers().contains_key("mcp-session-id"));
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn input_rounds_and_missing_capabilities() {
+        let server = start().await;
+        let url = server.url("/mcp");
+        let v = Some("2026-07-28");
+        let caps = json!({"elicitation": {}});
+        let call = |id: i64, extra: Value| {
+            let mut params = json!({"name":"greet","arguments":{},"_meta": meta(caps.clone())});
+            for (k, v) in extra.as_object().unwrap() {
+                params[k] = v.clone();
+            }
+            json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":params})
+        };
+        let (status, msgs) = post(
+            &url,
+            v,
+            Some("tools/call"),
+            Some("greet"),
+            call(1, json!({})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let r1 = &msgs[0]["result"];
+        assert_eq!(r1["resultType"], "input_required");
+        assert_eq!(
+            r1["inputRequests"]["user_name"]["method"],
+            "elicitation/create"
+        );
+        let state = r1["requestState"].as_str().unwrap().to_owned();
+        let answer = json!({"user_name": {"action":"accept","content":{"name":"Alice"}}});
+        let (_, msgs) = post(
+            &url,
+            v,
+            Some("tools/call"),
+            Some("greet"),
+            call(
+                2,
+                json!({"inputResponses": answer, "requestState": state.clone()}),
+            ),
+        )
+        .await;
+        assert_eq!(msgs[0]["result"]["content"][0]["text"], "Hello, Alice!");
+        assert_eq!(msgs[0]["result"]["resultType"], "complete");
+        // Tampered state, a malformed answer and a null map are JSON-RPC errors.
+        let (_, msgs) = post(
+            &url,
+            v,
+            Some("tools/call"),
+            Some("greet"),
+            call(
+                3,
+                json!({"inputResponses": answer, "requestState": format!("{state}x")}),
+            ),
+        )
+        .await;
+        assert_eq!(msgs[0]["error"]["code"], -32602);
+        let (_, msgs) = post(
+            &url,
+            v,
+            Some("tools/call"),
+            Some("greet"),
+            call(4, json!({"inputResponses": {"user_name": 12345}})),
+        )
+        .await;
+        assert_eq!(msgs[0]["error"]["code"], -32602);
+        let (_, msgs) = post(
+            &url,
+            v,
+            Some("tools/call"),
+            Some("greet"),
+            call(5, json!({"inputResponses": null})),
+        )
+        .await;
+        assert_eq!(msgs[0]["error"]["code"], -32602);
+        // A question the request's capabilities do not allow.
+        let body = json!({"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"needs_sampling","_meta": meta(json!({}))}});
+        let (status, msgs) = post(&url, v, Some("tools/call"), Some("needs_sampling"), body).await;
+        assert_eq!(status, 400);
+        assert_eq!(msgs[0]["error"]["code"], -32021);
+        assert_eq!(
+            msgs[0]["error"]["data"]["requiredCapabilities"],
+            json!({"sampling": {}})
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn listen_streams_get_an_ack_then_only_the_changes_they_asked_for() {
+        let server = start().await;
+        let url = server.url("/mcp");
+        let open = |filter: Value| {
+            reqwest::Client::new()
+                .post(&url)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "subscriptions/listen")
+                .body(json!({"jsonrpc":"2.0","id":"sub-1","method":"subscriptions/listen","params":{"_meta": meta(json!({})),"notifications": filter}}).to_string())
+                .send()
+        };
+        let mut tools = open(json!({"toolsListChanged": true})).await.unwrap();
+        let mut prompts = open(json!({"promptsListChanged": true})).await.unwrap();
+        let first = String::from_utf8(tools.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(
+            first.contains("notifications/subscriptions/acknowledged"),
+            "{first}"
+        );
+        assert!(
+            first.contains(r#""io.modelcontextprotocol/subscriptionId":"sub-1""#),
+            "{first}"
+        );
+        let ack = String::from_utf8(prompts.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+        // The server has no prompts: it does not honour promptsListChanged.
+        assert!(ack.contains(r#""notifications":{}"#), "{ack}");
+        let trigger = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"change_tools","_meta": meta(json!({}))}});
+        let (_, msgs) = post(
+            &url,
+            Some("2026-07-28"),
+            Some("tools/call"),
+            Some("change_tools"),
+            trigger,
+        )
+        .await;
+        assert_eq!(msgs[0]["result"]["content"][0]["text"], "changed");
+        let next = tokio::time::timeout(Duration::from_secs(5), tools.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let next = String::from_utf8(next.to_vec()).unwrap();
+        assert!(next.contains("notifications/tools/list_changed"), "{next}");
+        assert!(next.contains("sub-1"), "{next}");
+        let quiet = tokio::time::timeout(Duration::from_millis(300), prompts.chunk()).await;
+        assert!(quiet.is_err(), "the prompts listener got {quiet:?}");
+        drop(tools);
+        drop(prompts);
+        server.shutdown().await.unwrap();
+    }
 
     #[test]
     fn base64_sentinel_values_decode() {
