@@ -67,8 +67,10 @@
 pub mod client;
 mod error;
 pub mod server;
+pub mod store;
 
 pub use error::Error;
 pub use server::{
     McpHttpServer, PROTOCOL_VERSION_HEADER, RunningServer, SESSION_ID_HEADER, ServerConfig, ctrl_c,
 };
+pub use store::{MemoryStore, SessionStore, StoreError};

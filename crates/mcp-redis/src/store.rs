@@ -1,0 +1,628 @@
+//! [`RedisStore`]: the [`SessionStore`] of replicas that share one Redis.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use mcp_proto::{BoxFuture, SessionState};
+use mcp_sse::store::{
+    Deliveries, Delivery, DeliveryEvent, DeliveryQueue, NewSession, Replay, SessionRecord,
+    SessionStore, StoreError, StoredEvent, TransportKind,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamId, StreamReadReply};
+use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::config::RedisConfig;
+use crate::scripts::{LuaScript, Scripts};
+
+/// Most deliveries read from Redis in one round trip.
+const DELIVERY_BATCH: usize = 256;
+
+/// The [`SessionStore`] on Redis; see the crate docs for the layout and the guarantees.
+///
+/// Every operation is one round trip (one `EVALSHA` of an atomic Lua script) with a budget of
+/// [`RedisConfig::op_timeout`]; when Redis is unreachable it fails with
+/// [`StoreError::Unavailable`], and the connection is re-established by itself when Redis is
+/// back. [`RedisStore::round_trips`] counts the requests sent.
+#[derive(Debug)]
+pub struct RedisStore {
+    config: RedisConfig,
+    conn: ConnectionManager,
+    client: redis::Client,
+    scripts: Scripts,
+    round_trips: AtomicU64,
+    reads: Arc<AtomicU64>,
+    session_prefix: String,
+    delivery_prefix: String,
+    event_prefix: String,
+    delivery_ttl_ms: String,
+    delivery_max: String,
+    events_ttl_ms: String,
+    events_max: String,
+    queue: DeliveryQueue,
+    reader_started: AtomicBool,
+    _stop_reader: DropGuard,
+    stop: CancellationToken,
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+fn manager_config(connect: Duration, response: Duration) -> ConnectionManagerConfig {
+    // No retries inside one call: a call during an outage makes one connection attempt and
+    // fails within the budget; the next call tries again.
+    ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_connection_timeout(Some(connect))
+        .set_response_timeout(Some(response))
+}
+
+/// Maps a Redis error: unreachable, timed out, loading or read-only is `Unavailable`; an error
+/// answer to a valid request is `Failed`.
+fn store_error(e: &RedisError) -> StoreError {
+    match e.kind() {
+        ErrorKind::Parse
+        | ErrorKind::UnexpectedReturnType
+        | ErrorKind::InvalidClientConfig
+        | ErrorKind::Server(ServerErrorKind::ResponseError)
+        | ErrorKind::Server(ServerErrorKind::NoPerm) => StoreError::Failed(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn number(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+fn malformed(what: &str, value: &Value) -> StoreError {
+    StoreError::Failed(format!("unexpected answer to {what}: {value:?}"))
+}
+
+impl RedisStore {
+    /// A store for Redis at `config.url`, without connecting yet: the first operation connects
+    /// (so a replica can start while Redis is down). [`StoreError::InvalidConfig`] for a bad
+    /// URL or a zero limit. Must be called inside a Tokio runtime.
+    pub fn new(config: RedisConfig) -> Result<Self, StoreError> {
+        config.check().map_err(StoreError::InvalidConfig)?;
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| StoreError::InvalidConfig(format!("Redis URL {}: {e}", config.url)))?;
+        let conn = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            manager_config(config.op_timeout, config.op_timeout),
+        )
+        .map_err(|e| StoreError::InvalidConfig(e.to_string()))?;
+        let stop = CancellationToken::new();
+        let prefix = &config.key_prefix;
+        Ok(Self {
+            session_prefix: format!("{prefix}:session:"),
+            delivery_prefix: format!("{prefix}:deliveries:"),
+            event_prefix: format!("{prefix}:events:"),
+            delivery_ttl_ms: millis(config.delivery_ttl),
+            delivery_max: config.delivery_stream_max.to_string(),
+            events_ttl_ms: millis(config.events_ttl),
+            events_max: config.events_per_stream.to_string(),
+            queue: DeliveryQueue::new(config.delivery_queue),
+            reader_started: AtomicBool::new(false),
+            _stop_reader: stop.clone().drop_guard(),
+            stop,
+            conn,
+            client,
+            scripts: Scripts::new(),
+            round_trips: AtomicU64::new(0),
+            reads: Arc::new(AtomicU64::new(0)),
+            config,
+        })
+    }
+
+    /// [`RedisStore::new`], then one round trip that checks Redis answers and loads the
+    /// scripts; [`StoreError::Unavailable`] if it does not within the budget.
+    pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        let store = Self::new(config)?;
+        store.load_scripts().await?;
+        Ok(store)
+    }
+
+    /// Loads every script (one round trip); done by [`RedisStore::connect`], and by itself
+    /// when Redis lost them (a restart).
+    pub async fn load_scripts(&self) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for script in self.scripts.all() {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(script.source).ignore();
+        }
+        let mut conn = self.conn.clone();
+        self.timed(async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Blocking reads of this replica's delivery stream made so far (not counted in
+    /// [`SessionStore::round_trips`]: they wait for deliveries rather than serve a request).
+    pub fn delivery_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    fn session_key(&self, id: &str) -> String {
+        format!("{}{id}", self.session_prefix)
+    }
+
+    fn event_key(&self, stream_key: &str) -> String {
+        format!("{}{stream_key}", self.event_prefix)
+    }
+
+    /// Runs one request with the budget; counts it.
+    async fn timed<T>(
+        &self,
+        request: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(self.config.op_timeout, request).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(store_error(&e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis did not answer within {} ms",
+                self.config.op_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// `EVALSHA`, falling back to `EVAL` (which caches the script again) when Redis lost it.
+    async fn eval(
+        &self,
+        script: &LuaScript,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<Value, StoreError> {
+        let build = |command: &str, body: &str| {
+            let mut cmd = redis::cmd(command);
+            cmd.arg(body).arg(keys.len()).arg(keys).arg(args);
+            cmd
+        };
+        let evalsha = build("EVALSHA", &script.sha);
+        let mut conn = self.conn.clone();
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let budget = self.config.op_timeout;
+        let outcome = tokio::time::timeout(budget, async {
+            let mut first = evalsha.query_async::<Value>(&mut conn).await;
+            if first.as_ref().is_err_and(RedisError::is_connection_refusal) {
+                // The cached connection attempt had failed (Redis was down): the manager has
+                // started a new one; the request was never sent, so sending it again is safe.
+                first = evalsha.query_async::<Value>(&mut conn).await;
+            }
+            match first {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    tracing::debug!(
+                        script = script.name,
+                        "script not cached in Redis; sending it"
+                    );
+                    self.round_trips.fetch_add(1, Ordering::Relaxed);
+                    build("EVAL", script.source)
+                        .query_async::<Value>(&mut conn)
+                        .await
+                }
+                other => other,
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let error = store_error(&e);
+                tracing::warn!(script = script.name, %error, "Redis operation failed");
+                Err(error)
+            }
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "Redis did not answer within {} ms",
+                budget.as_millis()
+            ))),
+        }
+    }
+
+    async fn load_or_claim(
+        &self,
+        id: &str,
+        subject: Option<&str>,
+        claim: bool,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let key = self.session_key(id);
+        let owner = if claim {
+            self.config.replica_id.as_str()
+        } else {
+            ""
+        };
+        let value = self
+            .eval(
+                &self.scripts.load,
+                &[&key],
+                &[
+                    subject.unwrap_or(""),
+                    if subject.is_some() { "1" } else { "0" },
+                    owner,
+                ],
+            )
+            .await?;
+        let fields = match &value {
+            Value::Nil => return Ok(None),
+            Value::Array(fields) if fields.len() == 7 => fields,
+            other => return Err(malformed("load", other)),
+        };
+        let field = |i: usize| text(&fields[i]).ok_or_else(|| malformed("load", &value));
+        let num = |i: usize| number(&fields[i]).ok_or_else(|| malformed("load", &value));
+        let kind_name = field(0)?;
+        let kind = TransportKind::parse(&kind_name).ok_or_else(|| {
+            StoreError::Failed(format!(
+                "session {id} has an unknown transport {kind_name:?}"
+            ))
+        })?;
+        let state: SessionState = serde_json::from_str(&field(1)?).map_err(|e| {
+            StoreError::Failed(format!("stored state of session {id} is unreadable: {e}"))
+        })?;
+        Ok(Some(SessionRecord {
+            id: id.to_owned(),
+            kind,
+            state,
+            subject: subject.map(str::to_owned),
+            owner: field(2)?,
+            created_at_ms: num(3)?,
+            last_seen_ms: num(4)?,
+            idle_timeout: Duration::from_millis(num(5)?),
+            max_lifetime: Duration::from_millis(num(6)?),
+        }))
+    }
+
+    fn start_reader(&self) {
+        if self.reader_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let response = self.config.delivery_block + self.config.op_timeout;
+        let conn = match ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            manager_config(self.config.op_timeout, response),
+        ) {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Only a misconfiguration gets here, and `new` already checked the client.
+                tracing::error!(error = %e, "cannot create the delivery connection");
+                return;
+            }
+        };
+        let reader = DeliveryReader {
+            conn,
+            key: format!("{}{}", self.delivery_prefix, self.config.replica_id),
+            sender: self.queue.sender(),
+            stop: self.stop.clone(),
+            block: self.config.delivery_block,
+            budget: response,
+            reads: Arc::clone(&self.reads),
+        };
+        tokio::spawn(reader.run());
+    }
+}
+
+/// Follows this replica's delivery stream into the local queue.
+///
+/// Exactly once, in order: one reader per replica reads its stream with `XREAD` from the id
+/// of the last entry it queued; a failed or timed-out read is repeated from the same id, so
+/// nothing is skipped or read twice; entries already queued are trimmed (`XTRIM MINID`) in the
+/// same round trip as the next read.
+struct DeliveryReader {
+    conn: ConnectionManager,
+    key: String,
+    sender: mpsc::Sender<Delivery>,
+    stop: CancellationToken,
+    block: Duration,
+    budget: Duration,
+    reads: Arc<AtomicU64>,
+}
+
+impl DeliveryReader {
+    async fn run(mut self) {
+        let mut last = "0-0".to_owned();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut pipe = redis::pipe();
+            pipe.cmd("XTRIM")
+                .arg(&self.key)
+                .arg("MINID")
+                .arg(&last)
+                .ignore()
+                .cmd("XREAD")
+                .arg("COUNT")
+                .arg(DELIVERY_BATCH)
+                .arg("BLOCK")
+                .arg(self.block.as_millis().max(1).to_string())
+                .arg("STREAMS")
+                .arg(&self.key)
+                .arg(&last);
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            let read = tokio::select! {
+                () = self.stop.cancelled() => return,
+                r = tokio::time::timeout(self.budget, pipe.query_async::<(Option<StreamReadReply>,)>(&mut self.conn)) => r,
+            };
+            match read {
+                Ok(Ok((Some(reply),))) => {
+                    backoff = Duration::from_millis(50);
+                    for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                        last.clone_from(&entry.id);
+                        let Some(delivery) = parse_delivery(&entry) else {
+                            tracing::warn!(id = %entry.id, "skipping a malformed delivery");
+                            continue;
+                        };
+                        tokio::select! {
+                            () = self.stop.cancelled() => return,
+                            sent = self.sender.send(delivery) => if sent.is_err() { return },
+                        }
+                    }
+                }
+                Ok(Ok((None,))) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reading deliveries failed; retrying");
+                    self.pause(&mut backoff).await;
+                }
+                Err(_) => {
+                    tracing::warn!("reading deliveries timed out; retrying");
+                    self.pause(&mut backoff).await;
+                }
+            }
+            if self.stop.is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    async fn pause(&self, backoff: &mut Duration) {
+        tokio::select! {
+            () = self.stop.cancelled() => {}
+            () = tokio::time::sleep(*backoff) => {}
+        }
+        *backoff = (*backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+fn parse_delivery(entry: &StreamId) -> Option<Delivery> {
+    let session_id = text(entry.map.get("s")?)?;
+    let event = match entry.map.get("m") {
+        Some(payload) => DeliveryEvent::Message(text(payload)?),
+        None => {
+            entry.map.get("e")?;
+            DeliveryEvent::SessionEnded
+        }
+    };
+    Some(Delivery { session_id, event })
+}
+
+fn flag(subject: Option<&str>) -> &'static str {
+    if subject.is_some() { "1" } else { "0" }
+}
+
+impl SessionStore for RedisStore {
+    fn replica_id(&self) -> &str {
+        &self.config.replica_id
+    }
+
+    fn create(&self, session: NewSession) -> BoxFuture<'_, Result<SessionRecord, StoreError>> {
+        Box::pin(async move {
+            let state = serde_json::to_string(&session.state)
+                .map_err(|e| StoreError::Failed(format!("cannot serialize session state: {e}")))?;
+            let key = self.session_key(&session.id);
+            let idle = millis(session.idle_timeout);
+            let max = millis(session.max_lifetime);
+            let value = self
+                .eval(
+                    &self.scripts.create,
+                    &[&key],
+                    &[
+                        session.kind.as_str(),
+                        &state,
+                        session.subject.as_deref().unwrap_or(""),
+                        flag(session.subject.as_deref()),
+                        &self.config.replica_id,
+                        &idle,
+                        &max,
+                    ],
+                )
+                .await?;
+            let created = match &value {
+                Value::Nil => return Err(StoreError::SessionExists(session.id)),
+                other => number(other).ok_or_else(|| malformed("create", other))?,
+            };
+            Ok(SessionRecord {
+                id: session.id,
+                kind: session.kind,
+                state: session.state,
+                subject: session.subject,
+                owner: self.config.replica_id.clone(),
+                created_at_ms: created,
+                last_seen_ms: created,
+                idle_timeout: session.idle_timeout,
+                max_lifetime: session.max_lifetime,
+            })
+        })
+    }
+
+    fn load<'a>(
+        &'a self,
+        id: &'a str,
+        subject: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+        Box::pin(self.load_or_claim(id, subject, false))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        id: &'a str,
+        subject: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<SessionRecord>, StoreError>> {
+        Box::pin(self.load_or_claim(id, subject, true))
+    }
+
+    fn save_state<'a>(
+        &'a self,
+        id: &'a str,
+        state: &'a SessionState,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let state = serde_json::to_string(state)
+                .map_err(|e| StoreError::Failed(format!("cannot serialize session state: {e}")))?;
+            let key = self.session_key(id);
+            let value = self
+                .eval(&self.scripts.save_state, &[&key], &[&state])
+                .await?;
+            Ok(value == Value::Int(1))
+        })
+    }
+
+    fn touch<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Vec<bool>, StoreError>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let keys: Vec<String> = ids.iter().map(|id| self.session_key(id)).collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let value = self.eval(&self.scripts.touch, &keys, &[]).await?;
+            match &value {
+                Value::Array(items) if items.len() == ids.len() => {
+                    Ok(items.iter().map(|v| *v == Value::Int(1)).collect())
+                }
+                other => Err(malformed("touch", other)),
+            }
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        id: &'a str,
+        subject: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let key = self.session_key(id);
+            let value = self
+                .eval(
+                    &self.scripts.delete,
+                    &[&key],
+                    &[
+                        subject.unwrap_or(""),
+                        flag(subject),
+                        &self.delivery_prefix,
+                        id,
+                        &self.delivery_max,
+                        &self.delivery_ttl_ms,
+                    ],
+                )
+                .await?;
+            Ok(value == Value::Int(1))
+        })
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        session_id: &'a str,
+        payload: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let key = self.session_key(session_id);
+            let value = self
+                .eval(
+                    &self.scripts.deliver,
+                    &[&key],
+                    &[
+                        &self.delivery_prefix,
+                        session_id,
+                        payload,
+                        &self.delivery_max,
+                        &self.delivery_ttl_ms,
+                    ],
+                )
+                .await?;
+            Ok(value == Value::Int(1))
+        })
+    }
+
+    fn subscribe(&self) -> BoxFuture<'_, Result<Deliveries, StoreError>> {
+        Box::pin(async move {
+            let deliveries = self.queue.subscribe()?;
+            self.start_reader();
+            Ok(deliveries)
+        })
+    }
+
+    fn append_event<'a>(
+        &'a self,
+        stream_key: &'a str,
+        seq: u64,
+        payload: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let key = self.event_key(stream_key);
+            let seq = seq.to_string();
+            let value = self
+                .eval(
+                    &self.scripts.append,
+                    &[&key],
+                    &[&seq, payload, &self.events_max, &self.events_ttl_ms],
+                )
+                .await?;
+            Ok(value == Value::Int(1))
+        })
+    }
+
+    fn read_events_after<'a>(
+        &'a self,
+        stream_key: &'a str,
+        seq: u64,
+    ) -> BoxFuture<'a, Result<Replay, StoreError>> {
+        Box::pin(async move {
+            let key = self.event_key(stream_key);
+            let value = self
+                .eval(&self.scripts.read_after, &[&key], &[&seq.to_string()])
+                .await?;
+            let Value::Array(parts) = &value else {
+                return Err(malformed("read_events_after", &value));
+            };
+            match parts.as_slice() {
+                [Value::Int(0)] => Ok(Replay::UnknownStream),
+                [Value::Int(1)] => Ok(Replay::Lagged),
+                [Value::Int(2), Value::Array(members)] => members
+                    .iter()
+                    .map(|m| {
+                        let member = text(m).ok_or_else(|| malformed("read_events_after", m))?;
+                        let (seq, payload) = member
+                            .split_once(':')
+                            .and_then(|(s, p)| Some((s.parse().ok()?, p)))
+                            .ok_or_else(|| malformed("read_events_after", m))?;
+                        Ok(StoredEvent {
+                            seq,
+                            payload: payload.to_owned(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+                    .map(Replay::Events),
+                _ => Err(malformed("read_events_after", &value)),
+            }
+        })
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+}
