@@ -492,6 +492,7 @@ pub struct ToolDef {
     annotations: Option<ToolAnnotations>,
     icons: Option<Vec<Icon>>,
     meta: Option<JsonObject>,
+    input_schema: Option<JsonObject>,
 }
 
 impl ToolDef {
@@ -504,7 +505,17 @@ impl ToolDef {
             annotations: None,
             icons: None,
             meta: None,
+            input_schema: None,
         }
+    }
+
+    /// Lists and validates arguments against this JSON Schema, verbatim, instead of the one
+    /// generated from the handler's argument type (which must still deserialize from the
+    /// arguments; a `serde_json::Map` takes anything). For schemas a Rust type cannot express,
+    /// e.g. 2020-12 `$defs`/`$anchor`, `if`/`then`/`else`.
+    pub fn input_schema(mut self, schema: JsonObject) -> Self {
+        self.input_schema = Some(schema);
+        self
     }
 
     /// Sets the display name.
@@ -559,7 +570,10 @@ impl RegisteredTool {
             tool: def.name.clone(),
             detail,
         };
-        let input_schema = schema_object::<H::Args>().map_err(invalid)?;
+        let input_schema = match def.input_schema.clone() {
+            Some(schema) => schema,
+            None => schema_object::<H::Args>().map_err(invalid)?,
+        };
         if !is_object_schema(&input_schema) {
             return Err(invalid(
                 "the arguments type must be a struct (an object schema)".into(),

@@ -382,6 +382,13 @@ async fn input_capabilities(ctx: ToolContext, _: NoArgs) -> ToolResult {
     text(format!("capabilities-ok: received {}", keys.join(", ")))
 }
 
+async fn json_schema_tool(args: mcp_proto::types::JsonObject) -> ToolResult {
+    text(format!(
+        "JSON Schema 2020-12 tool called with: {}",
+        Value::Object(args)
+    ))
+}
+
 // ---- list changes -----------------------------------------------------------------------
 
 async fn trigger_tool_change(ctx: ToolContext, _: NoArgs) -> ToolResult {
@@ -474,6 +481,27 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
         .tool_with(
             no_args("test_missing_capability", "Needs the sampling capability"),
             missing_capability,
+        )
+        .tool_with(
+            ToolDef::new(
+                "json_schema_2020_12_tool",
+                "Tool with JSON Schema 2020-12 features",
+            )
+            .input_schema(object(json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "$defs": {"address": {"$anchor": "addressDef", "type": "object",
+                    "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+                "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"},
+                    "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                    "phone": {"type": "string"}, "email": {"type": "string"}},
+                "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+                "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+                "then": {"required": ["phone"]},
+                "else": {"required": ["email"]},
+                "additionalProperties": false
+            }))),
+            json_schema_tool,
         )
         .tool(
             "test_streaming_elicitation",
