@@ -242,3 +242,162 @@ impl InputChannel {
 pub(crate) fn parse_answer<T: DeserializeOwned>(value: Value) -> Result<T, InputError> {
     serde_json::from_value(value).map_err(|e| InputError::Malformed(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use serde_json::json;
+
+    use crate::service::{BoxFuture, MessageContext, SendError};
+    use crate::types_input::CreateMessageParams;
+    use crate::{McpServer, McpService, NoArgs, RequestId, ToolContext, ToolError};
+
+    use super::*;
+
+    /// The same handler for both eras: two questions asked together.
+    async fn two_questions(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
+        let answers = ctx
+            .ask_all(vec![
+                ("roots".into(), InputRequest::ListRoots),
+                (
+                    "model".into(),
+                    InputRequest::Sampling(CreateMessageParams::user_text("hi", 5)),
+                ),
+            ])
+            .await;
+        let roots = answers[0].clone()?;
+        let sample = answers[1].clone()?;
+        Ok(format!(
+            "{} roots; {}",
+            roots["roots"].as_array().map_or(0, Vec::len),
+            sample["content"]["text"].as_str().unwrap_or_default()
+        ))
+    }
+
+    #[derive(Default)]
+    struct Capture(Mutex<Vec<Message>>);
+
+    impl crate::Outbound for Capture {
+        fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>> {
+            self.0.lock().unwrap().push(message);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// Yields once to the executor.
+    struct YieldNow(bool);
+    impl Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                Poll::Ready(())
+            } else {
+                self.0 = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    fn server() -> McpServer {
+        McpServer::builder("t")
+            .tool("two_questions", "Asks two things.", two_questions)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn legacy_questions_are_server_requests_on_the_call_stream() {
+        let server = server();
+        let session = Arc::new(Session::new(Some("s".into())));
+        let init = Message::request(
+            0,
+            "initialize",
+            Some(json!({"protocolVersion":"2025-11-25",
+            "capabilities":{"roots":{},"sampling":{}},"clientInfo":{"name":"c","version":"1"}})),
+        );
+        futures::executor::block_on(server.handle(init, MessageContext::new(Arc::clone(&session))));
+        let capture = Arc::new(Capture::default());
+        let ctx = MessageContext::new(Arc::clone(&session)).with_outbound(capture.clone());
+        let call = Message::request(1, "tools/call", Some(json!({"name":"two_questions"})));
+        let client = async {
+            let requests = loop {
+                let sent = capture.0.lock().unwrap().clone();
+                if sent.len() == 2 {
+                    break sent;
+                }
+                YieldNow(false).await;
+            };
+            for m in requests {
+                let Message::Request(r) = m else {
+                    panic!("not a request: {m:?}")
+                };
+                let result = match r.method.as_str() {
+                    "roots/list" => json!({"roots":[{"uri":"file:///a"}]}),
+                    "sampling/createMessage" => json!({"role":"assistant",
+                        "content":{"type":"text","text":"hello"},"model":"m"}),
+                    other => panic!("unexpected {other}"),
+                };
+                let answer = Message::Response(crate::Response::result(r.id, result));
+                assert!(
+                    server
+                        .handle(answer, MessageContext::new(Arc::clone(&session)))
+                        .await
+                        .is_none()
+                );
+            }
+        };
+        let (reply, ()) =
+            futures::executor::block_on(futures::future::join(server.handle(call, ctx), client));
+        let reply = serde_json::to_value(reply.unwrap()).unwrap();
+        assert_eq!(reply["result"]["content"][0]["text"], "1 roots; hello");
+    }
+
+    #[test]
+    fn modern_questions_go_out_together_and_answers_come_back_by_key() {
+        let server = server();
+        let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities":{"roots":{},"sampling":{}}});
+        let run = |params: Value| {
+            let session = Arc::new(Session::stateless(crate::ProtocolVersion::V2026_07_28));
+            let call = Message::request(7, "tools/call", Some(params));
+            let reply =
+                futures::executor::block_on(server.handle(call, MessageContext::new(session)));
+            serde_json::to_value(reply.unwrap()).unwrap()
+        };
+        let first = run(json!({"name":"two_questions","_meta":meta}));
+        let result = &first["result"];
+        assert_eq!(result["resultType"], "input_required");
+        assert_eq!(
+            result["inputRequests"]["roots"],
+            json!({"method":"roots/list","params":{}})
+        );
+        assert_eq!(
+            result["inputRequests"]["model"]["method"],
+            "sampling/createMessage"
+        );
+        let answers = json!({"roots":{"roots":[]},
+            "model":{"role":"assistant","content":{"type":"text","text":"hey"},"model":"m"}});
+        let second = run(
+            json!({"name":"two_questions","_meta":meta,"inputResponses":answers,
+            "requestState": result["requestState"]}),
+        );
+        assert_eq!(second["result"]["content"][0]["text"], "0 roots; hey");
+        assert_eq!(
+            second["id"],
+            serde_json::to_value(RequestId::from(7)).unwrap()
+        );
+        // Without roots declared, the question is a -32021 with the capability it needs.
+        let narrow = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities":{"sampling":{}}});
+        let refused = run(json!({"name":"two_questions","_meta":narrow}));
+        assert_eq!(refused["error"]["code"], -32021);
+        assert_eq!(
+            refused["error"]["data"],
+            json!({"requiredCapabilities":{"roots":{}}})
+        );
+    }
+}
