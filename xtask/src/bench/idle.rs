@@ -118,12 +118,6 @@ async fn open_idle(kind: IdleKind, addr: SocketAddr, count: usize) -> anyhow::Re
         return Ok(Held::Streams { _open: streams });
     }
     let opening = async {
-        let streams: Vec<LegacyStream> = futures::stream::iter(0..count)
-            .map(|_| LegacyStream::open(addr, None))
-            .buffer_unordered(OPEN_CONCURRENCY)
-            .try_collect()
-            .await
-            .context("opening an idle SSE session")?;
         let mut groups: Vec<Vec<LegacyStream>> =
             (0..POST_CONNECTIONS).map(|_| Vec::new()).collect();
         for (i, stream) in streams.into_iter().enumerate() {
