@@ -143,21 +143,21 @@ async fn idle_timeout_and_lifetime_are_enforced_by_redis() {
     {
         // Replica D creates two sessions and dies.
         let d = replica(&redis, "d").await;
-        d.create(alice("idle").idle_timeout(Duration::from_millis(400)))
+        d.create(alice("idle").idle_timeout(Duration::from_millis(1000)))
             .await
             .unwrap();
         d.create(
             alice("life")
                 .idle_timeout(Duration::from_secs(10))
-                .max_lifetime(Duration::from_millis(700)),
+                .max_lifetime(Duration::from_millis(1800)),
         )
         .await
         .unwrap();
     }
     let idle_ttl: i64 = raw.pttl("mcp:session:idle").await.unwrap();
     let life_ttl: i64 = raw.pttl("mcp:session:life").await.unwrap();
-    assert!((1..=400).contains(&idle_ttl), "PTTL {idle_ttl}");
-    assert!((1..=700).contains(&life_ttl), "PTTL {life_ttl}");
+    assert!((1..=1000).contains(&idle_ttl), "PTTL {idle_ttl}");
+    assert!((1..=1800).contains(&life_ttl), "PTTL {life_ttl}");
 
     // A delivery to the dead replica's session leaves a stream that expires too.
     assert!(b.deliver("idle", "{}").await.unwrap());
@@ -165,17 +165,18 @@ async fn idle_timeout_and_lifetime_are_enforced_by_redis() {
     assert!((1..=3_600_000).contains(&stream_ttl), "PTTL {stream_ttl}");
 
     // Uses keep "idle" alive past its idle timeout; "life" ends at its lifetime anyway.
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(350)).await;
         assert!(b.load("idle", Some("alice")).await.unwrap().is_some());
         assert_eq!(b.touch(&["life".to_owned()]).await.unwrap(), vec![true]);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(1800).saturating_sub(started.elapsed())).await;
     assert!(b.load("idle", Some("alice")).await.unwrap().is_some());
     assert_eq!(b.load("life", Some("alice")).await.unwrap(), None);
 
     // Nobody touches "idle" any more: Redis drops it, no replica needed.
-    tokio::time::sleep(Duration::from_millis(550)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let left: i64 = raw
         .exists(&["mcp:session:idle", "mcp:session:life"])
         .await
@@ -267,7 +268,7 @@ async fn event_store_is_bounded_expires_and_replays_on_any_replica() {
         RedisConfig::new(redis.url())
             .replica_id(name)
             .events_per_stream(3)
-            .events_ttl(Duration::from_millis(500))
+            .events_ttl(Duration::from_millis(1000))
     };
     let a = RedisStore::connect(config("a")).await.unwrap();
     let b = RedisStore::connect(config("b")).await.unwrap();
@@ -319,8 +320,8 @@ async fn event_store_is_bounded_expires_and_replays_on_any_replica() {
     let len: u64 = raw.zcard("mcp:events:s/1").await.unwrap();
     assert_eq!(len, 3);
     let ttl: i64 = raw.pttl("mcp:events:s/1").await.unwrap();
-    assert!((1..=500).contains(&ttl), "PTTL {ttl}");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!((1..=1000).contains(&ttl), "PTTL {ttl}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         b.read_events_after("s/1", 3).await.unwrap(),
         Replay::UnknownStream
@@ -369,7 +370,7 @@ async fn redis_down_is_unavailable_within_the_timeout_then_service_resumes() {
             );
         }
         // Ten operations, each within its budget (plus scheduling slack).
-        assert!(started.elapsed() < (budget + Duration::from_millis(250)) * 10);
+        assert!(started.elapsed() < (budget + Duration::from_millis(500)) * 10);
     }
     let started = Instant::now();
     let result = b.load("before", Some("alice")).await;
@@ -378,7 +379,7 @@ async fn redis_down_is_unavailable_within_the_timeout_then_service_resumes() {
         "{result:?}"
     );
     assert!(
-        started.elapsed() < budget + Duration::from_millis(250),
+        started.elapsed() < budget + Duration::from_millis(500),
         "took {:?}",
         started.elapsed()
     );

@@ -816,26 +816,29 @@ mod tests {
     async fn idle_timeout_and_lifetime_expire_sessions() {
         let store = MemoryStore::new();
         store
-            .create(alice("idle").idle_timeout(Duration::from_millis(80)))
+            .create(alice("idle").idle_timeout(Duration::from_millis(400)))
             .await
             .unwrap();
         store
             .create(
                 alice("life")
                     .idle_timeout(Duration::from_secs(60))
-                    .max_lifetime(Duration::from_millis(200)),
+                    .max_lifetime(Duration::from_millis(700)),
             )
             .await
             .unwrap();
-        // Uses keep "idle" alive past its idle timeout; "life" dies at its lifetime anyway.
+        // Uses keep "idle" alive past its idle timeout; "life" ends at its lifetime anyway.
+        let started = std::time::Instant::now();
         for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
             assert!(store.load("idle", Some("alice")).await.unwrap().is_some());
             assert!(store.load("life", Some("alice")).await.unwrap().is_some());
         }
-        tokio::time::sleep(Duration::from_millis(120)).await;
-        assert_eq!(store.load("idle", Some("alice")).await.unwrap(), None);
+        tokio::time::sleep(Duration::from_millis(700).saturating_sub(started.elapsed())).await;
+        assert!(store.load("idle", Some("alice")).await.unwrap().is_some());
         assert_eq!(store.load("life", Some("alice")).await.unwrap(), None);
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(store.load("idle", Some("alice")).await.unwrap(), None);
         assert_eq!(
             store.touch(&["idle".into(), "life".into()]).await.unwrap(),
             vec![false, false]
@@ -914,7 +917,7 @@ mod tests {
         let store = MemoryStore::with_limits(MemoryLimits {
             events_per_stream: 3,
             event_streams: 2,
-            events_ttl: Duration::from_millis(100),
+            events_ttl: Duration::from_millis(400),
             ..MemoryLimits::default()
         });
         assert_eq!(
@@ -960,7 +963,7 @@ mod tests {
             Replay::UnknownStream
         );
         // Time to live.
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(450)).await;
         assert_eq!(
             store.read_events_after("s/3", 0).await.unwrap(),
             Replay::UnknownStream
