@@ -79,8 +79,8 @@ pub struct Args {
     /// streams, or idle keep-alive connections to the echo server (the axum/hyper baseline).
     #[arg(long, value_enum, default_value = "initialized")]
     pub idle_kind: idle::IdleKind,
-    /// Measure only these rows (comma-separated: echo, streamable, sse, auth, json, or none);
-    /// default all.
+    /// Measure only these rows (comma-separated: echo, streamable, sse, auth, json, or none;
+    /// diagnostics: echo-sse, echo-sse-stream); default the first five.
     /// Handy with `perf record -p <server pid>`; the ratios need `echo`.
     #[arg(long, value_delimiter = ',')]
     pub rows: Vec<String>,
@@ -158,7 +158,7 @@ impl Plan {
             }
         }
         if rows.is_empty() && !none {
-            rows = (0..ROWS.len()).collect();
+            rows = (0..DEFAULT_ROWS).collect();
         }
         rows.sort_unstable();
         Ok(Self {
@@ -296,7 +296,10 @@ enum ServerSlot {
     DiceJson,
 }
 
-const ROWS: [Row; 5] = [
+/// Rows measured unless `--rows` names others: the last two are diagnostics.
+const DEFAULT_ROWS: usize = 5;
+
+const ROWS: [Row; 7] = [
     Row {
         key: "echo",
         label: "echo (ceiling)",
@@ -326,6 +329,18 @@ const ROWS: [Row; 5] = [
         label: "streamable, JSON responses",
         server: ServerSlot::DiceJson,
         transport: Transport::Streamable,
+    },
+    Row {
+        key: "echo-sse",
+        label: "echo as one SSE event",
+        server: ServerSlot::Echo,
+        transport: Transport::EchoSse,
+    },
+    Row {
+        key: "echo-sse-stream",
+        label: "echo as chunked SSE stream",
+        server: ServerSlot::Echo,
+        transport: Transport::EchoSseStream,
     },
 ];
 
@@ -721,7 +736,7 @@ mod tests {
         );
         assert_eq!(
             plan(&["--rows", "echo,nope"]).unwrap_err().to_string(),
-            "--rows takes echo, streamable, sse, auth, json, none; not \"nope\""
+            "--rows takes echo, streamable, sse, auth, json, echo-sse, echo-sse-stream, none; not \"nope\""
         );
         assert_eq!(plan(&["--rows", "sse,echo,sse"]).unwrap().rows, vec![0, 2]);
         assert_eq!(plan(&[]).unwrap().rows, vec![0, 1, 2, 3, 4]);

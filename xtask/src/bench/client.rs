@@ -15,7 +15,6 @@ use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::server::ECHO_PATH;
 use super::sse::{SseEvent, SseParser};
 
 /// The protocol version the streamable sessions negotiate.
@@ -197,26 +196,28 @@ fn expect_status(
 pub struct EchoSession {
     connection: HttpConnection,
     content_type: HeaderValue,
+    path: &'static str,
 }
 
 impl EchoSession {
-    /// Connects.
-    pub async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+    /// Connects; calls will POST to `path` (one of the echo server's paths).
+    pub async fn open(addr: SocketAddr, path: &'static str) -> anyhow::Result<Self> {
         Ok(Self {
             connection: HttpConnection::open(addr).await?,
             content_type: HeaderValue::from_static("application/json"),
+            path,
         })
     }
 
     /// One call with id `id`.
     pub async fn call(&mut self, id: u64) -> anyhow::Result<()> {
         let headers = [("content-type", &self.content_type)];
-        let (status, _, body) = self
+        let (status, headers, body) = self
             .connection
-            .exchange(http::Method::POST, ECHO_PATH, &headers, call_body(id))
+            .exchange(http::Method::POST, self.path, &headers, call_body(id))
             .await?;
         expect_status(status, StatusCode::OK, "echo", &body)?;
-        check_reply(&body, id)
+        check_reply(&reply_payload(&headers, body)?, id)
     }
 }
 

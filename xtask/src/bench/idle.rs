@@ -98,7 +98,7 @@ async fn open_idle(kind: IdleKind, addr: SocketAddr, count: usize) -> anyhow::Re
     if kind == IdleKind::EchoConnection {
         let sessions = futures::stream::iter(0..count)
             .map(|_| async move {
-                let mut session = EchoSession::open(addr).await?;
+                let mut session = EchoSession::open(addr, super::server::ECHO_PATH).await?;
                 session.call(1).await?;
                 anyhow::Ok(session)
             })

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::client::{BenchSession, EchoSession, LegacySession, StreamableSession};
+use super::server::{ECHO_PATH, ECHO_SSE_PATH, ECHO_SSE_STREAM_PATH};
 use crate::process;
 
 /// What a phase drives.
@@ -14,6 +15,10 @@ use crate::process;
 pub enum Transport {
     /// `POST /echo` on the echo server.
     Echo,
+    /// The echo answered as one SSE event in one write.
+    EchoSse,
+    /// The echo answered as an SSE stream written in pieces, like `mcp-sse` does.
+    EchoSseStream,
     /// Streamable HTTP at `/mcp`.
     Streamable,
     /// Legacy HTTP+SSE.
@@ -25,6 +30,8 @@ impl Transport {
     pub fn name(self) -> &'static str {
         match self {
             Transport::Echo => "echo",
+            Transport::EchoSse => "echo as one SSE event",
+            Transport::EchoSseStream => "echo as a chunked SSE stream",
             Transport::Streamable => "streamable",
             Transport::LegacySse => "legacy SSE",
         }
@@ -103,7 +110,11 @@ async fn open_session(
     token: Option<&str>,
 ) -> anyhow::Result<BenchSession> {
     Ok(match transport {
-        Transport::Echo => BenchSession::Echo(EchoSession::open(addr).await?),
+        Transport::Echo => BenchSession::Echo(EchoSession::open(addr, ECHO_PATH).await?),
+        Transport::EchoSse => BenchSession::Echo(EchoSession::open(addr, ECHO_SSE_PATH).await?),
+        Transport::EchoSseStream => {
+            BenchSession::Echo(EchoSession::open(addr, ECHO_SSE_STREAM_PATH).await?)
+        }
         Transport::Streamable => {
             BenchSession::Streamable(StreamableSession::open(addr, token).await?)
         }

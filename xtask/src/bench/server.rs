@@ -30,6 +30,11 @@ use tokio::net::TcpListener;
 pub const AUDIENCE: &str = "dice-server";
 /// The path of the echo endpoint.
 pub const ECHO_PATH: &str = "/echo";
+/// The echo answered as one SSE `message` event, written at once (a body of known length).
+pub const ECHO_SSE_PATH: &str = "/echo-sse";
+/// The echo answered as an SSE stream the way `mcp-sse` writes one: a `retry` prefix at once,
+/// the event from a spawned task, then the end of the chunked body.
+pub const ECHO_SSE_STREAM_PATH: &str = "/echo-sse-stream";
 /// The fixed result the echo server answers (the shape of a `roll_dice` result).
 const ECHO_RESULT: &str = r#"{"content":[{"type":"text","text":"[4,2,6]"}],"structuredContent":{"result":[4,2,6]},"isError":false}"#;
 
@@ -116,6 +121,52 @@ async fn echo(body: Bytes) -> Response {
     response
 }
 
+/// The echo reply as an SSE `message` event; `None` for a body that is not JSON.
+fn echo_event(body: &Bytes) -> Option<String> {
+    let id = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("id")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    Some(format!(
+        "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{ECHO_RESULT}}}\n\n"
+    ))
+}
+
+fn event_stream(body: axum::body::Body) -> Response {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+}
+
+/// [`ECHO_SSE_PATH`].
+async fn echo_sse(body: Bytes) -> Response {
+    match echo_event(&body) {
+        Some(event) => event_stream(axum::body::Body::from(event)),
+        None => (StatusCode::BAD_REQUEST, "malformed JSON").into_response(),
+    }
+}
+
+/// [`ECHO_SSE_STREAM_PATH`].
+async fn echo_sse_stream(body: Bytes) -> Response {
+    use futures::StreamExt;
+    let (reply, replied) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = reply.send(echo_event(&body).unwrap_or_default());
+    });
+    let prefix = futures::stream::once(async { Bytes::from_static(b"retry: 1000\n\n") });
+    let event = futures::stream::once(async move {
+        Bytes::from(format!("id: 1-0\n{}", replied.await.unwrap_or_default()))
+    });
+    let chunks = prefix
+        .chain(event)
+        .map(Ok::<Bytes, std::convert::Infallible>);
+    event_stream(axum::body::Body::from_stream(chunks))
+}
+
 /// Runs the server until SIGINT/SIGTERM.
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -143,7 +194,10 @@ async fn serve_async(args: ServeArgs) -> anyhow::Result<()> {
     };
     match args.mode {
         Mode::Echo => {
-            let router = Router::new().route(ECHO_PATH, post(echo));
+            let router = Router::new()
+                .route(ECHO_PATH, post(echo))
+                .route(ECHO_SSE_PATH, post(echo_sse))
+                .route(ECHO_SSE_STREAM_PATH, post(echo_sse_stream));
             serve_router(listener, router, None).await
         }
         Mode::Dice => {
@@ -226,6 +280,35 @@ mod tests {
         );
         let bad = echo(Bytes::from_static(b"{not json")).await;
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn sse_echoes_frame_the_same_reply() {
+        let call = Bytes::from_static(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call"}"#);
+        let event = format!(
+            "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{ECHO_RESULT}}}\n\n"
+        );
+        for (response, expected) in [
+            (echo_sse(call.clone()).await, event.clone()),
+            (
+                echo_sse_stream(call.clone()).await,
+                format!("retry: 1000\n\nid: 1-0\n{event}"),
+            ),
+        ] {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                HeaderValue::from_static("text/event-stream")
+            );
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            assert_eq!(String::from_utf8(body.to_vec()).unwrap(), expected);
+        }
+        assert_eq!(
+            echo_sse(Bytes::from_static(b"[")).await.status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[tokio::test]
