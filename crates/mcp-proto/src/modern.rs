@@ -359,6 +359,81 @@ pub fn param_headers(tool: &crate::types::Tool, arguments: &Value) -> Vec<(Strin
         .collect()
 }
 
+/// The `Mcp-Param-*` headers of a 2026-07-28 HTTP request (names lowercased, values as
+/// sent), put in the request's extensions by the transport so the server can check them
+/// against the tool's `x-mcp-header` arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParamHeaders(pub Vec<(String, String)>);
+
+/// Decodes a header value that may use the `=?base64?...?=` form (strict Base64 with
+/// padding); `None` when the Base64 is invalid or not UTF-8. A value missing the prefix or
+/// the suffix is taken literally.
+pub fn decode_header_value(raw: &str) -> Option<String> {
+    let value = raw.trim_matches([' ', '\t']);
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok()),
+        None => Some(value.to_owned()),
+    }
+}
+
+/// Checks a `tools/call`'s `Mcp-Param-*` headers against its arguments: every annotated
+/// argument with a value needs its header, equal to the value once decoded; a header for an
+/// argument without a value is a mismatch too. The error is the `-32020` to answer.
+pub(crate) fn check_param_headers(
+    tool: &crate::types::Tool,
+    arguments: &Value,
+    headers: &ParamHeaders,
+) -> Result<(), ErrorObject> {
+    let Ok(params) = tool_header_params(tool) else {
+        return Ok(());
+    };
+    for (arg, header) in params {
+        let name = format!("{PARAM_HEADER_PREFIX}{header}").to_ascii_lowercase();
+        let sent = headers.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+        let expected = match arguments.get(&arg) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::Bool(b)) => Some(b.to_string()),
+            _ => None,
+        };
+        let mismatch = |detail: String| {
+            ErrorObject::new(code::HEADER_MISMATCH, format!("Header mismatch: {detail}"))
+        };
+        match (expected, sent) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(mismatch(format!(
+                    "missing {PARAM_HEADER_PREFIX}{header} header"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(mismatch(format!(
+                    "{PARAM_HEADER_PREFIX}{header} header sent for an argument without a value"
+                )));
+            }
+            (Some(expected), Some(sent)) => {
+                let decoded = decode_header_value(sent).ok_or_else(|| {
+                    mismatch(format!(
+                        "{PARAM_HEADER_PREFIX}{header} header has invalid Base64"
+                    ))
+                })?;
+                if decoded != expected {
+                    return Err(mismatch(format!(
+                        "{PARAM_HEADER_PREFIX}{header} header value does not match the argument {arg:?}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The state a multi round-trip request carries between rounds: the input responses
 /// gathered so far, bound to the request it belongs to and to an expiry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

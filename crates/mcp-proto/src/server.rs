@@ -509,7 +509,10 @@ impl McpServer {
     ) -> ToolContext {
         let session = &call.ctx.session;
         let (caps, log_level) = match &call.era {
-            Era::Legacy => (session.update_state(|s| s.client_capabilities.clone()), None),
+            Era::Legacy => (
+                session.update_state(|s| s.client_capabilities.clone()),
+                None,
+            ),
             Era::Modern(meta) => (
                 meta.client_capabilities.clone(),
                 meta.raw
@@ -663,6 +666,11 @@ impl McpServer {
                 Err(ErrorObject::invalid_params(message))
             }
         };
+        if let Some(headers) = call.ctx.extensions.get::<modern::ParamHeaders>() {
+            if let Err(e) = modern::check_param_headers(&tool.tool, &args, headers) {
+                return Some(Err(e));
+            }
+        }
         if let Err(detail) = tool.validate(&args) {
             return Some(invalid_args(detail));
         }
@@ -673,7 +681,9 @@ impl McpServer {
             String::new()
         };
         let outcome = self
-            .run(call, &raw, binding.clone(), move |ctx| tool.invoke(ctx, args))
+            .run(call, &raw, binding.clone(), move |ctx| {
+                tool.invoke(ctx, args)
+            })
             .await;
         match outcome {
             Err(e) => Some(Err(e)),

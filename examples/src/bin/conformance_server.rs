@@ -389,6 +389,17 @@ async fn json_schema_tool(args: mcp_proto::types::JsonObject) -> ToolResult {
     ))
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct RegionArgs {
+    /// The region, mirrored in the `Mcp-Param-Region` header.
+    #[schemars(extend("x-mcp-header" = "Region"))]
+    region: String,
+}
+
+async fn custom_header(args: RegionArgs) -> ToolResult {
+    text(format!("Region: {}", args.region))
+}
+
 // ---- list changes -----------------------------------------------------------------------
 
 async fn trigger_tool_change(ctx: ToolContext, _: NoArgs) -> ToolResult {
@@ -502,6 +513,11 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
                 "additionalProperties": false
             }))),
             json_schema_tool,
+        )
+        .tool(
+            "test_custom_header",
+            "Takes a region mirrored in an Mcp-Param header",
+            custom_header,
         )
         .tool(
             "test_streaming_elicitation",

@@ -13,8 +13,6 @@
 use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use mcp_proto::jsonrpc::code;
 use mcp_proto::modern::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, unsupported_version};
@@ -43,21 +41,6 @@ fn error_response(
 
 fn header_mismatch(message: impl Into<String>) -> ErrorObject {
     ErrorObject::new(code::HEADER_MISMATCH, message)
-}
-
-/// Decodes a header value that may use the `=?base64?...?=` sentinel.
-pub(crate) fn decode_header_value(raw: &str) -> Option<String> {
-    let value = raw.trim_matches([' ', '\t']);
-    match value
-        .strip_prefix("=?base64?")
-        .and_then(|v| v.strip_suffix("?="))
-    {
-        Some(b64) => STANDARD
-            .decode(b64)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok()),
-        None => Some(value.to_owned()),
-    }
 }
 
 /// Checks a modern request's headers and `_meta`; the error is what to answer.
@@ -124,7 +107,7 @@ fn check_request(headers: &HeaderMap, request: &Request) -> Result<ProtocolVersi
         let header = header
             .to_str()
             .ok()
-            .and_then(decode_header_value)
+            .and_then(mcp_proto::modern::decode_header_value)
             .ok_or_else(|| {
                 header_mismatch("Header mismatch: Mcp-Name header value is malformed")
             })?;
@@ -194,6 +177,16 @@ pub(crate) async fn post(
         Ok(v) => v,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, Some(request.id), e),
     };
+    let params: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("mcp-param-"))
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let mut extensions = extensions;
+    extensions.insert(mcp_proto::modern::ParamHeaders(params));
     let session = Arc::new(Session::stateless(version));
     let log = Arc::new(EventLog::new(state.config.stream_buffer));
     let outbound = Arc::new(LogOutbound {
@@ -683,6 +676,7 @@ mod tests {
 
     #[test]
     fn base64_sentinel_values_decode() {
+        use mcp_proto::modern::decode_header_value;
         assert_eq!(
             decode_header_value(" us-west1 ").as_deref(),
             Some("us-west1")
@@ -692,5 +686,11 @@ mod tests {
             Some("Hello, 世界")
         );
         assert_eq!(decode_header_value("=?base64?***?="), None);
+        // Strict: padding is required; a missing prefix or suffix means a literal value.
+        assert_eq!(decode_header_value("=?base64?SGVsbG8?="), None);
+        assert_eq!(
+            decode_header_value("=?base64?SGVsbG8=").as_deref(),
+            Some("=?base64?SGVsbG8=")
+        );
     }
 }
