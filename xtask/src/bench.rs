@@ -540,7 +540,7 @@ fn report(
     let echo = |sessions: usize| results.get(&(0, sessions)).map(PhaseResult::rps);
     println!();
     println!(
-        "| {:<28} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>10} | {:>12} | {:>8} | {:>6} |",
+        "| {:<28} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>10} | {:>12} | {:>8} | {:>11} | {:>6} |",
         "server / transport",
         "sessions",
         "req/s",
@@ -550,10 +550,11 @@ fn report(
         "server CPU",
         "server µs/call",
         "gen CPU",
+        "gen µs/call",
         "errors"
     );
     println!(
-        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
+        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
         "-".repeat(30),
         "-".repeat(9) + ":",
         "-".repeat(10) + ":",
@@ -563,6 +564,7 @@ fn report(
         "-".repeat(11) + ":",
         "-".repeat(13) + ":",
         "-".repeat(9) + ":",
+        "-".repeat(12) + ":",
         "-".repeat(7) + ":",
     );
     for &sessions in &plan.sessions {
@@ -576,7 +578,7 @@ fn report(
                 })
             };
             println!(
-                "| {:<28} | {:>8} | {:>9.0} | {:>9.3} | {:>9.3} | {:>6.2} | {:>10} | {:>12} | {:>8} | {:>6} |",
+                "| {:<28} | {:>8} | {:>9.0} | {:>9.3} | {:>9.3} | {:>6.2} | {:>10} | {:>12} | {:>8} | {:>11} | {:>6} |",
                 row.label,
                 sessions,
                 r.rps(),
@@ -586,6 +588,7 @@ fn report(
                 share(r.server_cpu),
                 micros(r.server_cpu_per_call()),
                 share(r.generator_cpu),
+                micros(r.generator_cpu_per_call()),
                 r.errors
             );
         }

@@ -90,7 +90,15 @@ impl PhaseResult {
 
     /// Server CPU time per call.
     pub fn server_cpu_per_call(&self) -> Option<Duration> {
-        let cpu = self.server_cpu?;
+        self.per_call(self.server_cpu?)
+    }
+
+    /// Generator CPU time per call.
+    pub fn generator_cpu_per_call(&self) -> Option<Duration> {
+        self.per_call(self.generator_cpu?)
+    }
+
+    fn per_call(&self, cpu: Duration) -> Option<Duration> {
         (self.completed > 0).then(|| cpu / u32::try_from(self.completed).unwrap_or(u32::MAX))
     }
 }
@@ -263,9 +271,13 @@ mod tests {
             errors: 0,
             first_error: None,
             server_cpu: Some(Duration::from_millis(1_000)),
-            generator_cpu: None,
+            generator_cpu: Some(Duration::from_millis(500)),
         };
         assert_eq!(result.rps(), 10_000.0);
+        assert_eq!(
+            result.generator_cpu_per_call(),
+            Some(Duration::from_micros(25))
+        );
         assert_eq!(
             result.server_cpu_per_call(),
             Some(Duration::from_micros(50))
