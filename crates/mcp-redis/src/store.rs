@@ -101,6 +101,11 @@ impl RedisStore {
     /// URL or a zero limit. Must be called inside a Tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, StoreError> {
         config.check().map_err(StoreError::InvalidConfig)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::InvalidConfig(
+                "RedisStore must be created inside a Tokio runtime".into(),
+            ));
+        }
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| StoreError::InvalidConfig(format!("Redis URL {}: {e}", config.url)))?;
         let conn = ConnectionManager::new_lazy_with_config(

@@ -510,3 +510,11 @@ async fn bad_configuration_and_unreachable_redis_say_what_is_wrong() {
     );
     assert!(started.elapsed() < Duration::from_millis(600));
 }
+
+#[test]
+fn a_store_outside_a_tokio_runtime_is_refused() {
+    assert_eq!(
+        RedisStore::new(RedisConfig::new("redis://127.0.0.1:6379")).unwrap_err(),
+        StoreError::InvalidConfig("RedisStore must be created inside a Tokio runtime".into())
+    );
+}
