@@ -160,6 +160,9 @@ struct Listener {
     subscription_id: String,
     filter: ListenFilter,
     outbound: std::sync::Arc<dyn crate::service::Outbound>,
+    /// A legacy session's stream: every list change, and updates of the resources the
+    /// session subscribed to (`resources/subscribe`), without a subscription id.
+    session: Option<std::sync::Arc<crate::service::Session>>,
 }
 
 /// The open `subscriptions/listen` streams of a server, and the fan-out of changes to them.
@@ -209,8 +212,50 @@ impl Listeners {
             subscription_id,
             filter,
             outbound,
+            session: None,
         });
         Some(key)
+    }
+
+    /// Registers a legacy session's stream, replacing the session's earlier one; `false`
+    /// when [`MAX_LISTENERS`] are open.
+    pub(crate) fn add_session(
+        &self,
+        session: std::sync::Arc<crate::service::Session>,
+        outbound: std::sync::Arc<dyn crate::service::Outbound>,
+    ) -> bool {
+        let mut open = self.lock();
+        open.retain(|l| {
+            !l.session
+                .as_ref()
+                .is_some_and(|s| std::sync::Arc::ptr_eq(s, &session))
+        });
+        if open.len() >= MAX_LISTENERS {
+            return false;
+        }
+        let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        open.push(Listener {
+            key,
+            subscription_id: String::new(),
+            filter: ListenFilter {
+                tools_list_changed: true,
+                prompts_list_changed: true,
+                resources_list_changed: true,
+                resource_subscriptions: None,
+            },
+            outbound,
+            session: Some(session),
+        });
+        true
+    }
+
+    /// Forgets a legacy session's stream.
+    pub(crate) fn remove_session(&self, session: &crate::service::Session) {
+        self.lock().retain(|l| {
+            !l.session
+                .as_ref()
+                .is_some_and(|s| std::ptr::eq(std::sync::Arc::as_ptr(s), session))
+        });
     }
 
     /// Forgets a stream.
@@ -224,10 +269,16 @@ impl Listeners {
         let targets: Vec<_> = self
             .lock()
             .iter()
-            .filter(|l| l.filter.wants(&change))
+            .filter(|l| match (&l.session, &change) {
+                (Some(s), Change::ResourceUpdated(uri)) => {
+                    s.state().subscriptions.iter().any(|u| u == uri)
+                }
+                _ => l.filter.wants(&change),
+            })
             .map(|l| {
                 (
                     l.key,
+                    l.session.is_some(),
                     l.subscription_id.clone(),
                     std::sync::Arc::clone(&l.outbound),
                 )
@@ -239,12 +290,16 @@ impl Listeners {
             Change::Resources => crate::types::method::RESOURCES_LIST_CHANGED,
             Change::ResourceUpdated(_) => crate::types::method::RESOURCES_UPDATED,
         };
-        for (key, id, outbound) in targets {
-            let mut params = json!({"_meta": {META_SUBSCRIPTION_ID: id}});
-            if let Change::ResourceUpdated(uri) = &change {
-                params["uri"] = json!(uri);
-            }
-            let message = crate::jsonrpc::Message::notification(method, Some(params));
+        for (key, legacy, id, outbound) in targets {
+            let params = match (&change, legacy) {
+                (Change::ResourceUpdated(uri), true) => Some(json!({ "uri": uri })),
+                (Change::ResourceUpdated(uri), false) => {
+                    Some(json!({"_meta": {META_SUBSCRIPTION_ID: id}, "uri": uri}))
+                }
+                (_, true) => None,
+                (_, false) => Some(json!({"_meta": {META_SUBSCRIPTION_ID: id}})),
+            };
+            let message = crate::jsonrpc::Message::notification(method, params);
             if outbound.send(message).await.is_err() {
                 self.remove(key);
             }

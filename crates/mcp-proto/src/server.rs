@@ -345,6 +345,8 @@ impl McpServer {
             logging: Some(Default::default()),
             completions: (has_resources || !i.prompts.is_empty() || i.completion.is_some())
                 .then(Default::default),
+            // Changes announced with `notify_changed` reach legacy sessions' streams and
+            // 2026-07-28 `subscriptions/listen` streams.
             tools: Some(ListChangedCapability {
                 list_changed: Some(false),
             }),
@@ -379,8 +381,9 @@ impl McpServer {
         caps
     }
 
-    /// Tells the clients listening for it that a list changed (2026-07-28
-    /// `subscriptions/listen` streams that asked for this kind of change).
+    /// Announces a change: to every legacy session with an open stream (resource updates
+    /// only to sessions subscribed to the resource), and to the 2026-07-28
+    /// `subscriptions/listen` streams that asked for this kind of change.
     pub async fn notify_changed(&self, change: Change) {
         self.inner.listeners.notify(change).await;
     }
@@ -1014,6 +1017,21 @@ fn state_error(e: StateError) -> ErrorObject {
 }
 
 impl McpService for McpServer {
+    fn session_closed(&self, session: &Session) {
+        session.cancel_all();
+        self.inner.listeners.remove_session(session);
+    }
+
+    fn stream_opened(&self, session: &Arc<Session>, outbound: Arc<dyn crate::service::Outbound>) {
+        if !self
+            .inner
+            .listeners
+            .add_session(Arc::clone(session), outbound)
+        {
+            tracing::warn!("too many open streams; this one gets no change notifications");
+        }
+    }
+
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
         let server = self.clone();
         Box::pin(async move {

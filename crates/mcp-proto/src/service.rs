@@ -271,6 +271,14 @@ pub trait McpService: Send + Sync + 'static {
     fn session_closed(&self, session: &Session) {
         session.cancel_all();
     }
+
+    /// Called by a transport when it opens a session's stream for messages unrelated to any
+    /// request (the streamable HTTP `GET` stream, the legacy SSE stream). The service may
+    /// keep `outbound` to announce changes (list changes, resource updates); a failing send
+    /// means the stream is gone.
+    fn stream_opened(&self, session: &Arc<Session>, outbound: Arc<dyn Outbound>) {
+        let _ = (session, outbound);
+    }
 }
 
 impl<S: McpService + ?Sized> McpService for Arc<S> {
@@ -280,5 +288,9 @@ impl<S: McpService + ?Sized> McpService for Arc<S> {
 
     fn session_closed(&self, session: &Session) {
         (**self).session_closed(session)
+    }
+
+    fn stream_opened(&self, session: &Arc<Session>, outbound: Arc<dyn Outbound>) {
+        (**self).stream_opened(session, outbound)
     }
 }

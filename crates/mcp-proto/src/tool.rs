@@ -240,8 +240,8 @@ impl ToolContext {
         parse_answer(self.ask_as(key, InputRequest::ListRoots).await?)
     }
 
-    /// Tells the clients listening for it that a list changed (2026-07-28
-    /// `subscriptions/listen` streams that asked for this kind of change).
+    /// Announces a change to the clients listening for it (see
+    /// [`crate::McpServer::notify_changed`]).
     pub async fn notify_changed(&self, change: crate::modern::Change) {
         self.listeners.notify(change).await;
     }

@@ -36,6 +36,12 @@ pub(crate) async fn open_stream(
     let session = state.create_session(SessionKind::Legacy)?;
     let log = Arc::new(EventLog::new(state.config.stream_buffer));
     session.set_stream(Some(Arc::clone(&log)));
+    state.service.stream_opened(
+        &session.proto,
+        Arc::new(super::state::LogOutbound {
+            log: Arc::clone(&log),
+        }),
+    );
     // When mounted under a prefix (`Router::nest`), the endpoint must carry it.
     let mount = original
         .path()

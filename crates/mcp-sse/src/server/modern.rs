@@ -674,6 +674,63 @@ mod tests {
         server.shutdown().await.unwrap();
     }
 
+    #[tokio::test]
+    async fn legacy_sessions_get_list_changes_on_their_get_stream() {
+        let server = start().await;
+        let url = server.url("/mcp");
+        let http = reqwest::Client::new();
+        let post = |session: Option<String>, body: Value| {
+            let mut req = http
+                .post(&url)
+                .header("accept", "application/json, text/event-stream")
+                .header("content-type", "application/json");
+            if let Some(s) = session {
+                req = req
+                    .header("mcp-session-id", s)
+                    .header("mcp-protocol-version", "2025-11-25");
+            }
+            req.body(body.to_string()).send()
+        };
+        let init = post(None, json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})).await.unwrap();
+        let session = init.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(init.text().await.unwrap().contains("modern-test"));
+        let mut stream = http
+            .get(&url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status().as_u16(), 200);
+        let call = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"change_tools","arguments":{}}});
+        let reply = post(Some(session.clone()), call)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(reply.contains("changed"), "{reply}");
+        let mut seen = String::new();
+        while !seen.contains("list_changed") {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(
+            seen.contains(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#),
+            "{seen}"
+        );
+        drop(stream);
+        server.shutdown().await.unwrap();
+    }
+
     #[test]
     fn base64_sentinel_values_decode() {
         use mcp_proto::modern::decode_header_value;

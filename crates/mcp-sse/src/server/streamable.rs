@@ -348,6 +348,12 @@ pub(crate) async fn get(
     }
     let log = Arc::new(EventLog::new(state.config.stream_buffer));
     session.set_stream(Some(Arc::clone(&log)));
+    state.service.stream_opened(
+        &session.proto,
+        Arc::new(LogOutbound {
+            log: Arc::clone(&log),
+        }),
+    );
     let guard = StandaloneGuard {
         session: Arc::clone(&session),
         log: Arc::clone(&log),
