@@ -49,8 +49,12 @@ pub struct RedisStore {
     stop: CancellationToken,
 }
 
+/// Longest time sent to Redis: a century, in milliseconds (exact in Lua's doubles).
+const MAX_MILLIS: u128 = 100 * 365 * 24 * 60 * 60 * 1000;
+
+/// Milliseconds for Redis: at least 1, at most a century (`Duration::MAX` means "never").
 fn millis(d: Duration) -> String {
-    d.as_millis().max(1).to_string()
+    d.as_millis().clamp(1, MAX_MILLIS).to_string()
 }
 
 fn manager_config(connect: Duration, response: Duration) -> ConnectionManagerConfig {

@@ -480,6 +480,25 @@ async fn every_operation_is_one_round_trip() {
 }
 
 #[tokio::test]
+async fn unbounded_limits_mean_a_century() {
+    let redis = TestRedis::start();
+    let a = replica(&redis, "a").await;
+    let forever = alice("forever")
+        .idle_timeout(Duration::MAX)
+        .max_lifetime(Duration::MAX);
+    a.create(forever).await.unwrap();
+    let century = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    let loaded = a.load("forever", Some("alice")).await.unwrap().unwrap();
+    assert_eq!(
+        (loaded.idle_timeout, loaded.max_lifetime),
+        (century, century)
+    );
+    let mut raw = redis.raw().await;
+    let ttl: i64 = raw.pttl("mcp:session:forever").await.unwrap();
+    assert!(ttl > 3_153_000_000_000, "PTTL {ttl}");
+}
+
+#[tokio::test]
 async fn bad_configuration_and_unreachable_redis_say_what_is_wrong() {
     assert_eq!(
         RedisStore::new(RedisConfig::new("http://127.0.0.1:1")).unwrap_err(),

@@ -390,6 +390,14 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// `now + d`, saturating at a century (a limit of `Duration::MAX` means "never").
+fn later(now: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+    now.checked_add(d.min(CENTURY))
+        .or_else(|| now.checked_add(Duration::from_secs(24 * 60 * 60)))
+        .unwrap_or(now)
+}
+
 /// Bounds of a [`MemoryStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryLimits {
@@ -510,7 +518,7 @@ impl MemoryStore {
             MemorySession {
                 record: record.clone(),
                 last_seen: now,
-                deadline: now + new.max_lifetime,
+                deadline: later(now, new.max_lifetime),
             },
         );
         Ok(record)
@@ -557,7 +565,7 @@ impl MemoryStore {
         if stream.expires <= now {
             stream.events.clear();
         }
-        stream.expires = now + self.limits.events_ttl;
+        stream.expires = later(now, self.limits.events_ttl);
         if stream.events.iter().any(|e| e.seq == seq) {
             return false;
         }
@@ -844,6 +852,25 @@ mod tests {
             vec![false, false]
         );
         assert!(!store.deliver("idle", "{}").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unbounded_limits_mean_never() {
+        let store = MemoryStore::with_limits(MemoryLimits {
+            events_ttl: Duration::MAX,
+            ..MemoryLimits::default()
+        });
+        let forever = alice("forever")
+            .idle_timeout(Duration::MAX)
+            .max_lifetime(Duration::MAX);
+        store.create(forever).await.unwrap();
+        let loaded = store.load("forever", Some("alice")).await.unwrap().unwrap();
+        assert_eq!(loaded.max_lifetime, Duration::MAX);
+        assert!(store.append_event("k", 0, "{}").await.unwrap());
+        assert_eq!(
+            store.read_events_after("k", 0).await.unwrap(),
+            Replay::Events(vec![])
+        );
     }
 
     #[tokio::test]
