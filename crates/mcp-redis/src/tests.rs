@@ -106,6 +106,10 @@ async fn sessions_are_shared_between_replicas() {
         a.subscribe().await.unwrap_err(),
         StoreError::AlreadySubscribed
     );
+    // The store gone, its delivery reader stops and the subscription ends.
+    drop(a);
+    let end = tokio::time::timeout(Duration::from_secs(5), to_a.recv()).await;
+    assert_eq!(end, Ok(None));
 }
 
 #[tokio::test]

@@ -937,6 +937,8 @@ mod tests {
                 .to_vec()
         );
         assert_eq!(second.try_recv(), None);
+        drop(store);
+        assert_eq!(second.recv().await, None);
     }
 
     #[tokio::test]
