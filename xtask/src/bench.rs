@@ -468,14 +468,16 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
     };
 
     let medians: BTreeMap<(usize, usize), PhaseResult> = results
-        .into_iter()
-        .map(|(key, mut runs)| {
-            runs.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
-            let median = runs.swap_remove(runs.len() / 2);
-            (key, median)
+        .iter()
+        .map(|(key, runs)| {
+            let mut sorted = runs.clone();
+            sorted.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+            let median = sorted.swap_remove(sorted.len() / 2);
+            (*key, median)
         })
         .collect();
-    let missed = report(plan, &medians, idle.as_ref());
+    let ratios = Ratios { runs: &results };
+    let missed = report(plan, &medians, &ratios, idle.as_ref());
     if failed {
         eprintln!("xtask bench: some calls failed (see above)");
         return Ok(ExitCode::FAILURE);
@@ -531,13 +533,41 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Rates relative to another row, taken within each run (the rows of a run are measured
+/// back to back, so a ratio compares like with like when the machine's load drifts), then
+/// the median over the runs.
+struct Ratios<'r> {
+    runs: &'r BTreeMap<(usize, usize), Vec<PhaseResult>>,
+}
+
+impl Ratios<'_> {
+    /// Median over runs of `rps(row) / rps(base)`, both at `sessions`.
+    fn of(&self, row: usize, base: usize, sessions: usize) -> Option<f64> {
+        let rows = self.runs.get(&(row, sessions))?;
+        let bases = self.runs.get(&(base, sessions))?;
+        let mut ratios: Vec<f64> = rows
+            .iter()
+            .zip(bases)
+            .map(|(r, b)| r.rps() / b.rps())
+            .filter(|ratio| ratio.is_finite())
+            .collect();
+        median(&mut ratios)
+    }
+}
+
+/// The median (the upper one of an even count); `None` when empty.
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
 /// Prints the table, the summary lines and the verdicts; returns how many targets were missed.
 fn report(
     plan: &Plan,
     results: &BTreeMap<(usize, usize), PhaseResult>,
+    ratios: &Ratios<'_>,
     idle: Option<&idle::IdleReport>,
 ) -> usize {
-    let echo = |sessions: usize| results.get(&(0, sessions)).map(PhaseResult::rps);
     println!();
     println!(
         "| {:<28} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>10} | {:>12} | {:>8} | {:>11} | {:>6} |",
@@ -584,7 +614,7 @@ fn report(
                 r.rps(),
                 r.p50.as_secs_f64() * 1000.0,
                 r.p99.as_secs_f64() * 1000.0,
-                echo(sessions).map_or(f64::NAN, |e| r.rps() / e),
+                ratios.of(index, 0, sessions).unwrap_or(f64::NAN),
                 share(r.server_cpu),
                 micros(r.server_cpu_per_call()),
                 share(r.generator_cpu),
@@ -596,7 +626,10 @@ fn report(
     println!();
     for &sessions in &plan.sessions {
         for (index, row) in ROWS.iter().enumerate() {
-            if let (Some(r), Some(e)) = (results.get(&(index, sessions)), echo(sessions)) {
+            if let (Some(r), Some(ratio)) = (
+                results.get(&(index, sessions)),
+                ratios.of(index, 0, sessions),
+            ) {
                 println!(
                     "{} {sessions} session{}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms = {:.2}x echo",
                     row.label,
@@ -604,7 +637,7 @@ fn report(
                     r.rps(),
                     r.p50.as_secs_f64() * 1000.0,
                     r.p99.as_secs_f64() * 1000.0,
-                    r.rps() / e
+                    ratio
                 );
             }
         }
@@ -623,8 +656,7 @@ fn report(
     println!();
     let most = plan.sessions.iter().copied().max().unwrap_or(1);
     for (index, target) in [(1, TARGET_STREAMABLE_RATIO), (2, TARGET_SSE_RATIO)] {
-        if let (Some(r), Some(e)) = (results.get(&(index, most)), echo(most)) {
-            let ratio = r.rps() / e;
+        if let Some(ratio) = ratios.of(index, 0, most) {
             verdict(
                 format!(
                     "{} >= {target:.1}x echo at {most} sessions",
@@ -636,12 +668,14 @@ fn report(
         }
     }
     for &sessions in &plan.sessions {
-        if let (Some(plain), Some(auth)) =
-            (results.get(&(1, sessions)), results.get(&(3, sessions)))
-        {
-            let cost = 1.0 - auth.rps() / plain.rps();
+        if let (Some(plain), Some(auth), Some(ratio)) = (
+            results.get(&(1, sessions)),
+            results.get(&(3, sessions)),
+            ratios.of(3, 1, sessions),
+        ) {
+            let cost = 1.0 - ratio;
             let figures = format!(
-                "{:.1}% ({:.0} vs {:.0} req/s; server CPU per call {} vs {} µs)",
+                "{:.1}% (median over runs; {:.0} vs {:.0} req/s; server CPU per call {} vs {} µs)",
                 cost * 100.0,
                 auth.rps(),
                 plain.rps(),
@@ -744,6 +778,32 @@ mod tests {
         assert_eq!(plan(&["--rows", "sse,echo,sse"]).unwrap().rows, vec![0, 2]);
         assert_eq!(plan(&[]).unwrap().rows, vec![0, 1, 2, 3, 4]);
         assert_eq!(plan(&["--rows", "none"]).unwrap().rows, Vec::<usize>::new());
+    }
+
+    fn phase(rps: u64) -> PhaseResult {
+        PhaseResult {
+            completed: rps,
+            window: Duration::from_secs(1),
+            p50: Duration::ZERO,
+            p99: Duration::ZERO,
+            errors: 0,
+            first_error: None,
+            server_cpu: None,
+            generator_cpu: None,
+        }
+    }
+
+    #[test]
+    fn ratios_are_taken_within_each_run_then_the_median() {
+        let mut runs = BTreeMap::new();
+        // The machine was 3x busier in the second run: per-run ratios stay 0.5, 0.5, 0.8.
+        runs.insert((0, 32), vec![phase(100), phase(30), phase(100)]);
+        runs.insert((1, 32), vec![phase(50), phase(15), phase(80)]);
+        let ratios = Ratios { runs: &runs };
+        assert_eq!(ratios.of(1, 0, 32), Some(0.5));
+        assert_eq!(ratios.of(1, 0, 1), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut []), None);
     }
 
     #[test]
