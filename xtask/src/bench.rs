@@ -59,7 +59,8 @@ pub struct Args {
     /// Short phases and 1 000 idle sessions: a smoke run for CI.
     #[arg(long)]
     pub quick: bool,
-    /// Repeat the whole matrix this many times and report the run with the median rate.
+    /// Repeat the whole matrix this many times: each row shows its median rate, and ratios
+    /// (x echo, auth cost) are the median of the ratios taken within each run.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
     /// Concurrent sessions per phase (comma-separated).
