@@ -348,14 +348,14 @@ impl McpServer {
             // Changes announced with `notify_changed` reach legacy sessions' streams and
             // 2026-07-28 `subscriptions/listen` streams.
             tools: Some(ListChangedCapability {
-                list_changed: Some(false),
+                list_changed: Some(true),
             }),
             prompts: (!i.prompts.is_empty()).then_some(ListChangedCapability {
-                list_changed: Some(false),
+                list_changed: Some(true),
             }),
             resources: has_resources.then_some(ResourcesCapability {
                 subscribe: Some(true),
-                list_changed: Some(false),
+                list_changed: Some(true),
             }),
             ..Default::default()
         }

@@ -55,7 +55,7 @@ fn initialize_result_matches_each_version() {
         assert_eq!(result["instructions"], "Roll dice with roll_dice.");
         assert_eq!(
             result["capabilities"]["tools"],
-            json!({"listChanged": false})
+            json!({"listChanged": true})
         );
         assert_eq!(result["capabilities"]["logging"], json!({}));
         // `Implementation.title` arrived in 2025-06-18.
@@ -1045,9 +1045,9 @@ fn resources_prompts_and_completion_match_each_version() {
         let caps = &init["result"]["capabilities"];
         assert_eq!(
             caps["resources"],
-            json!({"subscribe": true, "listChanged": false})
+            json!({"subscribe": true, "listChanged": true})
         );
-        assert_eq!(caps["prompts"], json!({"listChanged": false}));
+        assert_eq!(caps["prompts"], json!({"listChanged": true}));
         assert_eq!(caps.get("completions").is_some(), v >= V2025_03_26, "{v}");
 
         let list = request(&server, &session, 1, "resources/list", None);

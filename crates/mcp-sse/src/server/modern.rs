@@ -696,7 +696,8 @@ mod tests {
             .to_str()
             .unwrap()
             .to_owned();
-        assert!(init.text().await.unwrap().contains("modern-test"));
+        let text = init.text().await.unwrap();
+        assert!(text.contains(r#""tools":{"listChanged":true}"#), "{text}");
         let mut stream = http
             .get(&url)
             .header("accept", "text/event-stream")
