@@ -836,3 +836,34 @@ async fn shutdown_waits_for_calls_in_flight() {
     assert_eq!(probe.finished.load(Ordering::SeqCst), 2);
     assert_eq!(probe.dropped_early.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn quick_results_go_out_as_one_complete_sse_body() {
+    let (server, _) = start(ServerConfig::default()).await;
+    let sid = init_streamable(&server, "2025-11-25").await;
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"roll_dice","arguments":{"n_dice":2}}});
+    let quick = post_mcp(&server, Some(&sid), &call).await;
+    assert_eq!(quick.headers()["content-type"], "text/event-stream");
+    // A complete body has a length; a stream is chunked.
+    let length: usize = quick.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = quick.text().await.unwrap();
+    assert_eq!(body.len(), length);
+    assert!(body.starts_with("retry: 1000\n\nid: "), "{body}");
+    assert!(body.ends_with("\n\n"));
+    let data = body
+        .lines()
+        .find_map(|l| l.strip_prefix("data: {"))
+        .unwrap();
+    let reply: Value = serde_json::from_str(&format!("{{{data}")).unwrap();
+    assert_eq!(reply["result"]["content"][0]["text"], "[1,2]");
+
+    let progress = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"progress","arguments":{},"_meta":{"progressToken":"p"}}});
+    let streamed = post_mcp(&server, Some(&sid), &progress).await;
+    assert!(streamed.headers().get("content-length").is_none());
+    assert_eq!(streamed.headers()["transfer-encoding"], "chunked");
+    server.shutdown().await.unwrap();
+}

@@ -84,6 +84,29 @@ impl EventLog {
         Some(seq)
     }
 
+    /// Appends the last events and closes the log in one step, so a reader sees either none
+    /// of them or all of them with the log closed.
+    pub(crate) fn finish(&self, last: impl IntoIterator<Item = Arc<str>>) {
+        {
+            let mut inner = self.lock();
+            if !inner.closed {
+                for data in last {
+                    let seq = inner.next_seq;
+                    inner.next_seq += 1;
+                    inner.events.push_back(LoggedEvent {
+                        seq,
+                        data: Some(data),
+                    });
+                }
+                while inner.events.len() > self.capacity {
+                    inner.events.pop_front();
+                }
+                inner.closed = true;
+            }
+        }
+        self.notify.notify_waiters();
+    }
+
     /// Closes the log: readers finish after the last event.
     pub(crate) fn close(&self) {
         self.lock().closed = true;

@@ -216,15 +216,12 @@ pub(crate) async fn post(
             }
         }))
         .await;
-        for event in super::reply_events(replies, is_batch) {
-            task_log.append(Some(event));
-        }
-        task_log.close();
+        task_log.finish(super::reply_events(replies, is_batch));
         drop(permit);
     });
 
     let mut response = if sse {
-        stream_response(&state, &http_session, log, stream_id, 0)
+        whole_or_stream(&state, &http_session, log, stream_id).await
     } else {
         json_or_stream(&state, &http_session, log, stream_id).await
     };
@@ -263,6 +260,55 @@ fn stream_response(
         stop,
         (),
     ))
+}
+
+/// How long an SSE answer waits for its call to finish before it starts streaming.
+const WHOLE_BODY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// SSE mode: a call that finishes quickly without sending anything first is answered with one
+/// complete `text/event-stream` body (one write, no chunked stream); a call that sends
+/// progress or runs longer is streamed as it goes.
+async fn whole_or_stream(
+    state: &Arc<ServerState>,
+    session: &Option<Arc<HttpSession>>,
+    log: Arc<EventLog>,
+    stream_id: u64,
+) -> Response {
+    let finished = tokio::time::timeout(WHOLE_BODY_WAIT, async {
+        loop {
+            let next = match log.read_from(0) {
+                ReadOutcome::Events(events) => {
+                    if log.is_closed() {
+                        return Some(events);
+                    }
+                    if events.iter().any(|e| e.data.is_some()) {
+                        // Something came before the result: stream it now.
+                        return None;
+                    }
+                    events.last().map_or(0, |e| e.seq + 1)
+                }
+                ReadOutcome::Pending => 0,
+                ReadOutcome::Finished | ReadOutcome::Lagged => return None,
+            };
+            log.wait_beyond(next).await;
+        }
+    })
+    .await;
+    match finished {
+        Ok(Some(events)) => {
+            let mut body = format!("retry: {}\n\n", state.config.retry_ms).into_bytes();
+            for e in &events {
+                super::http_util::frame_event(
+                    EventFraming::Resumable { stream_id },
+                    e.seq,
+                    e.data.as_deref(),
+                    &mut body,
+                );
+            }
+            sse_response(axum::body::Body::from(body))
+        }
+        _ => stream_response(state, session, log, stream_id, 0),
+    }
 }
 
 /// JSON mode: answer with a JSON body when the results are all there is; switch to a stream
