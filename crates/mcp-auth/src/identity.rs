@@ -22,8 +22,9 @@ pub struct Identity {
     pub scopes: Vec<String>,
     /// Expiry as seconds since the Unix epoch (`exp`), if the token has one.
     pub expires_at: Option<u64>,
-    /// Every claim of the token, as sent.
-    pub claims: Map<String, Value>,
+    /// Every claim of the token, as sent (shared: an identity is cloned into every request's
+    /// extensions, and copying the claims each time would cost more than the cached check).
+    pub claims: Arc<Map<String, Value>>,
 }
 
 impl Identity {
@@ -46,7 +47,7 @@ impl Identity {
             client_id,
             scopes,
             expires_at,
-            claims,
+            claims: Arc::new(claims),
         }
     }
 
