@@ -10,8 +10,10 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use mcp_proto::ErrorObject;
 use mcp_proto::types::ClientCapabilities;
+use mcp_proto::types_input::ElicitParams;
 use mcp_proto::{Implementation, ProtocolVersion};
 use mcp_sse::client::{McpClient, TransportKind};
 use serde_json::{Map, Value, json};
@@ -54,6 +56,159 @@ fn capabilities() -> ClientCapabilities {
     }
 }
 
+/// The user of this client: accepts every form with its defaults (and `true`, `0` or an
+/// empty string for fields without one), answers sampling with a fixed text, has no roots.
+async fn answer(method: String, params: Value) -> Result<Value, ErrorObject> {
+    match method.as_str() {
+        "elicitation/create" => {
+            let form: ElicitParams =
+                serde_json::from_value(params).map_err(ErrorObject::invalid_params)?;
+            let mut content = form.default_content();
+            let props = form
+                .requested_schema
+                .as_ref()
+                .and_then(|s| s.get("properties"))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for (name, prop) in props {
+                if content.contains_key(&name) {
+                    continue;
+                }
+                let filler = match prop.get("type").and_then(Value::as_str) {
+                    Some("boolean") => json!(true),
+                    Some("integer") | Some("number") => json!(0),
+                    Some("string") => json!(""),
+                    _ => continue,
+                };
+                content.insert(name, filler);
+            }
+            Ok(json!({"action": "accept", "content": content}))
+        }
+        "sampling/createMessage" => Ok(json!({
+            "role": "assistant",
+            "content": {"type": "text", "text": "Hello from the conformance client."},
+            "model": "conformance-client",
+            "stopReason": "endTurn"
+        })),
+        "roots/list" => Ok(json!({"roots": []})),
+        other => Err(ErrorObject::method_not_found(other)),
+    }
+}
+
+/// The 2026-07-28 era: `server/discover`, then the scenario's requests.
+async fn modern(inv: &Invocation) -> anyhow::Result<()> {
+    let client = McpClient::builder(inv.url.clone())
+        .transport(TransportKind::StreamableHttp)
+        .protocol_version(inv.version)
+        .client_info(Implementation::new("mcp-rs-conformance-client", "1.0.0"))
+        .capabilities(capabilities())
+        .on_input(answer)
+        .request_timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .context("server/discover")?;
+    let tools = client.list_tools().await.context("tools/list")?;
+    match inv.scenario.as_str() {
+        "tools_call" => {
+            let r = client
+                .call_tool("add_numbers", json!({"a": 2, "b": 3}))
+                .await
+                .context("tools/call add_numbers")?;
+            eprintln!("add_numbers: {:?}", r.content);
+        }
+        "sep-2322-client-request-state" => {
+            for name in [
+                "test_mrtr_echo_state",
+                "test_mrtr_unrelated",
+                "test_mrtr_no_state",
+                "test_mrtr_no_result_type",
+            ] {
+                let r = client
+                    .call_tool(name, json!({}))
+                    .await
+                    .with_context(|| format!("tools/call {name}"))?;
+                eprintln!("{name}: {:?}", r.content);
+            }
+        }
+        "http-custom-headers" => {
+            let calls = inv
+                .context
+                .as_ref()
+                .and_then(|c| c.get("toolCalls"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for call in calls {
+                let name = call["name"].as_str().unwrap_or_default();
+                let args = call.get("arguments").cloned().unwrap_or(Value::Null);
+                client
+                    .call_tool(name, args)
+                    .await
+                    .with_context(|| format!("tools/call {name}"))?;
+            }
+        }
+        "http-invalid-tool-headers" => {
+            // Tools with invalid x-mcp-header annotations were left out of the list.
+            for tool in &tools {
+                client
+                    .call_tool(&tool.name, json!({"region": "us-west1"}))
+                    .await
+                    .with_context(|| format!("tools/call {}", tool.name))?;
+            }
+        }
+        "http-standard-headers" => {
+            for tool in &tools {
+                client
+                    .call_tool(&tool.name, json!({}))
+                    .await
+                    .with_context(|| format!("tools/call {}", tool.name))?;
+            }
+            let resources = client
+                .request("resources/list", None)
+                .await
+                .context("resources/list")?;
+            for r in resources["resources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                client
+                    .request("resources/read", Some(json!({"uri": r["uri"]})))
+                    .await
+                    .context("resources/read")?;
+            }
+            let prompts = client
+                .request("prompts/list", None)
+                .await
+                .context("prompts/list")?;
+            for p in prompts["prompts"].as_array().cloned().unwrap_or_default() {
+                client
+                    .request("prompts/get", Some(json!({"name": p["name"]})))
+                    .await
+                    .context("prompts/get")?;
+            }
+        }
+        "json-schema-2020-12-preservation" => {
+            if let Some(focal) = tools.iter().find(|t| t.name == "json_schema_2020_12_tool") {
+                client
+                    .call_tool(
+                        "json_schema_echo",
+                        json!({"schema": Value::Object(focal.input_schema.clone())}),
+                    )
+                    .await
+                    .context("tools/call json_schema_echo")?;
+            }
+        }
+        _ => {
+            // request-metadata, json-schema-ref-no-deref and others: discover and list.
+            eprintln!("{} tools", tools.len());
+        }
+    }
+    client.close().await.ok();
+    Ok(())
+}
+
 /// The legacy era (2025-11-25 and before): `initialize`, then the scenario's calls.
 async fn legacy(inv: &Invocation) -> anyhow::Result<()> {
     let client = McpClient::builder(inv.url.clone())
@@ -61,6 +216,7 @@ async fn legacy(inv: &Invocation) -> anyhow::Result<()> {
         .protocol_version(inv.version)
         .client_info(Implementation::new("mcp-rs-conformance-client", "1.0.0"))
         .capabilities(capabilities())
+        .on_input(answer)
         .server_stream(true)
         .request_timeout(Duration::from_secs(20))
         .connect()
@@ -81,6 +237,17 @@ async fn legacy(inv: &Invocation) -> anyhow::Result<()> {
                 .await
                 .context("tools/call test_reconnection")?;
             eprintln!("test_reconnection: {:?}", r.content);
+        }
+        "json-schema-2020-12-preservation" => {
+            if let Some(focal) = tools.iter().find(|t| t.name == "json_schema_2020_12_tool") {
+                client
+                    .call_tool(
+                        "json_schema_echo",
+                        json!({"schema": Value::Object(focal.input_schema.clone())}),
+                    )
+                    .await
+                    .context("tools/call json_schema_echo")?;
+            }
         }
         "elicitation-sep1034-client-defaults" => {
             let r = client
@@ -115,11 +282,8 @@ async fn main() -> anyhow::Result<()> {
         inv.scenario, inv.version, inv.url
     );
     if inv.version.is_stateless() {
-        bail!(
-            "the 2026-07-28 wire is not supported by this client yet (scenario {})",
-            inv.scenario
-        );
+        modern(&inv).await
+    } else {
+        legacy(&inv).await
     }
-    let _ = &inv.context;
-    legacy(&inv).await
 }

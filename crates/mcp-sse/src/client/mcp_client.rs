@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use super::modern::{InputHandler, ModernClient};
 use super::{
     AbortOnDrop, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INCOMING_CAPACITY, DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_REQUEST_TIMEOUT, Incoming, SseClientTransport, StreamableHttpClientTransport,
@@ -53,6 +54,8 @@ pub struct McpClientBuilder {
     http_client: Option<reqwest::Client>,
     server_stream: bool,
     on_notification: Option<NotificationCallback>,
+    input: Option<InputHandler>,
+    discover_first: bool,
 }
 
 impl std::fmt::Debug for McpClientBuilder {
@@ -103,7 +106,9 @@ impl McpClientBuilder {
         self
     }
 
-    /// The protocol version offered in `initialize`. Default 2025-11-25.
+    /// The protocol version offered in `initialize`. Default 2025-11-25. A 2026-07-28 (or
+    /// later) version selects the stateless era: no `initialize` and no session; the client
+    /// opens with `server/discover` and every request carries its `_meta` and headers.
     pub fn protocol_version(mut self, version: ProtocolVersion) -> Self {
         self.version = version;
         self
@@ -161,6 +166,35 @@ impl McpClientBuilder {
         self
     }
 
+    /// Streamable HTTP: open with a 2026-07-28 `server/discover` and speak that era when the
+    /// server answers it; otherwise fall back to `initialize` at
+    /// [`McpClientBuilder::protocol_version`] (what the Python `mcp` 2.x client does).
+    /// Default off: the era is the one `protocol_version` names.
+    pub fn discover_first(mut self, on: bool) -> Self {
+        self.discover_first = on;
+        self
+    }
+
+    /// Answers the server's questions (`elicitation/create`, `sampling/createMessage`,
+    /// `roots/list`) in both eras: server-to-client requests of a legacy session, and the
+    /// `inputRequests` of a 2026-07-28 `InputRequiredResult` (the request is then retried with
+    /// the answers). The handler gets the method and params and returns the result (e.g.
+    /// `{"action":"accept","content":{..}}`) or a JSON-RPC error. Without one, such requests
+    /// are refused with `-32601` (legacy) or fail the call (2026-07-28). Declare the matching
+    /// capabilities with [`McpClientBuilder::capabilities`].
+    pub fn on_input<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(String, Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Value, ErrorObject>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.input = Some(Arc::new(move |method, params| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move { handler(method, params).await })
+        }));
+        self
+    }
+
     /// The transport this builder will use, with `Auto` resolved.
     pub fn resolved_transport(&self) -> Result<TransportKind, Error> {
         Ok(match self.kind {
@@ -192,6 +226,28 @@ impl McpClientBuilder {
             let (name, value) = parse_header(name, value)?;
             options.headers.append(name, value);
         }
+        let modern_version = if self.version.is_stateless() {
+            Some(self.version)
+        } else if self.discover_first && kind == TransportKind::StreamableHttp {
+            Some(ProtocolVersion::LATEST)
+        } else {
+            None
+        };
+        let modern = if let Some(version) = modern_version {
+            Some(Arc::new(ModernClient::new(
+                options.http_client()?,
+                parse_url(&self.url)?,
+                version,
+                self.info.clone(),
+                self.capabilities.clone(),
+                self.request_timeout,
+                self.max_message_bytes,
+                self.input.clone(),
+                self.on_notification.clone(),
+            )))
+        } else {
+            None
+        };
         let (transport, incoming) = match kind {
             TransportKind::Sse => {
                 let (t, rx) = SseClientTransport::connect(&self.url, options).await?;
@@ -213,6 +269,7 @@ impl McpClientBuilder {
             request_timeout: self.request_timeout,
             next_progress_token: AtomicU64::new(0),
             on_notification: self.on_notification.clone(),
+            input: self.input.clone(),
         });
         let dispatcher = tokio::spawn(dispatch(shared.clone(), transport.clone(), incoming));
         let mut client = McpClient {
@@ -220,8 +277,24 @@ impl McpClientBuilder {
             transport,
             kind,
             init: None,
+            modern: modern.clone(),
+            discovered_info: None,
             _dispatcher: AbortOnDrop(dispatcher.abort_handle()),
         };
+        if let Some(modern) = modern {
+            match modern.discover().await {
+                Ok(discovered) => {
+                    client.discovered_info = discovered.server_info();
+                    return Ok(client);
+                }
+                Err(e) if self.version.is_stateless() => return Err(e),
+                Err(e) => {
+                    // Not a 2026-07-28 server: the legacy handshake, like the Python client.
+                    tracing::debug!(error = %e, "server/discover failed; falling back to initialize");
+                    client.modern = None;
+                }
+            }
+        }
         let init = client.initialize(self.version).await;
         match init {
             Ok(init) => {
@@ -272,6 +345,10 @@ pub struct McpClient {
     transport: ClientTransport,
     kind: TransportKind,
     init: Option<InitializeResult>,
+    /// The 2026-07-28 era, when selected.
+    modern: Option<Arc<ModernClient>>,
+    /// The server's identity from `server/discover`.
+    discovered_info: Option<Implementation>,
     _dispatcher: AbortOnDrop,
 }
 
@@ -283,6 +360,7 @@ struct Shared {
     request_timeout: Duration,
     next_progress_token: AtomicU64,
     on_notification: Option<NotificationCallback>,
+    input: Option<InputHandler>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -361,6 +439,8 @@ impl McpClient {
             http_client: None,
             server_stream: false,
             on_notification: None,
+            input: None,
+            discover_first: false,
         }
     }
 
@@ -371,6 +451,9 @@ impl McpClient {
 
     /// The negotiated protocol version.
     pub fn protocol_version(&self) -> ProtocolVersion {
+        if let Some(m) = &self.modern {
+            return m.version();
+        }
         self.shared
             .state()
             .session
@@ -380,7 +463,20 @@ impl McpClient {
 
     /// The server's name and version from `initialize`.
     pub fn server_info(&self) -> Option<&Implementation> {
-        self.init.as_ref().map(|i| &i.server_info)
+        self.init
+            .as_ref()
+            .map(|i| &i.server_info)
+            .or(self.discovered_info.as_ref())
+    }
+
+    /// The `server/discover` result, in the 2026-07-28 era.
+    pub fn discover_result(&self) -> Option<mcp_proto::types_input::DiscoverResult> {
+        self.modern.as_ref().and_then(|m| {
+            m.discovered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
     }
 
     /// The whole `initialize` result (capabilities, instructions).
@@ -415,7 +511,12 @@ impl McpClient {
             tools.extend(page.tools);
             match pages.next(page.next_cursor)? {
                 Some(next) => cursor = Some(next),
-                None => return Ok(tools),
+                None => {
+                    return Ok(match &self.modern {
+                        Some(m) => m.accept_tools(tools),
+                        None => tools,
+                    });
+                }
             }
         }
     }
@@ -438,6 +539,17 @@ impl McpClient {
         on_progress: impl Fn(ProgressParams) + Send + Sync + 'static,
     ) -> Result<CallToolResult, Error> {
         let mut params = call_params(name, arguments)?;
+        if let Some(m) = &self.modern {
+            params["_meta"] = json!({ "progressToken": "progress-0" });
+            let value = m
+                .request(
+                    method::TOOLS_CALL,
+                    Some(params),
+                    Some(Arc::new(on_progress)),
+                )
+                .await?;
+            return Ok(parse_result(Ok(value))?);
+        }
         let n = self
             .shared
             .next_progress_token
@@ -463,6 +575,9 @@ impl McpClient {
     /// `notifications/cancelled` is sent); [`Error::SessionClosed`] when the session ended
     /// before the answer; transport errors ([`Error::Http`], [`Error::Connect`], ...).
     pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, Error> {
+        if let Some(m) = &self.modern {
+            return m.request(method, params, None).await;
+        }
         let (id, message, answer) = {
             let mut state = self.shared.state();
             if state.closed {
@@ -513,6 +628,11 @@ impl McpClient {
 
     /// Sends a notification.
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Error> {
+        if self.modern.is_some() {
+            // No notification is meaningful to a stateless server.
+            tracing::debug!(method, "not sent: 2026-07-28 has no client notifications");
+            return Ok(());
+        }
         if self.shared.state().closed {
             return Err(Error::SessionClosed);
         }
@@ -658,6 +778,24 @@ fn handle_message(shared: &Shared, transport: &ClientTransport, message: Message
             if let Some(callback) = &shared.on_notification {
                 callback(n);
             }
+        }
+        Ok(ClientEvent::ServerRequest(request))
+            if request.method != method::PING && shared.input.is_some() =>
+        {
+            let Some(handler) = shared.input.clone() else {
+                return;
+            };
+            let transport = transport.clone();
+            tokio::spawn(async move {
+                let params = request.params.clone().unwrap_or_else(|| json!({}));
+                let reply = match handler(request.method.clone(), params).await {
+                    Ok(result) => Response::result(request.id, result),
+                    Err(error) => Response::error(Some(request.id), error),
+                };
+                if let Err(e) = transport.send(&Message::Response(reply)).await {
+                    tracing::debug!(error = %e, "could not answer a server request");
+                }
+            });
         }
         Ok(ClientEvent::ServerRequest(request)) => {
             let reply = if request.method == method::PING {

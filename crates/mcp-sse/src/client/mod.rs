@@ -10,6 +10,7 @@
 
 mod legacy;
 mod mcp_client;
+mod modern;
 mod sse_parser;
 mod streamable;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use crate::Error;
 
 pub use legacy::SseClientTransport;
 pub use mcp_client::{McpClient, McpClientBuilder, TransportKind};
+pub use modern::{InputHandler, MAX_INPUT_ROUNDS};
 pub use sse_parser::{EventTooLarge, SseEvent, SseParser};
 pub use streamable::{MAX_RESUME_ATTEMPTS, StreamableHttpClientTransport};
 

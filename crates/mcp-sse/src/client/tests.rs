@@ -765,21 +765,46 @@ async fn client_connect_errors_keep_http_status_over_both_transports() {
 }
 
 #[tokio::test]
-async fn client_refuses_a_version_it_does_not_speak_and_ends_the_session() {
+async fn a_legacy_only_server_fails_a_pinned_2026_client_and_discover_first_falls_back() {
     let (addr, recorded) = streamable_fixture(true).await;
-    // The fixture echoes the offered version; 2026-07-28 has no initialize handshake.
+    // Pinned to 2026-07-28: `server/discover` is the whole handshake, and this server
+    // refuses it (it wants a session).
     let err = McpClient::builder(format!("http://{addr}/mcp"))
         .protocol_version(ProtocolVersion::V2026_07_28)
         .connect()
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Protocol(mcp_proto::Error::UnsupportedVersion(v)) if v == "2026-07-28"),
+        matches!(&err, Error::Http { status, .. } if status.as_u16() == 400),
         "{err:?}"
     );
-    // The session the server opened was deleted, and `initialized` was never sent.
-    assert_eq!(*recorded.deleted.lock().unwrap(), vec!["sess-1".to_owned()]);
-    assert_eq!(recorded.messages().len(), 1);
+    let sent = recorded.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["method"], "server/discover");
+    assert_eq!(
+        sent[0]["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+        "2026-07-28"
+    );
+    // Discover first: the refusal sends the client to the legacy handshake.
+    let client = McpClient::builder(format!("http://{addr}/mcp"))
+        .discover_first(true)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(client.protocol_version(), ProtocolVersion::V2025_11_25);
+    let methods: Vec<Value> = recorded.messages()[1..]
+        .iter()
+        .map(|m| m["method"].clone())
+        .collect();
+    assert_eq!(
+        methods,
+        vec![
+            json!("server/discover"),
+            json!("initialize"),
+            json!("notifications/initialized")
+        ]
+    );
+    client.close().await.unwrap();
 }
 
 #[tokio::test]
