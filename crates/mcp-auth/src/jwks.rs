@@ -122,10 +122,10 @@ impl JwksKeySet {
     /// loaded, has expired, or does not know the `kid` (rate-limited).
     pub(crate) async fn key_for(&self, kid: Option<&str>) -> Result<VerificationKey, AuthError> {
         let seen = self.lookup(kid);
-        if seen.fresh {
-            if let Some(key) = seen.key {
-                return Ok(key);
-            }
+        if seen.fresh
+            && let Some(key) = seen.key
+        {
+            return Ok(key);
         }
         if !seen.may_fetch {
             return self.without_fetch(seen);

@@ -160,12 +160,12 @@ impl JwtVerifier {
                 .ok_or_else(|| AuthError::InvalidConfig {
                     reason: format!("`{name}` is not an accepted asymmetric signature algorithm"),
                 })?;
-            if let KeySource::Static(keys) = &self.keys {
-                if !keys.iter().any(|key| key.family == family_of(algorithm)) {
-                    return Err(AuthError::InvalidConfig {
-                        reason: format!("no configured key can verify {name}"),
-                    });
-                }
+            if let KeySource::Static(keys) = &self.keys
+                && !keys.iter().any(|key| key.family == family_of(algorithm))
+            {
+                return Err(AuthError::InvalidConfig {
+                    reason: format!("no configured key can verify {name}"),
+                });
             }
             algorithms.push(algorithm);
         }

@@ -66,10 +66,10 @@ impl Future for Cancelled {
         if self.signal.is_cancelled() {
             return Poll::Ready(());
         }
-        if let Ok(mut wakers) = self.signal.inner.wakers.lock() {
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
-            }
+        if let Ok(mut wakers) = self.signal.inner.wakers.lock()
+            && !wakers.iter().any(|w| w.will_wake(cx.waker()))
+        {
+            wakers.push(cx.waker().clone());
         }
         // Re-check: cancel() may have run between the first check and the registration.
         if self.signal.is_cancelled() {

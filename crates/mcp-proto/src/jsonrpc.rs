@@ -305,15 +305,16 @@ impl Message {
         }
         // `null` is only allowed on an error response about an unreadable request.
         let is_error_response = !map.contains_key("method") && map.contains_key("error");
-        if let Some(raw) = &raw_id {
-            if id.is_none() && !(raw.is_null() && is_error_response) {
-                let detail = if raw.is_null() {
-                    "\"id\" must not be null"
-                } else {
-                    "\"id\" must be a string or a number"
-                };
-                return fail(detail);
-            }
+        if let Some(raw) = &raw_id
+            && id.is_none()
+            && !(raw.is_null() && is_error_response)
+        {
+            let detail = if raw.is_null() {
+                "\"id\" must not be null"
+            } else {
+                "\"id\" must be a string or a number"
+            };
+            return fail(detail);
         }
         if let Some(method) = map.remove("method") {
             let Value::String(method) = method else {

@@ -669,10 +669,10 @@ impl McpServer {
                 Err(ErrorObject::invalid_params(message))
             }
         };
-        if let Some(headers) = call.ctx.extensions.get::<modern::ParamHeaders>() {
-            if let Err(e) = modern::check_param_headers(&tool.tool, &args, headers) {
-                return Some(Err(e));
-            }
+        if let Some(headers) = call.ctx.extensions.get::<modern::ParamHeaders>()
+            && let Err(e) = modern::check_param_headers(&tool.tool, &args, headers)
+        {
+            return Some(Err(e));
         }
         if let Err(detail) = tool.validate(&args) {
             return Some(invalid_args(detail));
@@ -976,12 +976,12 @@ impl McpServer {
                 method::RESOURCES_READ => Some("private"),
                 _ => None,
             };
-            if let Some(scope) = scope {
-                if map.get("resultType") == Some(&json!(modern::RESULT_COMPLETE)) {
-                    map.entry("ttlMs")
-                        .or_insert_with(|| json!(self.inner.cache_ttl_ms));
-                    map.entry("cacheScope").or_insert_with(|| json!(scope));
-                }
+            if let Some(scope) = scope
+                && map.get("resultType") == Some(&json!(modern::RESULT_COMPLETE))
+            {
+                map.entry("ttlMs")
+                    .or_insert_with(|| json!(self.inner.cache_ttl_ms));
+                map.entry("cacheScope").or_insert_with(|| json!(scope));
             }
             if let Value::Object(meta) = map.entry("_meta").or_insert_with(|| json!({})) {
                 meta.entry(modern::META_SERVER_INFO)
@@ -995,11 +995,11 @@ impl McpServer {
         match method {
             method::INITIALIZED => session.update_state(|s| s.initialized = true),
             method::CANCELLED => {
-                if let Ok(p) = parse_params::<CancelledParams>(params.unwrap_or_default()) {
-                    if let Some(id) = p.request_id {
-                        let found = session.cancel_request(&id);
-                        tracing::debug!(%id, found, reason = ?p.reason, "cancel request");
-                    }
+                if let Ok(p) = parse_params::<CancelledParams>(params.unwrap_or_default())
+                    && let Some(id) = p.request_id
+                {
+                    let found = session.cancel_request(&id);
+                    tracing::debug!(%id, found, reason = ?p.reason, "cancel request");
                 }
             }
             other => tracing::debug!(method = other, "ignoring notification"),

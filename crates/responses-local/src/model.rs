@@ -155,10 +155,10 @@ fn is_dice_tool(tool: &ListedTool) -> bool {
 }
 
 fn choose_tool<'a>(question: &str, tools: &'a [ToolOffer]) -> Option<&'a ToolOffer> {
-    if asks_for_dice(question) {
-        if let Some(dice) = tools.iter().find(|o| is_dice_tool(&o.tool)) {
-            return Some(dice);
-        }
+    if asks_for_dice(question)
+        && let Some(dice) = tools.iter().find(|o| is_dice_tool(&o.tool))
+    {
+        return Some(dice);
     }
     let asked = words(question);
     let mut best: Option<(&ToolOffer, usize)> = None;

@@ -241,14 +241,10 @@ pub(crate) fn parse(body: &[u8]) -> Result<CreateRequest, ApiError> {
             match choice.get("type").and_then(Value::as_str) {
                 Some("mcp") => {
                     required_str(choice, "server_label", "tool_choice.server_label")?;
-                    if let Some(name) = choice.get("name").filter(|n| !n.is_null()) {
-                        if !name.is_string() {
-                            return Err(ApiError::invalid_type(
-                                "tool_choice.name",
-                                "a string",
-                                name,
-                            ));
-                        }
+                    if let Some(name) = choice.get("name").filter(|n| !n.is_null())
+                        && !name.is_string()
+                    {
+                        return Err(ApiError::invalid_type("tool_choice.name", "a string", name));
                     }
                 }
                 Some(other) => {

@@ -286,14 +286,13 @@ pub fn spec() -> Option<&'static Spec> {
                 // Every request's and notification's params may carry `_meta` (the base
                 // `Request`/`Notification` types say so), though the generated schemas of
                 // some methods do not list it before 2025-11-25.
-                if name.ends_with("Request") || name.ends_with("Notification") {
-                    if let Some(Value::Object(props)) =
+                if (name.ends_with("Request") || name.ends_with("Notification"))
+                    && let Some(Value::Object(props)) =
                         def.pointer_mut("/properties/params/properties")
-                    {
-                        props
-                            .entry("_meta")
-                            .or_insert_with(|| json!({"type": "object"}));
-                    }
+                {
+                    props
+                        .entry("_meta")
+                        .or_insert_with(|| json!({"type": "object"}));
                 }
             }
             docs.insert(
@@ -418,19 +417,19 @@ impl Spec {
 /// Asserts that `value` is valid for `def` of `version`, with no field the version lacks.
 /// A no-op (with a note) when the schemas are not available.
 pub fn assert_schema(version: ProtocolVersion, def: &str, value: &Value) {
-    if let Some(spec) = spec() {
-        if let Err(problems) = spec.validate(version, def, value, true) {
-            panic!("{version} {def}: not valid:\n{problems}\nvalue: {value:#}");
-        }
+    if let Some(spec) = spec()
+        && let Err(problems) = spec.validate(version, def, value, true)
+    {
+        panic!("{version} {def}: not valid:\n{problems}\nvalue: {value:#}");
     }
 }
 
 /// Like [`assert_schema`] but against the schema as published (unknown fields allowed).
 pub fn assert_schema_loose(version: ProtocolVersion, def: &str, value: &Value) {
-    if let Some(spec) = spec() {
-        if let Err(problems) = spec.validate(version, def, value, false) {
-            panic!("{version} {def}: not valid:\n{problems}\nvalue: {value:#}");
-        }
+    if let Some(spec) = spec()
+        && let Err(problems) = spec.validate(version, def, value, false)
+    {
+        panic!("{version} {def}: not valid:\n{problems}\nvalue: {value:#}");
     }
 }
 

@@ -339,16 +339,16 @@ impl ModernClient {
     }
 
     fn notification(&self, n: Notification, progress: Option<&ProgressCallback>) {
-        if n.method == method::PROGRESS {
-            if let (Some(callback), Some(params)) = (
+        if n.method == method::PROGRESS
+            && let (Some(callback), Some(params)) = (
                 progress,
                 n.params
                     .clone()
                     .and_then(|p| serde_json::from_value::<ProgressParams>(p).ok()),
-            ) {
-                callback(params);
-                return;
-            }
+            )
+        {
+            callback(params);
+            return;
         }
         if let Some(callback) = &self.on_notification {
             callback(n);

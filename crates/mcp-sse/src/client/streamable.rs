@@ -161,10 +161,10 @@ impl StreamableHttpClientTransport {
         if !status.is_success() {
             return Err(http_error(response, wait).await);
         }
-        if session_id.is_none() {
-            if let Some(id) = response.headers().get(SESSION_ID_HEADER) {
-                self.state().session_id = Some(id.clone());
-            }
+        if session_id.is_none()
+            && let Some(id) = response.headers().get(SESSION_ID_HEADER)
+        {
+            self.state().session_id = Some(id.clone());
         }
         let Message::Request(request) = message else {
             return Ok(());

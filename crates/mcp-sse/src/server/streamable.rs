@@ -225,10 +225,10 @@ pub(crate) async fn post(
     } else {
         json_or_stream(&state, &http_session, log, stream_id).await
     };
-    if let (true, Some(s)) = (is_initialize, &http_session) {
-        if let Ok(v) = HeaderValue::from_str(&s.id) {
-            response.headers_mut().insert(SESSION_ID_HEADER, v);
-        }
+    if let (true, Some(s)) = (is_initialize, &http_session)
+        && let Ok(v) = HeaderValue::from_str(&s.id)
+    {
+        response.headers_mut().insert(SESSION_ID_HEADER, v);
     }
     Ok(response)
 }
@@ -348,10 +348,10 @@ struct StandaloneGuard {
 
 impl Drop for StandaloneGuard {
     fn drop(&mut self) {
-        if let Some(current) = self.session.stream() {
-            if Arc::ptr_eq(&current, &self.log) {
-                self.session.set_stream(None);
-            }
+        if let Some(current) = self.session.stream()
+            && Arc::ptr_eq(&current, &self.log)
+        {
+            self.session.set_stream(None);
         }
     }
 }
