@@ -8,7 +8,7 @@
 //! it exits non-zero on any failure.
 //!
 //! 1. **Python clients → our `dice_server`** (`interop/python_clients.py`): `mcp.Client` in its
-//!    default mode (probes `server/discover`; must negotiate 2026-07-28 over streamable HTTP)
+//!    default mode (probes `server/discover`; must negotiate 2026-07-28 on both transports)
 //!    and in legacy mode (2025-11-25), `fastmcp.Client` in legacy mode (and its default mode on
 //!    streamable HTTP), over streamable HTTP (`/mcp`) and legacy SSE (`/sse`): `roll_dice`
 //!    listed, `{"n_dice":3}` gives `structuredContent {"result":[3 dice]}` (fastmcp: `.data`).
@@ -226,7 +226,8 @@ impl Run {
         let (_auth, auth_port, token) = self.start_dice_server_auth()?;
         for (transport, path) in [("streamable", "/mcp"), ("sse", "/sse")] {
             let url = format!("http://127.0.0.1:{port}{path}");
-            let auto_version = (transport == "streamable").then_some(MODERN);
+            // The mcp 2.x client probes server/discover first on both transports.
+            let auto_version = Some(MODERN);
             let clients = [
                 ("mcp-auto", auto_version),
                 ("mcp-legacy", Some(LEGACY)),
