@@ -121,7 +121,7 @@ pub(crate) async fn post_message(
     });
     let extensions = parts.extensions;
     let task_state = Arc::clone(&state);
-    state.calls.spawn(async move {
+    let work = async move {
         let replies = futures::future::join_all(messages.into_iter().map(|m| {
             let state = Arc::clone(&task_state);
             let outbound = Arc::clone(&outbound);
@@ -145,6 +145,7 @@ pub(crate) async fn post_message(
             }
         }
         drop(permit);
-    });
+    };
+    state.run_call(work).await;
     Ok((StatusCode::ACCEPTED, "Accepted").into_response())
 }

@@ -215,7 +215,7 @@ pub(crate) async fn post(
     if long_lived {
         tokio::spawn(work);
     } else {
-        state.calls.spawn(work);
+        state.run_call(work).await;
     }
     // A lone error goes out as JSON with its status; anything else as a stream.
     loop {

@@ -207,6 +207,22 @@ impl ServerState {
         }
     }
 
+    /// Runs the work of one POST: polled once right here, so a call that completes without
+    /// waiting costs no task and no wake-up; otherwise it goes on as a tracked task (awaited on
+    /// shutdown), exactly as if it had been spawned from the start.
+    pub(crate) async fn run_call(
+        &self,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let mut work = Box::pin(work);
+        let done =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx).is_ready()))
+                .await;
+        if !done {
+            self.calls.spawn(work);
+        }
+    }
+
     /// Runs one client message through the service, with the call timeout.
     pub(crate) fn run_message(
         self: &Arc<Self>,

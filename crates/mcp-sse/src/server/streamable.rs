@@ -198,7 +198,7 @@ pub(crate) async fn post(
     let task_log = Arc::clone(&log);
     let task_state = Arc::clone(&state);
     let task_proto = Arc::clone(&proto);
-    state.calls.spawn(async move {
+    let work = async move {
         let replies = futures::future::join_all(messages.into_iter().map(|m| {
             let state = Arc::clone(&task_state);
             let outbound = Arc::clone(&outbound);
@@ -218,7 +218,8 @@ pub(crate) async fn post(
         .await;
         task_log.finish(super::reply_events(replies, is_batch));
         drop(permit);
-    });
+    };
+    state.run_call(work).await;
 
     let mut response = if sse {
         whole_or_stream(&state, &http_session, log, stream_id).await
