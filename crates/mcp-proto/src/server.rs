@@ -701,6 +701,9 @@ impl McpServer {
             Ok(RunOutcome::Done(Err(CallFailure::Tool(e)))) => Some(Ok(to_value(
                 CallToolResult::error_text(e.message()).for_version(version),
             ))),
+            Ok(RunOutcome::Done(Err(CallFailure::Panicked))) => Some(Err(ErrorObject::internal(
+                format!("tool '{}' failed unexpectedly", params.name),
+            ))),
         }
     }
 
@@ -1074,4 +1077,34 @@ fn parse_paginated(params: Value) -> Result<PaginatedParams, ErrorObject> {
 /// Convenience for tool authors: `ToolError` from any displayable error.
 pub fn tool_error(e: impl std::fmt::Display) -> ToolError {
     ToolError::new(e.to_string())
+}
+
+#[cfg(test)]
+mod panic_tests {
+    use super::*;
+    use crate::service::Session;
+    use crate::tool::NoArgs;
+
+    #[test]
+    fn a_panicking_tool_is_an_internal_error_not_a_crash() {
+        let server = McpServer::builder("s")
+            .tool("boom", "Panics.", |_: NoArgs| async {
+                if std::hint::black_box(true) {
+                    panic!("bug in the tool");
+                }
+                Ok::<String, ToolError>(String::new())
+            })
+            .build()
+            .unwrap();
+        let session = Arc::new(Session::new(None));
+        let call = Message::request(7, "tools/call", Some(json!({"name": "boom"})));
+        let reply = futures::executor::block_on(server.handle(call, MessageContext::new(session)));
+        let Some(Message::Response(r)) = reply else {
+            panic!("no response")
+        };
+        assert_eq!(r.id, Some(RequestId::from(7)));
+        let e = r.outcome.unwrap_err();
+        assert_eq!(e.code, crate::jsonrpc::code::INTERNAL_ERROR);
+        assert_eq!(e.message, "Internal error: tool 'boom' failed unexpectedly");
+    }
 }

@@ -477,6 +477,35 @@ pub(crate) enum CallFailure {
     InvalidArguments(String),
     /// The handler returned an error.
     Tool(ToolError),
+    /// The handler panicked (a bug in the tool): a JSON-RPC internal error, not a crash.
+    Panicked,
+}
+
+/// Polls a handler's future and turns a panic inside it into [`CallFailure::Panicked`], so
+/// one faulty tool cannot take down the connection or the task serving it.
+struct CatchPanic<F> {
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F> std::future::Future for CatchPanic<F>
+where
+    F: std::future::Future<Output = Result<CallToolResult, CallFailure>>,
+{
+    type Output = Result<CallToolResult, CallFailure>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.inner.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => {
+                tracing::error!("a tool handler panicked");
+                std::task::Poll::Ready(Err(CallFailure::Panicked))
+            }
+        }
+    }
 }
 
 type ErasedCall = dyn Fn(ToolContext, Value) -> BoxFuture<'static, Result<CallToolResult, CallFailure>>
@@ -637,7 +666,9 @@ impl RegisteredTool {
         ctx: ToolContext,
         args: Value,
     ) -> BoxFuture<'static, Result<CallToolResult, CallFailure>> {
-        (self.call)(ctx, args)
+        Box::pin(CatchPanic {
+            inner: Box::pin((self.call)(ctx, args)),
+        })
     }
 }
 

@@ -124,7 +124,7 @@ pub fn fixture() -> Fixture {
         .tool("sum", "Add numbers.", |args: SumArgs| async move {
             Ok::<_, ToolError>(Sum {
                 count: args.values.len(),
-                total: args.values.iter().sum(),
+                total: args.values.iter().fold(0i64, |a, b| a.saturating_add(*b)),
             })
         })
         .tool("explode", "Always fails.", |_: NoArgs| async {
