@@ -469,11 +469,13 @@ impl McpServer {
         }
     }
 
-    fn page<T: Clone>(
+    /// One page of a registry, each item converted with `convert` (only the page's items are).
+    fn page<T, R>(
         &self,
         items: &[T],
         params: PaginatedParams,
-    ) -> Result<(Vec<T>, Option<String>), ErrorObject> {
+        convert: impl Fn(&T) -> R,
+    ) -> Result<(Vec<R>, Option<String>), ErrorObject> {
         let start = match params.cursor.as_deref() {
             None => 0,
             Some(c) => c
@@ -484,7 +486,7 @@ impl McpServer {
         };
         let end = (start + self.inner.page_size).min(items.len());
         Ok((
-            items[start..end].to_vec(),
+            items[start..end].iter().map(convert).collect(),
             (end < items.len()).then(|| end.to_string()),
         ))
     }
@@ -494,13 +496,8 @@ impl McpServer {
         version: ProtocolVersion,
         params: PaginatedParams,
     ) -> Result<Value, ErrorObject> {
-        let tools: Vec<Tool> = self
-            .inner
-            .tools
-            .iter()
-            .map(|t| t.tool.for_version(version))
-            .collect();
-        let (tools, next_cursor) = self.page(&tools, params)?;
+        let (tools, next_cursor) =
+            self.page(&self.inner.tools, params, |t| t.tool.for_version(version))?;
         Ok(to_value(ListToolsResult { tools, next_cursor }))
     }
 
@@ -895,13 +892,10 @@ impl McpServer {
                 parse_paginated(raw).and_then(|p| self.list_tools(version, p))
             }
             (method::RESOURCES_LIST, _) => parse_paginated(raw).and_then(|p| {
-                let all: Vec<Resource> = self
-                    .inner
-                    .resources
-                    .iter()
-                    .map(|r| r.resource.for_version(version))
-                    .collect();
-                self.page(&all, p).map(|(resources, next_cursor)| {
+                self.page(&self.inner.resources, p, |r| {
+                    r.resource.for_version(version)
+                })
+                .map(|(resources, next_cursor)| {
                     to_value(ListResourcesResult {
                         resources,
                         next_cursor,
@@ -909,13 +903,10 @@ impl McpServer {
                 })
             }),
             (method::RESOURCE_TEMPLATES_LIST, _) => parse_paginated(raw).and_then(|p| {
-                let all: Vec<ResourceTemplate> = self
-                    .inner
-                    .templates
-                    .iter()
-                    .map(|t| t.template.for_version(version))
-                    .collect();
-                self.page(&all, p).map(|(resource_templates, next_cursor)| {
+                self.page(&self.inner.templates, p, |t| {
+                    t.template.for_version(version)
+                })
+                .map(|(resource_templates, next_cursor)| {
                     to_value(ListResourceTemplatesResult {
                         resource_templates,
                         next_cursor,
@@ -923,18 +914,13 @@ impl McpServer {
                 })
             }),
             (method::PROMPTS_LIST, _) => parse_paginated(raw).and_then(|p| {
-                let all: Vec<_> = self
-                    .inner
-                    .prompts
-                    .iter()
-                    .map(|p| p.prompt.for_version(version))
-                    .collect();
-                self.page(&all, p).map(|(prompts, next_cursor)| {
-                    to_value(ListPromptsResult {
-                        prompts,
-                        next_cursor,
+                self.page(&self.inner.prompts, p, |p| p.prompt.for_version(version))
+                    .map(|(prompts, next_cursor)| {
+                        to_value(ListPromptsResult {
+                            prompts,
+                            next_cursor,
+                        })
                     })
-                })
             }),
             (method::COMPLETION_COMPLETE, _) => self.complete(raw).await,
             (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover())),
