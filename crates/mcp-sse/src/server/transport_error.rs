@@ -72,7 +72,15 @@ impl TransportError {
                 TRANSPORT_ERROR,
                 format!("Bad Request: cannot read the body: {detail}"),
             ),
-            Malformed(_) => unreachable_parts(),
+            // The reply already carries its code and message (and the id when it was read).
+            Malformed(reply) => match &reply.outcome {
+                Err(e) => (StatusCode::BAD_REQUEST, e.code, e.message.clone()),
+                Ok(_) => (
+                    StatusCode::BAD_REQUEST,
+                    code::PARSE_ERROR,
+                    "Parse error".into(),
+                ),
+            },
             BatchRejected(detail) => (
                 StatusCode::BAD_REQUEST,
                 code::INVALID_REQUEST,
@@ -123,10 +131,6 @@ impl TransportError {
             ),
         }
     }
-}
-
-fn unreachable_parts() -> (StatusCode, i64, String) {
-    (StatusCode::BAD_REQUEST, code::PARSE_ERROR, String::new())
 }
 
 /// A JSON response body holding one JSON-RPC message.
