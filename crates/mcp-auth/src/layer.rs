@@ -198,6 +198,16 @@ where
         Box::pin(async move {
             match layer.authenticate(request.headers()).await {
                 Ok(identity) => {
+                    // Sessions are bound to the subject (else to the client) that created them.
+                    if let Some(subject) = identity
+                        .subject
+                        .as_deref()
+                        .or(identity.client_id.as_deref())
+                    {
+                        request
+                            .extensions_mut()
+                            .insert(mcp_proto::AuthSubject::new(subject));
+                    }
                     request.extensions_mut().insert(identity);
                     inner.call(request).await
                 }

@@ -76,7 +76,8 @@ pub use jsonrpc::{
 pub use registry::IntoPromptResult;
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, ServerBuilder, tool_error};
 pub use service::{
-    BoxFuture, McpService, MessageContext, NoOutbound, Outbound, SendError, Session, SessionState,
+    AuthSubject, BoxFuture, McpService, MessageContext, NoOutbound, Outbound, SendError, Session,
+    SessionState,
 };
 pub use tool::{
     ArgsOnly, IntoToolOutput, NoArgs, ToolContext, ToolDef, ToolError, ToolHandler, WithContext,

@@ -48,6 +48,35 @@ pub trait Outbound: Send + Sync {
     fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>>;
 }
 
+/// The authenticated subject of a request (a token's `sub`), put in the request's
+/// extensions by whatever authenticated it (`mcp-auth`'s bearer layer does).
+///
+/// Transports bind a session to the subject that created it: the same session id presented
+/// by another subject is unknown to them. Without one (no authentication), sessions are
+/// bound to nobody.
+///
+/// ```
+/// let mut extensions = http::Extensions::new();
+/// extensions.insert(mcp_proto::AuthSubject::new("alice"));
+/// assert_eq!(mcp_proto::AuthSubject::of(&extensions).as_deref(), Some("alice"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AuthSubject(pub std::sync::Arc<str>);
+
+impl AuthSubject {
+    /// A subject.
+    pub fn new(subject: impl Into<std::sync::Arc<str>>) -> Self {
+        Self(subject.into())
+    }
+
+    /// The subject in a request's extensions, if it was authenticated.
+    pub fn of(extensions: &http::Extensions) -> Option<std::sync::Arc<str>> {
+        extensions
+            .get::<AuthSubject>()
+            .map(|s| std::sync::Arc::clone(&s.0))
+    }
+}
+
 /// An [`Outbound`] that has nowhere to send: every message is refused with
 /// [`SendError::Unsupported`]. For transports (or tests) without a server-to-client channel.
 #[derive(Debug, Clone, Copy, Default)]

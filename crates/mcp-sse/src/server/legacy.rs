@@ -8,22 +8,54 @@ use axum::extract::{OriginalUri, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
-use mcp_proto::{Decoded, Message, ProtocolVersion};
+use mcp_proto::{AuthSubject, Decoded, Message, Outbound, ProtocolVersion};
 
 use super::event_log::EventLog;
 use super::http_util::{EventFraming, check_origin, follow_log, read_body, sse_response};
-use super::state::{LogOutbound, ServerState, SessionKind};
+use super::state::{LogOutbound, ServerState, SessionKind, StoreOutbound};
 use super::transport_error::TransportError;
+use crate::store::SessionStore;
 
 /// Ends the session when its stream's body is dropped (client gone or stream finished).
 struct LegacySessionGuard {
     state: Arc<ServerState>,
     id: String,
+    subject: Option<Arc<str>>,
 }
 
 impl Drop for LegacySessionGuard {
     fn drop(&mut self) {
-        self.state.end_session(&self.id);
+        if self.state.end_session(&self.id) {
+            self.state.forget_in_store(&self.id, self.subject.take());
+        }
+    }
+}
+
+/// Where the replies to a legacy POST go: the session's stream when this replica holds it,
+/// else the replica that does, through the shared store.
+enum ReplySink {
+    Local(Arc<EventLog>),
+    Remote(Arc<dyn SessionStore>, String),
+}
+
+impl ReplySink {
+    async fn send(&self, event: Arc<str>) {
+        match self {
+            Self::Local(log) => {
+                if log.append(Some(event)).is_none() {
+                    tracing::debug!("session stream closed before the response could be sent");
+                }
+            }
+            Self::Remote(store, id) => match store.deliver(id, &event).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(session = %id, "session ended before the response could be sent")
+                }
+                Err(e) => {
+                    tracing::warn!(session = %id, error = %e, "cannot deliver a response to the session's replica")
+                }
+            },
+        }
     }
 }
 
@@ -33,7 +65,9 @@ pub(crate) async fn open_stream(
     request: Request,
 ) -> Result<Response, TransportError> {
     check_origin(request.headers(), &state.config)?;
-    let session = state.create_session(SessionKind::Legacy)?;
+    let subject = AuthSubject::of(request.extensions());
+    let session = state.create_session(SessionKind::Legacy, subject.clone())?;
+    state.store_session(&session, session.proto.state()).await?;
     let log = Arc::new(EventLog::new(state.config.stream_buffer));
     session.set_stream(Some(Arc::clone(&log)));
     state.service.stream_opened(
@@ -56,6 +90,7 @@ pub(crate) async fn open_stream(
     let guard = LegacySessionGuard {
         state: Arc::clone(&state),
         id: session.id.clone(),
+        subject,
     };
     let body = follow_log(
         log,
@@ -82,10 +117,26 @@ pub(crate) async fn post_message(
         .ok_or(TransportError::MissingSessionId(
             "session_id query parameter",
         ))?;
-    let session = state
-        .session(id, SessionKind::Legacy)
-        .ok_or(TransportError::UnknownSession)?;
-    let log = session.stream().ok_or(TransportError::UnknownSession)?;
+    let subject = AuthSubject::of(&parts.extensions);
+    let (session, saved_state) = match &state.store {
+        Some(store) => {
+            let (session, saved) = state
+                .shared_session(store, id, SessionKind::Legacy, subject.as_deref(), false)
+                .await?;
+            (session, Some(saved))
+        }
+        None => (
+            state
+                .session(id, SessionKind::Legacy, subject.as_deref())
+                .ok_or(TransportError::UnknownSession)?,
+            None,
+        ),
+    };
+    let sink = match (session.stream(), &state.store) {
+        (Some(log), _) => ReplySink::Local(log),
+        (None, Some(store)) => ReplySink::Remote(Arc::clone(store), session.id.clone()),
+        (None, None) => return Err(TransportError::UnknownSession),
+    };
     let bytes = read_body(body, &parts.headers, state.config.max_body_bytes).await?;
     let version = session
         .proto
@@ -116,9 +167,15 @@ pub(crate) async fn post_message(
     } else {
         None
     };
-    let outbound = Arc::new(LogOutbound {
-        log: Arc::clone(&log),
-    });
+    let outbound: Arc<dyn Outbound> = match &sink {
+        ReplySink::Local(log) => Arc::new(LogOutbound {
+            log: Arc::clone(log),
+        }),
+        ReplySink::Remote(store, id) => Arc::new(StoreOutbound {
+            store: Arc::clone(store),
+            session_id: id.clone(),
+        }),
+    };
     let extensions = parts.extensions;
     let task_state = Arc::clone(&state);
     let work = async move {
@@ -139,10 +196,11 @@ pub(crate) async fn post_message(
             }
         }))
         .await;
+        if let Some(saved) = &saved_state {
+            task_state.save_if_changed(&session.proto, saved).await;
+        }
         for event in super::reply_events(replies, is_batch) {
-            if log.append(Some(event)).is_none() {
-                tracing::debug!("session stream closed before the response could be sent");
-            }
+            sink.send(event).await;
         }
         drop(permit);
     };

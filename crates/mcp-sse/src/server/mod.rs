@@ -25,6 +25,7 @@ pub use config::ServerConfig;
 pub use streamable::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
 
 use crate::Error;
+use crate::store::SessionStore;
 use state::ServerState;
 
 /// Serves an [`McpService`] over the legacy HTTP+SSE transport (`GET /sse`,
@@ -55,8 +56,45 @@ impl McpHttpServer {
     /// Both transports (as enabled in `config`) with the given limits.
     pub fn with_config(service: impl McpService, config: ServerConfig) -> Self {
         Self {
-            state: Arc::new(ServerState::new(Arc::new(service), config)),
+            state: Arc::new(ServerState::new(Arc::new(service), config, None)),
         }
+    }
+
+    /// Shares sessions with other replicas through `store`: session records (bound to their
+    /// subject, with idle and lifetime limits enforced by the store), delivery of
+    /// server-to-client messages to the replica that holds a session's stream, and the
+    /// events behind `Last-Event-ID` resumption. Any replica then serves any request of any
+    /// session, behind a load balancer without stickiness. A request that needs the store
+    /// while it is unreachable gets 503 with a JSON body; service resumes by itself when the
+    /// store is back.
+    ///
+    /// Without this call, sessions live in this process (the default). Give each server its
+    /// own store value (one per replica: the store's replica id routes deliveries).
+    ///
+    /// ```no_run
+    /// # async fn run(service: mcp_proto::McpServer) -> Result<(), mcp_sse::Error> {
+    /// use std::sync::Arc;
+    /// use mcp_sse::{McpHttpServer, MemoryStore};
+    ///
+    /// // `mcp_redis::RedisStore` in production; an in-process store works the same way.
+    /// let server = McpHttpServer::new(service).session_store(Arc::new(MemoryStore::new()));
+    /// server.serve("127.0.0.1:8000", mcp_sse::ctrl_c()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn session_store(self, store: Arc<dyn SessionStore>) -> Self {
+        let state = &self.state;
+        Self {
+            state: Arc::new(ServerState::new(
+                Arc::clone(&state.service),
+                state.config.clone(),
+                Some(store),
+            )),
+        }
+    }
+
+    /// The shared session store, if [`McpHttpServer::session_store`] set one.
+    pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
+        self.state.store.as_ref()
     }
 
     /// The configuration in force.
@@ -70,7 +108,11 @@ impl McpHttpServer {
     }
 
     /// The routes, ready to be served, mounted, or wrapped with layers (auth, CORS, tracing).
+    ///
+    /// With a shared store, the first call starts this replica's delivery and keep-alive
+    /// tasks on the current Tokio runtime (they stop on [`McpHttpServer::drain`]).
     pub fn router(&self) -> Router {
+        self.state.start_shared_tasks();
         let c = &self.state.config;
         let mut router = Router::new();
         if c.legacy_sse {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mcp_proto::jsonrpc::code;
 use mcp_proto::{
     BoxFuture, ErrorObject, McpService, Message, MessageContext, Outbound, Response, SendError,
-    Session,
+    Session, SessionState,
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -18,15 +18,10 @@ use tracing::Instrument;
 use super::config::ServerConfig;
 use super::event_log::EventLog;
 use super::transport_error::TransportError;
+use crate::store::{DeliveryEvent, NewSession, SessionStore, StoreError, TransportKind};
 
 /// Which transport a session belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SessionKind {
-    /// Legacy HTTP+SSE: lives as long as its stream.
-    Legacy,
-    /// Streamable HTTP: lives until DELETE or idle expiry.
-    Streamable,
-}
+pub(crate) type SessionKind = TransportKind;
 
 /// One live session of either transport.
 #[derive(Debug)]
@@ -43,6 +38,8 @@ pub(crate) struct HttpSession {
     pub(crate) in_flight: Arc<Semaphore>,
     /// Fires when the session ends: its streams close.
     pub(crate) closed: CancellationToken,
+    /// The authenticated subject that created it; another subject cannot use it.
+    pub(crate) subject: Option<Arc<str>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -50,6 +47,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HttpSession {
+    fn new(
+        id: String,
+        kind: SessionKind,
+        proto: Session,
+        subject: Option<Arc<str>>,
+        max_in_flight: usize,
+        closed: CancellationToken,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            proto: Arc::new(proto),
+            stream: Mutex::new(None),
+            response_streams: Mutex::new(VecDeque::new()),
+            next_stream: AtomicU64::new(0),
+            last_seen: Mutex::new(Instant::now()),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            closed,
+            subject,
+        }
+    }
+
     pub(crate) fn touch(&self) {
         *lock(&self.last_seen) = Instant::now();
     }
@@ -61,6 +80,11 @@ impl HttpSession {
     /// A new response stream id, unique within the session (0 is the standalone stream).
     pub(crate) fn next_stream_id(&self) -> u64 {
         self.next_stream.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The subject of a request may use this session.
+    fn admits(&self, subject: Option<&str>) -> bool {
+        self.subject.as_deref() == subject
     }
 
     /// Remembers a response stream for resumption, forgetting the oldest beyond `keep`.
@@ -101,6 +125,10 @@ pub(crate) struct ServerState {
     pub(crate) draining: AtomicBool,
     /// Running calls, awaited on shutdown.
     pub(crate) calls: TaskTracker,
+    /// Where sessions are shared with other replicas (`None`: this process alone).
+    pub(crate) store: Option<Arc<dyn SessionStore>>,
+    /// Whether the delivery and keep-alive tasks of the shared store run.
+    shared_tasks: AtomicBool,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -112,7 +140,11 @@ impl std::fmt::Debug for ServerState {
 }
 
 impl ServerState {
-    pub(crate) fn new(service: Arc<dyn McpService>, config: ServerConfig) -> Self {
+    pub(crate) fn new(
+        service: Arc<dyn McpService>,
+        config: ServerConfig,
+        store: Option<Arc<dyn SessionStore>>,
+    ) -> Self {
         Self {
             service,
             config,
@@ -121,6 +153,8 @@ impl ServerState {
             shutdown: CancellationToken::new(),
             draining: AtomicBool::new(false),
             calls: TaskTracker::new(),
+            store,
+            shared_tasks: AtomicBool::new(false),
         }
     }
 
@@ -132,23 +166,21 @@ impl ServerState {
     pub(crate) fn create_session(
         &self,
         kind: SessionKind,
+        subject: Option<Arc<str>>,
     ) -> Result<Arc<HttpSession>, TransportError> {
         if self.draining.load(Ordering::SeqCst) {
             return Err(TransportError::ShuttingDown);
         }
         self.sweep_expired();
         let id = new_session_id();
-        let session = Arc::new(HttpSession {
-            id: id.clone(),
+        let session = Arc::new(HttpSession::new(
+            id.clone(),
             kind,
-            proto: Arc::new(Session::new(Some(id.clone()))),
-            stream: Mutex::new(None),
-            response_streams: Mutex::new(VecDeque::new()),
-            next_stream: AtomicU64::new(0),
-            last_seen: Mutex::new(Instant::now()),
-            in_flight: Arc::new(Semaphore::new(self.config.max_in_flight_per_session)),
-            closed: self.shutdown.child_token(),
-        });
+            Session::new(Some(id.clone())),
+            subject,
+            self.config.max_in_flight_per_session,
+            self.shutdown.child_token(),
+        ));
         let mut sessions = lock(&self.sessions);
         if sessions.len() >= self.config.max_sessions {
             return Err(TransportError::TooManySessions);
@@ -158,10 +190,16 @@ impl ServerState {
         Ok(session)
     }
 
-    /// A live session of the given kind; expired sessions are ended on lookup.
-    pub(crate) fn session(&self, id: &str, kind: SessionKind) -> Option<Arc<HttpSession>> {
+    /// A live session of the given kind, created by `subject`; expired sessions are ended on
+    /// lookup.
+    pub(crate) fn session(
+        &self,
+        id: &str,
+        kind: SessionKind,
+        subject: Option<&str>,
+    ) -> Option<Arc<HttpSession>> {
         let session = lock(&self.sessions).get(id).cloned()?;
-        if session.kind != kind {
+        if session.kind != kind || !session.admits(subject) {
             return None;
         }
         if kind == SessionKind::Streamable && session.idle_for() > self.config.session_idle_timeout
@@ -205,6 +243,195 @@ impl ServerState {
         for id in expired {
             self.end_session(&id);
         }
+    }
+
+    /// Records a session just created here in the shared store (the caller answers 503 and
+    /// ends the session when this fails). `state` is what was negotiated so far.
+    pub(crate) async fn store_session(
+        &self,
+        session: &HttpSession,
+        state: SessionState,
+    ) -> Result<(), TransportError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let idle = match session.kind {
+            // Its replica restarts the idle time on every keep-alive tick while the stream is
+            // open; a replica that dies leaves a record that expires a few ticks later.
+            TransportKind::Legacy => (self.config.keep_alive * 4).max(Duration::from_secs(10)),
+            TransportKind::Streamable => self.config.session_idle_timeout,
+        };
+        let new = NewSession::new(session.id.clone(), session.kind)
+            .state(state)
+            .subject(session.subject.as_deref().map(str::to_owned))
+            .idle_timeout(idle);
+        match store.create(new).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.end_session(&session.id);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A session of the shared store, for a request of `subject` (one round trip): this
+    /// replica's live session when it has one (its state refreshed from the store), else a
+    /// transient session on the stored state. `claim` makes this replica its owner. Returns
+    /// the state as stored, to tell later whether the request changed it.
+    pub(crate) async fn shared_session(
+        &self,
+        store: &Arc<dyn SessionStore>,
+        id: &str,
+        kind: SessionKind,
+        subject: Option<&str>,
+        claim: bool,
+    ) -> Result<(Arc<HttpSession>, SessionState), TransportError> {
+        let record = if claim {
+            store.claim(id, subject).await?
+        } else {
+            store.load(id, subject).await?
+        };
+        let Some(record) = record.filter(|r| r.kind == kind) else {
+            // Expired, deleted on another replica, or another subject's.
+            if lock(&self.sessions)
+                .get(id)
+                .is_some_and(|s| s.admits(subject))
+            {
+                self.end_session(id);
+            }
+            return Err(TransportError::UnknownSession);
+        };
+        let local = lock(&self.sessions).get(id).cloned();
+        let session = match local {
+            Some(session) if session.kind == kind && session.admits(subject) => {
+                session.proto.update_state(|state| {
+                    if *state != record.state {
+                        *state = record.state.clone();
+                    }
+                });
+                session.touch();
+                session
+            }
+            _ => {
+                if self.draining.load(Ordering::SeqCst) {
+                    return Err(TransportError::ShuttingDown);
+                }
+                let session = Arc::new(HttpSession::new(
+                    record.id.clone(),
+                    kind,
+                    Session::with_state(Some(record.id.clone()), record.state.clone()),
+                    record.subject.as_deref().map(Arc::from),
+                    self.config.max_in_flight_per_session,
+                    self.shutdown.child_token(),
+                ));
+                if claim {
+                    // This replica holds its stream from now on: keep it live here.
+                    let mut sessions = lock(&self.sessions);
+                    if sessions.len() >= self.config.max_sessions {
+                        return Err(TransportError::TooManySessions);
+                    }
+                    sessions.insert(record.id.clone(), Arc::clone(&session));
+                }
+                session
+            }
+        };
+        Ok((session, record.state))
+    }
+
+    /// Saves a session's state in the shared store if handling a request changed it from
+    /// `saved`, so the next request on any replica sees it.
+    pub(crate) async fn save_if_changed(&self, session: &Session, saved: &SessionState) {
+        let (Some(store), Some(id)) = (&self.store, session.id()) else {
+            return;
+        };
+        if !session.update_state(|state| state != saved) {
+            return;
+        }
+        let state = session.state();
+        match store.save_state(id, &state).await {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(session = %id, "session ended before its state was saved"),
+            Err(e) => tracing::warn!(session = %id, error = %e, "cannot save session state"),
+        }
+    }
+
+    /// Deletes a session from the shared store in the background (its stream closed here).
+    pub(crate) fn forget_in_store(&self, id: &str, subject: Option<Arc<str>>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let id = id.to_owned();
+        runtime.spawn(async move {
+            if let Err(e) = store.delete(&id, subject.as_deref()).await {
+                // Its record expires by itself: nothing refreshes it any more.
+                tracing::debug!(session = %id, error = %e, "cannot delete session from the store");
+            }
+        });
+    }
+
+    /// A new stream id for event ids in shared mode: random, so replicas never reuse one for
+    /// the same session; odd for response streams, even for standalone streams. 53 bits, so
+    /// JavaScript clients read them exactly.
+    pub(crate) fn shared_stream_id(standalone: bool) -> u64 {
+        let id = (rand::random::<u64>() >> 11).max(2);
+        if standalone { id & !1 } else { id | 1 }
+    }
+
+    /// Starts, once, what a shared store needs running on this replica: the loop that writes
+    /// deliveries from other replicas to the streams held here, and the keep-alive tick that
+    /// keeps those sessions alive in the store (and ends the ones that ended elsewhere).
+    pub(crate) fn start_shared_tasks(self: &Arc<Self>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if self.shared_tasks.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("the shared session store needs a Tokio runtime; deliveries stay off");
+            self.shared_tasks.store(false, Ordering::SeqCst);
+            return;
+        };
+        let stop = self.shutdown.clone();
+        runtime.spawn(deliveries_loop(
+            Arc::downgrade(self),
+            Arc::clone(&store),
+            stop.clone(),
+        ));
+        let tick = self.config.keep_alive.max(Duration::from_millis(100));
+        runtime.spawn(keep_alive_loop(Arc::downgrade(self), store, stop, tick));
+    }
+
+    /// Writes one delivery from another replica to the stream it is for.
+    fn apply_delivery(&self, session_id: &str, event: DeliveryEvent) {
+        match event {
+            DeliveryEvent::Message(json) => {
+                let log = lock(&self.sessions)
+                    .get(session_id)
+                    .and_then(|s| s.stream());
+                match log {
+                    Some(log) if log.append(Some(Arc::from(json))).is_some() => {}
+                    _ => {
+                        tracing::debug!(session = %session_id, "no open stream here for a delivery; dropped")
+                    }
+                }
+            }
+            DeliveryEvent::SessionEnded => {
+                self.end_session(session_id);
+            }
+        }
+    }
+
+    /// The sessions whose streams this replica holds open.
+    fn held_streams(&self) -> Vec<String> {
+        lock(&self.sessions)
+            .values()
+            .filter(|s| s.stream().is_some_and(|l| !l.is_closed()))
+            .map(|s| s.id.clone())
+            .collect()
     }
 
     /// Runs the work of one POST: polled once right here, so a call that completes without
@@ -265,6 +492,116 @@ impl ServerState {
             }
             .instrument(span),
         )
+    }
+}
+
+/// Receives this replica's deliveries until shutdown, resubscribing after a failure.
+async fn deliveries_loop(
+    state: std::sync::Weak<ServerState>,
+    store: Arc<dyn SessionStore>,
+    stop: CancellationToken,
+) {
+    loop {
+        let subscribed = tokio::select! {
+            s = store.subscribe() => s,
+            () = stop.cancelled() => return,
+        };
+        let mut deliveries = match subscribed {
+            Ok(d) => d,
+            Err(StoreError::AlreadySubscribed) => {
+                tracing::error!(
+                    "another server in this process receives this replica's deliveries; give each server its own store"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to deliveries; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    () = stop.cancelled() => return,
+                }
+            }
+        };
+        loop {
+            let delivery = tokio::select! {
+                d = deliveries.recv() => d,
+                () = stop.cancelled() => return,
+            };
+            let Some(delivery) = delivery else {
+                tracing::debug!("delivery subscription ended");
+                return;
+            };
+            let Some(state) = state.upgrade() else {
+                return;
+            };
+            state.apply_delivery(&delivery.session_id, delivery.event);
+        }
+    }
+}
+
+/// Every `tick`, restarts the idle time of the sessions whose streams are held here and ends
+/// those the store no longer has (expired, or deleted on another replica).
+async fn keep_alive_loop(
+    state: std::sync::Weak<ServerState>,
+    store: Arc<dyn SessionStore>,
+    stop: CancellationToken,
+    tick: Duration,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            () = stop.cancelled() => return,
+        }
+        let Some(ids) = state.upgrade().map(|s| s.held_streams()) else {
+            return;
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        match store.touch(&ids).await {
+            Ok(alive) => {
+                let Some(state) = state.upgrade() else {
+                    return;
+                };
+                for (id, alive) in ids.iter().zip(alive) {
+                    if !alive {
+                        tracing::debug!(session = %id, "session gone from the store; closing its stream");
+                        state.end_session(id);
+                    }
+                }
+            }
+            // Streams stay open while the store is away; their records outlive a short outage.
+            Err(e) => {
+                tracing::warn!(error = %e, sessions = ids.len(), "cannot refresh sessions in the store")
+            }
+        }
+    }
+}
+
+/// An [`Outbound`] for a session whose stream another replica holds: each message is
+/// delivered to it through the shared store.
+#[derive(Debug)]
+pub(crate) struct StoreOutbound {
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) session_id: String,
+}
+
+impl Outbound for StoreOutbound {
+    fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>> {
+        Box::pin(async move {
+            match self
+                .store
+                .deliver(&self.session_id, &message.to_json())
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(SendError::Closed),
+                Err(e) => {
+                    tracing::warn!(session = %self.session_id, error = %e, "cannot deliver a message to the session's replica");
+                    Err(SendError::Closed)
+                }
+            }
+        })
     }
 }
 

@@ -7,14 +7,16 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use mcp_proto::types::method;
-use mcp_proto::{Decoded, Message, ProtocolVersion, Session};
+use mcp_proto::{AuthSubject, Decoded, Message, ProtocolVersion, Session, SessionState};
 
 use super::event_log::{EventLog, ReadOutcome};
 use super::http_util::{
-    EventFraming, accepts, check_origin, follow_log, is_json_content, read_body, sse_response,
+    EventFraming, accepts, check_origin, follow_log, frame_event, is_json_content, read_body,
+    sse_response,
 };
 use super::state::{HttpSession, LogOutbound, ServerState, SessionKind};
 use super::transport_error::{TransportError, json_body};
+use crate::store::{Replay, SessionStore};
 
 /// The session header.
 pub const SESSION_ID_HEADER: &str = "mcp-session-id";
@@ -68,15 +70,28 @@ fn is_modern(headers: &HeaderMap, messages: &[Result<Message, mcp_proto::Respons
     }
 }
 
-fn existing_session(
+/// The session a request names, if `subject` may use it: from the shared store when there
+/// is one (with the state as stored), else from this process.
+async fn existing_session(
     state: &ServerState,
     headers: &HeaderMap,
-) -> Result<Arc<HttpSession>, TransportError> {
+    subject: Option<&str>,
+    claim: bool,
+) -> Result<(Arc<HttpSession>, Option<SessionState>), TransportError> {
     let id = header_str(headers, SESSION_ID_HEADER)
         .ok_or(TransportError::MissingSessionId("Mcp-Session-Id header"))?;
-    state
-        .session(id, SessionKind::Streamable)
-        .ok_or(TransportError::UnknownSession)
+    match &state.store {
+        Some(store) => {
+            let (session, saved) = state
+                .shared_session(store, id, SessionKind::Streamable, subject, claim)
+                .await?;
+            Ok((session, Some(saved)))
+        }
+        None => state
+            .session(id, SessionKind::Streamable, subject)
+            .map(|s| (s, None))
+            .ok_or(TransportError::UnknownSession),
+    }
 }
 
 pub(crate) async fn post(
@@ -117,6 +132,8 @@ pub(crate) async fn post(
     }
 
     // Which session the messages belong to.
+    let subject = AuthSubject::of(&parts.extensions);
+    let mut saved_state: Option<SessionState> = None;
     let (http_session, proto): (Option<Arc<HttpSession>>, Arc<Session>) = if state.config.stateless
     {
         let version = requested_version.unwrap_or(ProtocolVersion::HTTP_DEFAULT);
@@ -127,11 +144,12 @@ pub(crate) async fn post(
         };
         (None, Arc::new(session))
     } else if is_initialize {
-        let s = state.create_session(SessionKind::Streamable)?;
+        let s = state.create_session(SessionKind::Streamable, subject.clone())?;
         let proto = Arc::clone(&s.proto);
         (Some(s), proto)
     } else {
-        let s = existing_session(&state, headers)?;
+        let (s, saved) = existing_session(&state, headers, subject.as_deref(), false).await?;
+        saved_state = saved;
         let proto = Arc::clone(&s.proto);
         (Some(s), proto)
     };
@@ -167,6 +185,9 @@ pub(crate) async fn post(
                 }
             }
         }
+        if let Some(saved) = &saved_state {
+            state.save_if_changed(&proto, saved).await;
+        }
         return Ok(StatusCode::ACCEPTED.into_response());
     }
 
@@ -180,6 +201,7 @@ pub(crate) async fn post(
     };
     let log = Arc::new(EventLog::new(state.config.stream_buffer));
     let stream_id = match &http_session {
+        Some(_) if state.store.is_some() => ServerState::shared_stream_id(false),
         Some(s) => {
             let id = s.next_stream_id();
             s.remember_stream(id, Arc::clone(&log), state.config.resumable_streams);
@@ -198,6 +220,8 @@ pub(crate) async fn post(
     let task_log = Arc::clone(&log);
     let task_state = Arc::clone(&state);
     let task_proto = Arc::clone(&proto);
+    // A new session is recorded in the shared store once `initialize` has run, below.
+    let save_after = saved_state.filter(|_| !is_initialize);
     let work = async move {
         let replies = futures::future::join_all(messages.into_iter().map(|m| {
             let state = Arc::clone(&task_state);
@@ -216,10 +240,21 @@ pub(crate) async fn post(
             }
         }))
         .await;
+        if let Some(saved) = &save_after {
+            task_state.save_if_changed(&task_proto, saved).await;
+        }
         task_log.finish(super::reply_events(replies, is_batch));
         drop(permit);
     };
-    state.run_call(work).await;
+    match (&state.store, &http_session) {
+        (Some(_), Some(session)) if is_initialize => {
+            // Other replicas learn of the session only once it is stored with what
+            // `initialize` negotiated; until then its id is not handed out.
+            work.await;
+            state.store_session(session, session.proto.state()).await?;
+        }
+        _ => state.run_call(work).await,
+    }
 
     let mut response = if sse {
         whole_or_stream(&state, &http_session, log, stream_id).await
@@ -245,6 +280,14 @@ fn stream_response(
         Some(s) => s.closed.clone(),
         None => state.shutdown.child_token(),
     };
+    if let (Some(store), Some(s)) = (&state.store, session) {
+        mirror_to_store(
+            Arc::clone(store),
+            event_stream_key(&s.id, stream_id),
+            Arc::clone(&log),
+            stop.clone(),
+        );
+    }
     let mut prefix = None;
     if from == 0 {
         prefix = Some(bytes::Bytes::from(format!(
@@ -359,18 +402,24 @@ impl Drop for StandaloneGuard {
 
 pub(crate) async fn get(
     State(state): State<Arc<ServerState>>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Response, TransportError> {
-    check_origin(&headers, &state.config)?;
+    let headers = request.headers();
+    check_origin(headers, &state.config)?;
     if state.config.stateless || !state.config.get_stream {
         return Err(TransportError::MethodNotAllowed("POST, DELETE"));
     }
-    if !accepts(&headers, "text/event-stream") {
+    if !accepts(headers, "text/event-stream") {
         return Err(TransportError::NotAcceptable("text/event-stream"));
     }
-    header_version(&headers)?;
-    let session = existing_session(&state, &headers)?;
-    if let Some((stream_id, seq)) = header_str(&headers, LAST_EVENT_ID).and_then(parse_event_id) {
+    header_version(headers)?;
+    let subject = AuthSubject::of(request.extensions());
+    let last_event = header_str(headers, LAST_EVENT_ID).and_then(parse_event_id);
+    if let Some(store) = &state.store {
+        return shared_get(&state, store, headers, subject.as_deref(), last_event).await;
+    }
+    let (session, _) = existing_session(&state, headers, subject.as_deref(), false).await?;
+    if let Some((stream_id, seq)) = last_event {
         let log = if stream_id == 0 {
             session.stream()
         } else {
@@ -393,28 +442,243 @@ pub(crate) async fn get(
     if session.stream().is_some_and(|l| !l.is_closed()) {
         return Err(TransportError::StreamConflict);
     }
+    Ok(open_standalone(&state, &session, 0, None))
+}
+
+/// Opens the standalone stream of a session on this replica, numbered `stream_id`, after
+/// `prefix` (replayed events).
+fn open_standalone(
+    state: &Arc<ServerState>,
+    session: &Arc<HttpSession>,
+    stream_id: u64,
+    prefix: Option<bytes::Bytes>,
+) -> Response {
     let log = Arc::new(EventLog::new(state.config.stream_buffer));
-    session.set_stream(Some(Arc::clone(&log)));
+    if let Some(previous) = session.set_stream(Some(Arc::clone(&log))) {
+        // Superseded by a resumption: its reader ends.
+        previous.close();
+    }
     state.service.stream_opened(
         &session.proto,
         Arc::new(LogOutbound {
             log: Arc::clone(&log),
         }),
     );
+    if let Some(store) = &state.store {
+        mirror_to_store(
+            Arc::clone(store),
+            event_stream_key(&session.id, stream_id),
+            Arc::clone(&log),
+            session.closed.clone(),
+        );
+    }
     let guard = StandaloneGuard {
-        session: Arc::clone(&session),
+        session: Arc::clone(session),
         log: Arc::clone(&log),
     };
     let body = follow_log(
         log,
         0,
-        EventFraming::Resumable { stream_id: 0 },
-        None,
+        EventFraming::Resumable { stream_id },
+        prefix,
         state.config.keep_alive,
         session.closed.clone(),
         guard,
     );
-    Ok(sse_response(body))
+    sse_response(body)
+}
+
+/// `GET` with a shared store. A response stream (odd id) resumes from the store's events on
+/// any replica, following the stream until its response. Otherwise this replica claims the
+/// session (deliveries for it come here) and opens its standalone stream, first replaying
+/// what the previous one sent after `Last-Event-ID`.
+async fn shared_get(
+    state: &Arc<ServerState>,
+    store: &Arc<dyn SessionStore>,
+    headers: &HeaderMap,
+    subject: Option<&str>,
+    last_event: Option<(u64, u64)>,
+) -> Result<Response, TransportError> {
+    if let Some((stream_id, seq)) = last_event.filter(|(id, _)| id % 2 == 1) {
+        let (session, _) = existing_session(state, headers, subject, false).await?;
+        let key = event_stream_key(&session.id, stream_id);
+        if let Replay::Events(events) = store.read_events_after(&key, seq).await? {
+            tracing::debug!(session = %session.id, stream_id, seq, "resuming a response stream from the store");
+            let body = replay_response_stream(
+                state,
+                Arc::clone(store),
+                key,
+                stream_id,
+                seq,
+                events,
+                session.closed.clone(),
+            );
+            return Ok(sse_response(body));
+        }
+    }
+    let (session, _) = existing_session(state, headers, subject, true).await?;
+    let mut prefix = None;
+    if let Some((stream_id, seq)) = last_event.filter(|(id, _)| id % 2 == 0) {
+        let key = event_stream_key(&session.id, stream_id);
+        if let Replay::Events(events) = store.read_events_after(&key, seq).await? {
+            let mut out = Vec::new();
+            for e in &events {
+                let data = (!e.payload.is_empty()).then_some(e.payload.as_str());
+                frame_event(EventFraming::Resumable { stream_id }, e.seq, data, &mut out);
+            }
+            prefix = Some(bytes::Bytes::from(out));
+        }
+    } else if session.stream().is_some_and(|l| !l.is_closed()) {
+        return Err(TransportError::StreamConflict);
+    }
+    Ok(open_standalone(
+        state,
+        &session,
+        ServerState::shared_stream_id(true),
+        prefix,
+    ))
+}
+
+/// The key of a stream's events in the shared store.
+fn event_stream_key(session_id: &str, stream_id: u64) -> String {
+    format!("{session_id}/{stream_id}")
+}
+
+/// Copies a stream's events to the shared store as they are written, so that a client can
+/// resume it on any replica, until the stream ends.
+fn mirror_to_store(
+    store: Arc<dyn SessionStore>,
+    key: String,
+    log: Arc<EventLog>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut next = 0;
+        loop {
+            match log.read_from(next) {
+                ReadOutcome::Events(events) => {
+                    for e in events {
+                        let payload = e.data.as_deref().unwrap_or("");
+                        if let Err(err) = store.append_event(&key, e.seq, payload).await {
+                            tracing::warn!(stream = %key, error = %err, "cannot store a stream event for resumption");
+                        }
+                        next = e.seq + 1;
+                    }
+                }
+                ReadOutcome::Pending => {
+                    tokio::select! {
+                        () = log.wait_beyond(next) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+                ReadOutcome::Finished => return,
+                ReadOutcome::Lagged => {
+                    tracing::warn!(stream = %key, "the store fell behind a stream; it cannot be resumed past this point");
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Whether a stored event is the response that ends a response stream.
+fn is_final_response(payload: &str) -> bool {
+    fn is_response(v: &serde_json::Value) -> bool {
+        v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some())
+    }
+    match serde_json::from_str::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Array(items)) => !items.is_empty() && items.iter().all(is_response),
+        Ok(v) => is_response(&v),
+        Err(_) => false,
+    }
+}
+
+/// How often a response stream resumed from the store looks for new events.
+const REPLAY_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A response stream resumed from the store: the stored events after `seq`, then new ones
+/// as the replica running the call stores them, until its response (or the call timeout).
+fn replay_response_stream(
+    state: &Arc<ServerState>,
+    store: Arc<dyn SessionStore>,
+    key: String,
+    stream_id: u64,
+    seq: u64,
+    first: Vec<crate::store::StoredEvent>,
+    stop: tokio_util::sync::CancellationToken,
+) -> axum::body::Body {
+    struct Cursor {
+        store: Arc<dyn SessionStore>,
+        key: String,
+        last: u64,
+        batch: Vec<crate::store::StoredEvent>,
+        done: bool,
+        deadline: tokio::time::Instant,
+        keep_alive: std::time::Duration,
+        idle_since: tokio::time::Instant,
+    }
+    let now = tokio::time::Instant::now();
+    let cursor = Cursor {
+        store,
+        key,
+        last: seq,
+        batch: first,
+        done: false,
+        deadline: now + state.config.call_timeout,
+        keep_alive: state.config.keep_alive,
+        idle_since: now,
+    };
+    let framing = EventFraming::Resumable { stream_id };
+    let stream = futures::stream::unfold(cursor, move |mut c| {
+        let stop = stop.clone();
+        async move {
+            loop {
+                if c.done {
+                    return None;
+                }
+                let batch = std::mem::take(&mut c.batch);
+                if !batch.is_empty() {
+                    let mut out = Vec::new();
+                    let after = c.last;
+                    for e in batch.iter().filter(|e| e.seq > after) {
+                        let data = (!e.payload.is_empty()).then_some(e.payload.as_str());
+                        frame_event(framing, e.seq, data, &mut out);
+                        c.last = e.seq;
+                        c.done |= is_final_response(&e.payload);
+                    }
+                    c.idle_since = tokio::time::Instant::now();
+                    if !out.is_empty() {
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(out)),
+                            c,
+                        ));
+                    }
+                    continue;
+                }
+                if tokio::time::Instant::now() >= c.deadline {
+                    return None;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(REPLAY_POLL) => {}
+                    () = stop.cancelled() => return None,
+                }
+                match c.store.read_events_after(&c.key, c.last).await {
+                    Ok(Replay::Events(events)) if !events.is_empty() => c.batch = events,
+                    Ok(Replay::Events(_)) => {
+                        if c.idle_since.elapsed() >= c.keep_alive {
+                            c.idle_since = tokio::time::Instant::now();
+                            return Some((Ok(bytes::Bytes::from_static(b": ping\n\n")), c));
+                        }
+                    }
+                    Ok(_) => return None,
+                    Err(e) => {
+                        tracing::debug!(stream = %c.key, error = %e, "resumed stream: store unavailable; polling again");
+                    }
+                }
+            }
+        }
+    });
+    axum::body::Body::from_stream(stream)
 }
 
 fn parse_event_id(id: &str) -> Option<(u64, u64)> {
@@ -425,12 +689,25 @@ fn parse_event_id(id: &str) -> Option<(u64, u64)> {
 pub(crate) async fn delete(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
+    extensions: http::Extensions,
 ) -> Result<Response, TransportError> {
     check_origin(&headers, &state.config)?;
     if state.config.stateless {
         return Err(TransportError::MethodNotAllowed("POST"));
     }
-    let session = existing_session(&state, &headers)?;
+    let subject = AuthSubject::of(&extensions);
+    if let Some(store) = &state.store {
+        let id = header_str(&headers, SESSION_ID_HEADER)
+            .ok_or(TransportError::MissingSessionId("Mcp-Session-Id header"))?;
+        // Ends it everywhere: its owner is told to close its streams.
+        let deleted = store.delete(id, subject.as_deref()).await?;
+        if deleted {
+            state.end_session(id);
+            return Ok(StatusCode::OK.into_response());
+        }
+        return Err(TransportError::UnknownSession);
+    }
+    let (session, _) = existing_session(&state, &headers, subject.as_deref(), false).await?;
     state.end_session(&session.id);
     Ok(StatusCode::OK.into_response())
 }

@@ -41,6 +41,21 @@ pub(crate) enum TransportError {
     MethodNotAllowed(&'static str),
     /// A second standalone stream for one session.
     StreamConflict,
+    /// The shared session store cannot be reached (or is full): retry later.
+    StoreUnavailable(String),
+    /// The shared session store answered with an error.
+    StoreFailed(String),
+}
+
+impl From<crate::store::StoreError> for TransportError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::warn!(error = %e, "session store");
+        if e.is_unavailable() {
+            Self::StoreUnavailable(e.to_string())
+        } else {
+            Self::StoreFailed(e.to_string())
+        }
+    }
 }
 
 impl TransportError {
@@ -129,6 +144,16 @@ impl TransportError {
                 TRANSPORT_ERROR,
                 "Conflict: Only one SSE stream is allowed per session".into(),
             ),
+            StoreUnavailable(detail) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                TRANSPORT_ERROR,
+                format!("Service Unavailable: {detail}"),
+            ),
+            StoreFailed(detail) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TRANSPORT_ERROR,
+                format!("Internal Server Error: {detail}"),
+            ),
         }
     }
 }
@@ -161,7 +186,9 @@ impl IntoResponse for TransportError {
                     .headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            TransportError::TooManySessions | TransportError::ShuttingDown => {
+            TransportError::TooManySessions
+            | TransportError::ShuttingDown
+            | TransportError::StoreUnavailable(_) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
