@@ -3,8 +3,8 @@
 //! [`RedisStore`] implements [`mcp_sse::store::SessionStore`], the seam through which the
 //! `mcp-sse` transports keep what replicas must share: session records, delivery of
 //! server-to-client messages to the replica holding a session's stream, and the event store
-//! behind `Last-Event-ID`. In-memory ([`mcp_sse::MemoryStore`]) stays the default; a server
-//! switches by being given an `Arc<RedisStore>` instead.
+//! behind `Last-Event-ID`. By default a server keeps its sessions in its own process; one
+//! builder call, `McpHttpServer::session_store(Arc::new(redis_store))`, makes it a replica.
 //!
 //! ## Layout in Redis (prefix `mcp`, see [`RedisConfig::key_prefix`])
 //!
@@ -31,24 +31,46 @@
 //! without persistence, and entries trimmed when a replica falls more than
 //! [`RedisConfig::delivery_stream_max`] behind.
 //!
-//! ## How the server uses it (wiring still to do in `mcp-sse/src/server`)
+//! ## Serving replicas
+//!
+//! Give each replica's server its own store (`McpHttpServer::session_store`); every replica
+//! serves the same tools, and any of them answers any request of any session:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mcp_redis::{RedisConfig, RedisStore};
+//!
+//! # async fn run(tools: mcp_proto::McpServer) -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
+//! mcp_sse::McpHttpServer::new(tools)
+//!     .session_store(Arc::new(store))
+//!     .serve("127.0.0.1:8000", mcp_sse::ctrl_c())
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! What each request costs in Redis round trips:
 //!
 //! - **Legacy SSE, `GET /sse` on A, `POST /messages/` on B**: A `create`s the session (owner A)
-//!   and `touch`es its open sessions on each keep-alive tick. B `load`s it with the caller's
-//!   subject (1 round trip), runs the call, and `deliver`s the response (1 round trip); A's
-//!   `subscribe` loop writes it to the stream. When B is A, the response goes straight to the
-//!   local stream: 1 round trip.
-//! - **Streamable HTTP, initialized on A, used on B**: A `create`s the session and
-//!   `save_state`s after `initialize`; a `POST` on B `load`s it (1 round trip) and answers on its
-//!   own response stream. A `GET` stream opened on A `claim`s the session (owner A), so what B
-//!   produces for the session is `deliver`ed to A.
+//!   and `touch`es the sessions whose streams it holds on each keep-alive tick. B `load`s it
+//!   with the caller's subject (1 round trip), runs the call, and `deliver`s the response (1
+//!   round trip); A writes it to the stream. On A itself: 1 round trip (the `load`).
+//! - **Streamable HTTP, initialized on A, used on B**: A `create`s the session once
+//!   `initialize` has run; a `POST` on any replica `load`s it (1 round trip) and answers on
+//!   its own response stream. A request that changes the negotiated state (`initialized`,
+//!   `logging/setLevel`, subscriptions) saves it (1 more). A `GET` stream opened on A
+//!   `claim`s the session, so what B sends the session outside a request (list changes,
+//!   resource updates) is `deliver`ed to A.
 //! - **`DELETE` on C**: `delete` with the caller's subject (1 round trip) removes the record and
 //!   queues `SessionEnded` for the owner, which closes its streams.
-//! - **`Last-Event-ID` on any replica**: the replica holding a stream `append_event`s each event
-//!   under `<session>/<stream id>`; any replica `read_events_after` the client's last id.
+//! - **`Last-Event-ID` on any replica**: events of a response that is streamed (not answered
+//!   at once) and of `GET` streams are stored under `<session>/<stream id>` as they are
+//!   written; any replica replays them and follows the stream until its response.
 //! - **Redis down**: every operation fails with `StoreError::Unavailable` within
 //!   [`RedisConfig::op_timeout`] (transports answer 503 with a JSON body); the next operation
 //!   after Redis is back reconnects, with no restart.
+//!
+//! The store operations, replica by replica:
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -79,6 +101,8 @@
 
 mod config;
 mod scripts;
+#[cfg(test)]
+mod server_tests;
 mod store;
 #[cfg(test)]
 mod test_redis;

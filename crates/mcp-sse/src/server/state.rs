@@ -40,6 +40,26 @@ pub(crate) struct HttpSession {
     pub(crate) closed: CancellationToken,
     /// The authenticated subject that created it; another subject cannot use it.
     pub(crate) subject: Option<Arc<str>>,
+    /// A transient copy of a shared session whose stream another replica holds: the service
+    /// to tell when the request is over (it was told of a stream through the store).
+    transient_of: Option<TransientOf>,
+}
+
+/// The service a transient session was announced to.
+struct TransientOf(Arc<dyn McpService>);
+
+impl std::fmt::Debug for TransientOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TransientOf")
+    }
+}
+
+impl Drop for HttpSession {
+    fn drop(&mut self) {
+        if let Some(TransientOf(service)) = self.transient_of.take() {
+            service.session_closed(&self.proto);
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,6 +86,7 @@ impl HttpSession {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             closed,
             subject,
+            transient_of: None,
         }
     }
 
@@ -266,7 +287,14 @@ impl ServerState {
             .subject(session.subject.as_deref().map(str::to_owned))
             .idle_timeout(idle);
         match store.create(new).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                if session.kind == TransportKind::Streamable {
+                    // The store has it now; this replica keeps only sessions whose streams
+                    // it holds, so what is sent to this one reaches whichever replica does.
+                    lock(&self.sessions).remove(&session.id);
+                }
+                Ok(())
+            }
             Err(e) => {
                 self.end_session(&session.id);
                 Err(e.into())
@@ -316,14 +344,28 @@ impl ServerState {
                 if self.draining.load(Ordering::SeqCst) {
                     return Err(TransportError::ShuttingDown);
                 }
-                let session = Arc::new(HttpSession::new(
+                let mut session = HttpSession::new(
                     record.id.clone(),
                     kind,
                     Session::with_state(Some(record.id.clone()), record.state.clone()),
                     record.subject.as_deref().map(Arc::from),
                     self.config.max_in_flight_per_session,
                     self.shutdown.child_token(),
-                ));
+                );
+                if !claim && record.owner != store.replica_id() {
+                    // What the service sends the session outside a request's own stream (list
+                    // changes, resource updates) while this request runs goes to the replica
+                    // holding its stream.
+                    self.service.stream_opened(
+                        &session.proto,
+                        Arc::new(StoreOutbound {
+                            store: Arc::clone(store),
+                            session_id: record.id.clone(),
+                        }),
+                    );
+                    session.transient_of = Some(TransientOf(Arc::clone(&self.service)));
+                }
+                let session = Arc::new(session);
                 if claim {
                     // This replica holds its stream from now on: keep it live here.
                     let mut sessions = lock(&self.sessions);
