@@ -186,3 +186,91 @@ async fn a_token_for_another_audience_is_refused_with_invalid_token() {
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     task.abort();
 }
+
+fn token_for(subject: &str) -> String {
+    key_pair()
+        .create_token()
+        .audience("dice-server")
+        .subject(subject)
+        .sign()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_the_subject_that_created_it_on_both_transports() {
+    let (addr, _task, calls) = start().await;
+    let http = reqwest::Client::new();
+    let alice = token_for("alice");
+    let bob = token_for("bob");
+
+    // Streamable HTTP: alice's session is unknown to bob, for POST, GET and DELETE.
+    let client = McpClient::builder(format!("http://{addr}/mcp"))
+        .transport(TransportKind::StreamableHttp)
+        .protocol_version(mcp_proto::ProtocolVersion::V2025_11_25)
+        .bearer_token(&alice)
+        .connect()
+        .await
+        .unwrap();
+    let session = client.session_id().unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "whoami", "arguments": {}}});
+    let post = |token: String| {
+        http.post(format!("http://{addr}/mcp"))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", client.protocol_version().as_str())
+            .json(&call)
+            .send()
+    };
+    let refused = post(bob.clone()).await.unwrap();
+    assert_eq!(refused.status(), 404);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "Not Found: Unknown or expired session ID"
+    );
+    let get = http
+        .get(format!("http://{addr}/mcp"))
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 404);
+    let delete = http
+        .delete(format!("http://{addr}/mcp"))
+        .bearer_auth(&bob)
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 404);
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "bob's call never ran");
+    // Still alice's.
+    assert_eq!(post(alice.clone()).await.unwrap().status(), 200);
+    let result = client.call_tool("whoami", json!({})).await.unwrap();
+    assert_eq!(text(&result), "alice");
+
+    // Legacy SSE: bob cannot post into alice's stream.
+    let legacy = McpClient::builder(format!("http://{addr}/sse"))
+        .transport(TransportKind::Sse)
+        .bearer_token(&alice)
+        .connect()
+        .await
+        .unwrap();
+    let legacy_session = legacy.session_id().unwrap();
+    let refused = http
+        .post(format!(
+            "http://{addr}/messages/?session_id={legacy_session}"
+        ))
+        .bearer_auth(&bob)
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+    let result = legacy.call_tool("whoami", json!({})).await.unwrap();
+    assert_eq!(text(&result), "alice");
+}
