@@ -6,6 +6,11 @@
 //!   over legacy HTTP+SSE at `/sse` and streamable HTTP at `/mcp`, on `127.0.0.1:8000`.
 //! - `dice_server_auth`: the same behind bearer-JWT auth (audience `dice-server`), minting and
 //!   printing a development token as the seed does.
+//!
+//! Both run as replicas of one service with `--redis redis://HOST:PORT` (or `MCP_REDIS_URL`,
+//! see [`ReplicaArgs`]): sessions live in Redis, so any replica serves any request of any
+//! session behind a load balancer without stickiness. `--echo` adds the `echo(token)` tool
+//! the replica tests use ([`dice::server_with_echo`]).
 //! - `responses_local`: the local stand-in for OpenAI's `POST /v1/responses`.
 //! - `dice_client`: the seed's Python call in Rust; without `OPENAI_API_KEY` it runs the whole
 //!   flow on this machine (dice server + local Responses endpoint, in-process).
@@ -15,6 +20,8 @@
 //! ```
 //! let server = mcp_examples::dice::server().unwrap();
 //! assert_eq!(server.tools()[0].name, "roll_dice");
+//! let with_echo = mcp_examples::dice::server_with_echo(true).unwrap();
+//! assert_eq!(with_echo.tools()[1].name, "echo");
 //! ```
 
 use std::net::SocketAddr;
@@ -46,9 +53,97 @@ pub mod dice {
 
     /// The "Dice Roller" server with its one tool.
     pub fn server() -> Result<McpServer, mcp_proto::Error> {
-        McpServer::builder("Dice Roller")
-            .tool("roll_dice", DESCRIPTION, roll_dice)
-            .build()
+        server_with_echo(false)
+    }
+
+    /// The description of `echo`.
+    pub const ECHO_DESCRIPTION: &str = "Return `token` unchanged.";
+
+    /// Arguments of `echo`.
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Echo {
+        /// The text to get back.
+        pub token: String,
+    }
+
+    /// Returns the token: each call of a replica test carries a unique one it must get back,
+    /// so a lost, duplicated or misdelivered response shows.
+    pub async fn echo(args: Echo) -> Result<String, ToolError> {
+        Ok(args.token)
+    }
+
+    /// The "Dice Roller" server, with `echo(token) -> str` after `roll_dice` when `echo` is set.
+    pub fn server_with_echo(echo_tool: bool) -> Result<McpServer, mcp_proto::Error> {
+        let builder = McpServer::builder("Dice Roller").tool("roll_dice", DESCRIPTION, roll_dice);
+        let builder = if echo_tool {
+            builder.tool("echo", ECHO_DESCRIPTION, echo)
+        } else {
+            builder
+        };
+        builder.build()
+    }
+}
+
+/// Running as one of several replicas that share sessions through Redis.
+///
+/// Without `--redis` (and without `MCP_REDIS_URL`) sessions live in the process, as before.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ReplicaArgs {
+    /// Share sessions with the other replicas through Redis at this URL
+    /// (`redis://[user:password@]host:port[/db]`).
+    #[arg(long, env = "MCP_REDIS_URL", value_name = "URL")]
+    pub redis: Option<String>,
+    /// This replica's id in Redis (default: random, new for every start). Must differ
+    /// between replicas running at the same time.
+    #[arg(long, value_name = "ID", requires = "redis")]
+    pub replica_id: Option<String>,
+}
+
+impl ReplicaArgs {
+    /// With `--redis`: connects a [`mcp_redis::RedisStore`] and gives it to `server`
+    /// ([`mcp_sse::McpHttpServer::session_store`]); fails, naming the URL, when Redis cannot
+    /// be reached at start. Without it: `server` unchanged.
+    pub async fn apply(
+        &self,
+        server: mcp_sse::McpHttpServer,
+    ) -> anyhow::Result<mcp_sse::McpHttpServer> {
+        let Some(url) = &self.redis else {
+            return Ok(server);
+        };
+        let mut config = mcp_redis::RedisConfig::new(url.clone());
+        if let Some(id) = &self.replica_id {
+            config = config.replica_id(id.clone());
+        }
+        let replica_id = config.replica_id.clone();
+        let shown = redacted_url(url);
+        let store = mcp_redis::RedisStore::connect(config)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot use Redis at {shown}: {error}"))?;
+        tracing::info!(redis = %shown, replica_id = %replica_id, "sessions shared through Redis");
+        Ok(server.session_store(std::sync::Arc::new(store)))
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs and errors.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(u, _)| u);
+            if credentials.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                format!("{scheme}://{user}@{host}{path}")
+            }
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -119,6 +214,66 @@ mod tests {
         assert_eq!(schema["properties"]["n_dice"]["maximum"], 100);
         assert_eq!(schema["required"], serde_json::json!(["n_dice"]));
         assert_eq!(schema["additionalProperties"], false);
+    }
+
+    #[tokio::test]
+    async fn echo_returns_the_token_and_is_opt_in() {
+        let token = dice::echo(dice::Echo {
+            token: "t-42".into(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(token, "t-42");
+        let names = |s: mcp_proto::McpServer| -> Vec<String> {
+            s.tools().into_iter().map(|t| t.name).collect()
+        };
+        assert_eq!(names(dice::server().unwrap()), ["roll_dice"]);
+        assert_eq!(
+            names(dice::server_with_echo(true).unwrap()),
+            ["roll_dice", "echo"]
+        );
+        let schema = &dice::server_with_echo(true).unwrap().tools()[1].input_schema;
+        assert_eq!(schema["required"], serde_json::json!(["token"]));
+        assert_eq!(schema["properties"]["token"]["type"], "string");
+    }
+
+    #[test]
+    fn redis_passwords_are_redacted() {
+        assert_eq!(
+            redacted_url("redis://user:secret@10.0.0.1:6379/2"),
+            "redis://user:***@10.0.0.1:6379/2"
+        );
+        assert_eq!(redacted_url("redis://:secret@h:1"), "redis://:***@h:1");
+        assert_eq!(redacted_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redacted_url("redis://user@h:6379"), "redis://user@h:6379");
+        assert_eq!(redacted_url("not a url"), "not a url");
+    }
+
+    #[tokio::test]
+    async fn without_redis_the_server_keeps_sessions_in_memory() {
+        let server = mcp_sse::McpHttpServer::new(dice::server().unwrap());
+        let server = ReplicaArgs::default().apply(server).await.unwrap();
+        assert!(server.store().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_a_clear_error() {
+        // A port nothing listens on: bind one, note it, close it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let args = ReplicaArgs {
+            redis: Some(format!("redis://127.0.0.1:{port}")),
+            replica_id: Some("r1".into()),
+        };
+        let server = mcp_sse::McpHttpServer::new(dice::server().unwrap());
+        let error = args.apply(server).await.unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("cannot use Redis at redis://127.0.0.1:{port}: ")),
+            "{error}"
+        );
     }
 
     #[test]

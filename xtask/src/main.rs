@@ -9,6 +9,9 @@
 //!   both dated requirement sets (see [`conformance`]).
 //! - `interop`: the Python `mcp`, `fastmcp` and `openai` packages against our servers and
 //!   endpoint, and our client against FastMCP (see [`interop`]).
+//! - `replicas`: three dice server replicas sharing sessions through a real Redis behind a
+//!   real nginx (round robin, no stickiness), driven by our client and the Python clients;
+//!   the cluster harness is [`cluster`] (see [`replicas`]).
 //! - `deny`: installs cargo-deny into `.tools/` and runs `cargo deny check licenses bans sources`.
 //! - `sans-io`: fails if the normal dependency closure of `mcp-proto` reaches an I/O runtime
 //!   (tokio, hyper, axum, reqwest, mio, tokio-util), printing the path that leads there.
@@ -19,11 +22,13 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod cluster;
 mod conformance;
 mod deny;
 mod e2e;
 mod interop;
 mod process;
+mod replicas;
 mod sans_io;
 
 use std::path::PathBuf;
@@ -51,6 +56,8 @@ enum Command {
     Conformance(conformance::Args),
     /// Interoperability with the Python `mcp`, `fastmcp` and `openai` packages.
     Interop(interop::Args),
+    /// Three replicas on Redis behind nginx: shared sessions, a killed replica, a Redis restart.
+    Replicas(replicas::Args),
     /// Install cargo-deny into `.tools/` and check licenses, bans and sources.
     Deny(deny::Args),
     /// Check that `mcp-proto` stays free of I/O runtimes (reads `cargo metadata`).
@@ -64,6 +71,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Interop(args) => interop::run(args),
+        Command::Replicas(args) => replicas::run(args),
         Command::Deny(args) => deny::run(args),
         Command::SansIo(args) => sans_io::run(args),
     };

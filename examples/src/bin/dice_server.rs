@@ -1,5 +1,10 @@
 //! The seed's "Dice Roller" MCP server: `roll_dice(n_dice)` over legacy HTTP+SSE (`/sse`) and
 //! streamable HTTP (`/mcp`).
+//!
+//! Several replicas behind a load balancer share their sessions through Redis:
+//! `dice_server --port 8001 --redis redis://127.0.0.1:6379 --replica-id a` (the URL may also come
+//! from `MCP_REDIS_URL`). Any replica then serves any request of any session, over both
+//! transports, without sticky sessions. `--echo` adds the `echo(token)` tool.
 #![allow(clippy::print_stdout)]
 
 use clap::Parser;
@@ -11,9 +16,14 @@ use mcp_sse::{McpHttpServer, ServerConfig};
 struct Args {
     #[command(flatten)]
     listen: mcp_examples::ListenArgs,
-    /// Serve streamable HTTP without sessions (for replicas behind a load balancer).
+    /// Serve streamable HTTP without sessions (replicas without Redis; see `--redis`).
     #[arg(long)]
     stateless: bool,
+    #[command(flatten)]
+    replica: mcp_examples::ReplicaArgs,
+    /// Also serve `echo(token: str) -> str` (the replica tests use it).
+    #[arg(long)]
+    echo: bool,
 }
 
 #[tokio::main]
@@ -24,7 +34,9 @@ async fn main() -> anyhow::Result<()> {
         stateless: args.stateless,
         ..ServerConfig::default()
     };
-    let server = McpHttpServer::with_config(mcp_examples::dice::server()?, config);
+    let service = mcp_examples::dice::server_with_echo(args.echo)?;
+    let server = McpHttpServer::with_config(service, config);
+    let server = args.replica.apply(server).await?;
     let listener = args.listen.bind().await?;
     let addr = listener.local_addr()?;
     println!(

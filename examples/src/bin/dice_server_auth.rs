@@ -1,5 +1,11 @@
 //! The seed's authenticated "Dice Roller": a development RSA key pair, a token for audience
 //! `dice-server` printed at start, and every MCP route behind bearer-JWT verification.
+//!
+//! Replicas share one key pair (`--private-key-file`, e.g. written by `jwt_tool mint`) and
+//! their sessions through Redis (`--redis URL` or `MCP_REDIS_URL`, `--replica-id`). A session
+//! belongs to the token's subject (`sub`, `--subject` for the printed token): the same session
+//! id with another subject's token is 404 on every replica. `--echo` adds the `echo(token)`
+//! tool.
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
@@ -26,6 +32,14 @@ struct Args {
     /// The audience tokens must carry.
     #[arg(long, default_value = "dice-server")]
     audience: String,
+    /// The subject (`sub`) of the printed token.
+    #[arg(long, default_value = mcp_auth::DEV_SUBJECT)]
+    subject: String,
+    #[command(flatten)]
+    replica: mcp_examples::ReplicaArgs,
+    /// Also serve `echo(token: str) -> str` (the replica tests use it).
+    #[arg(long)]
+    echo: bool,
 }
 
 #[tokio::main]
@@ -38,7 +52,11 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => RsaKeyPair::from_private_key_pem(&std::fs::read_to_string(path)?)?,
         None => RsaKeyPair::generate()?,
     };
-    let access_token = key_pair.create_token().audience(&args.audience).sign()?;
+    let access_token = key_pair
+        .create_token()
+        .audience(&args.audience)
+        .subject(&args.subject)
+        .sign()?;
 
     let verifier =
         JwtVerifier::from_public_key_pem(&key_pair.public_key_pem())?.audience(&args.audience);
@@ -47,7 +65,8 @@ async fn main() -> anyhow::Result<()> {
     let resource = format!("http://{addr}/mcp");
     let auth = ResourceServer::new(&resource, verifier)?.authorization_server(DEV_ISSUER);
 
-    let mcp = McpHttpServer::new(mcp_examples::dice::server()?);
+    let mcp = McpHttpServer::new(mcp_examples::dice::server_with_echo(args.echo)?);
+    let mcp = args.replica.apply(mcp).await?;
     let app = auth.protect(mcp.router());
 
     if let Some(path) = &args.token_file {

@@ -1,7 +1,11 @@
 //! Development JWTs with `mcp-auth`, for the JWT cross-check of `cargo xtask interop`:
 //!
-//! - `jwt_tool mint --audience A --private-key-out F --public-key-out F`: generates an
-//!   [`mcp_auth::RsaKeyPair`], writes both keys (PEM) and prints a token for audience `A`.
+//! - `jwt_tool mint --audience A --private-key-out F --public-key-out F [--subject S]`:
+//!   generates an [`mcp_auth::RsaKeyPair`], writes both keys (PEM) and prints a token for
+//!   audience `A` (subject `S`, default `dev-user`).
+//! - `jwt_tool sign --private-key F --audience A [--subject S]`: prints a token signed with an
+//!   existing key (the one replicas of `dice_server_auth` share through `--private-key-file`),
+//!   e.g. one per user to check that sessions stay with their subject.
 //! - `jwt_tool verify --public-key F --audience A <token>`: checks the token with
 //!   [`mcp_auth::JwtVerifier`] (signature, expiry, audience); exit 0 and the caller's identity
 //!   as JSON when it is accepted, exit 1 and the reason when it is not.
@@ -39,6 +43,21 @@ enum Command {
         /// Where to write the public key (SPKI PEM).
         #[arg(long)]
         public_key_out: PathBuf,
+        /// The token's `sub` claim.
+        #[arg(long, default_value = mcp_auth::DEV_SUBJECT)]
+        subject: String,
+    },
+    /// Print a token signed with an existing private key.
+    Sign {
+        /// The private key (PKCS#8 PEM).
+        #[arg(long)]
+        private_key: PathBuf,
+        /// The token's `aud` claim.
+        #[arg(long)]
+        audience: String,
+        /// The token's `sub` claim.
+        #[arg(long, default_value = mcp_auth::DEV_SUBJECT)]
+        subject: String,
     },
     /// Verify a token against a public key and an audience.
     Verify {
@@ -59,11 +78,24 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             audience,
             private_key_out,
             public_key_out,
+            subject,
         } => {
             let key_pair = RsaKeyPair::generate()?;
             std::fs::write(&private_key_out, key_pair.private_key_pem())?;
             std::fs::write(&public_key_out, key_pair.public_key_pem())?;
-            println!("{}", key_pair.create_token().audience(audience).sign()?);
+            let token = key_pair.create_token().audience(audience).subject(subject);
+            println!("{}", token.sign()?);
+            Ok(true)
+        }
+        Command::Sign {
+            private_key,
+            audience,
+            subject,
+        } => {
+            let pem = std::fs::read_to_string(&private_key)?;
+            let key_pair = RsaKeyPair::from_private_key_pem(&pem)?;
+            let token = key_pair.create_token().audience(audience).subject(subject);
+            println!("{}", token.sign()?);
             Ok(true)
         }
         Command::Verify {
