@@ -118,6 +118,7 @@ pub struct Session {
     state: Mutex<SessionState>,
     in_flight: Mutex<HashMap<RequestId, CancellationSignal>>,
     server_requests: Mutex<ServerRequests>,
+    server_request_prefix: String,
 }
 
 /// Most server-to-client requests waiting for answers in one session.
@@ -144,7 +145,21 @@ impl Session {
             state: Mutex::new(state),
             in_flight: Mutex::new(HashMap::new()),
             server_requests: Mutex::new(ServerRequests::default()),
+            server_request_prefix: "srv".to_owned(),
         }
+    }
+
+    /// Sets what the ids of this session's server-to-client requests start with (default
+    /// `srv`; ids are `<prefix>-<n>`). Transports that share a session between processes give
+    /// each copy its own prefix, so the answer to a request can find the copy that asked.
+    pub fn with_server_request_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.server_request_prefix = prefix.into();
+        self
+    }
+
+    /// What the ids of this session's server-to-client requests start with.
+    pub fn server_request_prefix(&self) -> &str {
+        &self.server_request_prefix
     }
 
     /// A per-request session for stateless transports, at the given version.
@@ -224,7 +239,10 @@ impl Session {
             return Err(SendError::Full);
         }
         requests.next_id += 1;
-        let id = RequestId::from(format!("srv-{}", requests.next_id));
+        let id = RequestId::from(format!(
+            "{}-{}",
+            self.server_request_prefix, requests.next_id
+        ));
         let (tx, rx) = oneshot::channel();
         requests.pending.insert(id.clone(), tx);
         Ok((id, rx))

@@ -35,6 +35,7 @@ pub(crate) struct Scripts {
     pub(crate) deliver: LuaScript,
     pub(crate) append: LuaScript,
     pub(crate) read_after: LuaScript,
+    pub(crate) forward: LuaScript,
 }
 
 impl Scripts {
@@ -48,10 +49,11 @@ impl Scripts {
             deliver: LuaScript::new("deliver", DELIVER),
             append: LuaScript::new("append", APPEND),
             read_after: LuaScript::new("read_after", READ_AFTER),
+            forward: LuaScript::new("forward", FORWARD),
         }
     }
 
-    pub(crate) fn all(&self) -> [&LuaScript; 8] {
+    pub(crate) fn all(&self) -> [&LuaScript; 9] {
         [
             &self.create,
             &self.load,
@@ -61,6 +63,7 @@ impl Scripts {
             &self.deliver,
             &self.append,
             &self.read_after,
+            &self.forward,
         ]
     }
 }
@@ -174,6 +177,14 @@ if not owner then return 0 end
 local dk = ARGV[1] .. owner
 redis.call('XADD', dk, 'MAXLEN', '~', ARGV[4], '*', 's', ARGV[2], 'm', ARGV[3])
 redis.call('PEXPIRE', dk, ARGV[5])
+return 1
+";
+
+/// KEYS[1] delivery stream of the target replica. ARGV: session id, payload, delivery stream
+/// bound, delivery stream ttl ms. Appends a client message for a call running there.
+const FORWARD: &str = r"
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 's', ARGV[1], 'c', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 ";
 

@@ -44,8 +44,29 @@ async fn change_tools(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> 
     Ok("changed".into())
 }
 
+async fn ask_name(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
+    let schema = json!({"type": "object", "properties": {"name": {"type": "string"}},
+                        "required": ["name"]});
+    let Value::Object(schema) = schema else {
+        unreachable!()
+    };
+    let answer = ctx
+        .elicit(mcp_proto::types_input::ElicitParams::form(
+            "Your name?",
+            schema,
+        ))
+        .await
+        .map_err(mcp_proto::tool_error)?;
+    let name = answer
+        .content
+        .and_then(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    Ok(format!("hello {name}"))
+}
+
 fn service() -> McpServer {
     McpServer::builder("replica-test")
+        .tool("ask_name", "Asks the user's name", ask_name)
         .tool("echo", "Returns the token", echo)
         .tool(
             "progress_steps",
@@ -175,7 +196,7 @@ async fn post_mcp(
 
 fn initialize_request() -> Value {
     json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
+        "protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
         "clientInfo": {"name": "replica-test", "version": "1"}}})
 }
 
@@ -698,4 +719,77 @@ async fn idle_expiry_holds_on_every_replica() {
         let reply = post_mcp(&http, &replica.url, Some(&session), None, echo_call(3, "x")).await;
         assert_eq!(reply.status, 404, "{}", reply.body);
     }
+}
+
+fn elicit_answer(request: &Value, name: &str) -> Value {
+    assert_eq!(request["method"], "elicitation/create", "{request}");
+    json!({"jsonrpc": "2.0", "id": request["id"].clone(),
+           "result": {"action": "accept", "content": {"name": name}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_answer_reaches_the_replica_whose_call_asked_on_both_transports() {
+    let redis = TestRedis::start();
+    let r = replicas(&redis, 3, ServerConfig::default()).await;
+    let http = http();
+    let ask = json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+                     "params": {"name": "ask_name", "arguments": {}}});
+
+    // Streamable: the call runs on replica 1; its request comes on the POST's stream; the
+    // answer lands on replica 2 and is forwarded.
+    let session = streamable_session(&http, &r[0].url, &r[0].url, None).await;
+    let response = http
+        .post(format!("{}/mcp", r[1].url))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&ask)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = EventStream::open(response).await;
+    let request = stream.next_message().await;
+    let reply = post_mcp(
+        &http,
+        &r[2].url,
+        Some(&session),
+        None,
+        elicit_answer(&request, "ada"),
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let result = stream.next_message().await;
+    assert_eq!(result["id"], 11);
+    assert_eq!(echoed(&result), "hello ada");
+
+    // Legacy SSE: stream on replica 0, call on replica 1, answer on replica 2.
+    let (mut stream, endpoint) = legacy_stream(&http, &r[0].url, None).await;
+    assert_eq!(
+        post_legacy(&http, &r[0].url, &endpoint, None, &initialize_request()).await,
+        202
+    );
+    stream.next_message().await;
+    assert_eq!(
+        post_legacy(&http, &r[0].url, &endpoint, None, &initialized()).await,
+        202
+    );
+    assert_eq!(
+        post_legacy(&http, &r[1].url, &endpoint, None, &ask).await,
+        202
+    );
+    let request = stream.next_message().await;
+    assert_eq!(
+        post_legacy(
+            &http,
+            &r[2].url,
+            &endpoint,
+            None,
+            &elicit_answer(&request, "grace")
+        )
+        .await,
+        202
+    );
+    let result = stream.next_message().await;
+    assert_eq!(result["id"], 11);
+    assert_eq!(echoed(&result), "hello grace");
 }

@@ -410,12 +410,13 @@ impl DeliveryReader {
 
 fn parse_delivery(entry: &StreamId) -> Option<Delivery> {
     let session_id = text(entry.map.get("s")?)?;
-    let event = match entry.map.get("m") {
-        Some(payload) => DeliveryEvent::Message(text(payload)?),
-        None => {
-            entry.map.get("e")?;
-            DeliveryEvent::SessionEnded
-        }
+    let event = if let Some(payload) = entry.map.get("m") {
+        DeliveryEvent::Message(text(payload)?)
+    } else if let Some(payload) = entry.map.get("c") {
+        DeliveryEvent::FromClient(text(payload)?)
+    } else {
+        entry.map.get("e")?;
+        DeliveryEvent::SessionEnded
     };
     Some(Delivery { session_id, event })
 }
@@ -564,6 +565,29 @@ impl SessionStore for RedisStore {
                 )
                 .await?;
             Ok(value == Value::Int(1))
+        })
+    }
+
+    fn forward_to_replica<'a>(
+        &'a self,
+        replica: &'a str,
+        session_id: &'a str,
+        payload: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let key = format!("{}{replica}", self.delivery_prefix);
+            self.eval(
+                &self.scripts.forward,
+                &[&key],
+                &[
+                    session_id,
+                    payload,
+                    &self.delivery_max,
+                    &self.delivery_ttl_ms,
+                ],
+            )
+            .await?;
+            Ok(())
         })
     }
 

@@ -198,6 +198,9 @@ pub enum DeliveryEvent {
     Message(String),
     /// The session was deleted (for instance by `DELETE` on another replica): close its stream.
     SessionEnded,
+    /// A message from the client (its answer to a server-to-client request) that reached
+    /// another replica, for the call on this replica that waits for it.
+    FromClient(String),
 }
 
 /// One delivery to this replica, for one of the sessions whose stream it holds.
@@ -356,6 +359,24 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         session_id: &'a str,
         payload: &'a str,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Sends a client's message to replica `replica` (where the call it answers runs), as a
+    /// [`DeliveryEvent::FromClient`] for `session_id`. Deliveries to one replica keep the
+    /// order this replica made them in. The default refuses: a store that cannot do this
+    /// leaves answers to server-to-client requests on the replica they reached.
+    fn forward_to_replica<'a>(
+        &'a self,
+        replica: &'a str,
+        session_id: &'a str,
+        payload: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (replica, session_id, payload);
+        Box::pin(async {
+            Err(StoreError::Failed(
+                "this store cannot forward messages between replicas".into(),
+            ))
+        })
+    }
 
     /// The deliveries to this replica. One subscription at a time
     /// ([`StoreError::AlreadySubscribed`]); dropping it keeps what is queued for the next.
@@ -740,6 +761,23 @@ impl SessionStore for MemoryStore {
             self.deliver_event(session_id, DeliveryEvent::Message(payload.to_owned()))
                 .await?;
             Ok(true)
+        })
+    }
+
+    fn forward_to_replica<'a>(
+        &'a self,
+        replica: &'a str,
+        session_id: &'a str,
+        payload: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if replica != MEMORY_REPLICA_ID {
+                return Err(StoreError::Failed(format!(
+                    "no replica {replica:?} in this process"
+                )));
+            }
+            self.deliver_event(session_id, DeliveryEvent::FromClient(payload.to_owned()))
+                .await
         })
     }
 

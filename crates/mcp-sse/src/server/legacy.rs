@@ -155,6 +155,8 @@ pub(crate) async fn post_message(
             items
         }
     };
+    let mut messages = messages;
+    state.route_answers(&session.id, &mut messages).await;
     let has_requests = messages
         .iter()
         .any(|m| matches!(m, Ok(Message::Request(_))));

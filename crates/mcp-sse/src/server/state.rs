@@ -43,6 +43,27 @@ pub(crate) struct HttpSession {
     /// A transient copy of a shared session whose stream another replica holds: the service
     /// to tell when the request is over (it was told of a stream through the store).
     transient_of: Option<TransientOf>,
+    /// Shared mode: keeps the session findable by its server-request prefix while it lives.
+    route: Option<RouteGuard>,
+}
+
+/// Sessions by the prefix of their server-to-client request ids: where a client's answer
+/// goes (shared mode).
+type Routes = Arc<Mutex<HashMap<String, std::sync::Weak<Session>>>>;
+
+/// Removes a session's route when it is dropped.
+#[derive(Debug)]
+struct RouteGuard {
+    routes: std::sync::Weak<Mutex<HashMap<String, std::sync::Weak<Session>>>>,
+    prefix: String,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        if let Some(routes) = self.routes.upgrade() {
+            lock(&routes).remove(&self.prefix);
+        }
+    }
 }
 
 /// The service a transient session was announced to.
@@ -87,6 +108,7 @@ impl HttpSession {
             closed,
             subject,
             transient_of: None,
+            route: None,
         }
     }
 
@@ -150,6 +172,8 @@ pub(crate) struct ServerState {
     pub(crate) store: Option<Arc<dyn SessionStore>>,
     /// Whether the delivery and keep-alive tasks of the shared store run.
     shared_tasks: AtomicBool,
+    /// Shared mode: sessions by server-request prefix, for answers from the client.
+    routes: Routes,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -176,6 +200,7 @@ impl ServerState {
             calls: TaskTracker::new(),
             store,
             shared_tasks: AtomicBool::new(false),
+            routes: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -194,14 +219,8 @@ impl ServerState {
         }
         self.sweep_expired();
         let id = new_session_id();
-        let session = Arc::new(HttpSession::new(
-            id.clone(),
-            kind,
-            Session::new(Some(id.clone())),
-            subject,
-            self.config.max_in_flight_per_session,
-            self.shutdown.child_token(),
-        ));
+        let session =
+            Arc::new(self.new_http_session(id.clone(), kind, SessionState::default(), subject));
         let mut sessions = lock(&self.sessions);
         if sessions.len() >= self.config.max_sessions {
             return Err(TransportError::TooManySessions);
@@ -263,6 +282,94 @@ impl ServerState {
             .collect();
         for id in expired {
             self.end_session(&id);
+        }
+    }
+
+    /// A session object; in shared mode its server-to-client requests get ids that name this
+    /// replica and this copy of the session, and it is findable by them while it lives.
+    fn new_http_session(
+        &self,
+        id: String,
+        kind: SessionKind,
+        state: SessionState,
+        subject: Option<Arc<str>>,
+    ) -> HttpSession {
+        let mut proto = Session::with_state(Some(id.clone()), state);
+        let mut prefix = None;
+        if let Some(store) = &self.store {
+            let p = format!(
+                "{ROUTED_PREFIX}{}.{:016x}",
+                store.replica_id(),
+                rand::random::<u64>()
+            );
+            proto = proto.with_server_request_prefix(p.clone());
+            prefix = Some(p);
+        }
+        let mut session = HttpSession::new(
+            id,
+            kind,
+            proto,
+            subject,
+            self.config.max_in_flight_per_session,
+            self.shutdown.child_token(),
+        );
+        if let Some(prefix) = prefix {
+            lock(&self.routes).insert(prefix.clone(), Arc::downgrade(&session.proto));
+            session.route = Some(RouteGuard {
+                routes: Arc::downgrade(&self.routes),
+                prefix,
+            });
+        }
+        session
+    }
+
+    /// Shared mode: takes the client's answers to server-to-client requests out of `messages`
+    /// and sends each to the copy of the session that asked, here or on another replica.
+    pub(crate) async fn route_answers(
+        &self,
+        session_id: &str,
+        messages: &mut Vec<Result<Message, Response>>,
+    ) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let mut answers = Vec::new();
+        messages.retain(|m| match m {
+            Ok(Message::Response(r)) if routed_target(r).is_some() => {
+                answers.push(r.clone());
+                false
+            }
+            _ => true,
+        });
+        for answer in answers {
+            let Some((replica, prefix)) =
+                routed_target(&answer).map(|(r, p)| (r.to_owned(), p.to_owned()))
+            else {
+                continue;
+            };
+            if replica == store.replica_id() {
+                self.complete_answer(&prefix, answer);
+                continue;
+            }
+            let replica = replica.as_str();
+            let json = Message::Response(answer).to_json();
+            if let Err(e) = store.forward_to_replica(replica, session_id, &json).await {
+                tracing::warn!(session = %session_id, %replica, error = %e, "cannot forward a client answer to its replica");
+            }
+        }
+    }
+
+    /// Hands a client's answer to the session copy on this replica whose request it answers.
+    fn complete_answer(&self, prefix: &str, answer: Response) {
+        let session = lock(&self.routes)
+            .get(prefix)
+            .and_then(std::sync::Weak::upgrade);
+        let (Some(session), Some(id)) = (session, answer.id) else {
+            tracing::debug!(%prefix, "an answer for a request that no longer waits; dropped");
+            return;
+        };
+        if !session.complete_server_request(&id, answer.outcome) {
+            tracing::debug!(%id, "an answer for a request that no longer waits; dropped");
         }
     }
 
@@ -344,13 +451,11 @@ impl ServerState {
                 if self.draining.load(Ordering::SeqCst) {
                     return Err(TransportError::ShuttingDown);
                 }
-                let mut session = HttpSession::new(
+                let mut session = self.new_http_session(
                     record.id.clone(),
                     kind,
-                    Session::with_state(Some(record.id.clone()), record.state.clone()),
+                    record.state.clone(),
                     record.subject.as_deref().map(Arc::from),
-                    self.config.max_in_flight_per_session,
-                    self.shutdown.child_token(),
                 );
                 if !claim && record.owner != store.replica_id() {
                     // What the service sends the session outside a request's own stream (list
@@ -464,6 +569,17 @@ impl ServerState {
             DeliveryEvent::SessionEnded => {
                 self.end_session(session_id);
             }
+            DeliveryEvent::FromClient(json) => match mcp_proto::decode(json.as_bytes()) {
+                Ok(mcp_proto::Decoded::Single(Message::Response(answer))) => {
+                    if let Some((_, prefix)) = routed_target(&answer) {
+                        let prefix = prefix.to_owned();
+                        self.complete_answer(&prefix, answer);
+                    }
+                }
+                _ => {
+                    tracing::debug!(session = %session_id, "a forwarded client message is not an answer; dropped")
+                }
+            },
         }
     }
 
@@ -645,6 +761,21 @@ impl Outbound for StoreOutbound {
             }
         })
     }
+}
+
+/// What the server-request prefixes of shared sessions start with: `srv.<replica>.<copy>`.
+const ROUTED_PREFIX: &str = "srv.";
+
+/// The replica and session-copy prefix an answer is for, from its id
+/// (`srv.<replica>.<copy>-<n>`); `None` for other ids.
+fn routed_target(answer: &Response) -> Option<(&str, &str)> {
+    let Some(mcp_proto::RequestId::String(id)) = &answer.id else {
+        return None;
+    };
+    let (prefix, n) = id.rsplit_once('-')?;
+    n.parse::<u64>().ok()?;
+    let (replica, _copy) = prefix.strip_prefix(ROUTED_PREFIX)?.rsplit_once('.')?;
+    Some((replica, prefix))
 }
 
 fn new_session_id() -> String {

@@ -162,6 +162,10 @@ pub(crate) async fn post(
             "Invalid request: JSON-RPC batches are not supported in protocol version {version}"
         )));
     }
+    let mut messages = messages;
+    if let Some(s) = &http_session {
+        state.route_answers(&s.id, &mut messages).await;
+    }
     let has_requests = messages
         .iter()
         .any(|m| matches!(m, Ok(Message::Request(_))));
@@ -222,6 +226,9 @@ pub(crate) async fn post(
     let task_proto = Arc::clone(&proto);
     // A new session is recorded in the shared store once `initialize` has run, below.
     let save_after = saved_state.filter(|_| !is_initialize);
+    // The session object lives as long as its call (a transient copy's route and
+    // registration end with it).
+    let task_session = http_session.clone();
     let work = async move {
         let replies = futures::future::join_all(messages.into_iter().map(|m| {
             let state = Arc::clone(&task_state);
@@ -245,6 +252,7 @@ pub(crate) async fn post(
         }
         task_log.finish(super::reply_events(replies, is_batch));
         drop(permit);
+        drop(task_session);
     };
     match (&state.store, &http_session) {
         (Some(_), Some(session)) if is_initialize => {
