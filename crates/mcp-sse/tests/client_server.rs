@@ -458,3 +458,52 @@ async fn two_hundred_concurrent_sessions_each_get_their_own_answers() {
     eprintln!("{SESSIONS} sessions x {CALLS} calls in {elapsed:?}");
     stop.cancel();
 }
+
+#[tokio::test]
+async fn a_server_on_the_in_memory_session_store_serves_both_transports() {
+    let store = Arc::new(mcp_sse::MemoryStore::new());
+    let shared: Arc<dyn mcp_sse::SessionStore> = store.clone();
+    let server = McpHttpServer::new(service(Arc::new(Probe::default())))
+        .session_store(shared)
+        .spawn("127.0.0.1:0")
+        .await
+        .unwrap();
+    for (url, kind) in endpoints(&server) {
+        let client = McpClient::builder(&url)
+            .transport(kind)
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(
+            store.session_count(),
+            1,
+            "{kind:?}: the session is in the store"
+        );
+        let result = client
+            .call_tool("roll_dice", json!({"n_dice": 2}))
+            .await
+            .unwrap();
+        assert_eq!(result.structured_content, Some(json!({"result": [1, 2]})));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let sink = seen.clone();
+        let result = client
+            .call_tool_with_progress("progress", Value::Null, move |_| {
+                sink.fetch_add(1, Ordering::SeqCst);
+            })
+            .await
+            .unwrap();
+        assert_eq!(result.content[0].as_text(), Some("done"));
+        assert_eq!(seen.load(Ordering::SeqCst), 3, "{kind:?}");
+        client.close().await.unwrap();
+        // Closing (stream end or DELETE) removes it from the store.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.session_count() != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?}: session left in the store"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    server.shutdown().await.unwrap();
+}
