@@ -793,3 +793,30 @@ async fn a_client_answer_reaches_the_replica_whose_call_asked_on_both_transports
     assert_eq!(result["id"], 11);
     assert_eq!(echoed(&result), "hello grace");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_its_lifetime_on_every_replica_however_much_it_is_used() {
+    let redis = TestRedis::start();
+    let config = ServerConfig {
+        session_lifetime: Duration::from_millis(1200),
+        ..ServerConfig::default()
+    };
+    let r = replicas(&redis, 2, config).await;
+    let http = http();
+    let session = streamable_session(&http, &r[0].url, &r[1].url, None).await;
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    while started.elapsed() < Duration::from_millis(1700) {
+        let replica = &r[statuses.len() % 2];
+        let reply = post_mcp(&http, &replica.url, Some(&session), None, echo_call(1, "x")).await;
+        statuses.push((started.elapsed(), reply.status));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (at, status) in &statuses {
+        if *at < Duration::from_millis(1000) {
+            assert_eq!(*status, 200, "at {at:?}: {statuses:?}");
+        } else if *at > Duration::from_millis(1300) {
+            assert_eq!(*status, 404, "at {at:?}: {statuses:?}");
+        }
+    }
+}

@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// A streamable session unused this long is ended. Default 30 min.
     pub session_idle_timeout: Duration,
+    /// Any session is ended this long after it was created, used or not. Default 24 h.
+    pub session_lifetime: Duration,
     /// Longest a single call may run before it is cancelled and answered with an error.
     /// Default 5 min.
     pub call_timeout: Duration,
@@ -71,6 +73,7 @@ impl Default for ServerConfig {
             keep_alive: Duration::from_secs(15),
             max_sessions: 10_000,
             session_idle_timeout: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(24 * 60 * 60),
             call_timeout: Duration::from_secs(5 * 60),
             max_in_flight_per_session: 64,
             stream_buffer: 256,

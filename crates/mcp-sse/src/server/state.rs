@@ -35,6 +35,7 @@ pub(crate) struct HttpSession {
     pub(crate) response_streams: Mutex<VecDeque<(u64, Arc<EventLog>)>>,
     next_stream: AtomicU64,
     last_seen: Mutex<Instant>,
+    created: Instant,
     pub(crate) in_flight: Arc<Semaphore>,
     /// Fires when the session ends: its streams close.
     pub(crate) closed: CancellationToken,
@@ -104,6 +105,7 @@ impl HttpSession {
             response_streams: Mutex::new(VecDeque::new()),
             next_stream: AtomicU64::new(0),
             last_seen: Mutex::new(Instant::now()),
+            created: Instant::now(),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             closed,
             subject,
@@ -118,6 +120,13 @@ impl HttpSession {
 
     fn idle_for(&self) -> Duration {
         lock(&self.last_seen).elapsed()
+    }
+
+    /// Whether the session outlived its idle timeout (streamable) or its lifetime (any).
+    fn is_expired(&self, config: &ServerConfig) -> bool {
+        self.created.elapsed() >= config.session_lifetime
+            || (self.kind == SessionKind::Streamable
+                && self.idle_for() > config.session_idle_timeout)
     }
 
     /// A new response stream id, unique within the session (0 is the standalone stream).
@@ -242,8 +251,7 @@ impl ServerState {
         if session.kind != kind || !session.admits(subject) {
             return None;
         }
-        if kind == SessionKind::Streamable && session.idle_for() > self.config.session_idle_timeout
-        {
+        if session.is_expired(&self.config) {
             self.end_session(id);
             return None;
         }
@@ -274,10 +282,9 @@ impl ServerState {
             }
             *last = Instant::now();
         }
-        let idle = self.config.session_idle_timeout;
         let expired: Vec<String> = lock(&self.sessions)
             .values()
-            .filter(|s| s.kind == SessionKind::Streamable && s.idle_for() > idle)
+            .filter(|s| s.is_expired(&self.config))
             .map(|s| s.id.clone())
             .collect();
         for id in expired {
@@ -392,7 +399,8 @@ impl ServerState {
         let new = NewSession::new(session.id.clone(), session.kind)
             .state(state)
             .subject(session.subject.as_deref().map(str::to_owned))
-            .idle_timeout(idle);
+            .idle_timeout(idle)
+            .max_lifetime(self.config.session_lifetime);
         match store.create(new).await {
             Ok(_) => {
                 if session.kind == TransportKind::Streamable {
