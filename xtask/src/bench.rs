@@ -13,10 +13,23 @@
 //! does), the command builds `xtask` in release mode and runs that binary. It is not a test:
 //! it prints figures and the verdict on the targets, and fails only when calls fail (or, with
 //! `--strict`, when a target is missed). `--quick` runs short phases for CI.
+//!
+//! Then the replicated run of issue 11 ([`replicated`]): calls per second through nginx
+//! (round robin, no stickiness) in front of three `dice_server` replicas sharing sessions
+//! through Redis, beside one replica keeping them in memory behind the same nginx, for
+//! streamable HTTP and legacy SSE, with the ratio; and the Redis round trips per call counted
+//! on the Redis side (its `MONITOR` stream, idle background subtracted) next to their targets.
+//! It needs `redis-server` and `nginx` (`scripts/install-nginx.sh`), and is not part of CI:
+//! `--replicated auto` (the default) runs it after the other rows when both are installed,
+//! but not with `--quick`; `--replicated yes` runs it in any case, `--replicated no` never,
+//! and `--replicated only` runs nothing else, e.g.
+//! `cargo xtask bench --replicated only --quick` (about a minute).
 
 mod client;
 mod idle;
 mod load;
+mod redis_monitor;
+mod replicated;
 mod server;
 mod sse;
 
@@ -85,6 +98,24 @@ pub struct Args {
     /// Handy with `perf record -p <server pid>`; the ratios need `echo`.
     #[arg(long, value_delimiter = ',')]
     pub rows: Vec<String>,
+    /// The replicated run (3 replicas on Redis vs 1 in memory, both behind nginx; Redis round
+    /// trips per call): `auto` runs it when redis-server and nginx are installed, except with
+    /// --quick; `yes` always (fails without them); `no` never; `only` runs nothing else.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub replicated: ReplicatedWhen,
+}
+
+/// When `cargo xtask bench` runs its replicated part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplicatedWhen {
+    /// When redis-server and nginx are installed, except with `--quick`.
+    Auto,
+    /// Always (fails when redis-server or nginx is missing).
+    Yes,
+    /// Never.
+    No,
+    /// Only the replicated part: no other rows, no idle sessions.
+    Only,
 }
 
 /// Subcommands of `cargo xtask bench`.
@@ -106,6 +137,9 @@ struct Plan {
     strict: bool,
     rows: Vec<usize>,
     idle_kind: idle::IdleKind,
+    /// Whether the replicated part runs (`auto` resolved against `--quick`, not yet against
+    /// the installed tools).
+    replicated: ReplicatedWhen,
 }
 
 impl Plan {
@@ -177,7 +211,21 @@ impl Plan {
             strict: args.strict,
             rows,
             idle_kind: args.idle_kind,
+            replicated: match args.replicated {
+                ReplicatedWhen::Auto if args.quick => ReplicatedWhen::No,
+                other => other,
+            },
         })
+    }
+
+    /// Whether the transport rows and the idle sessions run.
+    fn runs_transports(&self) -> bool {
+        self.replicated != ReplicatedWhen::Only
+    }
+
+    /// Whether the replicated part may run: `yes`/`only`, or `auto` (decided by the tools).
+    fn may_run_replicated(&self) -> bool {
+        self.replicated != ReplicatedWhen::No
     }
 }
 
@@ -188,7 +236,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let plan = Plan::from_args(&args)?;
     if cfg!(debug_assertions) && std::env::var_os(RELEASE_MARKER).is_none() {
-        return run_release_build();
+        return run_release_build(&plan);
     }
     if plan.pin {
         process::pin_running_process(std::process::id(), "1")
@@ -206,8 +254,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Builds `xtask` in release mode and runs it with the same arguments.
-fn run_release_build() -> anyhow::Result<ExitCode> {
+/// Builds `xtask` (and for the replicated part `dice_server`) in release mode and runs it with
+/// the same arguments.
+fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
     let mut build = process::cargo();
     build.current_dir(crate::workspace_root()).args([
         "build",
@@ -218,6 +267,20 @@ fn run_release_build() -> anyhow::Result<ExitCode> {
     ]);
     eprintln!("xtask bench: {}", process::describe(&build));
     process::run_checked(build)?;
+    if plan.may_run_replicated() {
+        let mut build = process::cargo();
+        build.current_dir(crate::workspace_root()).args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "mcp-examples",
+            "--bin",
+            replicated::DICE_SERVER,
+        ]);
+        eprintln!("xtask bench: {}", process::describe(&build));
+        process::run_checked(build)?;
+    }
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let release = exe
         .parent()
@@ -375,6 +438,41 @@ impl Servers {
 async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(log_dir())
         .with_context(|| format!("creating {}", log_dir().display()))?;
+    let (mut failed, mut missed) = if plan.runs_transports() {
+        transports(plan).await?
+    } else {
+        (false, 0)
+    };
+    if plan.may_run_replicated() {
+        match replicated::missing_tools() {
+            Some(missing) if plan.replicated == ReplicatedWhen::Auto => {
+                eprintln!("xtask bench: replicated run skipped: {missing}");
+            }
+            Some(missing) => bail!("the replicated run needs {missing}"),
+            None => {
+                let dice_server = std::env::current_exe()
+                    .context("locating the xtask binary")?
+                    .with_file_name(replicated::DICE_SERVER);
+                let report = replicated::measure(plan, &dice_server).await?;
+                missed += replicated::report(plan, &report);
+                failed |= report.failed;
+            }
+        }
+    }
+    if failed {
+        eprintln!("xtask bench: some calls failed (see above)");
+        return Ok(ExitCode::FAILURE);
+    }
+    if plan.strict && missed > 0 {
+        eprintln!("xtask bench: {missed} target(s) missed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The transport rows and the idle sessions; says whether calls failed and how many targets
+/// were missed.
+async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
     let key_pair = mcp_auth::RsaKeyPair::generate().context("generating the development key")?;
     let token = key_pair
         .create_token()
@@ -425,7 +523,7 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
                     server.addr,
                     sessions,
                     token,
-                    server.pid(),
+                    &[server.pid()],
                     plan.timing,
                 )
                 .await;
@@ -479,15 +577,7 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
         .collect();
     let ratios = Ratios { runs: &results };
     let missed = report(plan, &medians, &ratios, idle.as_ref());
-    if failed {
-        eprintln!("xtask bench: some calls failed (see above)");
-        return Ok(ExitCode::FAILURE);
-    }
-    if plan.strict && missed > 0 {
-        eprintln!("xtask bench: {missed} target(s) missed");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((failed, missed))
 }
 
 async fn idle_phase(plan: &Plan) -> anyhow::Result<idle::IdleReport> {
@@ -779,6 +869,22 @@ mod tests {
         assert_eq!(plan(&["--rows", "sse,echo,sse"]).unwrap().rows, vec![0, 2]);
         assert_eq!(plan(&[]).unwrap().rows, vec![0, 1, 2, 3, 4]);
         assert_eq!(plan(&["--rows", "none"]).unwrap().rows, Vec::<usize>::new());
+    }
+
+    #[test]
+    fn the_replicated_part_is_off_in_quick_runs_unless_asked_for() {
+        let full = plan(&[]).unwrap();
+        assert_eq!(full.replicated, ReplicatedWhen::Auto);
+        assert!(full.runs_transports() && full.may_run_replicated());
+        let quick = plan(&["--quick"]).unwrap();
+        assert_eq!(quick.replicated, ReplicatedWhen::No);
+        assert!(quick.runs_transports() && !quick.may_run_replicated());
+        let only = plan(&["--quick", "--replicated", "only"]).unwrap();
+        assert!(!only.runs_transports() && only.may_run_replicated());
+        let yes = plan(&["--quick", "--replicated", "yes"]).unwrap();
+        assert!(yes.runs_transports() && yes.may_run_replicated());
+        assert!(!plan(&["--replicated", "no"]).unwrap().may_run_replicated());
+        assert!(plan(&["--replicated", "sometimes"]).is_err());
     }
 
     fn phase(rps: u64) -> PhaseResult {

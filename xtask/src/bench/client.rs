@@ -277,6 +277,13 @@ impl StreamableSession {
         Ok(session)
     }
 
+    /// Sends the next calls over a new connection to `addr` (another replica sharing the
+    /// session).
+    pub async fn reconnect(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        self.connection = HttpConnection::open(addr).await?;
+        Ok(())
+    }
+
     async fn post(&mut self, body: Bytes) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
         let mut headers = vec![
             ("content-type", &self.content_type),
@@ -424,11 +431,21 @@ pub struct LegacySession {
 impl LegacySession {
     /// Opens the stream and the POST connection, and initializes.
     pub async fn open(addr: SocketAddr, token: Option<&str>) -> anyhow::Result<Self> {
+        Self::open_split(addr, addr, token).await
+    }
+
+    /// [`LegacySession::open`] with the stream on `stream_addr` and the POSTs to `post_addr`
+    /// (two replicas sharing sessions: every call crosses from one to the other).
+    pub async fn open_split(
+        stream_addr: SocketAddr,
+        post_addr: SocketAddr,
+        token: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let authorization = token
             .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
             .transpose()?;
-        let mut stream = LegacyStream::open(addr, authorization.as_ref()).await?;
-        let mut posts = HttpConnection::open(addr).await?;
+        let mut stream = LegacyStream::open(stream_addr, authorization.as_ref()).await?;
+        let mut posts = HttpConnection::open(post_addr).await?;
         legacy_initialize(&mut stream, &mut posts, authorization.as_ref()).await?;
         Ok(Self {
             stream,

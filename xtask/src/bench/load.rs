@@ -171,14 +171,22 @@ async fn drive(
     outcome
 }
 
+/// CPU time the processes `pids` used together; `None` when none of them could be read.
+fn cpu_time_of(pids: &[u32]) -> Option<Duration> {
+    pids.iter()
+        .filter_map(|&pid| process::process_cpu_time(pid))
+        .reduce(|a, b| a + b)
+}
+
 /// Opens `sessions` sessions of `transport` on `addr`, runs the closed loop for the warm-up
-/// and the window, and measures. `server_pid` is sampled for CPU time.
+/// and the window, and measures. `server_pids` (the server, or everything that serves: load
+/// balancer, replicas, Redis) are sampled for CPU time together.
 pub async fn run_phase(
     transport: Transport,
     addr: SocketAddr,
     sessions: usize,
     token: Option<&str>,
-    server_pid: u32,
+    server_pids: &[u32],
     timing: Timing,
 ) -> anyhow::Result<PhaseResult> {
     let opening =
@@ -205,15 +213,16 @@ pub async fn run_phase(
         .map(|session| tokio::spawn(drive(session, warm_end, end, timing)))
         .collect();
     let own_pid = std::process::id();
+    let server_pids = server_pids.to_vec();
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(warm_end.into()).await;
         let before = (
-            process::process_cpu_time(server_pid),
+            cpu_time_of(&server_pids),
             process::process_cpu_time(own_pid),
         );
         tokio::time::sleep_until(end.into()).await;
         let after = (
-            process::process_cpu_time(server_pid),
+            cpu_time_of(&server_pids),
             process::process_cpu_time(own_pid),
         );
         let delta = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
@@ -299,7 +308,7 @@ mod tests {
             .unwrap();
         let pid = std::process::id();
         for transport in [Transport::Streamable, Transport::LegacySse] {
-            let result = run_phase(transport, server.local_addr(), 3, None, pid, timing)
+            let result = run_phase(transport, server.local_addr(), 3, None, &[pid], timing)
                 .await
                 .unwrap();
             assert_eq!(result.errors, 0, "{:?}", result.first_error);
@@ -318,7 +327,7 @@ mod tests {
             empty.local_addr(),
             2,
             None,
-            pid,
+            &[pid],
             timing,
         )
         .await

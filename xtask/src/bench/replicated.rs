@@ -1,0 +1,752 @@
+//! The replicated run of `cargo xtask bench` (issue 11): what sharing sessions through Redis
+//! costs, in calls per second and in Redis round trips per call.
+//!
+//! Two deployments run side by side, each a real nginx doing round robin (no stickiness) in
+//! front of `dice_server` processes (release build): one replica keeping its sessions in
+//! memory, and [`REPLICAS`] replicas sharing theirs through one `redis-server`. The load
+//! balancer is in both, so the ratio is the cost of Redis and of crossing replicas. With
+//! pinning, everything that serves (nginx, replicas, Redis) shares CPU 0 and the load generator
+//! has CPU 1, as in the rest of the bench.
+//!
+//! - **Throughput**: the same closed loop as the other rows ([`super::load`]), streamable HTTP
+//!   and legacy SSE through the load balancer, in memory then on Redis, for each session count
+//!   and run; the ratio replicated / in memory is taken within each run, then the median.
+//! - **Round trips per call**, counted by Redis itself: the commands its clients send, from
+//!   its `MONITOR` stream ([`super::redis_monitor`]; the commands a Lua script runs inside an
+//!   `EVALSHA` are not round trips and are left out). Sessions are opened, then a window in
+//!   which they stay idle (the background: delivery readers' blocking `XREAD`s timing out,
+//!   keep-alive `touch`es), then a window in which every session makes exactly `calls` calls.
+//!   Per call: (commands in the calls window − background rate × its length) / calls, per
+//!   command. `xtrim` is left out: it goes in the same pipeline, so the same round trip, as
+//!   the reader's next `xread`. Round trips on the request path are everything but the
+//!   owner's delivery reads (`xread`), which are shown beside them. Scenarios: streamable
+//!   POSTs through the load balancer and on a replica other than the one that initialized;
+//!   legacy calls whose POST goes to another replica than the stream (every call crosses), to
+//!   the stream's replica, and through the load balancer (two out of three cross).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::client::{BenchSession, LegacySession, StreamableSession};
+use super::load::{self, PhaseResult, Transport};
+use super::redis_monitor::{CommandCounts, Monitor};
+use super::{Plan, Ratios};
+
+/// Replicas sharing sessions through Redis.
+pub const REPLICAS: usize = 3;
+/// Most Redis round trips a streamable POST may cost (issue 11).
+pub const TARGET_STREAMABLE_ROUND_TRIPS: f64 = 1.0;
+/// Most Redis round trips a legacy SSE call that crosses replicas may cost on its request path.
+pub const TARGET_LEGACY_CROSSING_ROUND_TRIPS: f64 = 2.0;
+/// Where everything that serves runs when pinned (the load generator has CPU 1).
+const SERVER_CPUS: &str = "0";
+/// Budget of each step of the `MONITOR` connection.
+const MONITOR_TIMEOUT: Duration = Duration::from_secs(10);
+/// Commands that are not round trips of their own: the trim pipelined with each read.
+const NOT_ROUND_TRIPS: [&str; 1] = ["xtrim"];
+/// The owner's blocking reads of its delivery stream.
+const DELIVERY_READS: &str = "xread";
+
+/// Where sessions live in a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// One replica, sessions in its memory.
+    Memory,
+    /// [`REPLICAS`] replicas sharing sessions through Redis.
+    Redis,
+}
+
+impl Store {
+    fn label(self) -> String {
+        match self {
+            Store::Memory => "1 replica in memory".to_owned(),
+            Store::Redis => format!("{REPLICAS} replicas on Redis"),
+        }
+    }
+}
+
+/// One throughput row: a transport on a deployment.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    transport: Transport,
+    store: Store,
+}
+
+/// Rows in measuring order: each replicated row right after its in-memory neighbour.
+const ROWS: [Row; 4] = [
+    Row {
+        transport: Transport::Streamable,
+        store: Store::Memory,
+    },
+    Row {
+        transport: Transport::Streamable,
+        store: Store::Redis,
+    },
+    Row {
+        transport: Transport::LegacySse,
+        store: Store::Memory,
+    },
+    Row {
+        transport: Transport::LegacySse,
+        store: Store::Redis,
+    },
+];
+
+/// How the calls of a round-trip scenario reach the replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Everything through the load balancer.
+    Balanced,
+    /// Opened (stream, or `initialize`) on replica `open`, calls POSTed to replica `call`.
+    Direct { open: usize, call: usize },
+}
+
+/// A round-trip measurement.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    label: &'static str,
+    transport: Transport,
+    route: Route,
+    /// The target on request-path round trips, if the issue sets one.
+    target: Option<f64>,
+}
+
+const SCENARIOS: [Scenario; 5] = [
+    Scenario {
+        label: "streamable POST through the LB",
+        transport: Transport::Streamable,
+        route: Route::Balanced,
+        target: Some(TARGET_STREAMABLE_ROUND_TRIPS),
+    },
+    Scenario {
+        label: "streamable POST, initialized on A, called on B",
+        transport: Transport::Streamable,
+        route: Route::Direct { open: 0, call: 1 },
+        target: Some(TARGET_STREAMABLE_ROUND_TRIPS),
+    },
+    Scenario {
+        label: "legacy SSE call, stream on A, POST on B",
+        transport: Transport::LegacySse,
+        route: Route::Direct { open: 0, call: 1 },
+        target: Some(TARGET_LEGACY_CROSSING_ROUND_TRIPS),
+    },
+    Scenario {
+        label: "legacy SSE call, stream and POST on A",
+        transport: Transport::LegacySse,
+        route: Route::Direct { open: 0, call: 0 },
+        target: None,
+    },
+    Scenario {
+        label: "legacy SSE call through the LB",
+        transport: Transport::LegacySse,
+        route: Route::Balanced,
+        target: None,
+    },
+];
+
+/// The replica binary (package `mcp-examples`), built in release mode next to `xtask`.
+pub const DICE_SERVER: &str = "dice_server";
+
+/// What the replicated run needs but cannot find, if anything.
+pub fn missing_tools() -> Option<String> {
+    let missing: Vec<&str> = [
+        ("redis-server", "redis-server (Debian package redis-server)"),
+        ("nginx", "nginx (bash scripts/install-nginx.sh)"),
+    ]
+    .into_iter()
+    .filter(|(program, _)| {
+        crate::process::find_on_path(program).is_none()
+            && !std::path::Path::new("/usr/sbin").join(program).is_file()
+    })
+    .map(|(_, what)| what)
+    .collect();
+    (!missing.is_empty()).then(|| missing.join(" and "))
+}
+
+/// The serving processes of one deployment.
+pub struct Deployment {
+    lb: SocketAddr,
+    replicas: Vec<SocketAddr>,
+    redis: Option<SocketAddr>,
+    cluster: crate::cluster::Cluster,
+}
+
+impl Deployment {
+    /// Starts the deployment for `store` with the release `dice_server` at `dice_server`;
+    /// everything pinned to CPU 0 when `pin`.
+    fn start(store: Store, dice_server: &std::path::Path, pin: bool) -> anyhow::Result<Self> {
+        let mut config = match store {
+            Store::Memory => crate::cluster::ClusterConfig::new(dice_server, 1)
+                .name("bench-memory")
+                .memory_sessions(),
+            Store::Redis => {
+                crate::cluster::ClusterConfig::new(dice_server, REPLICAS).name("bench-redis")
+            }
+        };
+        if pin {
+            config = config.replica_cpus(SERVER_CPUS);
+        }
+        let cluster = crate::cluster::Cluster::start(config)
+            .with_context(|| format!("starting {}", store.label()))?;
+        let local = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let replicas = cluster
+            .replica_urls("")
+            .iter()
+            .map(|url| {
+                url.rsplit_once(':')
+                    .and_then(|(_, port)| port.parse().ok())
+                    .map(local)
+                    .with_context(|| format!("no port in replica URL {url}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let deployment = Self {
+            lb: local(cluster.lb_port()),
+            replicas,
+            redis: (store == Store::Redis).then(|| local(cluster.redis_port())),
+            cluster,
+        };
+        if pin {
+            // nginx (master and workers) and Redis share CPU 0 with the replicas.
+            pin_all(&deployment.serving_pids(), SERVER_CPUS)?;
+        }
+        eprintln!(
+            "xtask bench: {} behind nginx on {} (pids {:?}; logs in {})",
+            store.label(),
+            deployment.lb,
+            deployment.serving_pids(),
+            deployment.cluster.dir().display()
+        );
+        Ok(deployment)
+    }
+
+    /// Every process that serves: the load balancer (master and workers), the replicas and
+    /// Redis, with whatever they started.
+    fn serving_pids(&self) -> Vec<u32> {
+        process_trees(&self.cluster.pids())
+    }
+
+    fn ensure_running(&mut self) -> anyhow::Result<()> {
+        self.cluster.ensure_running()
+    }
+
+    fn print_logs(&self) {
+        self.cluster.print_logs();
+    }
+}
+
+/// `roots` and all their descendants (Linux `/proc`), roots first.
+pub fn process_trees(roots: &[u32]) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parent_pid(&stat)?))
+        })
+        .collect();
+    let mut tree = roots.to_vec();
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !tree.contains(&pid) {
+                tree.push(pid);
+            }
+        }
+        next += 1;
+    }
+    tree
+}
+
+/// The parent pid in a `/proc/<pid>/stat` line (the second field after the command's `)`).
+fn parent_pid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Pins `pids` (all threads of each) to `cpus`.
+fn pin_all(pids: &[u32], cpus: &str) -> anyhow::Result<()> {
+    for &pid in pids {
+        crate::process::pin_running_process(pid, cpus)
+            .with_context(|| format!("pinning pid {pid} to CPU {cpus}"))?;
+    }
+    Ok(())
+}
+
+/// Round trips per call of one scenario.
+#[derive(Debug, Clone)]
+pub struct RoundTrips {
+    /// Calls made (sessions × calls per session).
+    pub calls: u64,
+    /// Calls per command, background subtracted, per call (xtrim left out).
+    pub per_command: Vec<(String, f64)>,
+    /// Round trips on the request path per call (everything but the delivery reads).
+    pub request: f64,
+    /// The owner's delivery reads per call.
+    pub delivery_reads: f64,
+    /// How long the calls took, and the idle window measured before them.
+    pub busy: Duration,
+    /// The idle window.
+    pub idle: Duration,
+}
+
+impl RoundTrips {
+    /// Per-call figures from the commands of an idle window of length `idle` (the background)
+    /// and of a window of length `busy` in which `calls` calls were made.
+    pub fn attribute(
+        background: &CommandCounts,
+        during: &CommandCounts,
+        idle: Duration,
+        busy: Duration,
+        calls: u64,
+    ) -> Self {
+        let scale = busy.as_secs_f64() / idle.as_secs_f64().max(1e-9);
+        let calls_f = calls.max(1) as f64;
+        let mut per_command = Vec::new();
+        let mut request = 0.0;
+        let mut delivery_reads = 0.0;
+        for (name, &count) in &during.0 {
+            if NOT_ROUND_TRIPS.contains(&name.as_str()) {
+                continue;
+            }
+            let attributed = (count as f64 - background.get(name) as f64 * scale).max(0.0);
+            let per_call = attributed / calls_f;
+            if name == DELIVERY_READS {
+                delivery_reads += per_call;
+            } else {
+                request += per_call;
+            }
+            per_command.push((name.clone(), per_call));
+        }
+        Self {
+            calls,
+            per_command,
+            request,
+            delivery_reads,
+            busy,
+            idle,
+        }
+    }
+
+    fn breakdown(&self) -> String {
+        if self.per_command.is_empty() {
+            return "no commands".to_owned();
+        }
+        self.per_command
+            .iter()
+            .map(|(name, per_call)| format!("{name} {per_call:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// What the replicated run measured.
+pub struct ReplicatedReport {
+    /// Throughput phases per (row, sessions), one per run.
+    results: std::collections::BTreeMap<(usize, usize), Vec<PhaseResult>>,
+    /// Round trips per scenario (or why the scenario failed).
+    round_trips: Vec<(Scenario, anyhow::Result<RoundTrips>)>,
+    /// Calls that failed in the throughput phases.
+    pub failed: bool,
+}
+
+/// Runs the replicated comparison with `dice_server` (release build).
+pub async fn measure(
+    plan: &Plan,
+    dice_server: &std::path::Path,
+) -> anyhow::Result<ReplicatedReport> {
+    let mut memory = Deployment::start(Store::Memory, dice_server, plan.pin)?;
+    let mut redis = Deployment::start(Store::Redis, dice_server, plan.pin)?;
+    eprintln!(
+        "xtask bench replicated: nginx round robin on {} ({}) and on {} ({}); load average {}",
+        memory.lb,
+        Store::Memory.label(),
+        redis.lb,
+        Store::Redis.label(),
+        super::load_average()
+    );
+    let mut results: std::collections::BTreeMap<(usize, usize), Vec<PhaseResult>> =
+        std::collections::BTreeMap::new();
+    let mut failed = false;
+    for run in 1..=plan.runs {
+        for &sessions in &plan.sessions {
+            for (index, row) in ROWS.iter().enumerate() {
+                let deployment = match row.store {
+                    Store::Memory => &memory,
+                    Store::Redis => &redis,
+                };
+                let outcome = load::run_phase(
+                    row.transport,
+                    deployment.lb,
+                    sessions,
+                    None,
+                    &deployment.serving_pids(),
+                    plan.timing,
+                )
+                .await;
+                let result = match outcome {
+                    Ok(result) => result,
+                    Err(error) => {
+                        deployment.print_logs();
+                        return Err(error.context(format!(
+                            "{} on {} with {sessions} session(s)",
+                            row.transport.name(),
+                            row.store.label()
+                        )));
+                    }
+                };
+                eprintln!(
+                    "  run {run}: {:<11} {:<22} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
+                    row.transport.name(),
+                    row.store.label(),
+                    sessions,
+                    result.rps(),
+                    super::millis(result.p50),
+                    super::millis(result.p99),
+                    match &result.first_error {
+                        Some(error) => format!(" ({} errors; first: {error})", result.errors),
+                        None => String::new(),
+                    }
+                );
+                failed |= result.errors > 0;
+                results.entry((index, sessions)).or_default().push(result);
+            }
+        }
+        memory.ensure_running()?;
+        redis.ensure_running()?;
+    }
+    drop(memory);
+
+    let most = plan.sessions.iter().copied().max().unwrap_or(1);
+    let total_calls: usize = if plan.timing.duration >= Duration::from_secs(5) {
+        10_000
+    } else {
+        2_000
+    };
+    let per_session = (total_calls / most).max(10);
+    let mut round_trips = Vec::new();
+    for scenario in SCENARIOS {
+        let outcome = count_round_trips(&redis, scenario, most, per_session, plan).await;
+        match &outcome {
+            Ok(figures) => eprintln!(
+                "  round trips: {:<46} {:.3} per call on the request path + {:.3} delivery reads ({}; {} calls in {:.2} s; background over {:.2} s idle)",
+                scenario.label,
+                figures.request,
+                figures.delivery_reads,
+                figures.breakdown(),
+                figures.calls,
+                figures.busy.as_secs_f64(),
+                figures.idle.as_secs_f64()
+            ),
+            Err(error) => {
+                eprintln!("  round trips: {}: failed: {error:#}", scenario.label);
+                redis.print_logs();
+            }
+        }
+        round_trips.push((scenario, outcome));
+    }
+    redis.ensure_running()?;
+    Ok(ReplicatedReport {
+        results,
+        round_trips,
+        failed,
+    })
+}
+
+async fn open_scenario_session(
+    deployment: &Deployment,
+    scenario: Scenario,
+) -> anyhow::Result<BenchSession> {
+    let replica = |index: usize| {
+        deployment
+            .replicas
+            .get(index)
+            .copied()
+            .with_context(|| format!("no replica {index}"))
+    };
+    Ok(match (scenario.transport, scenario.route) {
+        (Transport::Streamable, Route::Balanced) => {
+            BenchSession::Streamable(StreamableSession::open(deployment.lb, None).await?)
+        }
+        (Transport::Streamable, Route::Direct { open, call }) => {
+            let mut session = StreamableSession::open(replica(open)?, None).await?;
+            session.reconnect(replica(call)?).await?;
+            BenchSession::Streamable(session)
+        }
+        (Transport::LegacySse, Route::Balanced) => {
+            BenchSession::Legacy(LegacySession::open(deployment.lb, None).await?)
+        }
+        (Transport::LegacySse, Route::Direct { open, call }) => BenchSession::Legacy(
+            LegacySession::open_split(replica(open)?, replica(call)?, None).await?,
+        ),
+        (other, _) => bail!("no round-trip scenario for {}", other.name()),
+    })
+}
+
+/// Opens `sessions` sessions of `scenario`, measures the background over an idle window,
+/// then has each make `per_session` calls, and attributes Redis's counts.
+async fn count_round_trips(
+    deployment: &Deployment,
+    scenario: Scenario,
+    sessions: usize,
+    per_session: usize,
+    plan: &Plan,
+) -> anyhow::Result<RoundTrips> {
+    let redis = deployment
+        .redis
+        .context("the deployment has no Redis to count round trips on")?;
+    let opening = futures::future::join_all(
+        (0..sessions).map(|_| open_scenario_session(deployment, scenario)),
+    );
+    let mut opened: Vec<BenchSession> = tokio::time::timeout(plan.timing.setup_timeout, opening)
+        .await
+        .with_context(|| {
+            format!(
+                "opening {sessions} sessions took over {:?}",
+                plan.timing.setup_timeout
+            )
+        })?
+        .into_iter()
+        .collect::<anyhow::Result<_>>()
+        .context("opening a session")?;
+    // Whatever opening queued (deliveries of `initialize` replies) settles first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle_window = plan.timing.duration.max(Duration::from_secs(1));
+    let mut monitor = Monitor::start(redis, MONITOR_TIMEOUT).await?;
+    monitor.mark().await?;
+    let idle_started = Instant::now();
+    tokio::time::sleep(idle_window).await;
+    monitor.mark().await?;
+    let busy_started = Instant::now();
+    let idle = busy_started - idle_started;
+    let timeout = plan.timing.call_timeout;
+    let calls = futures::future::join_all(opened.iter_mut().map(|session| async move {
+        for id in 1..=per_session as u64 {
+            tokio::time::timeout(timeout, session.call(id))
+                .await
+                .with_context(|| format!("call {id}: no reply within {timeout:?}"))??;
+        }
+        anyhow::Ok(())
+    }))
+    .await;
+    let busy = busy_started.elapsed();
+    let windows = monitor.finish().await?;
+    calls.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    drop(opened);
+    let [_, background, during] = windows.as_slice() else {
+        bail!("expected 3 MONITOR windows, got {}", windows.len());
+    };
+    Ok(RoundTrips::attribute(
+        background,
+        during,
+        idle,
+        busy,
+        (sessions * per_session) as u64,
+    ))
+}
+
+/// Prints the replicated tables and verdicts; returns how many targets were missed.
+pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
+    let ratios = Ratios {
+        runs: &report.results,
+    };
+    let medians: std::collections::BTreeMap<(usize, usize), PhaseResult> = report
+        .results
+        .iter()
+        .map(|(key, runs)| {
+            let mut sorted = runs.clone();
+            sorted.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+            (*key, sorted.swap_remove(sorted.len() / 2))
+        })
+        .collect();
+    println!();
+    println!(
+        "Replicated (nginx round robin in front of both; median of {} run(s)):",
+        plan.runs
+    );
+    println!(
+        "| {:<11} | {:<22} | {:>8} | {:>9} | {:>9} | {:>9} | {:>11} | {:>14} | {:>6} |",
+        "transport",
+        "deployment",
+        "sessions",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "x in memory",
+        "server µs/call",
+        "errors"
+    );
+    println!(
+        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
+        "-".repeat(13),
+        "-".repeat(24),
+        "-".repeat(9) + ":",
+        "-".repeat(10) + ":",
+        "-".repeat(10) + ":",
+        "-".repeat(10) + ":",
+        "-".repeat(12) + ":",
+        "-".repeat(15) + ":",
+        "-".repeat(7) + ":",
+    );
+    for &sessions in &plan.sessions {
+        for (index, row) in ROWS.iter().enumerate() {
+            let Some(r) = medians.get(&(index, sessions)) else {
+                continue;
+            };
+            let ratio = match row.store {
+                Store::Memory => 1.0,
+                Store::Redis => ratios.of(index, index - 1, sessions).unwrap_or(f64::NAN),
+            };
+            println!(
+                "| {:<11} | {:<22} | {:>8} | {:>9.0} | {:>9.3} | {:>9.3} | {:>11.2} | {:>14} | {:>6} |",
+                row.transport.name(),
+                row.store.label(),
+                sessions,
+                r.rps(),
+                r.p50.as_secs_f64() * 1000.0,
+                r.p99.as_secs_f64() * 1000.0,
+                ratio,
+                super::micros(r.server_cpu_per_call()),
+                r.errors
+            );
+        }
+    }
+    println!();
+    for &sessions in &plan.sessions {
+        for (index, row) in ROWS.iter().enumerate() {
+            if row.store != Store::Redis {
+                continue;
+            }
+            if let (Some(replicated), Some(memory), Some(ratio)) = (
+                medians.get(&(index, sessions)),
+                medians.get(&(index - 1, sessions)),
+                ratios.of(index, index - 1, sessions),
+            ) {
+                println!(
+                    "replicated {} {sessions} session{}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms on {} vs {:.0} req/s p50 {:.2} ms p99 {:.2} ms on {} = {ratio:.2}x",
+                    row.transport.name(),
+                    if sessions == 1 { "" } else { "s" },
+                    replicated.rps(),
+                    replicated.p50.as_secs_f64() * 1000.0,
+                    replicated.p99.as_secs_f64() * 1000.0,
+                    Store::Redis.label(),
+                    memory.rps(),
+                    memory.p50.as_secs_f64() * 1000.0,
+                    memory.p99.as_secs_f64() * 1000.0,
+                    Store::Memory.label(),
+                );
+            }
+        }
+    }
+    println!();
+    println!(
+        "Redis round trips per call (commands from clients in Redis's MONITOR stream, background over an idle window subtracted; request path + the owner's delivery reads):"
+    );
+    let mut missed = 0;
+    for (scenario, outcome) in &report.round_trips {
+        match outcome {
+            Ok(figures) => {
+                let verdict = match scenario.target {
+                    Some(target) => {
+                        // Streamable answers on the POST itself: every round trip counts.
+                        let judged = match scenario.transport {
+                            Transport::Streamable => figures.request + figures.delivery_reads,
+                            _ => figures.request,
+                        };
+                        let ok = judged <= target + 0.005;
+                        if !ok {
+                            missed += 1;
+                        }
+                        format!(
+                            " (target <= {target:.0}{}: {})",
+                            match scenario.transport {
+                                Transport::Streamable => "",
+                                _ => " on the request path",
+                            },
+                            if ok { "ok" } else { "MISSED" }
+                        )
+                    }
+                    None => String::new(),
+                };
+                println!(
+                    "  {}: {:.2} request + {:.2} delivery reads = {:.2} per call{verdict} [{}; {} calls]",
+                    scenario.label,
+                    figures.request,
+                    figures.delivery_reads,
+                    figures.request + figures.delivery_reads,
+                    figures.breakdown(),
+                    figures.calls
+                );
+            }
+            Err(error) => {
+                if scenario.target.is_some() {
+                    missed += 1;
+                }
+                println!("  {}: not measured: {error:#}", scenario.label);
+            }
+        }
+    }
+    missed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(&str, u64)]) -> CommandCounts {
+        CommandCounts(pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect())
+    }
+
+    #[test]
+    fn round_trips_subtract_the_background_and_leave_out_trims() {
+        // Idle for 2 s: 2 blocking reads timed out (and their trims), one keep-alive touch.
+        let idle = counts(&[("evalsha", 1), ("xread", 2), ("xtrim", 2)]);
+        // 1 s of 1 000 calls: 2 000 evalsha (plus half a touch of background), 901 reads.
+        let busy = counts(&[("evalsha", 2_000), ("xread", 901), ("xtrim", 901)]);
+        let figures = RoundTrips::attribute(
+            &idle,
+            &busy,
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            1_000,
+        );
+        assert_eq!(figures.calls, 1_000);
+        assert!((figures.request - 1.9995).abs() < 1e-9, "{figures:?}");
+        assert!((figures.delivery_reads - 0.9).abs() < 1e-9, "{figures:?}");
+        assert_eq!(figures.breakdown(), "evalsha 2.000, xread 0.900");
+        // Fewer commands than the background predicts: zero, not negative.
+        let quiet = RoundTrips::attribute(
+            &idle,
+            &CommandCounts::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            10,
+        );
+        assert_eq!(quiet.request, 0.0);
+        assert_eq!(quiet.delivery_reads, 0.0);
+        assert_eq!(quiet.breakdown(), "no commands");
+    }
+
+    #[test]
+    fn parent_pids_come_after_the_command_name() {
+        assert_eq!(
+            parent_pid("1234 (nginx: worker (x)) S 1200 1234 1234 0 -1"),
+            Some(1200)
+        );
+        assert_eq!(parent_pid("garbage"), None);
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let own = std::process::id();
+        let tree = process_trees(&[own]);
+        assert_eq!(tree[0], own);
+        assert!(tree.contains(&child.id()), "{tree:?}");
+        assert_eq!(process_trees(&[child.id()]), vec![child.id()]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
