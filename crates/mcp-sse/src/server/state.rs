@@ -193,6 +193,13 @@ impl std::fmt::Debug for ServerState {
     }
 }
 
+impl Drop for ServerState {
+    fn drop(&mut self) {
+        // Stops the shared store's tasks of a server dropped without draining.
+        self.shutdown.cancel();
+    }
+}
+
 impl ServerState {
     pub(crate) fn new(
         service: Arc<dyn McpService>,
