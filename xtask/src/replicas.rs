@@ -547,7 +547,7 @@ async fn load_run(cluster: &Cluster, args: &Args) -> anyhow::Result<Outcome> {
     let opened = Instant::now();
     let clients = load::connect_all(&base, &kinds, 32).await?;
     let open_time = opened.elapsed();
-    let owners = session_owners(cluster);
+    let owners = show_owners(&session_owners(cluster, None));
 
     let tally = Arc::new(Tally::default());
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
@@ -604,25 +604,42 @@ async fn load_run(cluster: &Cluster, args: &Args) -> anyhow::Result<Outcome> {
     Ok(Outcome::new("a/load", passed, figures))
 }
 
-/// How many live sessions each replica owns, from Redis (`replica-0 334, ...`).
-fn session_owners(cluster: &Cluster) -> String {
+/// How many live sessions of `kind` (`legacy`, `streamable`, or any when `None`) each
+/// replica owns, read from Redis's session records.
+fn session_owners(
+    cluster: &Cluster,
+    kind: Option<&str>,
+) -> anyhow::Result<BTreeMap<String, usize>> {
     let script = "local o = {} for _, k in ipairs(redis.call('KEYS', ARGV[1])) do \
-                  local v = redis.call('HGET', k, 'owner') if v then table.insert(o, v) end end return o";
-    match cluster.redis_cli(&["--no-raw", "EVAL", script, "0", "mcp:session:*"]) {
-        Ok(text) => {
-            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-            for line in text.lines() {
-                // `--no-raw` prints `1) "replica-0"`.
-                if let Some(owner) = line.split('"').nth(1) {
-                    *counts.entry(owner.to_owned()).or_default() += 1;
-                }
-            }
-            counts
-                .iter()
-                .map(|(owner, n)| format!("{owner} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+                  local v = redis.call('HMGET', k, 'owner', 'kind') \
+                  if v[1] and (ARGV[2] == '' or v[2] == ARGV[2]) then table.insert(o, v[1]) end \
+                  end return o";
+    let text = cluster.redis_cli(&[
+        "--no-raw",
+        "EVAL",
+        script,
+        "0",
+        "mcp:session:*",
+        kind.unwrap_or(""),
+    ])?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in text.lines() {
+        // `--no-raw` prints `1) "replica-0"`.
+        if let Some(owner) = line.split('"').nth(1) {
+            *counts.entry(owner.to_owned()).or_default() += 1;
         }
+    }
+    Ok(counts)
+}
+
+/// `replica-0 334, replica-1 333, ...`.
+fn show_owners(owners: &anyhow::Result<BTreeMap<String, usize>>) -> String {
+    match owners {
+        Ok(counts) => counts
+            .iter()
+            .map(|(owner, n)| format!("{owner} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         Err(error) => format!("(cannot read: {error:#})"),
     }
 }
@@ -650,9 +667,12 @@ async fn kill_replica(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
     let clients = load::connect_all(&base, &kinds, 16).await?;
     let tally = Arc::new(Tally::default());
     let done = Arc::new(AtomicU64::new(0));
+    // Calls retried in the same session after nginx answered 502 (in flight on the victim).
+    let bad_gateway = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let mut tasks = Vec::new();
     for (i, (client, kind)) in clients.into_iter().zip(kinds.iter().copied()).enumerate() {
         let (tally, done, base) = (Arc::clone(&tally), Arc::clone(&done), base.clone());
+        let bad_gateway = Arc::clone(&bad_gateway);
         tasks.push(tokio::spawn(async move {
             let mut client = client;
             for n in 0..KILL_CALLS {
@@ -687,6 +707,10 @@ async fn kill_replica(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
                         }
                         Err(why) => {
                             // E.g. 502 from nginx for a request in flight on the killed replica.
+                            if why.status() == Some(502) {
+                                bad_gateway[usize::from(kind == Kind::Streamable)]
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
                             let status = why.status().map_or("no status".into(), |s| s.to_string());
                             tally.example(format!(
                                 "{} session {i} retries after {status}: {why}",
@@ -711,6 +735,13 @@ async fn kill_replica(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
     }
     let at = done.load(Ordering::Relaxed);
     let victim_pid = cluster.replica_pid(1);
+    // The legacy sessions whose stream is on the victim: exactly those must reconnect.
+    let legacy_owners = session_owners(cluster, Some("legacy"));
+    let on_victim = legacy_owners
+        .as_ref()
+        .ok()
+        .and_then(|o| o.get("replica-1").copied())
+        .unwrap_or(0) as u64;
     cluster.kill_replica(1)?;
     let killed_at = Instant::now();
     for task in tasks {
@@ -720,16 +751,19 @@ async fn kill_replica(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
     let legacy_reconnects = tally.reconnects(Kind::Legacy);
     let streamable_reconnects = tally.reconnects(Kind::Streamable);
     let mut figures = format!(
-        "{KILL_SESSIONS} legacy + {KILL_SESSIONS} streamable sessions x {KILL_CALLS} calls; replica 1 (pid {}) SIGKILLed after {at} calls; {}; retried {}; reconnected: legacy {legacy_reconnects}, streamable {streamable_reconnects}; run went on {:.1?} after the kill",
+        "{KILL_SESSIONS} legacy + {KILL_SESSIONS} streamable sessions x {KILL_CALLS} calls; replica 1 (pid {}) SIGKILLed after {at} calls; {}; retried {} (after 502 from nginx: legacy {}, streamable {}); reconnected: legacy {legacy_reconnects} (streams on replica 1: {on_victim}; legacy owners {}), streamable {streamable_reconnects}; run went on {:.1?} after the kill",
         victim_pid.map_or("?".into(), |p| p.to_string()),
         tally.summary(),
         Tally::get(&tally.retried),
+        bad_gateway[0].load(Ordering::Relaxed),
+        bad_gateway[1].load(Ordering::Relaxed),
+        show_owners(&legacy_owners),
         after
     );
     let passed = tally.clean()
         && streamable_reconnects == 0
         && legacy_reconnects > 0
-        && legacy_reconnects <= KILL_SESSIONS as u64;
+        && legacy_reconnects == on_victim;
     if !passed || !tally.examples().is_empty() {
         figures.push_str(&format!(
             "\n    events: {}",
@@ -761,7 +795,8 @@ async fn redis_restart(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
     let before = Arc::new(Tally::default());
     let stop = Arc::new(AtomicU64::new(0));
     let phase = Arc::new(AtomicU64::new(0)); // 0 before, 1 while away, 2 after recovery
-    let during = Arc::new(AtomicU64::new(0));
+    // Calls made while Redis was away or coming back: answered, 503, anything else.
+    let during = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
     let after_tally = Arc::new(Tally::default());
     let mut tasks = Vec::new();
     for (i, client) in clients.iter().enumerate() {
@@ -783,7 +818,12 @@ async fn redis_restart(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
                     (0, 0) => &before,
                     (2, 2) => &after_tally,
                     _ => {
-                        during.fetch_add(1, Ordering::Relaxed);
+                        let slot = match &result {
+                            Ok(_) => 0,
+                            Err(why) if why.status() == Some(503) => 1,
+                            Err(_) => 2,
+                        };
+                        during[slot].fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -898,9 +938,11 @@ async fn redis_restart(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
         }
     }
     notes.push(format!(
-        "{still} of {RESTART_SESSIONS} sessions of before work after the restart; background calls: before {}, while away or recovering {} (not counted), after {}",
+        "{still} of {RESTART_SESSIONS} sessions of before work after the restart; background calls: before {}, while away or recovering {} answered / {} got 503 / {} other errors (not counted), after {}",
         before.summary(),
-        during.load(Ordering::Relaxed),
+        during[0].load(Ordering::Relaxed),
+        during[1].load(Ordering::Relaxed),
+        during[2].load(Ordering::Relaxed),
         after_tally.summary()
     ));
     if !before.clean() {

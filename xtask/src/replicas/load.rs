@@ -182,8 +182,10 @@ impl std::fmt::Display for CallFailure {
     }
 }
 
+/// `text` on one line (whitespace runs become one space), cut to 120 characters.
 fn short(text: &str) -> String {
-    text.chars().take(200).collect()
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    one_line.chars().take(120).collect()
 }
 
 /// What came back for the calls of a run.
@@ -350,6 +352,18 @@ mod tests {
             CallFailure::Status(502, text) => {
                 assert_eq!(text, "Http status code: 502 (Bad Gateway): <html>")
             }
+            other => panic!("{other:?}"),
+        }
+        let http = ClientError::Http {
+            status: http::StatusCode::BAD_GATEWAY,
+            reason: "Bad Gateway".into(),
+            body: "<html>\n<head><title>502</title></head>\n".into(),
+        };
+        match CallFailure::from(http) {
+            CallFailure::Status(502, text) => assert_eq!(
+                text,
+                "Http status code: 502 (Bad Gateway): <html> <head><title>502</title></head>"
+            ),
             other => panic!("{other:?}"),
         }
     }
