@@ -5,7 +5,7 @@
 //! `dice_server --port 8001 --redis redis://127.0.0.1:6379 --replica-id a` (the URL may also come
 //! from `MCP_REDIS_URL`). Any replica then serves any request of any session, over both
 //! transports, without sticky sessions. `--echo` adds the `echo(token)` tool.
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::Parser;
 use mcp_sse::{McpHttpServer, ServerConfig};
@@ -26,8 +26,20 @@ struct Args {
     echo: bool,
 }
 
+/// Runs the server; an error (a port in use, Redis unreachable at start) is printed on one
+/// line and the exit code is 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dice_server: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     mcp_examples::init_tracing();
     let args = Args::parse();
     let config = ServerConfig {

@@ -6,7 +6,7 @@
 //! belongs to the token's subject (`sub`, `--subject` for the printed token): the same session
 //! id with another subject's token is 404 on every replica. `--echo` adds the `echo(token)`
 //! tool.
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 
@@ -42,8 +42,20 @@ struct Args {
     echo: bool,
 }
 
+/// Runs the server; an error (a port in use, Redis unreachable at start) is printed on one
+/// line and the exit code is 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dice_server_auth: error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     mcp_examples::init_tracing();
     let args = Args::parse();
 
