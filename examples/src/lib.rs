@@ -59,17 +59,33 @@ pub mod dice {
     /// The description of `echo`.
     pub const ECHO_DESCRIPTION: &str = "Return `token` unchanged.";
 
+    /// Longest wait `echo` accepts, in milliseconds.
+    pub const ECHO_MAX_DELAY_MS: u32 = 10_000;
+
     /// Arguments of `echo`.
     #[derive(Debug, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct Echo {
         /// The text to get back.
         pub token: String,
+        /// Wait this long (milliseconds, at most 10 000) before answering: a call that is
+        /// still running, for stream resumption tests.
+        #[serde(default)]
+        #[schemars(range(max = 10_000))]
+        pub delay_ms: Option<u32>,
     }
 
     /// Returns the token: each call of a replica test carries a unique one it must get back,
     /// so a lost, duplicated or misdelivered response shows.
     pub async fn echo(args: Echo) -> Result<String, ToolError> {
+        if let Some(ms) = args.delay_ms {
+            if ms > ECHO_MAX_DELAY_MS {
+                return Err(ToolError::new(format!(
+                    "delay_ms {ms} is over {ECHO_MAX_DELAY_MS}"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(ms))).await;
+        }
         Ok(args.token)
     }
 
@@ -220,10 +236,27 @@ mod tests {
     async fn echo_returns_the_token_and_is_opt_in() {
         let token = dice::echo(dice::Echo {
             token: "t-42".into(),
+            delay_ms: None,
         })
         .await
         .unwrap();
         assert_eq!(token, "t-42");
+        let started = std::time::Instant::now();
+        let slow = dice::echo(dice::Echo {
+            token: "t-43".into(),
+            delay_ms: Some(50),
+        })
+        .await
+        .unwrap();
+        assert_eq!(slow, "t-43");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+        let too_long = dice::echo(dice::Echo {
+            token: "t".into(),
+            delay_ms: Some(10_001),
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(too_long.to_string(), "delay_ms 10001 is over 10000");
         let names = |s: mcp_proto::McpServer| -> Vec<String> {
             s.tools().into_iter().map(|t| t.name).collect()
         };
@@ -235,6 +268,7 @@ mod tests {
         let schema = &dice::server_with_echo(true).unwrap().tools()[1].input_schema;
         assert_eq!(schema["required"], serde_json::json!(["token"]));
         assert_eq!(schema["properties"]["token"]["type"], "string");
+        assert_eq!(schema["properties"]["delay_ms"]["maximum"], 10_000);
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //!   caller (lost, duplicated and misdelivered answers are counted); the sessions' owners in
 //!   Redis show the spread over the replicas.
 //! - **b/any-replica**: a streamable session initialized on replica 0's own URL answers calls
-//!   on replicas 1 and 2 and through nginx; `DELETE` on replica 2 makes it 404 on 0 and 1. A
-//!   legacy stream on replica 0 receives, in order, the answers to `POST /messages/` sent to
-//!   replicas 1 and 2.
+//!   on replicas 1 and 2 and through nginx; the response stream of a call still running on
+//!   replica 0 (`echo` with `delay_ms`), broken after its first event, resumes with
+//!   `Last-Event-ID` on replicas 1 and 2 and delivers the answer; `DELETE` on replica 2 makes
+//!   the session 404 on 0 and 1. A legacy stream on replica 0 receives, in order, the answers
+//!   to `POST /messages/` sent to replicas 1, 2 and 0.
 //! - **c/subject**: `dice_server_auth` replicas sharing one key pair: a session created with
 //!   alice's token is 404 with bob's token on every replica (calls and `DELETE`) and still
 //!   works for alice everywhere.
@@ -18,9 +20,10 @@
 //!   streamable sessions go on (a call in flight on the dead replica, answered 502 by nginx, is
 //!   retried in the same session), none lost; legacy clients whose stream was on the dead
 //!   replica see it end and reconnect (a new session), the others go on.
-//! - **e/redis-restart**: Redis stopped while streamable sessions call: a call answers 503 with
-//!   a JSON body; Redis started again (same port and directory, append-only file): service
-//!   resumes with no replica restart, and every session opened before still works.
+//! - **e/redis-restart**: Redis stopped while sessions of both transports call: a call and an
+//!   `initialize` answer 503 with a JSON body; Redis started again (same port and directory,
+//!   append-only file): service resumes with no replica restart, every call after recovery
+//!   succeeds, and every session opened before still works.
 //! - **f/python**: `interop/replicas_clients.py`: `mcp` (legacy and default modes, both
 //!   transports) and `fastmcp` list the tools and call `roll_dice` and `echo` through nginx.
 //!
@@ -44,6 +47,8 @@ use crate::process;
 use load::{CallFailure, Kind, Tally};
 use raw::RawClient;
 
+/// How long the call of the resumption check runs, in milliseconds.
+const RESUME_DELAY_MS: u32 = 700;
 /// Replicas in every cluster.
 const REPLICAS: usize = 3;
 /// The audience of the tokens of scenario c.
@@ -258,6 +263,47 @@ async fn any_replica(cluster: &Cluster) -> anyhow::Result<Outcome> {
         targets.len() - failures.len()
     ));
 
+    // Resumption on another replica: a call still running on replica 0 (echo with a delay)
+    // whose response stream breaks after its first event is resumed with `GET` +
+    // `Last-Event-ID` on replica 1, then on replica 2 from the same point.
+    id += 1;
+    let token = load::token("b-resume", id);
+    let slow = raw::slow_echo_request(id, &token, RESUME_DELAY_MS);
+    match raw.post_stream(&mcp[0], &session, &slow).await? {
+        Ok(mut stream) => {
+            let first = stream.next_sse_event(Duration::from_secs(5)).await?;
+            drop(stream); // the connection breaks before the answer
+            match first.id {
+                Some(first_id) => {
+                    for i in [1, 2] {
+                        match resumed_answer(&raw, &mcp[i], &session, &first_id).await {
+                            Ok(answer)
+                                if answer["id"] == id
+                                    && answer["result"]["structuredContent"]["result"]
+                                        == token.as_str() => {}
+                            Ok(answer) => failures.push(format!(
+                                "GET with Last-Event-ID {first_id} on replica {i} replayed {answer}, not the answer to call {id}"
+                            )),
+                            Err(error) => failures.push(format!(
+                                "GET with Last-Event-ID {first_id} on replica {i}: {error:#}"
+                            )),
+                        }
+                    }
+                    notes.push(format!(
+                        "a call's response stream broken on replica 0 resumed (Last-Event-ID {first_id}) on replicas 1 and 2"
+                    ));
+                }
+                None => failures.push(format!(
+                    "the first event of a running call's stream on replica 0 has no id: {first:?}"
+                )),
+            }
+        }
+        Err(reply) => failures.push(format!(
+            "a call of echo with delay_ms {RESUME_DELAY_MS} on replica 0 was not answered as an SSE stream: {}",
+            reply.describe()
+        )),
+    }
+
     // DELETE on replica 2: 404 on 0 and 1 (and a second DELETE is 404 too).
     let reply = raw.delete(&mcp[2], &session, None).await?;
     if !(200..300).contains(&reply.status) {
@@ -360,6 +406,28 @@ async fn any_replica(cluster: &Cluster) -> anyhow::Result<Outcome> {
         sent.len()
     ));
     Ok(finish("b/any-replica", notes, failures))
+}
+
+/// Resumes a response stream at `url` after `last_event_id`: the first JSON-RPC message
+/// replayed.
+async fn resumed_answer(
+    raw: &RawClient,
+    url: &str,
+    session: &str,
+    last_event_id: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let mut stream = match raw.resume(url, session, last_event_id).await? {
+        Ok(stream) => stream,
+        Err(reply) => bail!("answered {}", reply.describe()),
+    };
+    loop {
+        let event = stream.next_sse_event(Duration::from_secs(5)).await?;
+        if let Ok(message) = serde_json::from_str::<serde_json::Value>(&event.data)
+            && message.get("jsonrpc").is_some()
+        {
+            return Ok(message);
+        }
+    }
 }
 
 fn finish(name: &'static str, notes: Vec<String>, failures: Vec<String>) -> Outcome {
@@ -777,10 +845,13 @@ async fn kill_replica(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
 
 /// Streamable sessions of scenario e.
 const RESTART_SESSIONS: usize = 20;
+/// Legacy SSE sessions of scenario e.
+const RESTART_LEGACY_SESSIONS: usize = 10;
 
 async fn redis_restart(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
     let base = cluster.lb_url("");
-    let kinds = vec![Kind::Streamable; RESTART_SESSIONS];
+    let mut kinds = vec![Kind::Streamable; RESTART_SESSIONS];
+    kinds.extend([Kind::Legacy; RESTART_LEGACY_SESSIONS]);
     let clients: Vec<Arc<mcp_sse::client::McpClient>> = load::connect_all(&base, &kinds, 8)
         .await?
         .into_iter()
@@ -932,13 +1003,18 @@ async fn redis_restart(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
         match load::echo(client, &token).await {
             Ok(got) if got == token => still += 1,
             Ok(got) => failures.push(format!(
-                "session {i} after the restart: sent {token}, got {got}"
+                "{} session {i} after the restart: sent {token}, got {got}",
+                kinds[i].label()
             )),
-            Err(why) => failures.push(format!("session {i} after the restart: {why}")),
+            Err(why) => failures.push(format!(
+                "{} session {i} after the restart: {why}",
+                kinds[i].label()
+            )),
         }
     }
     notes.push(format!(
-        "{still} of {RESTART_SESSIONS} sessions of before work after the restart; background calls: before {}, while away or recovering {} answered / {} got 503 / {} other errors (not counted), after {}",
+        "{still} of {} sessions of before ({RESTART_SESSIONS} streamable, {RESTART_LEGACY_SESSIONS} legacy) work after the restart; background calls: before {}, while away or recovering {} answered / {} got 503 / {} other errors (not counted), after {}",
+        kinds.len(),
         before.summary(),
         during[0].load(Ordering::Relaxed),
         during[1].load(Ordering::Relaxed),

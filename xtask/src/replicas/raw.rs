@@ -55,22 +55,48 @@ impl Reply {
 
 /// The `data:` payloads of the events in an SSE text, in order.
 pub fn sse_data(text: &str) -> Vec<String> {
-    let mut events = Vec::new();
+    sse_events(text).into_iter().map(|e| e.data).collect()
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// Its `id:`, if any.
+    pub id: Option<String>,
+    /// Its `event:` (default `message`).
+    pub name: String,
+    /// Its `data:` lines joined with newlines.
+    pub data: String,
+}
+
+/// The events (those with data, even empty) of an SSE text, in order.
+pub fn sse_events(text: &str) -> Vec<SseEvent> {
+    let text = text.replace("\r\n", "\n");
+    text.split("\n\n").filter_map(parse_block).collect()
+}
+
+/// One event block; `None` for comments and blocks without `data:`.
+fn parse_block(block: &str) -> Option<SseEvent> {
+    let mut event = SseEvent {
+        id: None,
+        name: "message".to_owned(),
+        data: String::new(),
+    };
     let mut data: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        if line.is_empty() {
-            if !data.is_empty() {
-                events.push(data.join("\n"));
-                data.clear();
-            }
-        } else if let Some(value) = line.strip_prefix("data:") {
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("data:") {
             data.push(value.strip_prefix(' ').unwrap_or(value));
+        } else if let Some(value) = line.strip_prefix("event:") {
+            event.name = value.trim().to_owned();
+        } else if let Some(value) = line.strip_prefix("id:") {
+            event.id = Some(value.trim().to_owned());
         }
     }
-    if !data.is_empty() {
-        events.push(data.join("\n"));
+    if data.is_empty() {
+        return None;
     }
-    events
+    event.data = data.join("\n");
+    Some(event)
 }
 
 /// A JSON-RPC `initialize` request.
@@ -82,6 +108,14 @@ pub fn initialize_request(id: u64) -> Value {
             "capabilities": {},
             "clientInfo": {"name": "xtask-replicas", "version": "0"}
         }
+    })
+}
+
+/// A JSON-RPC `tools/call` of `echo` with `token`, answered after `delay_ms`.
+pub fn slow_echo_request(id: u64, token: &str, delay_ms: u32) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"token": token, "delay_ms": delay_ms}}
     })
 }
 
@@ -187,7 +221,7 @@ impl RawClient {
 
     /// Opens a legacy SSE stream at `sse_url` (`GET`), reads its `endpoint` event and returns
     /// the stream with the endpoint's session id.
-    pub async fn open_legacy(&self, sse_url: &str) -> anyhow::Result<LegacyStream> {
+    pub async fn open_legacy(&self, sse_url: &str) -> anyhow::Result<SseStream> {
         let response = self
             .http
             .get(sse_url)
@@ -198,7 +232,7 @@ impl RawClient {
         if response.status() != 200 {
             bail!("GET {sse_url}: {}", response.status());
         }
-        let mut stream = LegacyStream {
+        let mut stream = SseStream {
             body: Box::pin(response.bytes_stream()),
             buffer: String::new(),
             session_id: String::new(),
@@ -213,6 +247,82 @@ impl RawClient {
         stream.session_id = id.to_owned();
         Ok(stream)
     }
+}
+
+impl RawClient {
+    /// `POST url` with `message` in `session`, kept open as an SSE stream (for a call that is
+    /// still running); the reply instead when the answer is not a 200 event stream.
+    pub async fn post_stream(
+        &self,
+        url: &str,
+        session: &str,
+        message: &Value,
+    ) -> anyhow::Result<Result<SseStream, Reply>> {
+        let response = self
+            .http
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", VERSION)
+            .header("mcp-session-id", session)
+            .body(message.to_string())
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        stream_or_reply(response, session).await
+    }
+
+    /// `GET url` (a `/mcp` URL) for `session` with `Last-Event-ID: last_event_id`: the
+    /// status, and the stream when it is 200.
+    pub async fn resume(
+        &self,
+        url: &str,
+        session: &str,
+        last_event_id: &str,
+    ) -> anyhow::Result<Result<SseStream, Reply>> {
+        let response = self
+            .http
+            .get(url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", VERSION)
+            .header("last-event-id", last_event_id)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        stream_or_reply(response, session).await
+    }
+}
+
+/// The response as an SSE stream when it is a 200 event stream, else read whole.
+async fn stream_or_reply(
+    response: reqwest::Response,
+    session: &str,
+) -> anyhow::Result<Result<SseStream, Reply>> {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if response.status() != 200 || !content_type.starts_with("text/event-stream") {
+        let status = response.status().as_u16();
+        let body = tokio::time::timeout(REQUEST_TIMEOUT, response.text())
+            .await
+            .unwrap_or(Ok(String::new()))
+            .unwrap_or_default();
+        return Ok(Err(Reply {
+            status,
+            content_type,
+            session_id: None,
+            body,
+        }));
+    }
+    Ok(Ok(SseStream {
+        body: Box::pin(response.bytes_stream()),
+        buffer: String::new(),
+        session_id: session.to_owned(),
+    }))
 }
 
 impl Default for RawClient {
@@ -255,8 +365,8 @@ async fn send(request: reqwest::RequestBuilder, method: &str, url: &str) -> anyh
         .with_context(|| format!("{method} {url}: no answer within {REQUEST_TIMEOUT:?}"))?
 }
 
-/// A legacy SSE stream being read.
-pub struct LegacyStream {
+/// An SSE stream being read (a legacy session stream, or a resumed streamable one).
+pub struct SseStream {
     body:
         std::pin::Pin<Box<dyn futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send>>,
     buffer: String,
@@ -264,26 +374,23 @@ pub struct LegacyStream {
     pub session_id: String,
 }
 
-impl LegacyStream {
+impl SseStream {
     /// The next event (name, data), skipping comments; fails on timeout or end of stream.
     pub async fn next_event(&mut self, within: Duration) -> anyhow::Result<(String, String)> {
+        let event = self.next_sse_event(within).await?;
+        Ok((event.name, event.data))
+    }
+
+    /// The next event with its id, skipping comments; fails on timeout or end of stream.
+    pub async fn next_sse_event(&mut self, within: Duration) -> anyhow::Result<SseEvent> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                let mut name = "message".to_owned();
-                let mut data = Vec::new();
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event:") {
-                        name = value.trim().to_owned();
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push(value.strip_prefix(' ').unwrap_or(value).to_owned());
-                    }
+                match parse_block(&block) {
+                    Some(event) => return Ok(event),
+                    None => continue, // a comment or keep-alive
                 }
-                if data.is_empty() {
-                    continue; // a comment or keep-alive
-                }
-                return Ok((name, data.join("\n")));
             }
             let chunk = tokio::time::timeout_at(deadline, self.body.next())
                 .await
@@ -302,6 +409,26 @@ impl LegacyStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sse_events_keep_ids_and_names() {
+        let text = "id: 7-0\r\ndata: \r\n\r\nid: 7-1\nevent: message\ndata: {}\n\n: ping\n\n";
+        assert_eq!(
+            sse_events(text),
+            [
+                SseEvent {
+                    id: Some("7-0".into()),
+                    name: "message".into(),
+                    data: String::new()
+                },
+                SseEvent {
+                    id: Some("7-1".into()),
+                    name: "message".into(),
+                    data: "{}".into()
+                },
+            ]
+        );
+    }
 
     #[test]
     fn sse_data_joins_lines_per_event() {
