@@ -42,7 +42,15 @@
 //!
 //! `McpHttpServer::router()` gives the routes to mount or wrap (auth from `mcp-auth`, CORS,
 //! tracing); the HTTP request's extensions reach tool handlers through
-//! `ToolContext::extensions`.
+//! `ToolContext::extensions`. A session belongs to the [`mcp_proto::AuthSubject`] that created
+//! it (`mcp-auth` sets it from the token): another subject's requests find no such session.
+//!
+//! ## Replicas
+//!
+//! By default sessions live in the serving process. [`McpHttpServer::session_store`] hands
+//! them to a [`SessionStore`] instead (`mcp_redis::RedisStore` in production), so replicas
+//! behind a load balancer without stickiness share live sessions of both transports: see the
+//! [`store`] module.
 //!
 //! ## Calling a server
 //!
