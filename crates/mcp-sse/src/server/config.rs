@@ -16,7 +16,8 @@ pub struct ServerConfig {
     /// Serve streamable HTTP. Default `true`.
     pub streamable_http: bool,
     /// Streamable HTTP without sessions: every request stands alone, so replicas behind a
-    /// load balancer need no shared state. Default `false`.
+    /// load balancer need no shared state (to keep sessions across replicas instead, see
+    /// `McpHttpServer::session_store`). Default `false`.
     pub stateless: bool,
     /// Offer the standalone `GET` stream on the streamable endpoint (405 otherwise). Default `true`.
     pub get_stream: bool,
