@@ -896,6 +896,7 @@ mod tests {
             errors: 0,
             first_error: None,
             server_cpu: None,
+            server_cpu_groups: Vec::new(),
             generator_cpu: None,
         }
     }

@@ -76,8 +76,10 @@ pub struct PhaseResult {
     pub errors: u64,
     /// The first failure, for the report.
     pub first_error: Option<String>,
-    /// CPU time the server process spent in the window.
+    /// CPU time the server process spent in the window (all server processes together).
     pub server_cpu: Option<Duration>,
+    /// The same per group of server processes, as given to [`run_phase_grouped`].
+    pub server_cpu_groups: Vec<Option<Duration>>,
     /// CPU time this process (the generator) spent in the window.
     pub generator_cpu: Option<Duration>,
 }
@@ -96,6 +98,14 @@ impl PhaseResult {
     /// Generator CPU time per call.
     pub fn generator_cpu_per_call(&self) -> Option<Duration> {
         self.per_call(self.generator_cpu?)
+    }
+
+    /// CPU time per call of each group of server processes.
+    pub fn server_cpu_per_call_by_group(&self) -> Vec<Option<Duration>> {
+        self.server_cpu_groups
+            .iter()
+            .map(|cpu| self.per_call((*cpu)?))
+            .collect()
     }
 
     fn per_call(&self, cpu: Duration) -> Option<Duration> {
@@ -179,14 +189,35 @@ fn cpu_time_of(pids: &[u32]) -> Option<Duration> {
 }
 
 /// Opens `sessions` sessions of `transport` on `addr`, runs the closed loop for the warm-up
-/// and the window, and measures. `server_pids` (the server, or everything that serves: load
-/// balancer, replicas, Redis) are sampled for CPU time together.
+/// and the window, and measures. `server_pids` (the server's processes) are sampled for CPU
+/// time together.
 pub async fn run_phase(
     transport: Transport,
     addr: SocketAddr,
     sessions: usize,
     token: Option<&str>,
     server_pids: &[u32],
+    timing: Timing,
+) -> anyhow::Result<PhaseResult> {
+    run_phase_grouped(
+        transport,
+        addr,
+        sessions,
+        token,
+        &[server_pids.to_vec()],
+        timing,
+    )
+    .await
+}
+
+/// [`run_phase`] with the server's processes in groups (say load balancer, replicas, Redis),
+/// each sampled for CPU time on its own and all together.
+pub async fn run_phase_grouped(
+    transport: Transport,
+    addr: SocketAddr,
+    sessions: usize,
+    token: Option<&str>,
+    server_groups: &[Vec<u32>],
     timing: Timing,
 ) -> anyhow::Result<PhaseResult> {
     let opening =
@@ -213,20 +244,23 @@ pub async fn run_phase(
         .map(|session| tokio::spawn(drive(session, warm_end, end, timing)))
         .collect();
     let own_pid = std::process::id();
-    let server_pids = server_pids.to_vec();
+    let server_groups = server_groups.to_vec();
     let sampler = tokio::spawn(async move {
+        let sample = |groups: &[Vec<u32>]| -> Vec<Option<Duration>> {
+            groups.iter().map(|pids| cpu_time_of(pids)).collect()
+        };
         tokio::time::sleep_until(warm_end.into()).await;
-        let before = (
-            cpu_time_of(&server_pids),
-            process::process_cpu_time(own_pid),
-        );
+        let before = (sample(&server_groups), process::process_cpu_time(own_pid));
         tokio::time::sleep_until(end.into()).await;
-        let after = (
-            cpu_time_of(&server_pids),
-            process::process_cpu_time(own_pid),
-        );
+        let after = (sample(&server_groups), process::process_cpu_time(own_pid));
         let delta = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
-        (delta(before.0, after.0), delta(before.1, after.1))
+        let groups: Vec<Option<Duration>> = before
+            .0
+            .iter()
+            .zip(&after.0)
+            .map(|(a, b)| delta(*a, *b))
+            .collect();
+        (groups, delta(before.1, after.1))
     });
 
     let mut latencies = Vec::new();
@@ -240,7 +274,12 @@ pub async fn run_phase(
             first_error = outcome.first_error;
         }
     }
-    let (server_cpu, generator_cpu) = sampler.await.unwrap_or((None, None));
+    let (server_cpu_groups, generator_cpu) = sampler.await.unwrap_or((Vec::new(), None));
+    let server_cpu = server_cpu_groups
+        .iter()
+        .flatten()
+        .copied()
+        .reduce(|a, b| a + b);
     latencies.sort_unstable();
     Ok(PhaseResult {
         completed: latencies.len() as u64,
@@ -250,6 +289,7 @@ pub async fn run_phase(
         errors,
         first_error,
         server_cpu,
+        server_cpu_groups,
         generator_cpu,
     })
 }
@@ -280,6 +320,7 @@ mod tests {
             errors: 0,
             first_error: None,
             server_cpu: Some(Duration::from_millis(1_000)),
+            server_cpu_groups: vec![Some(Duration::from_millis(600)), None],
             generator_cpu: Some(Duration::from_millis(500)),
         };
         assert_eq!(result.rps(), 10_000.0);
@@ -290,6 +331,10 @@ mod tests {
         assert_eq!(
             result.server_cpu_per_call(),
             Some(Duration::from_micros(50))
+        );
+        assert_eq!(
+            result.server_cpu_per_call_by_group(),
+            vec![Some(Duration::from_micros(30)), None]
         );
     }
 
@@ -315,6 +360,7 @@ mod tests {
             assert!(result.completed > 10, "{transport:?}: {result:?}");
             assert!(result.p50 <= result.p99 && result.p99 < Duration::from_secs(5));
             assert!(result.server_cpu.is_some());
+            assert_eq!(result.server_cpu_groups, vec![result.server_cpu]);
         }
         // A server without the dice tool: every call fails, and the phase says why.
         let empty =

@@ -3,7 +3,8 @@
 //!
 //! Two deployments run side by side, each a real nginx doing round robin (no stickiness) in
 //! front of `dice_server` processes (release build): one replica keeping its sessions in
-//! memory, and [`REPLICAS`] replicas sharing theirs through one `redis-server`. The load
+//! memory, and [`REPLICAS`] replicas sharing theirs through one `redis-server`. CPU time per
+//! call is shown for all serving processes and for each group (nginx, replicas, Redis). The load
 //! balancer is in both, so the ratio is the cost of Redis and of crossing replicas. With
 //! pinning, everything that serves (nginx, replicas, Redis) shares CPU 0 and the load generator
 //! has CPU 1, as in the rest of the bench.
@@ -43,6 +44,8 @@ pub const REPLICAS: usize = 3;
 pub const TARGET_STREAMABLE_ROUND_TRIPS: f64 = 1.0;
 /// Most Redis round trips a legacy SSE call that crosses replicas may cost on its request path.
 pub const TARGET_LEGACY_CROSSING_ROUND_TRIPS: f64 = 2.0;
+/// The groups of serving processes whose CPU time is shown per call.
+const CPU_GROUPS: [&str; 3] = ["nginx", "replicas", "Redis"];
 /// Where everything that serves runs when pinned (the load generator has CPU 1).
 const SERVER_CPUS: &str = "0";
 /// Budget of each step of the `MONITOR` connection.
@@ -232,6 +235,19 @@ impl Deployment {
         process_trees(&self.cluster.pids())
     }
 
+    /// The serving processes in [`CPU_GROUPS`] order: nginx (master and workers), the
+    /// replicas, Redis (none in memory).
+    fn serving_groups(&self) -> Vec<Vec<u32>> {
+        let replicas: Vec<u32> = (0..self.cluster.replica_count())
+            .filter_map(|i| self.cluster.replica_pid(i))
+            .collect();
+        vec![
+            process_trees(&self.cluster.nginx_pid().into_iter().collect::<Vec<_>>()),
+            process_trees(&replicas),
+            process_trees(&self.cluster.redis_pid().into_iter().collect::<Vec<_>>()),
+        ]
+    }
+
     fn ensure_running(&mut self) -> anyhow::Result<()> {
         self.cluster.ensure_running()
     }
@@ -389,12 +405,12 @@ pub async fn measure(
                     Store::Memory => &memory,
                     Store::Redis => &redis,
                 };
-                let outcome = load::run_phase(
+                let outcome = load::run_phase_grouped(
                     row.transport,
                     deployment.lb,
                     sessions,
                     None,
-                    &deployment.serving_pids(),
+                    &deployment.serving_groups(),
                     plan.timing,
                 )
                 .await;
@@ -585,7 +601,7 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
         if plan.pin { ", all on CPU 0" } else { "" }
     );
     println!(
-        "| {:<11} | {:<22} | {:>8} | {:>9} | {:>9} | {:>9} | {:>11} | {:>11} | {:>6} |",
+        "| {:<11} | {:<22} | {:>8} | {:>9} | {:>9} | {:>9} | {:>11} | {:>11} | {:>8} | {:>8} | {:>8} | {:>6} |",
         "transport",
         "deployment",
         "sessions",
@@ -594,10 +610,13 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
         "p99 ms",
         "x in memory",
         "CPU µs/call",
+        CPU_GROUPS[0],
+        CPU_GROUPS[1],
+        CPU_GROUPS[2],
         "errors"
     );
     println!(
-        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
+        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
         "-".repeat(13),
         "-".repeat(24),
         "-".repeat(9) + ":",
@@ -606,6 +625,9 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
         "-".repeat(10) + ":",
         "-".repeat(12) + ":",
         "-".repeat(12) + ":",
+        "-".repeat(9) + ":",
+        "-".repeat(9) + ":",
+        "-".repeat(9) + ":",
         "-".repeat(7) + ":",
     );
     for &sessions in &plan.sessions {
@@ -613,12 +635,17 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
             let Some(r) = medians.get(&(index, sessions)) else {
                 continue;
             };
+            let groups = r.server_cpu_per_call_by_group();
+            let group = |i: usize| match row.store {
+                Store::Memory if i == 2 => "-".to_owned(),
+                _ => super::micros(groups.get(i).copied().flatten()),
+            };
             let ratio = match row.store {
                 Store::Memory => 1.0,
                 Store::Redis => ratios.of(index, index - 1, sessions).unwrap_or(f64::NAN),
             };
             println!(
-                "| {:<11} | {:<22} | {:>8} | {:>9.0} | {:>9.3} | {:>9.3} | {:>11.2} | {:>11} | {:>6} |",
+                "| {:<11} | {:<22} | {:>8} | {:>9.0} | {:>9.3} | {:>9.3} | {:>11.2} | {:>11} | {:>8} | {:>8} | {:>8} | {:>6} |",
                 row.transport.name(),
                 row.store.label(),
                 sessions,
@@ -627,7 +654,10 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
                 r.p99.as_secs_f64() * 1000.0,
                 ratio,
                 super::micros(r.server_cpu_per_call()),
-                r.errors
+                group(0),
+                group(1),
+                group(2),
+                r.errors,
             );
         }
     }
