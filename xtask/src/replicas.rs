@@ -13,9 +13,10 @@
 //!   `Last-Event-ID` on replicas 1 and 2 and delivers the answer; `DELETE` on replica 2 makes
 //!   the session 404 on 0 and 1. A legacy stream on replica 0 receives, in order, the answers
 //!   to `POST /messages/` sent to replicas 1, 2 and 0.
-//! - **c/subject**: `dice_server_auth` replicas sharing one key pair: a session created with
-//!   alice's token is 404 with bob's token on every replica (calls and `DELETE`) and still
-//!   works for alice everywhere.
+//! - **c/subject**: `dice_server_auth` replicas sharing one key pair: a streamable session
+//!   created with alice's token is 404 with bob's token on every replica (calls and `DELETE`)
+//!   and still works for alice everywhere; bob's `POST /messages/` to alice's legacy session is
+//!   404 on every replica, alice's are answered on her stream.
 //! - **d/kill**: sessions of both transports call through nginx while replica 1 gets SIGKILL:
 //!   streamable sessions go on (a call in flight on the dead replica, answered 502 by nginx, is
 //!   retried in the same session), none lost; legacy clients whose stream was on the dead
@@ -331,7 +332,9 @@ async fn any_replica(cluster: &Cluster) -> anyhow::Result<Outcome> {
     notes.push("DELETE on replica 2 -> 404 on replicas 0 and 1".into());
 
     // Legacy: the stream on replica 0, the POSTs on replicas 1 and 2 (and 0), in order.
-    let mut stream = raw.open_legacy(&cluster.replica_url(0, "/sse")).await?;
+    let mut stream = raw
+        .open_legacy(&cluster.replica_url(0, "/sse"), None)
+        .await?;
     let legacy_id = stream.session_id.clone();
     let endpoint = |i: usize| cluster.replica_url(i, &format!("/messages/?session_id={legacy_id}"));
     let init = raw
@@ -536,8 +539,67 @@ async fn subject_checks(cluster: &Cluster, alice: &str, bob: &str) -> anyhow::Re
     if reply.echoed().as_deref() != Some(token.as_str()) {
         failures.push(format!("bob's own session: {}", reply.describe()));
     }
+    // Legacy: alice's stream on replica 0; bob's POSTs to its endpoint are 404 on every
+    // replica, alice's are accepted on every replica and answered on her stream.
+    let mut stream = raw
+        .open_legacy(&cluster.replica_url(0, "/sse"), Some(alice))
+        .await?;
+    let legacy_id = stream.session_id.clone();
+    let endpoint = |i: usize| cluster.replica_url(i, &format!("/messages/?session_id={legacy_id}"));
+    let init = raw
+        .post(&endpoint(1), None, Some(alice), &raw::initialize_request(1))
+        .await?;
+    if init.status != 202 {
+        failures.push(format!(
+            "alice's legacy initialize on replica 1: {}",
+            init.describe()
+        ));
+    }
+    stream.next_event(Duration::from_secs(10)).await?;
+    for i in 0..REPLICAS {
+        id += 1;
+        let message = raw::echo_request(id, &load::token("c-bob-legacy", id));
+        let reply = raw.post(&endpoint(i), None, Some(bob), &message).await?;
+        if reply.status != 404 {
+            failures.push(format!(
+                "bob's token on alice's legacy endpoint on replica {i}: expected 404, got {}",
+                reply.describe()
+            ));
+        }
+    }
+    for i in 0..REPLICAS {
+        id += 1;
+        let token = load::token("c-alice-legacy", id);
+        let reply = raw
+            .post(
+                &endpoint(i),
+                None,
+                Some(alice),
+                &raw::echo_request(id, &token),
+            )
+            .await?;
+        if reply.status != 202 {
+            failures.push(format!(
+                "alice's legacy echo on replica {i}: {}",
+                reply.describe()
+            ));
+            continue;
+        }
+        let (_, data) = stream.next_event(Duration::from_secs(10)).await?;
+        let answer: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+        if answer["id"] != id || answer["result"]["structuredContent"]["result"] != token.as_str() {
+            failures.push(format!(
+                "alice's legacy stream: expected the answer to {id} ({token}), got {data}"
+            ));
+        }
+    }
+    drop(stream);
+
     let notes = vec![
         format!("alice's session: bob -> 404 on {REPLICAS} replicas and on DELETE"),
+        format!(
+            "alice's legacy stream on replica 0: bob's POSTs -> 404 on {REPLICAS} replicas, alice's answered on her stream"
+        ),
         format!("no token -> {}", without.status),
         format!("alice -> 200 with her token on {REPLICAS} replicas"),
     ];

@@ -221,11 +221,16 @@ impl RawClient {
 
     /// Opens a legacy SSE stream at `sse_url` (`GET`), reads its `endpoint` event and returns
     /// the stream with the endpoint's session id.
-    pub async fn open_legacy(&self, sse_url: &str) -> anyhow::Result<SseStream> {
-        let response = self
-            .http
-            .get(sse_url)
-            .header("accept", "text/event-stream")
+    pub async fn open_legacy(
+        &self,
+        sse_url: &str,
+        bearer: Option<&str>,
+    ) -> anyhow::Result<SseStream> {
+        let mut request = self.http.get(sse_url).header("accept", "text/event-stream");
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .send()
             .await
             .with_context(|| format!("GET {sse_url}"))?;
