@@ -762,6 +762,23 @@ fn session_owners(
     Ok(counts)
 }
 
+/// How many of the cluster's keys in Redis (`mcp:*`) there are, and how many never expire
+/// (no TTL): sessions, delivery streams and event streams must all expire by themselves.
+fn keys_without_expiry(cluster: &Cluster) -> anyhow::Result<(u64, u64)> {
+    let script = "local n, forever = 0, 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do \
+                  n = n + 1 if redis.call('PTTL', k) == -1 then forever = forever + 1 end \
+                  end return {n, forever}";
+    let text = cluster.redis_cli(&["EVAL", script, "0", "mcp:*"])?;
+    let numbers: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    match numbers[..] {
+        [n, forever] => Ok((n, forever)),
+        _ => bail!("unexpected answer from redis-cli: {text:?}"),
+    }
+}
+
 /// `replica-0 334, replica-1 333, ...`.
 fn show_owners(owners: &anyhow::Result<BTreeMap<String, usize>>) -> String {
     match owners {
@@ -874,6 +891,8 @@ async fn kill_replica(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
         .unwrap_or(0) as u64;
     cluster.kill_replica(1)?;
     let killed_at = Instant::now();
+    // What the dead replica left in Redis (its sessions, its delivery stream) expires by itself.
+    let expiry = keys_without_expiry(cluster);
     for task in tasks {
         task.await.context("a calling task panicked")?;
     }
@@ -881,19 +900,24 @@ async fn kill_replica(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
     let legacy_reconnects = tally.reconnects(Kind::Legacy);
     let streamable_reconnects = tally.reconnects(Kind::Streamable);
     let mut figures = format!(
-        "{KILL_SESSIONS} legacy + {KILL_SESSIONS} streamable sessions x {KILL_CALLS} calls; replica 1 (pid {}) SIGKILLed after {at} calls; {}; retried {} (after 502 from nginx: legacy {}, streamable {}); reconnected: legacy {legacy_reconnects} (streams on replica 1: {on_victim}; legacy owners {}), streamable {streamable_reconnects}; run went on {:.1?} after the kill",
+        "{KILL_SESSIONS} legacy + {KILL_SESSIONS} streamable sessions x {KILL_CALLS} calls; replica 1 (pid {}) SIGKILLed after {at} calls; {}; retried {} (after 502 from nginx: legacy {}, streamable {}); reconnected: legacy {legacy_reconnects} (streams on replica 1: {on_victim}; legacy owners {}), streamable {streamable_reconnects}; run went on {:.1?} after the kill; Redis keys without expiry right after the kill: {}",
         victim_pid.map_or("?".into(), |p| p.to_string()),
         tally.summary(),
         Tally::get(&tally.retried),
         bad_gateway[0].load(Ordering::Relaxed),
         bad_gateway[1].load(Ordering::Relaxed),
         show_owners(&legacy_owners),
-        after
+        after,
+        match &expiry {
+            Ok((n, forever)) => format!("{forever} of {n}"),
+            Err(error) => format!("(cannot read: {error:#})"),
+        }
     );
     let passed = tally.clean()
         && streamable_reconnects == 0
         && legacy_reconnects > 0
-        && legacy_reconnects == on_victim;
+        && legacy_reconnects == on_victim
+        && matches!(expiry, Ok((_, 0)));
     if !passed || !tally.examples().is_empty() {
         figures.push_str(&format!(
             "\n    events: {}",
