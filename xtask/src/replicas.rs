@@ -20,7 +20,9 @@
 //! - **d/kill**: sessions of both transports call through nginx while replica 1 gets SIGKILL:
 //!   streamable sessions go on (a call in flight on the dead replica, answered 502 by nginx, is
 //!   retried in the same session), none lost; legacy clients whose stream was on the dead
-//!   replica see it end and reconnect (a new session), the others go on.
+//!   replica see it end and reconnect (a new session), the others go on: exactly as many
+//!   reconnect as Redis says had their stream there. Every key in Redis, the dead replica's
+//!   included, has a time to live.
 //! - **e/redis-restart**: Redis stopped while sessions of both transports call: a call and an
 //!   `initialize` answer 503 with a JSON body; Redis started again (same port and directory,
 //!   append-only file): service resumes with no replica restart, every call after recovery
