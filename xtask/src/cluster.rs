@@ -189,6 +189,10 @@ impl Cluster {
             bail!("a cluster needs at least one replica");
         }
         let redis_server = if config.shared_sessions {
+            // redis-cli (Debian's redis-tools, a dependency of redis-server) checks readiness.
+            process::find_on_path("redis-cli").context(
+                "redis-cli is not on PATH; install it with `bash scripts/install-redis.sh`",
+            )?;
             Some(process::find_on_path("redis-server").context(
                 "redis-server is not on PATH; install it with `bash scripts/install-redis.sh`",
             )?)
