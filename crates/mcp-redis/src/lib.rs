@@ -13,6 +13,8 @@
 //!   Redis removes idle and over-age sessions by itself, whichever replica died.
 //! - `mcp:deliveries:<replica>`: a Redis Stream per replica, the deliveries to it; capped
 //!   (`MAXLEN ~`), trimmed by its reader, expiring an hour after the last delivery.
+//! - `mcp:broadcast`: a Redis Stream every replica reads (cancellations), capped at about
+//!   1 000 entries, expiring an hour after the last one.
 //! - `mcp:events:<stream key>`: a sorted set per resumable stream (score = sequence number),
 //!   capped and expiring.
 //!
@@ -61,6 +63,11 @@
 //!   `logging/setLevel`, subscriptions) saves it (1 more). A `GET` stream opened on A
 //!   `claim`s the session, so what B sends the session outside a request (list changes,
 //!   resource updates) is `deliver`ed to A.
+//! - **Answers and cancellations**: a client's answer to a server-to-client request carries
+//!   an id naming the replica that asked; another replica `forward_to_replica`s it (1 round
+//!   trip). A `notifications/cancelled` is `broadcast` to every replica (1 round trip; every
+//!   replica's delivery read also follows the `mcp:broadcast` stream), and the one running the
+//!   call cancels it.
 //! - **`DELETE` on C**: `delete` with the caller's subject (1 round trip) removes the record and
 //!   queues `SessionEnded` for the owner, which closes its streams.
 //! - **`Last-Event-ID` on any replica**: events of a response that is streamed (not answered

@@ -64,8 +64,14 @@ async fn ask_name(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
     Ok(format!("hello {name}"))
 }
 
+async fn wait_a_second(_: NoArgs) -> Result<String, ToolError> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok("late".into())
+}
+
 fn service() -> McpServer {
     McpServer::builder("replica-test")
+        .tool("wait_a_second", "Answers after a second", wait_a_second)
         .tool("ask_name", "Asks the user's name", ask_name)
         .tool("echo", "Returns the token", echo)
         .tool(
@@ -819,4 +825,69 @@ async fn a_session_ends_at_its_lifetime_on_every_replica_however_much_it_is_used
             assert_eq!(*status, 404, "at {at:?}: {statuses:?}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_reaches_the_call_on_whichever_replica_runs_it() {
+    let redis = TestRedis::start();
+    let r = replicas(&redis, 3, ServerConfig::default()).await;
+    let http = http();
+    let call = json!({"jsonrpc": "2.0", "id": 21, "method": "tools/call",
+                      "params": {"name": "wait_a_second", "arguments": {}}});
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": 21, "reason": "changed my mind"}});
+
+    // Streamable: the call runs on replica 1, the cancellation lands on replica 2.
+    let session = streamable_session(&http, &r[0].url, &r[0].url, None).await;
+    let started = std::time::Instant::now();
+    let running = {
+        let (http, url, session, call) = (
+            http.clone(),
+            r[1].url.clone(),
+            session.clone(),
+            call.clone(),
+        );
+        tokio::spawn(async move { post_mcp(&http, &url, Some(&session), None, call).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reply = post_mcp(&http, &r[2].url, Some(&session), None, cancel.clone()).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let cancelled = running.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "ended after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        cancelled
+            .messages()
+            .iter()
+            .all(|m| m.get("result").is_none()),
+        "a cancelled call answered: {}",
+        cancelled.body
+    );
+
+    // Legacy SSE: stream on replica 0, call on replica 1, cancellation on replica 2.
+    let (mut stream, endpoint) = legacy_stream(&http, &r[0].url, None).await;
+    assert_eq!(
+        post_legacy(&http, &r[0].url, &endpoint, None, &initialize_request()).await,
+        202
+    );
+    stream.next_message().await;
+    assert_eq!(
+        post_legacy(&http, &r[1].url, &endpoint, None, &call).await,
+        202
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        post_legacy(&http, &r[2].url, &endpoint, None, &cancel).await,
+        202
+    );
+    stream.quiet_for(Duration::from_millis(1500)).await;
+    // The session goes on.
+    assert_eq!(
+        post_legacy(&http, &r[2].url, &endpoint, None, &echo_call(22, "after")).await,
+        202
+    );
+    assert_eq!(echoed(&stream.next_message().await), "after");
 }

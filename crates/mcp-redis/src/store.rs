@@ -22,6 +22,9 @@ use crate::scripts::{LuaScript, Scripts};
 /// Most deliveries read from Redis in one round trip.
 const DELIVERY_BATCH: usize = 256;
 
+/// Bound of the stream every replica reads broadcasts from (trimmed approximately).
+const BROADCAST_MAX: &str = "1000";
+
 /// The [`SessionStore`] on Redis; see the crate docs for the layout and the guarantees.
 ///
 /// Every operation is one round trip (one `EVALSHA` of an atomic Lua script) with a budget of
@@ -38,6 +41,7 @@ pub struct RedisStore {
     reads: Arc<AtomicU64>,
     session_prefix: String,
     delivery_prefix: String,
+    broadcast_key: String,
     event_prefix: String,
     delivery_ttl_ms: String,
     delivery_max: String,
@@ -122,6 +126,7 @@ impl RedisStore {
         Ok(Self {
             session_prefix: format!("{prefix}:session:"),
             delivery_prefix: format!("{prefix}:deliveries:"),
+            broadcast_key: format!("{prefix}:broadcast"),
             event_prefix: format!("{prefix}:events:"),
             delivery_ttl_ms: millis(config.delivery_ttl),
             delivery_max: config.delivery_stream_max.to_string(),
@@ -318,6 +323,7 @@ impl RedisStore {
         let reader = DeliveryReader {
             conn,
             key: format!("{}{}", self.delivery_prefix, self.config.replica_id),
+            broadcast_key: self.broadcast_key.clone(),
             sender: self.queue.sender(),
             stop: self.stop.clone(),
             block: self.config.delivery_block,
@@ -333,10 +339,12 @@ impl RedisStore {
 /// Exactly once, in order: one reader per replica reads its stream with `XREAD` from the id
 /// of the last entry it queued; a failed or timed-out read is repeated from the same id, so
 /// nothing is skipped or read twice; entries already queued are trimmed (`XTRIM MINID`) in the
-/// same round trip as the next read.
+/// same round trip as the next read. The same read follows the broadcast stream that every
+/// replica reads (from its newest entry when the reader starts; never trimmed by readers).
 struct DeliveryReader {
     conn: ConnectionManager,
     key: String,
+    broadcast_key: String,
     sender: mpsc::Sender<Delivery>,
     stop: CancellationToken,
     block: Duration,
@@ -347,8 +355,42 @@ struct DeliveryReader {
 impl DeliveryReader {
     async fn run(mut self) {
         let mut last = "0-0".to_owned();
+        let mut broadcast_last: Option<String> = None;
         let mut backoff = Duration::from_millis(50);
         loop {
+            let Some(broadcast_from) = broadcast_last.clone() else {
+                // Broadcasts made before this replica started are not for it.
+                let mut newest_cmd = redis::cmd("XREVRANGE");
+                newest_cmd
+                    .arg(&self.broadcast_key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1);
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                let newest = tokio::select! {
+                    () = self.stop.cancelled() => return,
+                    r = tokio::time::timeout(
+                        self.budget,
+                        newest_cmd.query_async::<redis::streams::StreamRangeReply>(&mut self.conn),
+                    ) => r,
+                };
+                match newest {
+                    Ok(Ok(reply)) => {
+                        broadcast_last = Some(
+                            reply
+                                .ids
+                                .first()
+                                .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
+                        );
+                    }
+                    _ => {
+                        tracing::warn!("reading the broadcast position failed; retrying");
+                        self.pause(&mut backoff).await;
+                    }
+                }
+                continue;
+            };
             let mut pipe = redis::pipe();
             pipe.cmd("XTRIM")
                 .arg(&self.key)
@@ -362,7 +404,9 @@ impl DeliveryReader {
                 .arg(self.block.as_millis().max(1).to_string())
                 .arg("STREAMS")
                 .arg(&self.key)
-                .arg(&last);
+                .arg(&self.broadcast_key)
+                .arg(&last)
+                .arg(&broadcast_from);
             self.reads.fetch_add(1, Ordering::Relaxed);
             let read = tokio::select! {
                 () = self.stop.cancelled() => return,
@@ -371,8 +415,21 @@ impl DeliveryReader {
             match read {
                 Ok(Ok((Some(reply),))) => {
                     backoff = Duration::from_millis(50);
-                    for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-                        last.clone_from(&entry.id);
+                    let broadcast_key = self.broadcast_key.clone();
+                    let entries = reply
+                        .keys
+                        .into_iter()
+                        .flat_map(|k| {
+                            let broadcast = k.key == broadcast_key;
+                            k.ids.into_iter().map(move |e| (broadcast, e))
+                        })
+                        .collect::<Vec<_>>();
+                    for (broadcast, entry) in entries {
+                        if broadcast {
+                            broadcast_last = Some(entry.id.clone());
+                        } else {
+                            last.clone_from(&entry.id);
+                        }
                         let Some(delivery) = parse_delivery(&entry) else {
                             tracing::warn!(id = %entry.id, "skipping a malformed delivery");
                             continue;
@@ -585,6 +642,22 @@ impl SessionStore for RedisStore {
                     &self.delivery_max,
                     &self.delivery_ttl_ms,
                 ],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn broadcast<'a>(
+        &'a self,
+        session_id: &'a str,
+        payload: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.eval(
+                &self.scripts.forward,
+                &[&self.broadcast_key],
+                &[session_id, payload, BROADCAST_MAX, &self.delivery_ttl_ms],
             )
             .await?;
             Ok(())

@@ -378,6 +378,22 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         })
     }
 
+    /// Sends a client's message for `session_id` to every replica, this one included, as a
+    /// [`DeliveryEvent::FromClient`]: best effort, at most once (for cancellations, whose
+    /// call may run on any replica). The default refuses.
+    fn broadcast<'a>(
+        &'a self,
+        session_id: &'a str,
+        payload: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = (session_id, payload);
+        Box::pin(async {
+            Err(StoreError::Failed(
+                "this store cannot broadcast to replicas".into(),
+            ))
+        })
+    }
+
     /// The deliveries to this replica. One subscription at a time
     /// ([`StoreError::AlreadySubscribed`]); dropping it keeps what is queued for the next.
     fn subscribe(&self) -> BoxFuture<'_, Result<Deliveries, StoreError>>;
@@ -779,6 +795,15 @@ impl SessionStore for MemoryStore {
             self.deliver_event(session_id, DeliveryEvent::FromClient(payload.to_owned()))
                 .await
         })
+    }
+
+    fn broadcast<'a>(
+        &'a self,
+        session_id: &'a str,
+        payload: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        // One replica: it is everyone.
+        self.forward_to_replica(MEMORY_REPLICA_ID, session_id, payload)
     }
 
     fn subscribe(&self) -> BoxFuture<'_, Result<Deliveries, StoreError>> {

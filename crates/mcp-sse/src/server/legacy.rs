@@ -156,7 +156,9 @@ pub(crate) async fn post_message(
         }
     };
     let mut messages = messages;
-    state.route_answers(&session.id, &mut messages).await;
+    state
+        .route_client_messages(&session.id, &mut messages)
+        .await;
     let has_requests = messages
         .iter()
         .any(|m| matches!(m, Ok(Message::Request(_))));

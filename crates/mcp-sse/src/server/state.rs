@@ -18,6 +18,8 @@ use tracing::Instrument;
 use super::config::ServerConfig;
 use super::event_log::EventLog;
 use super::transport_error::TransportError;
+use mcp_proto::types::method::CANCELLED;
+
 use crate::store::{DeliveryEvent, NewSession, SessionStore, StoreError, TransportKind};
 
 /// Which transport a session belongs to.
@@ -338,8 +340,9 @@ impl ServerState {
     }
 
     /// Shared mode: takes the client's answers to server-to-client requests out of `messages`
-    /// and sends each to the copy of the session that asked, here or on another replica.
-    pub(crate) async fn route_answers(
+    /// and sends each to the copy of the session that asked, here or on another replica; and
+    /// takes out cancellations, broadcast to every replica (the call may run on any).
+    pub(crate) async fn route_client_messages(
         &self,
         session_id: &str,
         messages: &mut Vec<Result<Message, Response>>,
@@ -348,13 +351,24 @@ impl ServerState {
             return;
         };
         let mut answers = Vec::new();
+        let mut cancellations = Vec::new();
         messages.retain(|m| match m {
             Ok(Message::Response(r)) if routed_target(r).is_some() => {
                 answers.push(r.clone());
                 false
             }
+            Ok(Message::Notification(n)) if n.method == CANCELLED => {
+                cancellations.push(Message::Notification(n.clone()).to_json());
+                false
+            }
             _ => true,
         });
+        // The call a cancellation is for may run on any replica: tell them all.
+        for cancellation in cancellations {
+            if let Err(e) = store.broadcast(session_id, &cancellation).await {
+                tracing::warn!(session = %session_id, error = %e, "cannot broadcast a cancellation");
+            }
+        }
         for answer in answers {
             let Some((replica, prefix)) =
                 routed_target(&answer).map(|(r, p)| (r.to_owned(), p.to_owned()))
@@ -369,6 +383,20 @@ impl ServerState {
             let json = Message::Response(answer).to_json();
             if let Err(e) = store.forward_to_replica(replica, session_id, &json).await {
                 tracing::warn!(session = %session_id, %replica, error = %e, "cannot forward a client answer to its replica");
+            }
+        }
+    }
+
+    /// Cancels `request` in whichever copy of the session runs it on this replica.
+    fn cancel_here(&self, session_id: &str, request: &mcp_proto::RequestId) {
+        let copies: Vec<Arc<Session>> = lock(&self.routes)
+            .values()
+            .filter_map(std::sync::Weak::upgrade)
+            .filter(|s| s.id() == Some(session_id))
+            .collect();
+        for copy in copies {
+            if copy.cancel_request(request) {
+                tracing::debug!(session = %session_id, %request, "call cancelled");
             }
         }
     }
@@ -589,6 +617,20 @@ impl ServerState {
                     if let Some((_, prefix)) = routed_target(&answer) {
                         let prefix = prefix.to_owned();
                         self.complete_answer(&prefix, answer);
+                    }
+                }
+                Ok(mcp_proto::Decoded::Single(Message::Notification(n)))
+                    if n.method == CANCELLED =>
+                {
+                    let request =
+                        n.params
+                            .as_ref()
+                            .and_then(|p| p.get("requestId"))
+                            .and_then(|id| {
+                                serde_json::from_value::<mcp_proto::RequestId>(id.clone()).ok()
+                            });
+                    if let Some(request) = request {
+                        self.cancel_here(session_id, &request);
                     }
                 }
                 _ => {

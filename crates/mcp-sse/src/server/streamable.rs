@@ -164,7 +164,7 @@ pub(crate) async fn post(
     }
     let mut messages = messages;
     if let Some(s) = &http_session {
-        state.route_answers(&s.id, &mut messages).await;
+        state.route_client_messages(&s.id, &mut messages).await;
     }
     let has_requests = messages
         .iter()
