@@ -41,7 +41,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::Value;
 
 use crate::process::{self, BackgroundProcess};
 
@@ -64,16 +63,7 @@ pub fn build_examples() -> anyhow::Result<BTreeMap<String, PathBuf>> {
         .args(["build", "--package", "mcp-examples", "--bins"])
         .arg("--message-format=json-render-diagnostics");
     let stdout = process::output_checked(command)?;
-    let found: BTreeMap<String, PathBuf> = stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .filter_map(|message| {
-            let name = message["target"]["name"].as_str()?.to_owned();
-            let path = message["executable"].as_str()?;
-            Some((name, PathBuf::from(path)))
-        })
-        .collect();
+    let found = process::cargo_executables(&stdout);
     for name in ["dice_server", "dice_server_auth", "jwt_tool"] {
         if !found.contains_key(name) {
             bail!("cargo built no executable named {name}");
@@ -357,7 +347,7 @@ impl Cluster {
         let Some(mut running) = replica.process.take() else {
             bail!("replica {i} is not running");
         };
-        kill_group(running.id(), "KILL");
+        process::signal_group(running.id(), "KILL");
         let deadline = Instant::now() + Duration::from_secs(5);
         while running.exit_status()?.is_none() {
             if Instant::now() >= deadline {
@@ -587,18 +577,6 @@ fn running_as_root() -> bool {
             .and_then(|ids| ids.split_whitespace().next())
             == Some("0")
     })
-}
-
-/// Sends `signal` to process group `group` with the `kill` program (this crate forbids
-/// `unsafe`), ignoring failures (the group may be gone).
-fn kill_group(group: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg("--")
-        .arg(format!("-{group}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// The nginx configuration: a round-robin upstream over `upstream_ports` (no stickiness),

@@ -26,7 +26,7 @@
 //!    `ResponseCompletedEvent`, and `APIStatusError` 424 with the seed's body without the token.
 
 mod checks;
-mod peers;
+pub(crate) mod peers;
 mod report;
 
 use std::collections::BTreeMap;

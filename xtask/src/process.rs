@@ -205,7 +205,7 @@ impl Drop for BackgroundProcess {
 
 /// Sends `signal` (a name such as `TERM`) to the process group `group`, ignoring failures
 /// (the group may be gone already). Uses the `kill` program: this crate forbids `unsafe`.
-fn signal_group(group: u32, signal: &str) {
+pub fn signal_group(group: u32, signal: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg("--")
@@ -472,6 +472,20 @@ pub fn raise_open_files_limit(pid: u32) -> anyhow::Result<u64> {
         .arg(format!("--nofile={hard_text}:{hard_text}"));
     run_checked(command)?;
     Ok(open_files_limit(pid)?.0)
+}
+
+/// The `executable` of every `compiler-artifact` message in cargo's JSON output, by target name.
+pub fn cargo_executables(cargo_json: &str) -> std::collections::BTreeMap<String, PathBuf> {
+    cargo_json
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_owned();
+            let path = message["executable"].as_str()?;
+            Some((name, PathBuf::from(path)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let binaries = cluster::build_examples()?;
     let python = if selected.contains(&"f/python") {
         println!("replicas: installing the Python peers (scripts/install-peers.sh py)");
-        Some(install_python()?)
+        Some(crate::interop::peers::install_python()?)
     } else {
         None
     };
@@ -211,24 +211,6 @@ fn binary(binaries: &BTreeMap<String, PathBuf>, name: &str) -> anyhow::Result<Pa
         .get(name)
         .cloned()
         .with_context(|| format!("no {name} binary was built"))
-}
-
-/// Installs the pinned Python peers (idempotent, as `cargo xtask interop` does) and returns
-/// the venv's `python`.
-fn install_python() -> anyhow::Result<PathBuf> {
-    let script = crate::workspace_root().join("scripts/install-peers.sh");
-    let mut command = Command::new("bash");
-    command.arg(&script).arg("py");
-    let stdout = process::output_checked(command)?;
-    let python = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("PYTHON="))
-        .with_context(|| format!("{} printed no PYTHON= line", script.display()))?;
-    let python = PathBuf::from(python);
-    if !python.is_file() {
-        bail!("{} does not exist after installing", python.display());
-    }
-    Ok(python)
 }
 
 // ---- b: any replica serves any session -------------------------------------------------------

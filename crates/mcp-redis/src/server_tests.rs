@@ -200,6 +200,41 @@ async fn post_mcp(
     }
 }
 
+/// `GET /mcp` on `base` for `session`, resuming after `last_event_id` when given.
+async fn get_stream(
+    http: &reqwest::Client,
+    base: &str,
+    session: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut request = http
+        .get(format!("{base}/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    request.send().await.unwrap()
+}
+
+/// `POST /mcp` on `base` in `session`, its response left unread (a stream to follow).
+async fn post_streaming(
+    http: &reqwest::Client,
+    base: &str,
+    session: &str,
+    body: &Value,
+) -> reqwest::Response {
+    http.post(format!("{base}/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn initialize_request() -> Value {
     json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
@@ -467,14 +502,7 @@ async fn streamable_session_works_on_every_replica_and_delete_anywhere_ends_it_e
     }
 
     // A GET stream held by replica 0 ends when the session is deleted on replica 2.
-    let get = http
-        .get(format!("{}/mcp", r[0].url))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .send()
-        .await
-        .unwrap();
+    let get = get_stream(&http, &r[0].url, &session, None).await;
     let mut stream = EventStream::open(get).await;
 
     let delete = http
@@ -579,14 +607,7 @@ async fn a_get_stream_on_one_replica_receives_what_another_replica_sends_the_ses
     let http = http();
     let session = streamable_session(&http, &r[1].url, &r[1].url, None).await;
     // Replica 0 claims the session with its GET stream.
-    let get = http
-        .get(format!("{}/mcp", r[0].url))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .send()
-        .await
-        .unwrap();
+    let get = get_stream(&http, &r[0].url, &session, None).await;
     let mut stream = EventStream::open(get).await;
     let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                       "params": {"name": "change_tools", "arguments": {}}});
@@ -607,15 +628,7 @@ async fn a_response_stream_cut_on_one_replica_resumes_on_another_without_loss() 
     let session = streamable_session(&http, &r[0].url, &r[0].url, None).await;
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
         "name": "progress_steps", "arguments": {}, "_meta": {"progressToken": "p"}}});
-    let response = http
-        .post(format!("{}/mcp", r[0].url))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(&call)
-        .send()
-        .await
-        .unwrap();
+    let response = post_streaming(&http, &r[0].url, &session, &call).await;
     let mut stream = EventStream::open(response).await;
     // Read up to the first progress notification, then drop the connection.
     let last_id = loop {
@@ -626,15 +639,7 @@ async fn a_response_stream_cut_on_one_replica_resumes_on_another_without_loss() 
     };
     drop(stream);
 
-    let resumed = http
-        .get(format!("{}/mcp", r[1].url))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("last-event-id", &last_id)
-        .send()
-        .await
-        .unwrap();
+    let resumed = get_stream(&http, &r[1].url, &session, Some(&last_id)).await;
     let mut stream = EventStream::open(resumed).await;
     let mut rest = Vec::new();
     while let Some(event) = stream.next().await {
@@ -744,15 +749,7 @@ async fn a_client_answer_reaches_the_replica_whose_call_asked_on_both_transports
     // Streamable: the call runs on replica 1; its request comes on the POST's stream; the
     // answer lands on replica 2 and is forwarded.
     let session = streamable_session(&http, &r[0].url, &r[0].url, None).await;
-    let response = http
-        .post(format!("{}/mcp", r[1].url))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(&ask)
-        .send()
-        .await
-        .unwrap();
+    let response = post_streaming(&http, &r[1].url, &session, &ask).await;
     let mut stream = EventStream::open(response).await;
     let request = stream.next_message().await;
     let reply = post_mcp(

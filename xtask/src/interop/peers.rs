@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde_json::Value;
 
 use crate::process::{self, find_on_path};
 
@@ -32,27 +31,13 @@ pub fn build_binaries() -> anyhow::Result<BTreeMap<String, PathBuf>> {
         command.args(["--bin", name]);
     }
     let stdout = process::output_checked(command)?;
-    let found = executables(&stdout);
+    let found = process::cargo_executables(&stdout);
     for name in BINARIES {
         if !found.contains_key(name) {
             bail!("cargo built no executable named {name}");
         }
     }
     Ok(found)
-}
-
-/// The `executable` of every `compiler-artifact` message in cargo's JSON output, by target name.
-fn executables(cargo_json: &str) -> BTreeMap<String, PathBuf> {
-    cargo_json
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .filter_map(|message| {
-            let name = message["target"]["name"].as_str()?.to_owned();
-            let path = message["executable"].as_str()?;
-            Some((name, PathBuf::from(path)))
-        })
-        .collect()
 }
 
 /// Installs the pinned Python peers (idempotent) and returns the venv's `python`.
@@ -205,7 +190,7 @@ mod tests {
             "not json",
         ]
         .join("\n");
-        let found = executables(&json);
+        let found = process::cargo_executables(&json);
         assert_eq!(found.len(), 1);
         assert_eq!(found["dice_server"], PathBuf::from("/t/debug/dice_server"));
     }
