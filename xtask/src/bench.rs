@@ -675,18 +675,20 @@ fn report(
         "errors"
     );
     println!(
-        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
-        "-".repeat(30),
-        "-".repeat(9) + ":",
-        "-".repeat(10) + ":",
-        "-".repeat(10) + ":",
-        "-".repeat(10) + ":",
-        "-".repeat(7) + ":",
-        "-".repeat(11) + ":",
-        "-".repeat(13) + ":",
-        "-".repeat(9) + ":",
-        "-".repeat(12) + ":",
-        "-".repeat(7) + ":",
+        "{}",
+        crate::bench::markdown_rule(&[
+            (30, false),
+            (9, true),
+            (10, true),
+            (10, true),
+            (10, true),
+            (7, true),
+            (11, true),
+            (13, true),
+            (9, true),
+            (12, true),
+            (7, true)
+        ])
     );
     for &sessions in &plan.sessions {
         for (index, row) in ROWS.iter().enumerate() {
@@ -809,6 +811,19 @@ fn report(
         }
     }
     missed
+}
+
+/// The rule under a markdown table's header: one `(width, right-aligned)` per column.
+pub(crate) fn markdown_rule(columns: &[(usize, bool)]) -> String {
+    let mut rule = String::from("|");
+    for &(width, right) in columns {
+        rule.push_str(&"-".repeat(width));
+        if right {
+            rule.push(':');
+        }
+        rule.push('|');
+    }
+    rule
 }
 
 #[cfg(test)]

@@ -616,19 +616,21 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
         "errors"
     );
     println!(
-        "|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
-        "-".repeat(13),
-        "-".repeat(24),
-        "-".repeat(9) + ":",
-        "-".repeat(10) + ":",
-        "-".repeat(10) + ":",
-        "-".repeat(10) + ":",
-        "-".repeat(12) + ":",
-        "-".repeat(12) + ":",
-        "-".repeat(9) + ":",
-        "-".repeat(9) + ":",
-        "-".repeat(9) + ":",
-        "-".repeat(7) + ":",
+        "{}",
+        crate::bench::markdown_rule(&[
+            (13, false),
+            (24, false),
+            (9, true),
+            (10, true),
+            (10, true),
+            (10, true),
+            (12, true),
+            (12, true),
+            (9, true),
+            (9, true),
+            (9, true),
+            (7, true)
+        ])
     );
     for &sessions in &plan.sessions {
         for (index, row) in ROWS.iter().enumerate() {
@@ -697,14 +699,16 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
         "scenario", "sessions", "request", "delivery reads", "total", "per command", "calls"
     );
     println!(
-        "|{}|{}|{}|{}|{}|{}|{}|",
-        "-".repeat(48),
-        "-".repeat(9) + ":",
-        "-".repeat(8) + ":",
-        "-".repeat(15) + ":",
-        "-".repeat(8) + ":",
-        "-".repeat(34),
-        "-".repeat(7) + ":",
+        "{}",
+        crate::bench::markdown_rule(&[
+            (48, false),
+            (9, true),
+            (8, true),
+            (15, true),
+            (8, true),
+            (34, false),
+            (7, true)
+        ])
     );
     for (scenario, sessions, outcome) in &report.round_trips {
         match outcome {
