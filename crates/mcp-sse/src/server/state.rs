@@ -831,8 +831,17 @@ fn routed_target(answer: &Response) -> Option<(&str, &str)> {
     };
     let (prefix, n) = id.rsplit_once('-')?;
     n.parse::<u64>().ok()?;
-    let (replica, _copy) = prefix.strip_prefix(ROUTED_PREFIX)?.rsplit_once('.')?;
-    Some((replica, prefix))
+    let (replica, copy) = prefix.strip_prefix(ROUTED_PREFIX)?.rsplit_once('.')?;
+    // Ids come back from the client: only well-formed ones are routed (a forged one must not
+    // name arbitrary Redis keys).
+    let plain = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    };
+    (plain(replica, 128) && copy.len() == 16 && copy.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some((replica, prefix))
 }
 
 fn new_session_id() -> String {
@@ -853,5 +862,49 @@ impl Outbound for LogOutbound {
             None => Err(SendError::Closed),
         };
         Box::pin(async move { result })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(id: &str) -> Response {
+        Response::result(
+            mcp_proto::RequestId::String(id.into()),
+            serde_json::json!({}),
+        )
+    }
+
+    #[test]
+    fn answers_route_only_by_well_formed_ids() {
+        assert_eq!(
+            routed_target(&answer("srv.replica-1.00112233aabbccdd-7")),
+            Some(("replica-1", "srv.replica-1.00112233aabbccdd"))
+        );
+        assert_eq!(
+            routed_target(&answer("srv.a.b.00112233aabbccdd-1")),
+            Some(("a.b", "srv.a.b.00112233aabbccdd"))
+        );
+        for forged in [
+            "srv-1",
+            "srv.replica-1.00112233aabbccdd",
+            "srv.replica-1.00112233aabbccdd-x",
+            "srv.replica 1.00112233aabbccdd-1",
+            "srv.replica-1.xyz-1",
+            "srv..00112233aabbccdd-1",
+            "other.replica-1.00112233aabbccdd-1",
+        ] {
+            assert_eq!(routed_target(&answer(forged)), None, "{forged}");
+        }
+        let long = format!("srv.{}.00112233aabbccdd-1", "r".repeat(129));
+        assert_eq!(routed_target(&answer(&long)), None);
+        assert_eq!(
+            routed_target(&Response::result(
+                mcp_proto::RequestId::from(3_i64),
+                serde_json::json!({})
+            )),
+            None
+        );
     }
 }
