@@ -30,7 +30,9 @@
 //! - **f/python**: `interop/replicas_clients.py`: `mcp` (legacy and default modes, both
 //!   transports) and `fastmcp` list the tools and call `roll_dice` and `echo` through nginx.
 //!
-//! Logs and the cluster's files: `<target>/xtask-logs/cluster/<name>/`.
+//! It installs `redis-server` and `nginx` from the Debian packages first when they are missing
+//! (`scripts/install-redis.sh`, `scripts/install-nginx.sh`), as the other peer checks install
+//! their peers. Logs and the cluster's files: `<target>/xtask-logs/cluster/<name>/`.
 
 mod load;
 mod raw;
@@ -118,6 +120,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     if selected.is_empty() {
         bail!("no scenario matches --filter {:?}", args.filter);
+    }
+    // Like the other peer checks, this command installs what it runs (Debian packages) when
+    // it is missing; both scripts do nothing when it is there.
+    for script in ["scripts/install-redis.sh", "scripts/install-nginx.sh"] {
+        println!("replicas: bash {script}");
+        let mut command = Command::new("bash");
+        command.arg(crate::workspace_root().join(script));
+        process::run_checked(command)?;
     }
     println!("replicas: building the example binaries");
     let binaries = cluster::build_examples()?;
