@@ -415,28 +415,22 @@ impl DeliveryReader {
             match read {
                 Ok(Ok((Some(reply),))) => {
                     backoff = Duration::from_millis(50);
-                    let broadcast_key = self.broadcast_key.clone();
-                    let entries = reply
-                        .keys
-                        .into_iter()
-                        .flat_map(|k| {
-                            let broadcast = k.key == broadcast_key;
-                            k.ids.into_iter().map(move |e| (broadcast, e))
-                        })
-                        .collect::<Vec<_>>();
-                    for (broadcast, entry) in entries {
-                        if broadcast {
-                            broadcast_last = Some(entry.id.clone());
-                        } else {
-                            last.clone_from(&entry.id);
-                        }
-                        let Some(delivery) = parse_delivery(&entry) else {
-                            tracing::warn!(id = %entry.id, "skipping a malformed delivery");
-                            continue;
-                        };
-                        tokio::select! {
-                            () = self.stop.cancelled() => return,
-                            sent = self.sender.send(delivery) => if sent.is_err() { return },
+                    for stream in reply.keys {
+                        let broadcast = stream.key == self.broadcast_key;
+                        for entry in stream.ids {
+                            if broadcast {
+                                broadcast_last = Some(entry.id.clone());
+                            } else {
+                                last.clone_from(&entry.id);
+                            }
+                            let Some(delivery) = parse_delivery(&entry) else {
+                                tracing::warn!(id = %entry.id, "skipping a malformed delivery");
+                                continue;
+                            };
+                            tokio::select! {
+                                () = self.stop.cancelled() => return,
+                                sent = self.sender.send(delivery) => if sent.is_err() { return },
+                            }
                         }
                     }
                 }

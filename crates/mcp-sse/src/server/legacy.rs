@@ -67,7 +67,7 @@ pub(crate) async fn open_stream(
     check_origin(request.headers(), &state.config)?;
     let subject = AuthSubject::of(request.extensions());
     let session = state.create_session(SessionKind::Legacy, subject.clone())?;
-    state.store_session(&session, session.proto.state()).await?;
+    state.store_session(&session).await?;
     let log = Arc::new(EventLog::new(state.config.stream_buffer));
     session.set_stream(Some(Arc::clone(&log)));
     state.service.stream_opened(

@@ -158,6 +158,11 @@ impl HttpSession {
             .map(|(_, log)| Arc::clone(log))
     }
 
+    /// Whether this replica holds an open stream of the session.
+    pub(crate) fn has_open_stream(&self) -> bool {
+        self.stream().is_some_and(|l| !l.is_closed())
+    }
+
     pub(crate) fn stream(&self) -> Option<Arc<EventLog>> {
         lock(&self.stream).clone()
     }
@@ -353,10 +358,13 @@ impl ServerState {
         let mut answers = Vec::new();
         let mut cancellations = Vec::new();
         messages.retain(|m| match m {
-            Ok(Message::Response(r)) if routed_target(r).is_some() => {
-                answers.push(r.clone());
-                false
-            }
+            Ok(Message::Response(r)) => match routed_target(r) {
+                Some((replica, prefix)) => {
+                    answers.push((replica.to_owned(), prefix.to_owned(), r.clone()));
+                    false
+                }
+                None => true,
+            },
             Ok(Message::Notification(n)) if n.method == CANCELLED => {
                 cancellations.push(Message::Notification(n.clone()).to_json());
                 false
@@ -369,19 +377,13 @@ impl ServerState {
                 tracing::warn!(session = %session_id, error = %e, "cannot broadcast a cancellation");
             }
         }
-        for answer in answers {
-            let Some((replica, prefix)) =
-                routed_target(&answer).map(|(r, p)| (r.to_owned(), p.to_owned()))
-            else {
-                continue;
-            };
+        for (replica, prefix, answer) in answers {
             if replica == store.replica_id() {
                 self.complete_answer(&prefix, answer);
                 continue;
             }
-            let replica = replica.as_str();
             let json = Message::Response(answer).to_json();
-            if let Err(e) = store.forward_to_replica(replica, session_id, &json).await {
+            if let Err(e) = store.forward_to_replica(&replica, session_id, &json).await {
                 tracing::warn!(session = %session_id, %replica, error = %e, "cannot forward a client answer to its replica");
             }
         }
@@ -415,13 +417,9 @@ impl ServerState {
         }
     }
 
-    /// Records a session just created here in the shared store (the caller answers 503 and
-    /// ends the session when this fails). `state` is what was negotiated so far.
-    pub(crate) async fn store_session(
-        &self,
-        session: &HttpSession,
-        state: SessionState,
-    ) -> Result<(), TransportError> {
+    /// Records a session just created here in the shared store, with what was negotiated so
+    /// far (the caller answers 503 when this fails; the session is ended).
+    pub(crate) async fn store_session(&self, session: &HttpSession) -> Result<(), TransportError> {
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -432,7 +430,7 @@ impl ServerState {
             TransportKind::Streamable => self.config.session_idle_timeout,
         };
         let new = NewSession::new(session.id.clone(), session.kind)
-            .state(state)
+            .state(session.proto.state())
             .subject(session.subject.as_deref().map(str::to_owned))
             .idle_timeout(idle)
             .max_lifetime(self.config.session_lifetime);
@@ -644,7 +642,7 @@ impl ServerState {
     fn held_streams(&self) -> Vec<String> {
         lock(&self.sessions)
             .values()
-            .filter(|s| s.stream().is_some_and(|l| !l.is_closed()))
+            .filter(|s| s.has_open_stream())
             .map(|s| s.id.clone())
             .collect()
     }

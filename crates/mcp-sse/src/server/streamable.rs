@@ -70,6 +70,12 @@ fn is_modern(headers: &HeaderMap, messages: &[Result<Message, mcp_proto::Respons
     }
 }
 
+/// The `Mcp-Session-Id` of a request, or 400.
+fn session_id_header(headers: &HeaderMap) -> Result<&str, TransportError> {
+    header_str(headers, SESSION_ID_HEADER)
+        .ok_or(TransportError::MissingSessionId("Mcp-Session-Id header"))
+}
+
 /// The session a request names, if `subject` may use it: from the shared store when there
 /// is one (with the state as stored), else from this process.
 async fn existing_session(
@@ -78,8 +84,7 @@ async fn existing_session(
     subject: Option<&str>,
     claim: bool,
 ) -> Result<(Arc<HttpSession>, Option<SessionState>), TransportError> {
-    let id = header_str(headers, SESSION_ID_HEADER)
-        .ok_or(TransportError::MissingSessionId("Mcp-Session-Id header"))?;
+    let id = session_id_header(headers)?;
     match &state.store {
         Some(store) => {
             let (session, saved) = state
@@ -224,8 +229,8 @@ pub(crate) async fn post(
     let task_log = Arc::clone(&log);
     let task_state = Arc::clone(&state);
     let task_proto = Arc::clone(&proto);
-    // A new session is recorded in the shared store once `initialize` has run, below.
-    let save_after = saved_state.filter(|_| !is_initialize);
+    // A new session (`initialize`) has no stored state yet: it is recorded in the shared store
+    // once `initialize` has run, below.
     // The session object lives as long as its call (a transient copy's route and
     // registration end with it).
     let task_session = http_session.clone();
@@ -247,7 +252,7 @@ pub(crate) async fn post(
             }
         }))
         .await;
-        if let Some(saved) = &save_after {
+        if let Some(saved) = &saved_state {
             task_state.save_if_changed(&task_proto, saved).await;
         }
         task_log.finish(super::reply_events(replies, is_batch));
@@ -259,7 +264,7 @@ pub(crate) async fn post(
             // Other replicas learn of the session only once it is stored with what
             // `initialize` negotiated; until then its id is not handed out.
             work.await;
-            state.store_session(session, session.proto.state()).await?;
+            state.store_session(session).await?;
         }
         _ => state.run_call(work).await,
     }
@@ -447,7 +452,7 @@ pub(crate) async fn get(
             return Ok(sse_response(body));
         }
     }
-    if session.stream().is_some_and(|l| !l.is_closed()) {
+    if session.has_open_stream() {
         return Err(TransportError::StreamConflict);
     }
     Ok(open_standalone(&state, &session, 0, None))
@@ -530,13 +535,10 @@ async fn shared_get(
         let key = event_stream_key(&session.id, stream_id);
         if let Replay::Events(events) = store.read_events_after(&key, seq).await? {
             let mut out = Vec::new();
-            for e in &events {
-                let data = (!e.payload.is_empty()).then_some(e.payload.as_str());
-                frame_event(EventFraming::Resumable { stream_id }, e.seq, data, &mut out);
-            }
+            frame_stored(stream_id, &events, &mut out);
             prefix = Some(bytes::Bytes::from(out));
         }
-    } else if session.stream().is_some_and(|l| !l.is_closed()) {
+    } else if session.has_open_stream() {
         return Err(TransportError::StreamConflict);
     }
     Ok(open_standalone(
@@ -589,6 +591,14 @@ fn mirror_to_store(
     });
 }
 
+/// Frames stored events of stream `stream_id` (an empty payload is a priming event).
+fn frame_stored(stream_id: u64, events: &[crate::store::StoredEvent], out: &mut Vec<u8>) {
+    for e in events {
+        let data = (!e.payload.is_empty()).then_some(e.payload.as_str());
+        frame_event(EventFraming::Resumable { stream_id }, e.seq, data, out);
+    }
+}
+
 /// Whether a stored event is the response that ends a response stream.
 fn is_final_response(payload: &str) -> bool {
     fn is_response(v: &serde_json::Value) -> bool {
@@ -636,7 +646,6 @@ fn replay_response_stream(
         keep_alive: state.config.keep_alive,
         idle_since: now,
     };
-    let framing = EventFraming::Resumable { stream_id };
     let stream = futures::stream::unfold(cursor, move |mut c| {
         let stop = stop.clone();
         async move {
@@ -647,13 +656,12 @@ fn replay_response_stream(
                 let batch = std::mem::take(&mut c.batch);
                 if !batch.is_empty() {
                     let mut out = Vec::new();
-                    let after = c.last;
-                    for e in batch.iter().filter(|e| e.seq > after) {
-                        let data = (!e.payload.is_empty()).then_some(e.payload.as_str());
-                        frame_event(framing, e.seq, data, &mut out);
-                        c.last = e.seq;
-                        c.done |= is_final_response(&e.payload);
+                    let fresh: Vec<_> = batch.into_iter().filter(|e| e.seq > c.last).collect();
+                    frame_stored(stream_id, &fresh, &mut out);
+                    if let Some(last) = fresh.last() {
+                        c.last = last.seq;
                     }
+                    c.done |= fresh.iter().any(|e| is_final_response(&e.payload));
                     c.idle_since = tokio::time::Instant::now();
                     if !out.is_empty() {
                         return Some((
@@ -705,8 +713,7 @@ pub(crate) async fn delete(
     }
     let subject = AuthSubject::of(&extensions);
     if let Some(store) = &state.store {
-        let id = header_str(&headers, SESSION_ID_HEADER)
-            .ok_or(TransportError::MissingSessionId("Mcp-Session-Id header"))?;
+        let id = session_id_header(&headers)?;
         // Ends it everywhere: its owner is told to close its streams.
         let deleted = store.delete(id, subject.as_deref()).await?;
         if deleted {
