@@ -293,14 +293,17 @@ fn stream_response(
         Some(s) => s.closed.clone(),
         None => state.shutdown.child_token(),
     };
-    if let (Some(store), Some(s)) = (&state.store, session) {
-        mirror_to_store(
+    // With a shared store the client is sent only what is stored: resumable anywhere.
+    let log = match (&state.store, session) {
+        (Some(store), Some(s)) => mirror_to_store(
             Arc::clone(store),
             event_stream_key(&s.id, stream_id),
-            Arc::clone(&log),
+            log,
             stop.clone(),
-        );
-    }
+            state.config.stream_buffer,
+        ),
+        _ => log,
+    };
     let mut prefix = None;
     if from == 0 {
         prefix = Some(bytes::Bytes::from(format!(
@@ -477,20 +480,23 @@ fn open_standalone(
             log: Arc::clone(&log),
         }),
     );
-    if let Some(store) = &state.store {
-        mirror_to_store(
-            Arc::clone(store),
-            event_stream_key(&session.id, stream_id),
-            Arc::clone(&log),
-            session.closed.clone(),
-        );
-    }
     let guard = StandaloneGuard {
         session: Arc::clone(session),
         log: Arc::clone(&log),
     };
+    // With a shared store the client is sent only what is stored: resumable anywhere.
+    let sent = match &state.store {
+        Some(store) => mirror_to_store(
+            Arc::clone(store),
+            event_stream_key(&session.id, stream_id),
+            log,
+            session.closed.clone(),
+            state.config.stream_buffer,
+        ),
+        None => log,
+    };
     let body = follow_log(
-        log,
+        sent,
         0,
         EventFraming::Resumable { stream_id },
         prefix,
@@ -555,13 +561,18 @@ fn event_stream_key(session_id: &str, stream_id: u64) -> String {
 }
 
 /// Copies a stream's events to the shared store as they are written, so that a client can
-/// resume it on any replica, until the stream ends.
+/// resume it on any replica, until the stream ends. Returns the log to send the client: the
+/// same events, each appended once it is stored (or once storing it failed), so a client never
+/// holds an event id that another replica cannot resume from.
 fn mirror_to_store(
     store: Arc<dyn SessionStore>,
     key: String,
     log: Arc<EventLog>,
     stop: tokio_util::sync::CancellationToken,
-) {
+    capacity: usize,
+) -> Arc<EventLog> {
+    let stored = Arc::new(EventLog::new(capacity));
+    let sent = Arc::clone(&stored);
     tokio::spawn(async move {
         let mut next = 0;
         loop {
@@ -572,23 +583,27 @@ fn mirror_to_store(
                         if let Err(err) = store.append_event(&key, e.seq, payload).await {
                             tracing::warn!(stream = %key, error = %err, "cannot store a stream event for resumption");
                         }
+                        // Same order from 0, so the same sequence numbers.
+                        stored.append(e.data);
                         next = e.seq + 1;
                     }
                 }
                 ReadOutcome::Pending => {
                     tokio::select! {
                         () = log.wait_beyond(next) => {}
-                        () = stop.cancelled() => return,
+                        () = stop.cancelled() => break,
                     }
                 }
-                ReadOutcome::Finished => return,
+                ReadOutcome::Finished => break,
                 ReadOutcome::Lagged => {
                     tracing::warn!(stream = %key, "the store fell behind a stream; it cannot be resumed past this point");
-                    return;
+                    break;
                 }
             }
         }
+        stored.close();
     });
+    sent
 }
 
 /// Frames stored events of stream `stream_id` (an empty payload is a priming event).
