@@ -36,8 +36,20 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Period of keep-alive comments on idle streams. Default 15 s.
     pub keep_alive: Duration,
-    /// Most live sessions (both transports together); more get 503. Default 10 000.
+    /// Most live sessions (both transports together, counted in the session store, so across
+    /// replicas when the store is shared); more get 503. Default 10 000.
     pub max_sessions: usize,
+    /// Most live sessions of one client: one authenticated subject, or one client address
+    /// without authentication (counted in the session store). More get 429, while other
+    /// clients still open theirs. Default 100.
+    pub max_sessions_per_client: usize,
+    /// Largest `initialize` request params (`clientInfo`, `capabilities`, ...), serialized:
+    /// what a session keeps of its client. Larger ones are refused with JSON-RPC `-32602`.
+    /// Default 16 KiB.
+    pub max_initialize_bytes: usize,
+    /// Most messages in one JSON-RPC batch (2025-03-26); larger batches get 400 with
+    /// `-32600`. Each element takes one in-flight slot of its session. Default 64.
+    pub max_batch_len: usize,
     /// A streamable session unused this long is ended. Default 30 min.
     pub session_idle_timeout: Duration,
     /// Any session is ended this long after it was created, used or not. Default 24 h.
@@ -45,14 +57,38 @@ pub struct ServerConfig {
     /// Longest a single call may run before it is cancelled and answered with an error.
     /// Default 5 min.
     pub call_timeout: Duration,
-    /// Most requests running at once in one session; more get 429. Default 64.
+    /// Most requests running at once in one session, wherever they run (counted in the
+    /// session store); more get 429. Default 64.
     pub max_in_flight_per_session: usize,
     /// Events kept per stream for slow readers and resumption. Default 256.
     pub stream_buffer: usize,
+    /// Bytes of events kept per stream (the newest event is always kept); a reader that falls
+    /// further behind is disconnected. Default 4 MiB.
+    pub stream_buffer_bytes: usize,
     /// Finished response streams kept per session for `Last-Event-ID` resumption. Default 16.
     pub resumable_streams: usize,
-    /// On shutdown, how long in-flight calls may take to finish. Default 30 s.
+    /// On shutdown, how long in-flight calls may take to finish; after it, the calls still
+    /// running are cancelled and answered with a JSON-RPC error. Default 30 s.
     pub shutdown_grace: Duration,
+    /// Most open connections when the server accepts them itself (`serve`, `spawn`); more
+    /// wait in the listen backlog until one closes. Keep it under the process's file
+    /// descriptor limit. Default 768.
+    pub max_connections: usize,
+    /// Most open connections from one client address (0: no per-address cap); more are
+    /// closed as soon as they are accepted. Raise it (or set 0) behind a proxy, whose
+    /// connections all come from one address. Default 0 (the overall cap and the read
+    /// deadlines bound a slow client; set it when clients connect directly, not via NAT).
+    pub max_connections_per_address: usize,
+    /// Longest time to receive a request's headers, from the first byte (or from the end
+    /// of the previous response on a kept-alive connection); then the connection is closed.
+    /// Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Longest time to receive a request's whole body; then 408. Default 30 s.
+    pub body_read_timeout: Duration,
+    /// Longest a write to a client may wait (a client that stops reading a stream): the
+    /// connection is closed and what it held (a legacy session, a stream) released.
+    /// Default 30 s.
+    pub write_timeout: Duration,
     /// `retry` (ms) advertised on response streams for reconnection. Default 1000.
     pub retry_ms: u64,
 }
@@ -73,13 +109,22 @@ impl Default for ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             keep_alive: Duration::from_secs(15),
             max_sessions: 10_000,
+            max_sessions_per_client: 100,
+            max_initialize_bytes: 16 * 1024,
+            max_batch_len: 64,
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_lifetime: Duration::from_secs(24 * 60 * 60),
             call_timeout: Duration::from_secs(5 * 60),
             max_in_flight_per_session: 64,
             stream_buffer: 256,
+            stream_buffer_bytes: 4 * 1024 * 1024,
             resumable_streams: 16,
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 768,
+            max_connections_per_address: 0,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             retry_ms: 1000,
         }
     }

@@ -88,11 +88,13 @@ pub(crate) fn is_json_content(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with 413.
+/// Reads the whole body within `deadline`, refusing more than `limit` bytes with 413 and a
+/// body that is not all there in time with 408.
 pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
+    deadline: Duration,
 ) -> Result<Bytes, TransportError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -101,7 +103,10 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(TransportError::PayloadTooLarge(limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| TransportError::BodyTimeout(deadline))?;
+    read.map_err(|e| {
         let inner = e.into_inner();
         if inner.is::<http_body_util::LengthLimitError>()
             || inner

@@ -137,7 +137,13 @@ pub(crate) async fn post_message(
         (None, Some(store)) => ReplySink::Remote(Arc::clone(store), session.id.clone()),
         (None, None) => return Err(TransportError::UnknownSession),
     };
-    let bytes = read_body(body, &parts.headers, state.config.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        &parts.headers,
+        state.config.max_body_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
     let version = session
         .proto
         .protocol_version()

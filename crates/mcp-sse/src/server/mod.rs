@@ -1,6 +1,7 @@
 //! The server side: both HTTP transports for any [`McpService`], as an `axum::Router`.
 
 mod config;
+mod connections;
 mod event_log;
 mod http_util;
 mod legacy;
@@ -27,6 +28,9 @@ pub use streamable::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
 use crate::Error;
 use crate::store::SessionStore;
 use state::ServerState;
+
+/// How long calls cancelled at shutdown have to write their error answers.
+const CANCELLED_CALLS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves an [`McpService`] over the legacy HTTP+SSE transport (`GET /sse`,
 /// `POST /messages/?session_id=`) and streamable HTTP (`/mcp`) from one router.
@@ -141,7 +145,9 @@ impl McpHttpServer {
 
     /// Drains the server for shutdown: refuses new sessions, waits (up to
     /// [`ServerConfig::shutdown_grace`]) for running calls to deliver their responses, then
-    /// closes every stream. Call it when you serve [`McpHttpServer::router`] yourself.
+    /// cancels the calls still running (each is answered with a JSON-RPC error saying the
+    /// server is shutting down) and closes every stream. Call it when you serve
+    /// [`McpHttpServer::router`] yourself.
     pub async fn drain(&self) {
         let state = &self.state;
         state.draining.store(true, Ordering::SeqCst);
@@ -152,8 +158,11 @@ impl McpHttpServer {
         {
             tracing::warn!(
                 running = state.calls.len(),
-                "shutdown grace period over; closing streams with calls still running"
+                "shutdown grace period over; cancelling the calls still running"
             );
+            state.cancel_calls.cancel();
+            // Cancelled calls answer at once; give their answers a moment to be written.
+            let _ = tokio::time::timeout(CANCELLED_CALLS_DEADLINE, state.calls.wait()).await;
         }
         state.shutdown.cancel();
     }
@@ -170,28 +179,27 @@ impl McpHttpServer {
     }
 
     /// Serves on a bound listener until `shutdown` resolves, then drains.
+    ///
+    /// Every connection is held to the transport limits of [`ServerConfig`]: at most
+    /// `max_connections` open (more wait in the listen backlog) and
+    /// `max_connections_per_address` from one client address (more are closed at once), request
+    /// headers read within `header_read_timeout`, and each write done within `write_timeout` (a
+    /// client that stops reading is disconnected, its streams and legacy session released).
+    /// Handlers see the client's address as [`axum::extract::ConnectInfo<SocketAddr>`].
     pub async fn serve_listener(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        use axum::serve::ListenerExt;
         let router = self.router();
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "MCP server listening");
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let server = self.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: draining calls");
-                server.drain().await;
-            })
-            .await?;
+        let config = self.state.config.clone();
+        let drain = async {
+            tracing::info!("shutting down: draining calls");
+            self.drain().await;
+        };
+        connections::serve(listener, router, &config, shutdown, drain).await;
         Ok(())
     }
 

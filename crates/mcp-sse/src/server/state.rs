@@ -184,6 +184,8 @@ pub(crate) struct ServerState {
     pub(crate) draining: AtomicBool,
     /// Running calls, awaited on shutdown.
     pub(crate) calls: TaskTracker,
+    /// Fires when the shutdown grace period is over: running calls are cancelled.
+    pub(crate) cancel_calls: CancellationToken,
     /// Where sessions are shared with other replicas (`None`: this process alone).
     pub(crate) store: Option<Arc<dyn SessionStore>>,
     /// Whether the delivery and keep-alive tasks of the shared store run.
@@ -221,6 +223,7 @@ impl ServerState {
             shutdown: CancellationToken::new(),
             draining: AtomicBool::new(false),
             calls: TaskTracker::new(),
+            cancel_calls: CancellationToken::new(),
             store,
             shared_tasks: AtomicBool::new(false),
             routes: Arc::new(Mutex::new(HashMap::new())),
@@ -684,22 +687,23 @@ impl ServerState {
                     .with_outbound(outbound)
                     .with_extensions(extensions);
                 let fut = state.service.handle(message, ctx);
-                match tokio::time::timeout(state.config.call_timeout, fut).await {
-                    Ok(reply) => reply,
-                    Err(_) => {
+                let outcome = tokio::select! {
+                    reply = tokio::time::timeout(state.config.call_timeout, fut) => reply.ok(),
+                    () = state.cancel_calls.cancelled() => {
+                        let id = id?;
+                        session.cancel_request(&id);
+                        tracing::warn!("call cancelled: the server is shutting down");
+                        return Some(error_reply(id, code::INTERNAL_ERROR, "Server shutting down: the call was cancelled".into()));
+                    }
+                };
+                match outcome {
+                    Some(reply) => reply,
+                    None => {
                         let id = id?;
                         session.cancel_request(&id);
                         tracing::warn!(timeout = ?state.config.call_timeout, "call timed out");
-                        Some(Message::Response(Response::error(
-                            Some(id),
-                            ErrorObject::new(
-                                code::REQUEST_TIMEOUT,
-                                format!(
-                                    "Request timed out after {} s",
-                                    state.config.call_timeout.as_secs_f64()
-                                ),
-                            ),
-                        )))
+                        let secs = state.config.call_timeout.as_secs_f64();
+                        Some(error_reply(id, code::REQUEST_TIMEOUT, format!("Request timed out after {secs} s")))
                     }
                 }
             }
@@ -840,6 +844,11 @@ fn routed_target(answer: &Response) -> Option<(&str, &str)> {
     };
     (plain(replica, 128) && copy.len() == 16 && copy.bytes().all(|b| b.is_ascii_hexdigit()))
         .then_some((replica, prefix))
+}
+
+/// A JSON-RPC error answer to request `id`.
+fn error_reply(id: mcp_proto::RequestId, code: i64, message: String) -> Message {
+    Message::Response(Response::error(Some(id), ErrorObject::new(code, message)))
 }
 
 fn new_session_id() -> String {

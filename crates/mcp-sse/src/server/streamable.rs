@@ -114,7 +114,13 @@ pub(crate) async fn post(
     if !is_json_content(headers) {
         return Err(TransportError::UnsupportedMediaType);
     }
-    let bytes = read_body(body, headers, state.config.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        headers,
+        state.config.max_body_bytes,
+        state.config.body_read_timeout,
+    )
+    .await?;
     let decoded = mcp_proto::decode(&bytes).map_err(TransportError::Malformed)?;
     let is_batch = matches!(decoded, Decoded::Batch(_));
     let messages = match decoded {

@@ -21,6 +21,8 @@ pub(crate) enum TransportError {
     PayloadTooLarge(usize),
     /// The body could not be read.
     BodyRead(String),
+    /// The body did not arrive within the deadline.
+    BodyTimeout(std::time::Duration),
     /// The body is not JSON, or not JSON-RPC.
     Malformed(mcp_proto::Response),
     /// A batch where the protocol version forbids one, or `initialize` inside a batch.
@@ -86,6 +88,14 @@ impl TransportError {
                 StatusCode::BAD_REQUEST,
                 TRANSPORT_ERROR,
                 format!("Bad Request: cannot read the body: {detail}"),
+            ),
+            BodyTimeout(deadline) => (
+                StatusCode::REQUEST_TIMEOUT,
+                TRANSPORT_ERROR,
+                format!(
+                    "Request Timeout: the body did not arrive within {} s",
+                    deadline.as_secs_f64()
+                ),
             ),
             // The reply already carries its code and message (and the id when it was read).
             Malformed(reply) => match &reply.outcome {
