@@ -287,7 +287,10 @@ mod tests {
     async fn without_redis_the_server_keeps_sessions_in_memory() {
         let server = mcp_sse::McpHttpServer::new(dice::server().unwrap());
         let server = ReplicaArgs::default().apply(server).await.unwrap();
-        assert!(server.store().is_none());
+        assert_eq!(
+            server.store().replica_id(),
+            mcp_sse::store::MEMORY_REPLICA_ID
+        );
     }
 
     #[tokio::test]

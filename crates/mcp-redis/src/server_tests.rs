@@ -393,8 +393,9 @@ async fn legacy_stream_on_one_replica_gets_every_answer_to_posts_on_the_others_o
         202
     );
 
-    // 90 calls at once over the three replicas: each answer once, with its own token.
-    let calls = (1..=90u64).map(|id| {
+    // 60 calls at once over the three replicas (within the session's 64 in-flight slots,
+    // counted across replicas): each answer once, with its own token.
+    let calls = (1..=60u64).map(|id| {
         let http = http.clone();
         let base = r[(id % 3) as usize].url.clone();
         let endpoint = endpoint.clone();
@@ -412,12 +413,12 @@ async fn legacy_stream_on_one_replica_gets_every_answer_to_posts_on_the_others_o
     });
     futures::future::join_all(calls).await;
     let mut seen: HashMap<u64, String> = HashMap::new();
-    for _ in 0..90 {
+    for _ in 0..60 {
         let m = stream.next_message().await;
         let id = m["id"].as_u64().unwrap();
         assert!(seen.insert(id, echoed(&m)).is_none(), "answer {id} twice");
     }
-    for id in 1..=90u64 {
+    for id in 1..=60u64 {
         assert_eq!(seen[&id], format!("token-{id}"), "answer {id}");
     }
     stream.quiet_for(Duration::from_millis(300)).await;
@@ -437,9 +438,9 @@ async fn legacy_stream_on_one_replica_gets_every_answer_to_posts_on_the_others_o
     let result = stream.next_message().await;
     assert_eq!(result["id"], 100);
 
-    // Redis round trips: a call on the replica holding the stream costs one (load); a call
-    // that crosses replicas two (load, deliver).
-    for (replica, expected) in [(0usize, 1u64), (1, 2)] {
+    // Redis round trips: a call on the replica holding the stream costs two (load with its
+    // in-flight slot, slot given back); a call that crosses replicas three (and deliver).
+    for (replica, expected) in [(0usize, 2u64), (1, 3)] {
         let before = r[replica].store.round_trips();
         assert_eq!(
             post_legacy(
@@ -497,8 +498,9 @@ async fn streamable_session_works_on_every_replica_and_delete_anywhere_ends_it_e
         .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert_eq!(echoed(&reply.messages()[0]), format!("t{i}"));
-        // One round trip per streamable POST, on any replica.
-        assert_eq!(replica.store.round_trips() - before, 1, "replica {i}");
+        // Two round trips per streamable call, on any replica: load with its in-flight
+        // slot, slot given back.
+        assert_eq!(replica.store.round_trips() - before, 2, "replica {i}");
     }
 
     // A GET stream held by replica 0 ends when the session is deleted on replica 2.
@@ -887,4 +889,125 @@ async fn a_cancellation_reaches_the_call_on_whichever_replica_runs_it() {
         202
     );
     assert_eq!(echoed(&stream.next_message().await), "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_caps_hold_across_replicas() {
+    let redis = TestRedis::start();
+    let config = ServerConfig {
+        max_sessions: 4,
+        max_sessions_per_client: 2,
+        ..Default::default()
+    };
+    let r = replicas(&redis, 2, config).await;
+    let http = http();
+    // Alice's two sessions, one per replica, fill her quota on both.
+    for replica in &r {
+        streamable_session(&http, &replica.url, &replica.url, Some("alice")).await;
+    }
+    for replica in &r {
+        let reply = post_mcp(
+            &http,
+            &replica.url,
+            None,
+            Some("alice"),
+            initialize_request(),
+        )
+        .await;
+        assert_eq!(reply.status, 429, "{}", reply.body);
+        assert_eq!(
+            serde_json::from_str::<Value>(&reply.body).unwrap(),
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32000,
+                "message":"Too Many Requests: this client already holds 2 sessions"}})
+        );
+    }
+    // Bob still gets his, up to the four sessions of the whole deployment.
+    streamable_session(&http, &r[0].url, &r[0].url, Some("bob")).await;
+    streamable_session(&http, &r[1].url, &r[1].url, Some("bob")).await;
+    let reply = post_mcp(&http, &r[0].url, None, Some("carol"), initialize_request()).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_calls_are_counted_per_session_across_replicas() {
+    let redis = TestRedis::start();
+    let config = ServerConfig {
+        max_in_flight_per_session: 2,
+        ..Default::default()
+    };
+    let r = replicas(&redis, 3, config).await;
+    let http = http();
+    let session = streamable_session(&http, &r[0].url, &r[0].url, None).await;
+    let slow = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "wait_a_second", "arguments": {}}})
+    };
+    // Two slow calls on replicas 0 and 1 take both slots of the session...
+    let running: Vec<_> = [0usize, 1]
+        .into_iter()
+        .map(|i| {
+            let (http, url, session) = (http.clone(), r[i].url.clone(), session.clone());
+            tokio::spawn(async move {
+                post_mcp(&http, &url, Some(&session), None, slow(i as u64 + 1)).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...so a third call is refused on replica 2.
+    let refused = post_mcp(&http, &r[2].url, Some(&session), None, echo_call(9, "x")).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    for call in running {
+        assert_eq!(call.await.unwrap().status, 200);
+    }
+    let reply = post_mcp(&http, &r[2].url, Some(&session), None, echo_call(10, "y")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_forwarded_only_to_live_replicas() {
+    let redis = TestRedis::start();
+    let r = replicas(&redis, 1, ServerConfig::default()).await;
+    // Started: its heartbeat says it is alive.
+    let mut alive = false;
+    for _ in 0..50 {
+        if r[0]
+            .store
+            .forward_to_replica(
+                "replica-0",
+                "s",
+                r#"{"jsonrpc":"2.0","id":"x","result":{}}"#,
+            )
+            .await
+            .unwrap()
+        {
+            alive = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(alive, "a started replica is alive");
+    // A replica that never started (or died long enough ago) gets nothing.
+    assert!(
+        !r[0]
+            .store
+            .forward_to_replica(
+                "replica-9",
+                "s",
+                r#"{"jsonrpc":"2.0","id":"x","result":{}}"#
+            )
+            .await
+            .unwrap()
+    );
+    let key = "mcp:deliveries:replica-9";
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!exists, "nothing was queued for a replica nobody reads");
 }

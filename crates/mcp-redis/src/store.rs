@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use mcp_proto::{BoxFuture, SessionState};
 use mcp_sse::store::{
-    Deliveries, Delivery, DeliveryEvent, DeliveryQueue, NewSession, Replay, SessionRecord,
-    SessionStore, StoreError, StoredEvent, TransportKind,
+    CallSlotRequest, Deliveries, Delivery, DeliveryEvent, DeliveryQueue, NewSession, Replay,
+    SessionRecord, SessionStore, StoreError, StoredEvent, TransportKind,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamReadReply};
@@ -42,6 +42,14 @@ pub struct RedisStore {
     session_prefix: String,
     delivery_prefix: String,
     broadcast_key: String,
+    /// Sorted set of every live session key, scored by expiry: the global session cap.
+    quota_all_key: String,
+    /// Per client: sorted set of its live session keys, scored by expiry.
+    quota_client_prefix: String,
+    /// Per session: how many call slots are taken.
+    calls_prefix: String,
+    /// Sorted set of live replicas, scored by when their heartbeat runs out.
+    replicas_key: String,
     event_prefix: String,
     delivery_ttl_ms: String,
     delivery_max: String,
@@ -127,6 +135,10 @@ impl RedisStore {
             session_prefix: format!("{prefix}:session:"),
             delivery_prefix: format!("{prefix}:deliveries:"),
             broadcast_key: format!("{prefix}:broadcast"),
+            quota_all_key: format!("{prefix}:quota:all"),
+            quota_client_prefix: format!("{prefix}:quota:client:"),
+            calls_prefix: format!("{prefix}:calls:"),
+            replicas_key: format!("{prefix}:replicas"),
             event_prefix: format!("{prefix}:events:"),
             delivery_ttl_ms: millis(config.delivery_ttl),
             delivery_max: config.delivery_stream_max.to_string(),
@@ -258,7 +270,24 @@ impl RedisStore {
         subject: Option<&str>,
         claim: bool,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        let found = self.load_with(id, subject, claim, None).await?;
+        Ok(found.map(|(record, _)| record))
+    }
+
+    /// The LOAD script: loads (and claims, or takes call slots) in one round trip.
+    async fn load_with(
+        &self,
+        id: &str,
+        subject: Option<&str>,
+        claim: bool,
+        slots: Option<CallSlotRequest>,
+    ) -> Result<Option<(SessionRecord, bool)>, StoreError> {
         let key = self.session_key(id);
+        let calls_key = format!("{}{id}", self.calls_prefix);
+        let (n, max, ttl) = match slots {
+            Some(s) => (s.n.to_string(), s.max.to_string(), millis(s.ttl)),
+            None => ("0".to_owned(), "0".to_owned(), "0".to_owned()),
+        };
         let owner = if claim {
             self.config.replica_id.as_str()
         } else {
@@ -272,12 +301,17 @@ impl RedisStore {
                     subject.unwrap_or(""),
                     if subject.is_some() { "1" } else { "0" },
                     owner,
+                    &self.quota_all_key,
+                    &calls_key,
+                    &n,
+                    &max,
+                    &ttl,
                 ],
             )
             .await?;
         let fields = match &value {
             Value::Nil => return Ok(None),
-            Value::Array(fields) if fields.len() == 7 => fields,
+            Value::Array(fields) if fields.len() == 8 => fields,
             other => return Err(malformed("load", other)),
         };
         let field = |i: usize| text(&fields[i]).ok_or_else(|| malformed("load", &value));
@@ -291,7 +325,7 @@ impl RedisStore {
         let state: SessionState = serde_json::from_str(&field(1)?).map_err(|e| {
             StoreError::Failed(format!("stored state of session {id} is unreadable: {e}"))
         })?;
-        Ok(Some(SessionRecord {
+        let record = SessionRecord {
             id: id.to_owned(),
             kind,
             state,
@@ -301,7 +335,8 @@ impl RedisStore {
             last_seen_ms: num(4)?,
             idle_timeout: Duration::from_millis(num(5)?),
             max_lifetime: Duration::from_millis(num(6)?),
-        }))
+        };
+        Ok(Some((record, num(7)? == 1)))
     }
 
     fn start_reader(&self) {
@@ -488,6 +523,11 @@ impl SessionStore for RedisStore {
             let key = self.session_key(&session.id);
             let idle = millis(session.idle_timeout);
             let max = millis(session.max_lifetime);
+            let mine = format!("{}{}", self.quota_client_prefix, session.client);
+            let (most, most_per_client) = (
+                session.max_sessions.to_string(),
+                session.max_per_client.to_string(),
+            );
             let value = self
                 .eval(
                     &self.scripts.create,
@@ -500,11 +540,22 @@ impl SessionStore for RedisStore {
                         &self.config.replica_id,
                         &idle,
                         &max,
+                        &self.quota_all_key,
+                        &mine,
+                        &most,
+                        &most_per_client,
                     ],
                 )
                 .await?;
             let created = match &value {
                 Value::Nil => return Err(StoreError::SessionExists(session.id)),
+                Value::Int(-1) => {
+                    return Err(StoreError::Full(format!(
+                        "{} sessions",
+                        session.max_sessions
+                    )));
+                }
+                Value::Int(-2) => return Err(StoreError::ClientQuota(session.max_per_client)),
                 other => number(other).ok_or_else(|| malformed("create", other))?,
             };
             Ok(SessionRecord {
@@ -560,7 +611,9 @@ impl SessionStore for RedisStore {
             }
             let keys: Vec<String> = ids.iter().map(|id| self.session_key(id)).collect();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let value = self.eval(&self.scripts.touch, &keys, &[]).await?;
+            let value = self
+                .eval(&self.scripts.touch, &keys, &[&self.quota_all_key])
+                .await?;
             match &value {
                 Value::Array(items) if items.len() == ids.len() => {
                     Ok(items.iter().map(|v| *v == Value::Int(1)).collect())
@@ -588,6 +641,7 @@ impl SessionStore for RedisStore {
                         id,
                         &self.delivery_max,
                         &self.delivery_ttl_ms,
+                        &self.quota_all_key,
                     ],
                 )
                 .await?;
@@ -624,18 +678,71 @@ impl SessionStore for RedisStore {
         replica: &'a str,
         session_id: &'a str,
         payload: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let key = format!("{}{replica}", self.delivery_prefix);
+            let value = self
+                .eval(
+                    &self.scripts.forward,
+                    &[&key, &self.replicas_key],
+                    &[
+                        session_id,
+                        payload,
+                        &self.delivery_max,
+                        &self.delivery_ttl_ms,
+                        replica,
+                    ],
+                )
+                .await?;
+            Ok(value == Value::Int(1))
+        })
+    }
+
+    fn load_and_acquire<'a>(
+        &'a self,
+        id: &'a str,
+        subject: Option<&'a str>,
+        slots: CallSlotRequest,
+    ) -> BoxFuture<'a, Result<Option<(SessionRecord, bool)>, StoreError>> {
+        Box::pin(self.load_with(id, subject, false, Some(slots)))
+    }
+
+    fn acquire_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+        max: usize,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let key = format!("{}{session_id}", self.calls_prefix);
+            let (n, max, ttl) = (n.to_string(), max.to_string(), millis(ttl));
+            let value = self
+                .eval(&self.scripts.acquire_calls, &[&key], &[&n, &max, &ttl])
+                .await?;
+            Ok(value == Value::Int(1))
+        })
+    }
+
+    fn release_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let key = format!("{}{session_id}", self.calls_prefix);
+            self.eval(&self.scripts.release_calls, &[&key], &[&n.to_string()])
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn heartbeat(&self, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
             self.eval(
-                &self.scripts.forward,
-                &[&key],
-                &[
-                    session_id,
-                    payload,
-                    &self.delivery_max,
-                    &self.delivery_ttl_ms,
-                ],
+                &self.scripts.heartbeat,
+                &[&self.replicas_key],
+                &[&self.config.replica_id, &millis(ttl)],
             )
             .await?;
             Ok(())

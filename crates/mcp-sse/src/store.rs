@@ -59,6 +59,10 @@ pub enum StoreError {
     /// A bound of the store is reached (in-memory sessions, a full delivery queue).
     #[error("session store full: {0}")]
     Full(String),
+    /// The client creating a session already holds as many as it may
+    /// ([`NewSession::quota`]); other clients still can.
+    #[error("this client holds its {0} sessions already")]
+    ClientQuota(usize),
     /// This replica's deliveries are already being received by another [`Deliveries`].
     #[error("deliveries of this replica are already subscribed")]
     AlreadySubscribed,
@@ -128,6 +132,13 @@ pub struct NewSession {
     pub idle_timeout: Duration,
     /// Ends the session this long after creation, used or not.
     pub max_lifetime: Duration,
+    /// Whose quota the session counts against: the subject, or the client's address without
+    /// authentication.
+    pub client: String,
+    /// Most live sessions in the store (0: only the store's own bound).
+    pub max_sessions: usize,
+    /// Most live sessions of [`NewSession::client`] (0: no per-client cap).
+    pub max_per_client: usize,
 }
 
 impl NewSession {
@@ -140,7 +151,24 @@ impl NewSession {
             subject: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_lifetime: DEFAULT_MAX_LIFETIME,
+            client: String::new(),
+            max_sessions: 0,
+            max_per_client: 0,
         }
+    }
+
+    /// Counts the session against `client`'s quota of `max_per_client` and the store-wide
+    /// `max_sessions` (0: no cap); [`SessionStore::create`] refuses it when either is full.
+    pub fn quota(
+        mut self,
+        client: impl Into<String>,
+        max_sessions: usize,
+        max_per_client: usize,
+    ) -> Self {
+        self.client = client.into();
+        self.max_sessions = max_sessions;
+        self.max_per_client = max_per_client;
+        self
     }
 
     /// Sets the negotiated state.
@@ -201,6 +229,17 @@ pub enum DeliveryEvent {
     /// A message from the client (its answer to a server-to-client request) that reached
     /// another replica, for the call on this replica that waits for it.
     FromClient(String),
+}
+
+/// In-flight slots a request wants: see [`SessionStore::acquire_calls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSlotRequest {
+    /// How many (one per request of a batch).
+    pub n: usize,
+    /// The session's most.
+    pub max: usize,
+    /// When slots not given back are freed.
+    pub ttl: Duration,
 }
 
 /// One delivery to this replica, for one of the sessions whose stream it holds.
@@ -313,7 +352,9 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     fn replica_id(&self) -> &str;
 
     /// Creates a session owned by this replica, with its limits; [`StoreError::SessionExists`]
-    /// if the id is taken.
+    /// if the id is taken, [`StoreError::Full`] beyond [`NewSession::max_sessions`] live
+    /// sessions, [`StoreError::ClientQuota`] beyond [`NewSession::max_per_client`] live
+    /// sessions of its client.
     fn create(&self, session: NewSession) -> BoxFuture<'_, Result<SessionRecord, StoreError>>;
 
     /// The session, if it exists and was created by `subject` (another subject finds nothing);
@@ -351,6 +392,51 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         subject: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Takes `n` of the session's `max` slots for running calls, counted across replicas;
+    /// `false` when fewer than `n` are free. Slots not given back within `ttl` (their replica
+    /// died) are freed by the store.
+    fn acquire_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+        max: usize,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// [`SessionStore::load`] and, when the session is found, [`SessionStore::acquire_calls`]
+    /// in one step (one round trip where the store can): the record and whether the slots
+    /// were taken. The default makes the two calls.
+    fn load_and_acquire<'a>(
+        &'a self,
+        id: &'a str,
+        subject: Option<&'a str>,
+        slots: CallSlotRequest,
+    ) -> BoxFuture<'a, Result<Option<(SessionRecord, bool)>, StoreError>> {
+        Box::pin(async move {
+            let Some(record) = self.load(id, subject).await? else {
+                return Ok(None);
+            };
+            let taken = self
+                .acquire_calls(id, slots.n, slots.max, slots.ttl)
+                .await?;
+            Ok(Some((record, taken)))
+        })
+    }
+
+    /// Gives back `n` slots taken with [`SessionStore::acquire_calls`].
+    fn release_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Says this replica is alive for `ttl`: messages are forwarded only to live replicas
+    /// ([`SessionStore::forward_to_replica`]). Called on every keep-alive tick.
+    fn heartbeat(&self, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = ttl;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Sends a server-to-client message to the replica that holds the session's stream;
     /// `false` if the session does not exist. Deliveries reach the owner once each, in the
     /// order this replica made them.
@@ -361,15 +447,16 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Sends a client's message to replica `replica` (where the call it answers runs), as a
-    /// [`DeliveryEvent::FromClient`] for `session_id`. Deliveries to one replica keep the
-    /// order this replica made them in. The default refuses: a store that cannot do this
+    /// [`DeliveryEvent::FromClient`] for `session_id`, if that replica is alive (its last
+    /// [`SessionStore::heartbeat`] has not run out); `false` otherwise. Deliveries to one
+    /// replica keep the order this replica made them in. The default refuses: a store that cannot do this
     /// leaves answers to server-to-client requests on the replica they reached.
     fn forward_to_replica<'a>(
         &'a self,
         replica: &'a str,
         session_id: &'a str,
         payload: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = (replica, session_id, payload);
         Box::pin(async {
             Err(StoreError::Failed(
@@ -468,6 +555,7 @@ impl Default for MemoryLimits {
 #[derive(Debug)]
 struct MemorySession {
     record: SessionRecord,
+    client: String,
     last_seen: Instant,
     deadline: Instant,
 }
@@ -475,6 +563,53 @@ struct MemorySession {
 impl MemorySession {
     fn is_expired(&self, now: Instant) -> bool {
         now >= self.deadline || now.duration_since(self.last_seen) >= self.record.idle_timeout
+    }
+}
+
+/// The sessions of a [`MemoryStore`], with how many each client holds.
+#[derive(Debug, Default)]
+struct MemorySessions {
+    by_id: HashMap<String, MemorySession>,
+    per_client: HashMap<String, usize>,
+}
+
+impl MemorySessions {
+    fn count_of(&self, client: &str) -> usize {
+        self.per_client.get(client).copied().unwrap_or(0)
+    }
+
+    fn insert(&mut self, id: String, session: MemorySession) {
+        *self.per_client.entry(session.client.clone()).or_insert(0) += 1;
+        if let Some(old) = self.by_id.insert(id, session) {
+            self.uncount(&old.client);
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<MemorySession> {
+        let session = self.by_id.remove(id)?;
+        self.uncount(&session.client);
+        Some(session)
+    }
+
+    fn uncount(&mut self, client: &str) {
+        if let Some(n) = self.per_client.get_mut(client) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_client.remove(client);
+            }
+        }
+    }
+
+    fn retain_live(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|(_, s)| s.is_expired(now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.remove(&id);
+        }
     }
 }
 
@@ -488,7 +623,9 @@ struct MemoryStream {
 #[derive(Debug)]
 pub struct MemoryStore {
     limits: MemoryLimits,
-    sessions: Mutex<HashMap<String, MemorySession>>,
+    sessions: Mutex<MemorySessions>,
+    /// Slots taken by running calls, per session.
+    calls: Mutex<HashMap<String, usize>>,
     streams: Mutex<HashMap<String, MemoryStream>>,
     queue: DeliveryQueue,
 }
@@ -513,29 +650,42 @@ impl MemoryStore {
         Self {
             queue: DeliveryQueue::new(limits.delivery_queue),
             limits,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(MemorySessions::default()),
+            calls: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
         }
     }
 
     /// How many sessions are stored (expired ones included until swept).
     pub fn session_count(&self) -> usize {
-        lock(&self.sessions).len()
+        lock(&self.sessions).by_id.len()
     }
 
     fn create_now(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);
-        if sessions.get(&new.id).is_some_and(|s| !s.is_expired(now)) {
+        if sessions
+            .by_id
+            .get(&new.id)
+            .is_some_and(|s| !s.is_expired(now))
+        {
             return Err(StoreError::SessionExists(new.id));
         }
-        if sessions.len() >= self.limits.max_sessions.max(1) {
-            sessions.retain(|_, s| !s.is_expired(now));
-            if sessions.len() >= self.limits.max_sessions.max(1) {
-                return Err(StoreError::Full(format!(
-                    "{} sessions",
-                    self.limits.max_sessions
-                )));
+        let cap = match new.max_sessions {
+            0 => self.limits.max_sessions.max(1),
+            n => n.min(self.limits.max_sessions.max(1)),
+        };
+        let full = |s: &MemorySessions| {
+            s.by_id.len() >= cap
+                || (new.max_per_client > 0 && s.count_of(&new.client) >= new.max_per_client)
+        };
+        if full(&sessions) {
+            sessions.retain_live(now);
+            if sessions.by_id.len() >= cap {
+                return Err(StoreError::Full(format!("{cap} sessions")));
+            }
+            if full(&sessions) {
+                return Err(StoreError::ClientQuota(new.max_per_client));
             }
         }
         let ms = now_ms();
@@ -554,6 +704,7 @@ impl MemoryStore {
             new.id,
             MemorySession {
                 record: record.clone(),
+                client: new.client,
                 last_seen: now,
                 deadline: later(now, new.max_lifetime),
             },
@@ -564,7 +715,7 @@ impl MemoryStore {
     fn load_now(&self, id: &str, subject: Option<&str>) -> Option<SessionRecord> {
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);
-        let session = sessions.get_mut(id)?;
+        let session = sessions.by_id.get_mut(id)?;
         if session.is_expired(now) {
             sessions.remove(id);
             return None;
@@ -702,7 +853,7 @@ impl SessionStore for MemoryStore {
         id: &'a str,
         state: &'a SessionState,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let found = match lock(&self.sessions).get_mut(id) {
+        let found = match lock(&self.sessions).by_id.get_mut(id) {
             Some(session) if !session.is_expired(Instant::now()) => {
                 session.record.state = state.clone();
                 true
@@ -718,7 +869,7 @@ impl SessionStore for MemoryStore {
         let mut sessions = lock(&self.sessions);
         let alive = ids
             .iter()
-            .map(|id| match sessions.get_mut(id) {
+            .map(|id| match sessions.by_id.get_mut(id) {
                 Some(s) if !s.is_expired(now) => {
                     s.last_seen = now;
                     s.record.last_seen_ms = ms;
@@ -743,7 +894,7 @@ impl SessionStore for MemoryStore {
             let removed = {
                 let now = Instant::now();
                 let mut sessions = lock(&self.sessions);
-                match sessions.get(id) {
+                match sessions.by_id.get(id) {
                     Some(s) if s.is_expired(now) => {
                         sessions.remove(id);
                         false
@@ -769,6 +920,7 @@ impl SessionStore for MemoryStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let exists = lock(&self.sessions)
+                .by_id
                 .get(session_id)
                 .is_some_and(|s| !s.is_expired(Instant::now()));
             if !exists {
@@ -785,15 +937,15 @@ impl SessionStore for MemoryStore {
         replica: &'a str,
         session_id: &'a str,
         payload: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
+            // One replica: no other is alive.
             if replica != MEMORY_REPLICA_ID {
-                return Err(StoreError::Failed(format!(
-                    "no replica {replica:?} in this process"
-                )));
+                return Ok(false);
             }
             self.deliver_event(session_id, DeliveryEvent::FromClient(payload.to_owned()))
-                .await
+                .await?;
+            Ok(true)
         })
     }
 
@@ -803,7 +955,43 @@ impl SessionStore for MemoryStore {
         payload: &'a str,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         // One replica: it is everyone.
-        self.forward_to_replica(MEMORY_REPLICA_ID, session_id, payload)
+        Box::pin(async move {
+            self.deliver_event(session_id, DeliveryEvent::FromClient(payload.to_owned()))
+                .await
+        })
+    }
+
+    fn acquire_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+        max: usize,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut calls = lock(&self.calls);
+        let held = calls.entry(session_id.to_owned()).or_insert(0);
+        let taken = *held + n <= max;
+        if taken {
+            *held += n;
+        } else if *held == 0 {
+            calls.remove(session_id);
+        }
+        Box::pin(async move { Ok(taken) })
+    }
+
+    fn release_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut calls = lock(&self.calls);
+        if let Some(held) = calls.get_mut(session_id) {
+            *held = held.saturating_sub(n);
+            if *held == 0 {
+                calls.remove(session_id);
+            }
+        }
+        Box::pin(async { Ok(()) })
     }
 
     fn subscribe(&self) -> BoxFuture<'_, Result<Deliveries, StoreError>> {

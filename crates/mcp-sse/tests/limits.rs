@@ -202,3 +202,253 @@ async fn calls_running_past_the_shutdown_grace_are_answered_with_an_error() {
             "message":"Server shutting down: the call was cancelled"}})
     );
 }
+
+/// A client of one server: posts JSON-RPC to `/mcp` as `subject` (set by a test layer, as
+/// `mcp-auth` would from a token).
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    subject: &'static str,
+}
+
+impl Client {
+    fn new(url: &str, subject: &'static str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            subject,
+        }
+    }
+
+    async fn post(&self, session: Option<&str>, body: &str) -> (u16, Option<String>, Value) {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("x-test-subject", self.subject)
+            .body(body.to_owned());
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-03-26");
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        let json = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or(&text);
+        (
+            status,
+            session,
+            serde_json::from_str(json).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Opens a session at 2025-03-26 (batches allowed); its id.
+    async fn open(&self) -> Result<String, (u16, Value)> {
+        let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+        match self.post(None, &init.to_string()).await {
+            (200, Some(session), _) => Ok(session),
+            (status, _, body) => Err((status, body)),
+        }
+    }
+}
+
+/// Serves `config` with a layer that authenticates each request as its `x-test-subject`.
+async fn start_with_subjects(config: ServerConfig) -> (String, tokio::task::JoinHandle<()>) {
+    let router = McpHttpServer::with_config(service(), config)
+        .router()
+        .layer(axum::middleware::map_request(
+            |mut request: axum::extract::Request| async move {
+                let subject = request
+                    .headers()
+                    .get("x-test-subject")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                if let Some(subject) = subject {
+                    request
+                        .extensions_mut()
+                        .insert(mcp_proto::AuthSubject::new(subject));
+                }
+                request
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    (url, task)
+}
+
+fn call(id: u64, ms: u64) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+        "params":{"name":"nap","arguments":{"ms":ms}}})
+}
+
+#[tokio::test]
+async fn one_client_at_its_session_cap_does_not_stop_another() {
+    let (url, server) = start_with_subjects(ServerConfig {
+        max_sessions: 3,
+        max_sessions_per_client: 2,
+        ..Default::default()
+    })
+    .await;
+    let alice = Client::new(&url, "alice");
+    let bob = Client::new(&url, "bob");
+    let first = alice.open().await.unwrap();
+    alice.open().await.unwrap();
+    assert_eq!(
+        alice.open().await.unwrap_err(),
+        (
+            429,
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32000,
+                "message":"Too Many Requests: this client already holds 2 sessions"}})
+        )
+    );
+    bob.open().await.unwrap();
+    // Three sessions in all: the server-wide cap.
+    assert_eq!(
+        bob.open().await.unwrap_err(),
+        (
+            503,
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32000,
+                "message":"Service Unavailable: the session limit is reached"}})
+        )
+    );
+    // A session ended gives its slot back.
+    let deleted = alice
+        .http
+        .delete(&url)
+        .header("mcp-session-id", &first)
+        .header("x-test-subject", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    alice.open().await.unwrap();
+    server.abort();
+}
+
+#[tokio::test]
+async fn in_flight_calls_are_capped_per_session_and_a_batch_takes_a_slot_per_element() {
+    let (url, server) = start_with_subjects(ServerConfig {
+        max_in_flight_per_session: 2,
+        max_batch_len: 4,
+        ..Default::default()
+    })
+    .await;
+    let alice = Client::new(&url, "alice");
+    let session = alice.open().await.unwrap();
+    let too_many = json!({"jsonrpc":"2.0","id":null,"error":{"code":-32000,
+        "message":"Too Many Requests: too many calls running in this session"}});
+    let three = json!([call(1, 10), call(2, 10), call(3, 10)]).to_string();
+    let (status, _, body) = alice.post(Some(&session), &three).await;
+    assert_eq!((status, body), (429, too_many.clone()));
+    // Two slow calls in one batch take both slots: a third call meanwhile is refused.
+    let two = json!([call(4, 600), call(5, 600)]).to_string();
+    let batch = tokio::spawn({
+        let (alice, session) = (alice.clone(), session.clone());
+        async move { alice.post(Some(&session), &two).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _, body) = alice.post(Some(&session), &call(6, 1).to_string()).await;
+    assert_eq!((status, body), (429, too_many));
+    let (status, _, answers) = batch.await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(answers.as_array().map(Vec::len), Some(2), "{answers}");
+    // Given back once the batch is answered.
+    let (status, _, answer) = alice.post(Some(&session), &call(7, 1).to_string()).await;
+    assert_eq!((status, &answer["id"]), (200, &json!(7)));
+    // Longer batches are refused whole.
+    let five = json!((10..15).map(|i| call(i, 1)).collect::<Vec<_>>()).to_string();
+    let (status, _, body) = alice.post(Some(&session), &five).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,
+                "message":"Invalid request: a batch may hold at most 4 messages"}})
+        )
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_oversized_initialize_is_refused_and_keeps_nothing() {
+    let server = start(ServerConfig {
+        max_initialize_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
+    let client = Client::new(&server.url("/mcp"), "-");
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{"experimental":{"junk":"x".repeat(2000)}},
+        "clientInfo":{"name":"t","version":"1"}}});
+    let (status, session, body) = client.post(None, &init.to_string()).await;
+    assert_eq!(
+        (status, session, body),
+        (
+            400,
+            None,
+            json!({"jsonrpc":"2.0","id":1,"error":{"code":-32602,
+                "message":"Invalid params: initialize may be at most 1024 bytes"}})
+        )
+    );
+    assert_eq!(server.server().session_count(), 0);
+    server.shutdown().await.unwrap();
+}
+
+/// Opens the standalone GET stream of `session`, with `last_event_id` when given.
+async fn get_stream(url: &str, session: &str, last_event_id: Option<&str>) -> reqwest::Response {
+    let mut get = reqwest::Client::new()
+        .get(url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", session)
+        .header("x-test-subject", "-");
+    if let Some(id) = last_event_id {
+        get = get.header("last-event-id", id);
+    }
+    get.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_largest_last_event_id_is_not_a_crash() {
+    let server = start(ServerConfig::default()).await;
+    let url = server.url("/mcp");
+    let session = Client::new(&url, "-").open().await.unwrap();
+    let stream = get_stream(&url, &session, Some("2-18446744073709551615")).await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_listen_only_session_lives_as_long_as_its_stream() {
+    let server = start(ServerConfig {
+        session_idle_timeout: Duration::from_millis(300),
+        keep_alive: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let url = server.url("/mcp");
+    let client = Client::new(&url, "-");
+    let session = client.open().await.unwrap();
+    let stream = get_stream(&url, &session, None).await;
+    assert_eq!(stream.status(), 200);
+    // Several idle timeouts with nothing but the open stream...
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, _, answer) = client.post(Some(&session), &call(3, 1).to_string()).await;
+    assert_eq!((status, &answer["id"]), (200, &json!(3)));
+    drop(stream);
+    server.shutdown().await.unwrap();
+}

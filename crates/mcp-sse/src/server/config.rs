@@ -41,7 +41,7 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Most live sessions of one client: one authenticated subject, or one client address
     /// without authentication (counted in the session store). More get 429, while other
-    /// clients still open theirs. Default 100.
+    /// clients still open theirs. Default 1000 (a tenth of `max_sessions`).
     pub max_sessions_per_client: usize,
     /// Largest `initialize` request params (`clientInfo`, `capabilities`, ...), serialized:
     /// what a session keeps of its client. Larger ones are refused with JSON-RPC `-32602`.
@@ -109,7 +109,7 @@ impl Default for ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             keep_alive: Duration::from_secs(15),
             max_sessions: 10_000,
-            max_sessions_per_client: 100,
+            max_sessions_per_client: 1000,
             max_initialize_bytes: 16 * 1024,
             max_batch_len: 64,
             session_idle_timeout: Duration::from_secs(30 * 60),

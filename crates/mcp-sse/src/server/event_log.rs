@@ -23,8 +23,30 @@ pub(crate) struct LoggedEvent {
 #[derive(Debug)]
 struct LogInner {
     events: VecDeque<LoggedEvent>,
+    /// Payload bytes of `events`.
+    bytes: usize,
     next_seq: u64,
     closed: bool,
+}
+
+impl LogInner {
+    fn push(&mut self, data: Option<Arc<str>>) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += data.as_deref().map_or(0, str::len);
+        self.events.push_back(LoggedEvent { seq, data });
+        seq
+    }
+
+    /// Drops the oldest events beyond `capacity` events or `max_bytes` bytes (the newest
+    /// event always stays).
+    fn trim(&mut self, capacity: usize, max_bytes: usize) {
+        while self.events.len() > capacity || (self.bytes > max_bytes && self.events.len() > 1) {
+            if let Some(e) = self.events.pop_front() {
+                self.bytes -= e.data.as_deref().map_or(0, str::len);
+            }
+        }
+    }
 }
 
 /// See the module docs.
@@ -33,6 +55,7 @@ pub(crate) struct EventLog {
     inner: Mutex<LogInner>,
     notify: Notify,
     capacity: usize,
+    max_bytes: usize,
 }
 
 /// What a reader gets when it asks for the events after its position.
@@ -49,15 +72,18 @@ pub(crate) enum ReadOutcome {
 }
 
 impl EventLog {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A log keeping at most `capacity` events and `max_bytes` bytes of payload.
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             inner: Mutex::new(LogInner {
                 events: VecDeque::new(),
+                bytes: 0,
                 next_seq: 0,
                 closed: false,
             }),
             notify: Notify::new(),
             capacity: capacity.max(1),
+            max_bytes,
         }
     }
 
@@ -72,12 +98,8 @@ impl EventLog {
             if inner.closed {
                 return None;
             }
-            let seq = inner.next_seq;
-            inner.next_seq += 1;
-            inner.events.push_back(LoggedEvent { seq, data });
-            while inner.events.len() > self.capacity {
-                inner.events.pop_front();
-            }
+            let seq = inner.push(data);
+            inner.trim(self.capacity, self.max_bytes);
             seq
         };
         self.notify.notify_waiters();
@@ -91,16 +113,9 @@ impl EventLog {
             let mut inner = self.lock();
             if !inner.closed {
                 for data in last {
-                    let seq = inner.next_seq;
-                    inner.next_seq += 1;
-                    inner.events.push_back(LoggedEvent {
-                        seq,
-                        data: Some(data),
-                    });
+                    inner.push(Some(data));
                 }
-                while inner.events.len() > self.capacity {
-                    inner.events.pop_front();
-                }
+                inner.trim(self.capacity, self.max_bytes);
                 inner.closed = true;
             }
         }
@@ -164,7 +179,7 @@ mod tests {
 
     #[test]
     fn readers_follow_and_finish() {
-        let log = EventLog::new(4);
+        let log = EventLog::new(4, usize::MAX);
         assert!(matches!(log.read_from(0), ReadOutcome::Pending));
         log.append(data("a"));
         log.append(data("b"));
@@ -180,7 +195,7 @@ mod tests {
 
     #[test]
     fn overflow_drops_oldest_and_lagging_readers_know() {
-        let log = EventLog::new(2);
+        let log = EventLog::new(2, usize::MAX);
         for s in ["a", "b", "c"] {
             log.append(data(s));
         }
@@ -191,9 +206,30 @@ mod tests {
         assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
     }
 
+    #[test]
+    fn the_byte_bound_drops_the_oldest_but_never_the_newest() {
+        let log = EventLog::new(100, 10);
+        log.append(data("aaaa"));
+        log.append(data("bbbb"));
+        log.append(data("cccc"));
+        // 12 bytes > 10: the oldest went.
+        assert!(matches!(log.read_from(0), ReadOutcome::Lagged));
+        let ReadOutcome::Events(ev) = log.read_from(1) else {
+            panic!()
+        };
+        assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+        let big = "x".repeat(50);
+        log.append(data(&big));
+        let ReadOutcome::Events(ev) = log.read_from(3) else {
+            panic!()
+        };
+        assert_eq!(ev[0].data.as_deref(), Some(big.as_str()));
+        assert!(matches!(log.read_from(2), ReadOutcome::Lagged));
+    }
+
     #[tokio::test]
     async fn wait_wakes_on_append() {
-        let log = Arc::new(EventLog::new(8));
+        let log = Arc::new(EventLog::new(8, usize::MAX));
         let l2 = Arc::clone(&log);
         let waiter = tokio::spawn(async move { l2.wait_beyond(0).await });
         tokio::task::yield_now().await;

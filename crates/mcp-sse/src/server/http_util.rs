@@ -120,6 +120,62 @@ pub(crate) async fn read_body(
     })
 }
 
+/// Decodes a POST body into its messages, refusing a batch longer than the config allows.
+/// Returns the messages (each decoded, or the error reply for it) and whether it was a batch.
+pub(crate) fn decode_messages(
+    bytes: &[u8],
+    config: &ServerConfig,
+) -> Result<(Vec<Result<mcp_proto::Message, mcp_proto::Response>>, bool), TransportError> {
+    match mcp_proto::decode(bytes).map_err(TransportError::Malformed)? {
+        mcp_proto::Decoded::Single(m) => Ok((vec![Ok(m)], false)),
+        mcp_proto::Decoded::Batch(items) if items.len() > config.max_batch_len => {
+            Err(TransportError::BatchRejected(format!(
+                "Invalid request: a batch may hold at most {} messages",
+                config.max_batch_len
+            )))
+        }
+        mcp_proto::Decoded::Batch(items) => Ok((items, true)),
+    }
+}
+
+/// Whether the messages hold an `initialize`; refuses one inside a batch, and one whose body
+/// is over [`ServerConfig::max_initialize_bytes`] (what a session keeps of its client) with
+/// JSON-RPC `-32602`.
+pub(crate) fn check_initialize(
+    messages: &[Result<mcp_proto::Message, mcp_proto::Response>],
+    is_batch: bool,
+    body_len: usize,
+    config: &ServerConfig,
+) -> Result<bool, TransportError> {
+    let initialize = messages.iter().find_map(|m| match m {
+        Ok(mcp_proto::Message::Request(r)) if r.method == mcp_proto::types::method::INITIALIZE => {
+            Some(r)
+        }
+        _ => None,
+    });
+    let Some(request) = initialize else {
+        return Ok(false);
+    };
+    if is_batch {
+        return Err(TransportError::BatchRejected(
+            "Invalid request: initialize must not be part of a batch".into(),
+        ));
+    }
+    if body_len > config.max_initialize_bytes {
+        return Err(TransportError::Malformed(mcp_proto::Response::error(
+            Some(request.id.clone()),
+            mcp_proto::ErrorObject::new(
+                mcp_proto::jsonrpc::code::INVALID_PARAMS,
+                format!(
+                    "Invalid params: initialize may be at most {} bytes",
+                    config.max_initialize_bytes
+                ),
+            ),
+        )));
+    }
+    Ok(true)
+}
+
 /// How one logged event is written on the wire.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum EventFraming {

@@ -8,11 +8,14 @@ use axum::extract::{OriginalUri, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
-use mcp_proto::{AuthSubject, Decoded, Message, Outbound, ProtocolVersion};
+use mcp_proto::{AuthSubject, Outbound, ProtocolVersion};
 
 use super::event_log::EventLog;
-use super::http_util::{EventFraming, check_origin, follow_log, read_body, sse_response};
-use super::state::{LogOutbound, ServerState, SessionKind, StoreOutbound};
+use super::http_util::{
+    EventFraming, check_initialize, check_origin, decode_messages, follow_log, read_body,
+    sse_response,
+};
+use super::state::{ClientKey, LogOutbound, Lookup, ServerState, SessionKind, StoreOutbound};
 use super::transport_error::TransportError;
 use crate::store::SessionStore;
 
@@ -66,9 +69,10 @@ pub(crate) async fn open_stream(
 ) -> Result<Response, TransportError> {
     check_origin(request.headers(), &state.config)?;
     let subject = AuthSubject::of(request.extensions());
+    let client = ClientKey::of(subject.as_deref(), request.extensions());
     let session = state.create_session(SessionKind::Legacy, subject.clone())?;
-    state.store_session(&session).await?;
-    let log = Arc::new(EventLog::new(state.config.stream_buffer));
+    state.store_session(&session, &client).await?;
+    let log = Arc::new(state.new_log());
     session.set_stream(Some(Arc::clone(&log)));
     state.service.stream_opened(
         &session.proto,
@@ -85,7 +89,7 @@ pub(crate) async fn open_stream(
         "{mount}{}?session_id={}",
         state.config.messages_path, session.id
     );
-    tracing::info!(session = %session.id, "legacy SSE session opened");
+    tracing::info!(session = %session.tag(), "legacy SSE session opened");
     let prefix = Bytes::from(format!("event: endpoint\ndata: {endpoint}\n\n"));
     let guard = LegacySessionGuard {
         state: Arc::clone(&state),
@@ -118,25 +122,6 @@ pub(crate) async fn post_message(
             "session_id query parameter",
         ))?;
     let subject = AuthSubject::of(&parts.extensions);
-    let (session, saved_state) = match &state.store {
-        Some(store) => {
-            let (session, saved) = state
-                .shared_session(store, id, SessionKind::Legacy, subject.as_deref(), false)
-                .await?;
-            (session, Some(saved))
-        }
-        None => (
-            state
-                .session(id, SessionKind::Legacy, subject.as_deref())
-                .ok_or(TransportError::UnknownSession)?,
-            None,
-        ),
-    };
-    let sink = match (session.stream(), &state.store) {
-        (Some(log), _) => ReplySink::Local(log),
-        (None, Some(store)) => ReplySink::Remote(Arc::clone(store), session.id.clone()),
-        (None, None) => return Err(TransportError::UnknownSession),
-    };
     let bytes = read_body(
         body,
         &parts.headers,
@@ -144,39 +129,35 @@ pub(crate) async fn post_message(
         state.config.body_read_timeout,
     )
     .await?;
+    // The session is looked up first (an unknown one is 404 whatever the body), taking the
+    // in-flight slots its requests need in the same step.
+    let decoded = decode_messages(&bytes, &state.config);
+    let lookup = match &decoded {
+        Ok((messages, _)) => Lookup::calls(messages),
+        Err(_) => Lookup::Calls(0),
+    };
+    let found = state
+        .find_session(id, SessionKind::Legacy, subject.as_deref(), lookup)
+        .await?;
+    let (mut messages, is_batch) = decoded?;
+    check_initialize(&messages, is_batch, bytes.len(), &state.config)?;
+    let (session, saved_state, slots) = (found.session, found.saved, found.slots);
     let version = session
         .proto
         .protocol_version()
         .unwrap_or(ProtocolVersion::V2024_11_05);
-    let decoded = mcp_proto::decode(&bytes).map_err(TransportError::Malformed)?;
-    let is_batch = matches!(decoded, Decoded::Batch(_));
-    let messages = match decoded {
-        Decoded::Single(m) => vec![Ok(m)],
-        Decoded::Batch(items) => {
-            if !version.allows_batches() {
-                return Err(TransportError::BatchRejected(format!(
-                    "Invalid request: JSON-RPC batches are not supported in protocol version {version}"
-                )));
-            }
-            items
-        }
+    if is_batch && !version.allows_batches() {
+        return Err(TransportError::BatchRejected(format!(
+            "Invalid request: JSON-RPC batches are not supported in protocol version {version}"
+        )));
+    }
+    let sink = match session.stream() {
+        Some(log) => ReplySink::Local(log),
+        None => ReplySink::Remote(Arc::clone(&state.store), session.id.clone()),
     };
-    let mut messages = messages;
     state
         .route_client_messages(&session.id, &mut messages)
         .await;
-    let has_requests = messages
-        .iter()
-        .any(|m| matches!(m, Ok(Message::Request(_))));
-    let permit = if has_requests {
-        Some(
-            Arc::clone(&session.in_flight)
-                .try_acquire_owned()
-                .map_err(|_| TransportError::TooManyInFlight)?,
-        )
-    } else {
-        None
-    };
     let outbound: Arc<dyn Outbound> = match &sink {
         ReplySink::Local(log) => Arc::new(LogOutbound {
             log: Arc::clone(log),
@@ -186,33 +167,17 @@ pub(crate) async fn post_message(
             session_id: id.clone(),
         }),
     };
-    let extensions = parts.extensions;
+    let replies = state.run_all(&session.proto, messages, outbound, parts.extensions);
     let task_state = Arc::clone(&state);
     let work = async move {
-        let replies = futures::future::join_all(messages.into_iter().map(|m| {
-            let state = Arc::clone(&task_state);
-            let outbound = Arc::clone(&outbound);
-            let session = Arc::clone(&session.proto);
-            let extensions = extensions.clone();
-            async move {
-                match m {
-                    Ok(message) => {
-                        state
-                            .run_message(session, message, outbound, extensions)
-                            .await
-                    }
-                    Err(reply) => Some(Message::Response(reply)),
-                }
-            }
-        }))
-        .await;
-        if let Some(saved) = &saved_state {
-            task_state.save_if_changed(&session.proto, saved).await;
-        }
+        let replies = replies.await;
+        task_state
+            .save_if_changed(&session.proto, &saved_state)
+            .await;
         for event in super::reply_events(replies, is_batch) {
             sink.send(event).await;
         }
-        drop(permit);
+        drop(slots);
     };
     state.run_call(work).await;
     Ok((StatusCode::ACCEPTED, "Accepted").into_response())

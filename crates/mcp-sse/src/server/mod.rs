@@ -59,8 +59,14 @@ impl McpHttpServer {
 
     /// Both transports (as enabled in `config`) with the given limits.
     pub fn with_config(service: impl McpService, config: ServerConfig) -> Self {
+        let limits = crate::store::MemoryLimits {
+            max_sessions: config.max_sessions.max(1),
+            events_per_stream: config.stream_buffer.max(1),
+            ..Default::default()
+        };
+        let store = Arc::new(crate::store::MemoryStore::with_limits(limits));
         Self {
-            state: Arc::new(ServerState::new(Arc::new(service), config, None)),
+            state: Arc::new(ServerState::new(Arc::new(service), config, store)),
         }
     }
 
@@ -72,8 +78,9 @@ impl McpHttpServer {
     /// while it is unreachable gets 503 with a JSON body; service resumes by itself when the
     /// store is back.
     ///
-    /// Without this call, sessions live in this process (the default). Give each server its
-    /// own store value (one per replica: the store's replica id routes deliveries).
+    /// Without this call, sessions live in this process, in a [`crate::MemoryStore`] bounded
+    /// by the [`ServerConfig`] (the default). Give each server its own store value (one per
+    /// replica: the store's replica id routes deliveries).
     ///
     /// ```no_run
     /// # async fn run(service: mcp_proto::McpServer) -> Result<(), mcp_sse::Error> {
@@ -91,14 +98,15 @@ impl McpHttpServer {
             state: Arc::new(ServerState::new(
                 Arc::clone(&state.service),
                 state.config.clone(),
-                Some(store),
+                store,
             )),
         }
     }
 
-    /// The shared session store, if [`McpHttpServer::session_store`] set one.
-    pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
-        self.state.store.as_ref()
+    /// The session store: the one [`McpHttpServer::session_store`] set, else this process's
+    /// [`crate::MemoryStore`].
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.state.store
     }
 
     /// The configuration in force.
@@ -113,8 +121,8 @@ impl McpHttpServer {
 
     /// The routes, ready to be served, mounted, or wrapped with layers (auth, CORS, tracing).
     ///
-    /// With a shared store, the first call starts this replica's delivery and keep-alive
-    /// tasks on the current Tokio runtime (they stop on [`McpHttpServer::drain`]).
+    /// The first call starts this replica's delivery and keep-alive tasks on the current
+    /// Tokio runtime (they stop on [`McpHttpServer::drain`]).
     pub fn router(&self) -> Router {
         self.state.start_shared_tasks();
         let c = &self.state.config;

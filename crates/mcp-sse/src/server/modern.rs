@@ -20,7 +20,7 @@ use mcp_proto::types::method;
 use mcp_proto::{ErrorObject, Message, ProtocolVersion, Request, Response as RpcResponse, Session};
 use serde_json::Value;
 
-use super::event_log::{EventLog, ReadOutcome};
+use super::event_log::ReadOutcome;
 use super::http_util::{EventFraming, follow_log, sse_response};
 use super::state::{LogOutbound, ServerState};
 use super::streamable::PROTOCOL_VERSION_HEADER;
@@ -188,7 +188,7 @@ pub(crate) async fn post(
     let mut extensions = extensions;
     extensions.insert(mcp_proto::modern::ParamHeaders(params));
     let session = Arc::new(Session::stateless(version));
-    let log = Arc::new(EventLog::new(state.config.stream_buffer));
+    let log = Arc::new(state.new_log());
     let outbound = Arc::new(LogOutbound {
         log: Arc::clone(&log),
     });

@@ -1,7 +1,7 @@
 //! Shared server state: the session registry, limits, shutdown, and running one message.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,6 @@ use mcp_proto::{
     BoxFuture, ErrorObject, McpService, Message, MessageContext, Outbound, Response, SendError,
     Session, SessionState,
 };
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -20,7 +19,9 @@ use super::event_log::EventLog;
 use super::transport_error::TransportError;
 use mcp_proto::types::method::CANCELLED;
 
-use crate::store::{DeliveryEvent, NewSession, SessionStore, StoreError, TransportKind};
+use crate::store::{
+    CallSlotRequest, DeliveryEvent, NewSession, SessionStore, StoreError, TransportKind,
+};
 
 /// Which transport a session belongs to.
 pub(crate) type SessionKind = TransportKind;
@@ -33,12 +34,8 @@ pub(crate) struct HttpSession {
     pub(crate) proto: Arc<Session>,
     /// Legacy: the session stream. Streamable: the standalone GET stream, when open.
     pub(crate) stream: Mutex<Option<Arc<EventLog>>>,
-    /// Streamable: recent response streams, for `Last-Event-ID` resumption.
-    pub(crate) response_streams: Mutex<VecDeque<(u64, Arc<EventLog>)>>,
-    next_stream: AtomicU64,
     last_seen: Mutex<Instant>,
     created: Instant,
-    pub(crate) in_flight: Arc<Semaphore>,
     /// Fires when the session ends: its streams close.
     pub(crate) closed: CancellationToken,
     /// The authenticated subject that created it; another subject cannot use it.
@@ -96,7 +93,6 @@ impl HttpSession {
         kind: SessionKind,
         proto: Session,
         subject: Option<Arc<str>>,
-        max_in_flight: usize,
         closed: CancellationToken,
     ) -> Self {
         Self {
@@ -104,11 +100,8 @@ impl HttpSession {
             kind,
             proto: Arc::new(proto),
             stream: Mutex::new(None),
-            response_streams: Mutex::new(VecDeque::new()),
-            next_stream: AtomicU64::new(0),
             last_seen: Mutex::new(Instant::now()),
             created: Instant::now(),
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
             closed,
             subject,
             transient_of: None,
@@ -124,38 +117,21 @@ impl HttpSession {
         lock(&self.last_seen).elapsed()
     }
 
-    /// Whether the session outlived its idle timeout (streamable) or its lifetime (any).
+    /// Whether the session outlived its lifetime, or its idle timeout without a stream open
+    /// here (a listen-only session lives as long as its stream).
     fn is_expired(&self, config: &ServerConfig) -> bool {
         self.created.elapsed() >= config.session_lifetime
-            || (self.kind == SessionKind::Streamable
-                && self.idle_for() > config.session_idle_timeout)
+            || (!self.has_open_stream() && self.idle_for() > config.session_idle_timeout)
     }
 
-    /// A new response stream id, unique within the session (0 is the standalone stream).
-    pub(crate) fn next_stream_id(&self) -> u64 {
-        self.next_stream.fetch_add(1, Ordering::Relaxed) + 1
+    /// The session id as logged.
+    pub(crate) fn tag(&self) -> SessionTag<'_> {
+        SessionTag(&self.id)
     }
 
     /// The subject of a request may use this session.
     fn admits(&self, subject: Option<&str>) -> bool {
         self.subject.as_deref() == subject
-    }
-
-    /// Remembers a response stream for resumption, forgetting the oldest beyond `keep`.
-    pub(crate) fn remember_stream(&self, stream_id: u64, log: Arc<EventLog>, keep: usize) {
-        let mut streams = lock(&self.response_streams);
-        streams.push_back((stream_id, log));
-        while streams.len() > keep {
-            streams.pop_front();
-        }
-    }
-
-    /// A remembered response stream.
-    pub(crate) fn find_stream(&self, stream_id: u64) -> Option<Arc<EventLog>> {
-        lock(&self.response_streams)
-            .iter()
-            .find(|(id, _)| *id == stream_id)
-            .map(|(_, log)| Arc::clone(log))
     }
 
     /// Whether this replica holds an open stream of the session.
@@ -186,8 +162,9 @@ pub(crate) struct ServerState {
     pub(crate) calls: TaskTracker,
     /// Fires when the shutdown grace period is over: running calls are cancelled.
     pub(crate) cancel_calls: CancellationToken,
-    /// Where sessions are shared with other replicas (`None`: this process alone).
-    pub(crate) store: Option<Arc<dyn SessionStore>>,
+    /// Where sessions live: a `MemoryStore` by default, shared with other replicas when it
+    /// is one (Redis).
+    pub(crate) store: Arc<dyn SessionStore>,
     /// Whether the delivery and keep-alive tasks of the shared store run.
     shared_tasks: AtomicBool,
     /// Shared mode: sessions by server-request prefix, for answers from the client.
@@ -213,7 +190,7 @@ impl ServerState {
     pub(crate) fn new(
         service: Arc<dyn McpService>,
         config: ServerConfig,
-        store: Option<Arc<dyn SessionStore>>,
+        store: Arc<dyn SessionStore>,
     ) -> Self {
         Self {
             service,
@@ -234,7 +211,8 @@ impl ServerState {
         lock(&self.sessions).len()
     }
 
-    /// Creates and registers a session, or says why not (capacity, shutdown).
+    /// Creates and registers a session on this replica, or says why not (capacity,
+    /// shutdown); [`ServerState::store_session`] then records it in the store.
     pub(crate) fn create_session(
         &self,
         kind: SessionKind,
@@ -252,28 +230,8 @@ impl ServerState {
             return Err(TransportError::TooManySessions);
         }
         sessions.insert(id, Arc::clone(&session));
-        tracing::debug!(session = %session.id, ?kind, "session created");
+        tracing::debug!(session = %session.tag(), ?kind, "session created");
         Ok(session)
-    }
-
-    /// A live session of the given kind, created by `subject`; expired sessions are ended on
-    /// lookup.
-    pub(crate) fn session(
-        &self,
-        id: &str,
-        kind: SessionKind,
-        subject: Option<&str>,
-    ) -> Option<Arc<HttpSession>> {
-        let session = lock(&self.sessions).get(id).cloned()?;
-        if session.kind != kind || !session.admits(subject) {
-            return None;
-        }
-        if session.is_expired(&self.config) {
-            self.end_session(id);
-            return None;
-        }
-        session.touch();
-        Some(session)
     }
 
     /// Ends a session: forgets it, closes its streams, cancels its calls.
@@ -286,7 +244,7 @@ impl ServerState {
             log.close();
         }
         self.service.session_closed(&session.proto);
-        tracing::debug!(session = %id, "session ended");
+        tracing::debug!(session = %session.tag(), "session ended");
         true
     }
 
@@ -318,46 +276,31 @@ impl ServerState {
         state: SessionState,
         subject: Option<Arc<str>>,
     ) -> HttpSession {
-        let mut proto = Session::with_state(Some(id.clone()), state);
-        let mut prefix = None;
-        if let Some(store) = &self.store {
-            let p = format!(
-                "{ROUTED_PREFIX}{}.{:016x}",
-                store.replica_id(),
-                rand::random::<u64>()
-            );
-            proto = proto.with_server_request_prefix(p.clone());
-            prefix = Some(p);
-        }
-        let mut session = HttpSession::new(
-            id,
-            kind,
-            proto,
-            subject,
-            self.config.max_in_flight_per_session,
-            self.shutdown.child_token(),
+        let prefix = format!(
+            "{ROUTED_PREFIX}{}.{:016x}",
+            self.store.replica_id(),
+            rand::random::<u64>()
         );
-        if let Some(prefix) = prefix {
-            lock(&self.routes).insert(prefix.clone(), Arc::downgrade(&session.proto));
-            session.route = Some(RouteGuard {
-                routes: Arc::downgrade(&self.routes),
-                prefix,
-            });
-        }
+        let proto =
+            Session::with_state(Some(id.clone()), state).with_server_request_prefix(prefix.clone());
+        let mut session = HttpSession::new(id, kind, proto, subject, self.shutdown.child_token());
+        lock(&self.routes).insert(prefix.clone(), Arc::downgrade(&session.proto));
+        session.route = Some(RouteGuard {
+            routes: Arc::downgrade(&self.routes),
+            prefix,
+        });
         session
     }
 
-    /// Shared mode: takes the client's answers to server-to-client requests out of `messages`
-    /// and sends each to the copy of the session that asked, here or on another replica; and
-    /// takes out cancellations, broadcast to every replica (the call may run on any).
+    /// Takes the client's answers to server-to-client requests out of `messages` and sends
+    /// each to the copy of the session that asked, here or on another (live) replica; and
+    /// takes out cancellations, broadcast to every replica (the call may run on any) in a
+    /// bounded form: the request id and at most [`MAX_CANCEL_REASON`] characters of reason.
     pub(crate) async fn route_client_messages(
         &self,
         session_id: &str,
         messages: &mut Vec<Result<Message, Response>>,
     ) {
-        let Some(store) = &self.store else {
-            return;
-        };
         let mut answers = Vec::new();
         let mut cancellations = Vec::new();
         messages.retain(|m| match m {
@@ -369,25 +312,36 @@ impl ServerState {
                 None => true,
             },
             Ok(Message::Notification(n)) if n.method == CANCELLED => {
-                cancellations.push(Message::Notification(n.clone()).to_json());
+                cancellations.extend(bounded_cancellation(n.params.as_ref()));
                 false
             }
             _ => true,
         });
-        // The call a cancellation is for may run on any replica: tell them all.
+        let store = &self.store;
+        let tag = SessionTag(session_id);
         for cancellation in cancellations {
             if let Err(e) = store.broadcast(session_id, &cancellation).await {
-                tracing::warn!(session = %session_id, error = %e, "cannot broadcast a cancellation");
+                tracing::warn!(session = %tag, error = %e, "cannot broadcast a cancellation");
             }
         }
         for (replica, prefix, answer) in answers {
             if replica == store.replica_id() {
-                self.complete_answer(&prefix, answer);
+                self.complete_answer(session_id, &prefix, answer);
                 continue;
             }
             let json = Message::Response(answer).to_json();
-            if let Err(e) = store.forward_to_replica(&replica, session_id, &json).await {
-                tracing::warn!(session = %session_id, %replica, error = %e, "cannot forward a client answer to its replica");
+            if json.len() > MAX_FORWARDED_BYTES {
+                tracing::warn!(session = %tag, bytes = json.len(), "a client answer too large to forward to another replica; dropped");
+                continue;
+            }
+            match store.forward_to_replica(&replica, session_id, &json).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(session = %tag, %replica, "an answer for a replica that is not alive; dropped")
+                }
+                Err(e) => {
+                    tracing::warn!(session = %tag, %replica, error = %e, "cannot forward a client answer to its replica")
+                }
             }
         }
     }
@@ -406,11 +360,13 @@ impl ServerState {
         }
     }
 
-    /// Hands a client's answer to the session copy on this replica whose request it answers.
-    fn complete_answer(&self, prefix: &str, answer: Response) {
+    /// Hands a client's answer to the copy of session `session_id` on this replica whose
+    /// request it answers (an answer sent in another session is dropped).
+    fn complete_answer(&self, session_id: &str, prefix: &str, answer: Response) {
         let session = lock(&self.routes)
             .get(prefix)
-            .and_then(std::sync::Weak::upgrade);
+            .and_then(std::sync::Weak::upgrade)
+            .filter(|s| s.id() == Some(session_id));
         let (Some(session), Some(id)) = (session, answer.id) else {
             tracing::debug!(%prefix, "an answer for a request that no longer waits; dropped");
             return;
@@ -420,12 +376,14 @@ impl ServerState {
         }
     }
 
-    /// Records a session just created here in the shared store, with what was negotiated so
-    /// far (the caller answers 503 when this fails; the session is ended).
-    pub(crate) async fn store_session(&self, session: &HttpSession) -> Result<(), TransportError> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+    /// Records a session just created here in the store, with what was negotiated so far,
+    /// counted against the session caps (the caller answers 503 or 429 when this fails; the
+    /// session is ended).
+    pub(crate) async fn store_session(
+        &self,
+        session: &HttpSession,
+        client: &ClientKey,
+    ) -> Result<(), TransportError> {
         let idle = match session.kind {
             // Its replica restarts the idle time on every keep-alive tick while the stream is
             // open; a replica that dies leaves a record that expires a few ticks later.
@@ -436,40 +394,53 @@ impl ServerState {
             .state(session.proto.state())
             .subject(session.subject.as_deref().map(str::to_owned))
             .idle_timeout(idle)
-            .max_lifetime(self.config.session_lifetime);
-        match store.create(new).await {
-            Ok(_) => {
-                if session.kind == TransportKind::Streamable {
-                    // The store has it now; this replica keeps only sessions whose streams
-                    // it holds, so what is sent to this one reaches whichever replica does.
-                    lock(&self.sessions).remove(&session.id);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.end_session(&session.id);
-                Err(e.into())
-            }
+            .max_lifetime(self.config.session_lifetime)
+            .quota(
+                client.0.clone(),
+                self.config.max_sessions,
+                self.config.max_sessions_per_client,
+            );
+        if let Err(e) = self.store.create(new).await {
+            self.end_session(&session.id);
+            return Err(e.into());
         }
+        Ok(())
     }
 
-    /// A session of the shared store, for a request of `subject` (one round trip): this
-    /// replica's live session when it has one (its state refreshed from the store), else a
-    /// transient session on the stored state. `claim` makes this replica its owner. Returns
-    /// the state as stored, to tell later whether the request changed it.
-    pub(crate) async fn shared_session(
-        &self,
-        store: &Arc<dyn SessionStore>,
+    /// The session `id` of `subject`, for one request (one round trip to the store): this
+    /// replica's live copy when it has one it may use (its state refreshed from the store),
+    /// else a transient copy on the stored state. `claim` makes this replica its owner (a
+    /// stream opens here). Returns the state as stored, to tell later whether the request
+    /// changed it.
+    pub(crate) async fn find_session(
+        self: &Arc<Self>,
         id: &str,
         kind: SessionKind,
         subject: Option<&str>,
-        claim: bool,
-    ) -> Result<(Arc<HttpSession>, SessionState), TransportError> {
-        let record = if claim {
-            store.claim(id, subject).await?
-        } else {
-            store.load(id, subject).await?
+        lookup: Lookup,
+    ) -> Result<FoundSession, TransportError> {
+        let store = &self.store;
+        let (record, slots) = match lookup {
+            Lookup::Claim => (store.claim(id, subject).await?, None),
+            Lookup::Calls(0) => (store.load(id, subject).await?, None),
+            Lookup::Calls(n) => {
+                let request = CallSlotRequest {
+                    n,
+                    max: self.config.max_in_flight_per_session,
+                    // A slot a dead replica kept is freed once no call could still run.
+                    ttl: self.config.call_timeout + Duration::from_secs(60),
+                };
+                match store.load_and_acquire(id, subject, request).await? {
+                    Some((record, true)) => (Some(record), Some(self.call_slots(id, n))),
+                    Some((record, false)) if record.kind == kind => {
+                        return Err(TransportError::TooManyInFlight);
+                    }
+                    Some((record, false)) => (Some(record), None),
+                    None => (None, None),
+                }
+            }
         };
+        let claim = lookup == Lookup::Claim;
         let Some(record) = record.filter(|r| r.kind == kind) else {
             // Expired, deleted on another replica, or another subject's.
             if lock(&self.sessions)
@@ -480,77 +451,102 @@ impl ServerState {
             }
             return Err(TransportError::UnknownSession);
         };
-        let local = lock(&self.sessions).get(id).cloned();
-        let session = match local {
-            Some(session) if session.kind == kind && session.admits(subject) => {
-                session.proto.update_state(|state| {
-                    if *state != record.state {
-                        *state = record.state.clone();
-                    }
-                });
-                session.touch();
-                session
+        let owned_here = claim || record.owner == store.replica_id();
+        if let Some(session) = self.local_copy(id, kind, subject, owned_here) {
+            session.proto.update_state(|state| {
+                if *state != record.state {
+                    *state = record.state.clone();
+                }
+            });
+            session.touch();
+            return Ok(FoundSession {
+                session,
+                saved: record.state,
+                slots,
+            });
+        }
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(TransportError::ShuttingDown);
+        }
+        let mut session = self.new_http_session(
+            record.id.clone(),
+            kind,
+            record.state.clone(),
+            record.subject.as_deref().map(Arc::from),
+        );
+        if !owned_here {
+            // What the service sends the session outside a request's own stream (list
+            // changes, resource updates) while this request runs goes to the replica
+            // holding its stream.
+            self.service.stream_opened(
+                &session.proto,
+                Arc::new(StoreOutbound {
+                    store: Arc::clone(store),
+                    session_id: record.id.clone(),
+                }),
+            );
+            session.transient_of = Some(TransientOf(Arc::clone(&self.service)));
+        }
+        let session = Arc::new(session);
+        if owned_here {
+            // This replica holds its stream from now on: keep it live here.
+            let mut sessions = lock(&self.sessions);
+            if sessions.len() >= self.config.max_sessions {
+                return Err(TransportError::TooManySessions);
             }
-            _ => {
-                if self.draining.load(Ordering::SeqCst) {
-                    return Err(TransportError::ShuttingDown);
-                }
-                let mut session = self.new_http_session(
-                    record.id.clone(),
-                    kind,
-                    record.state.clone(),
-                    record.subject.as_deref().map(Arc::from),
-                );
-                if !claim && record.owner != store.replica_id() {
-                    // What the service sends the session outside a request's own stream (list
-                    // changes, resource updates) while this request runs goes to the replica
-                    // holding its stream.
-                    self.service.stream_opened(
-                        &session.proto,
-                        Arc::new(StoreOutbound {
-                            store: Arc::clone(store),
-                            session_id: record.id.clone(),
-                        }),
-                    );
-                    session.transient_of = Some(TransientOf(Arc::clone(&self.service)));
-                }
-                let session = Arc::new(session);
-                if claim {
-                    // This replica holds its stream from now on: keep it live here.
-                    let mut sessions = lock(&self.sessions);
-                    if sessions.len() >= self.config.max_sessions {
-                        return Err(TransportError::TooManySessions);
-                    }
-                    sessions.insert(record.id.clone(), Arc::clone(&session));
-                }
-                session
-            }
-        };
-        Ok((session, record.state))
+            sessions.insert(record.id.clone(), Arc::clone(&session));
+        }
+        Ok(FoundSession {
+            session,
+            saved: record.state,
+            slots,
+        })
     }
 
-    /// Saves a session's state in the shared store if handling a request changed it from
-    /// `saved`, so the next request on any replica sees it.
+    /// This replica's copy of a session, if it may serve a request: it is the owner's, or it
+    /// holds the session's stream. A copy left behind by an owner that moved is dropped.
+    fn local_copy(
+        &self,
+        id: &str,
+        kind: SessionKind,
+        subject: Option<&str>,
+        owned_here: bool,
+    ) -> Option<Arc<HttpSession>> {
+        let mut sessions = lock(&self.sessions);
+        let session = sessions.get(id)?;
+        if session.kind != kind || !session.admits(subject) {
+            return None;
+        }
+        if owned_here || session.has_open_stream() {
+            return Some(Arc::clone(session));
+        }
+        sessions.remove(id);
+        None
+    }
+
+    /// Saves a session's state in the store if handling a request changed it from `saved`,
+    /// so the next request on any replica sees it.
     pub(crate) async fn save_if_changed(&self, session: &Session, saved: &SessionState) {
-        let (Some(store), Some(id)) = (&self.store, session.id()) else {
+        let Some(id) = session.id() else {
             return;
         };
         if !session.update_state(|state| state != saved) {
             return;
         }
         let state = session.state();
-        match store.save_state(id, &state).await {
+        let tag = SessionTag(id);
+        match self.store.save_state(id, &state).await {
             Ok(true) => {}
-            Ok(false) => tracing::debug!(session = %id, "session ended before its state was saved"),
-            Err(e) => tracing::warn!(session = %id, error = %e, "cannot save session state"),
+            Ok(false) => {
+                tracing::debug!(session = %tag, "session ended before its state was saved")
+            }
+            Err(e) => tracing::warn!(session = %tag, error = %e, "cannot save session state"),
         }
     }
 
-    /// Deletes a session from the shared store in the background (its stream closed here).
+    /// Deletes a session from the store in the background (its stream closed here).
     pub(crate) fn forget_in_store(&self, id: &str, subject: Option<Arc<str>>) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
+        let store = Arc::clone(&self.store);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -558,9 +554,18 @@ impl ServerState {
         runtime.spawn(async move {
             if let Err(e) = store.delete(&id, subject.as_deref()).await {
                 // Its record expires by itself: nothing refreshes it any more.
-                tracing::debug!(session = %id, error = %e, "cannot delete session from the store");
+                tracing::debug!(session = %SessionTag(&id), error = %e, "cannot delete session from the store");
             }
         });
+    }
+
+    /// In-flight slots of `session_id` just taken in the store.
+    fn call_slots(self: &Arc<Self>, session_id: &str, n: usize) -> CallSlots {
+        CallSlots {
+            state: Arc::clone(self),
+            session_id: session_id.to_owned(),
+            n,
+        }
     }
 
     /// A new stream id for event ids in shared mode: random, so replicas never reuse one for
@@ -575,9 +580,7 @@ impl ServerState {
     /// deliveries from other replicas to the streams held here, and the keep-alive tick that
     /// keeps those sessions alive in the store (and ends the ones that ended elsewhere).
     pub(crate) fn start_shared_tasks(self: &Arc<Self>) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
+        let store = Arc::clone(&self.store);
         if self.shared_tasks.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -617,7 +620,7 @@ impl ServerState {
                 Ok(mcp_proto::Decoded::Single(Message::Response(answer))) => {
                     if let Some((_, prefix)) = routed_target(&answer) {
                         let prefix = prefix.to_owned();
-                        self.complete_answer(&prefix, answer);
+                        self.complete_answer(session_id, &prefix, answer);
                     }
                 }
                 Ok(mcp_proto::Decoded::Single(Message::Notification(n)))
@@ -664,6 +667,35 @@ impl ServerState {
         if !done {
             self.calls.spawn(work);
         }
+    }
+
+    /// A new event log bounded as the config says (events and bytes).
+    pub(crate) fn new_log(&self) -> EventLog {
+        EventLog::new(self.config.stream_buffer, self.config.stream_buffer_bytes)
+    }
+
+    /// Runs the messages of one POST concurrently through the service; the future yields
+    /// each one's reply (the decoding error's reply for those that did not decode).
+    pub(crate) fn run_all(
+        self: &Arc<Self>,
+        proto: &Arc<Session>,
+        messages: Vec<Result<Message, Response>>,
+        outbound: Arc<dyn Outbound>,
+        extensions: http::Extensions,
+    ) -> impl std::future::Future<Output = Vec<Option<Message>>> + Send + 'static {
+        let runs: Vec<_> = messages
+            .into_iter()
+            .map(|m| match m {
+                Ok(message) => self.run_message(
+                    Arc::clone(proto),
+                    message,
+                    Arc::clone(&outbound),
+                    extensions.clone(),
+                ),
+                Err(reply) => Box::pin(std::future::ready(Some(Message::Response(reply)))),
+            })
+            .collect();
+        futures::future::join_all(runs)
     }
 
     /// Runs one client message through the service, with the call timeout.
@@ -765,6 +797,10 @@ async fn keep_alive_loop(
     tick: Duration,
 ) {
     loop {
+        // Alive for a few ticks: answers from clients are forwarded here only meanwhile.
+        if let Err(e) = store.heartbeat(tick * 3).await {
+            tracing::warn!(error = %e, "cannot tell the store this replica is alive");
+        }
         tokio::select! {
             () = tokio::time::sleep(tick) => {}
             () = stop.cancelled() => return,
@@ -782,7 +818,7 @@ async fn keep_alive_loop(
                 };
                 for (id, alive) in ids.iter().zip(alive) {
                     if !alive {
-                        tracing::debug!(session = %id, "session gone from the store; closing its stream");
+                        tracing::debug!(session = %SessionTag(id), "session gone from the store; closing its stream");
                         state.end_session(id);
                     }
                 }
@@ -822,6 +858,46 @@ impl Outbound for StoreOutbound {
     }
 }
 
+/// Largest client answer forwarded to another replica.
+const MAX_FORWARDED_BYTES: usize = 1024 * 1024;
+
+/// Longest cancellation reason broadcast to the replicas, in characters.
+const MAX_CANCEL_REASON: usize = 256;
+
+/// A cancellation as broadcast: the request id (a number, or a string of at most 256
+/// bytes) and a reason cut to [`MAX_CANCEL_REASON`] characters; `None` without a usable id.
+fn bounded_cancellation(params: Option<&serde_json::Value>) -> Option<String> {
+    let params = params?;
+    let request = params.get("requestId")?;
+    let usable = request.is_number() || request.as_str().is_some_and(|s| s.len() <= 256);
+    if !usable {
+        return None;
+    }
+    let mut bounded = serde_json::json!({ "requestId": request });
+    if let Some(reason) = params.get("reason").and_then(|r| r.as_str()) {
+        let reason: String = reason.chars().take(MAX_CANCEL_REASON).collect();
+        bounded["reason"] = serde_json::Value::String(reason);
+    }
+    let notification = mcp_proto::Notification {
+        method: CANCELLED.to_owned(),
+        params: Some(bounded),
+    };
+    Some(Message::Notification(notification).to_json())
+}
+
+/// A session id as logged: a short hash, so logs never hold the id itself (without
+/// authentication, the id is what lets a client use its session).
+pub(crate) struct SessionTag<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for SessionTag<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.0.hash(&mut hasher);
+        write!(f, "{:012x}", hasher.finish() >> 16)
+    }
+}
+
 /// What the server-request prefixes of shared sessions start with: `srv.<replica>.<copy>`.
 const ROUTED_PREFIX: &str = "srv.";
 
@@ -844,6 +920,86 @@ fn routed_target(answer: &Response) -> Option<(&str, &str)> {
     };
     (plain(replica, 128) && copy.len() == 16 && copy.bytes().all(|b| b.is_ascii_hexdigit()))
         .then_some((replica, prefix))
+}
+
+/// How [`ServerState::find_session`] looks a session up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// To run this many requests (in-flight slots taken in the same step; 0 for none).
+    Calls(usize),
+    /// To open its stream here: this replica becomes its owner.
+    Claim,
+}
+
+impl Lookup {
+    /// For the requests among `messages` (a batch takes one slot per request).
+    pub(crate) fn calls(messages: &[Result<Message, Response>]) -> Self {
+        Self::Calls(
+            messages
+                .iter()
+                .filter(|m| matches!(m, Ok(Message::Request(_))))
+                .count(),
+        )
+    }
+}
+
+/// A session found for a request: the copy to run it on, its state as stored, and the
+/// in-flight slots taken for it.
+#[derive(Debug)]
+pub(crate) struct FoundSession {
+    pub(crate) session: Arc<HttpSession>,
+    pub(crate) saved: SessionState,
+    pub(crate) slots: Option<CallSlots>,
+}
+
+/// Whose quota a new session counts against: its subject, else the client's address.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientKey(String);
+
+impl ClientKey {
+    /// The key of a request: `sub:<subject>` with authentication, `addr:<ip>` without
+    /// (when the server accepts connections itself), else one shared anonymous key.
+    pub(crate) fn of(subject: Option<&str>, extensions: &http::Extensions) -> Self {
+        if let Some(subject) = subject {
+            return Self(format!("sub:{subject}"));
+        }
+        match extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            Some(info) => Self(format!("addr:{}", info.0.ip())),
+            None => Self("anonymous".to_owned()),
+        }
+    }
+}
+
+/// In-flight slots of a session, given back to the store when dropped.
+#[derive(Debug)]
+pub(crate) struct CallSlots {
+    state: Arc<ServerState>,
+    session_id: String,
+    n: usize,
+}
+
+impl Drop for CallSlots {
+    fn drop(&mut self) {
+        let store = Arc::clone(&self.state.store);
+        let id = std::mem::take(&mut self.session_id);
+        let n = self.n;
+        let release = async move {
+            if let Err(e) = store.release_calls(&id, n).await {
+                tracing::warn!(session = %SessionTag(&id), error = %e, "cannot give back in-flight slots; they expire");
+            }
+        };
+        // An in-process store answers at once: no task.
+        let mut release = Box::pin(release);
+        if futures::FutureExt::now_or_never(release.as_mut()).is_some() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(release);
+            }
+            Err(_) => tracing::debug!("no runtime to give back in-flight slots; they expire"),
+        }
+    }
 }
 
 /// A JSON-RPC error answer to request `id`.

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use mcp_proto::types::method;
-use mcp_proto::{AuthSubject, Decoded, Message, ProtocolVersion, Session, SessionState};
+use mcp_proto::{AuthSubject, Message, ProtocolVersion, Session, SessionState};
 
 use super::event_log::{EventLog, ReadOutcome};
 use super::http_util::{
-    EventFraming, accepts, check_origin, follow_log, frame_event, is_json_content, read_body,
-    sse_response,
+    EventFraming, accepts, check_initialize, check_origin, decode_messages, follow_log,
+    frame_event, is_json_content, read_body, sse_response,
 };
-use super::state::{HttpSession, LogOutbound, ServerState, SessionKind};
+use super::state::{
+    CallSlots, ClientKey, FoundSession, HttpSession, LogOutbound, Lookup, ServerState, SessionKind,
+};
 use super::transport_error::{TransportError, json_body};
 use crate::store::{Replay, SessionStore};
 
@@ -76,36 +77,79 @@ fn session_id_header(headers: &HeaderMap) -> Result<&str, TransportError> {
         .ok_or(TransportError::MissingSessionId("Mcp-Session-Id header"))
 }
 
-/// The session a request names, if `subject` may use it: from the shared store when there
-/// is one (with the state as stored), else from this process.
+/// The session a request names, if `subject` may use it, with the state as stored.
 async fn existing_session(
-    state: &ServerState,
+    state: &Arc<ServerState>,
     headers: &HeaderMap,
     subject: Option<&str>,
-    claim: bool,
-) -> Result<(Arc<HttpSession>, Option<SessionState>), TransportError> {
+    lookup: Lookup,
+) -> Result<FoundSession, TransportError> {
     let id = session_id_header(headers)?;
-    match &state.store {
-        Some(store) => {
-            let (session, saved) = state
-                .shared_session(store, id, SessionKind::Streamable, subject, claim)
-                .await?;
-            Ok((session, Some(saved)))
-        }
-        None => state
-            .session(id, SessionKind::Streamable, subject)
-            .map(|s| (s, None))
-            .ok_or(TransportError::UnknownSession),
-    }
+    state
+        .find_session(id, SessionKind::Streamable, subject, lookup)
+        .await
 }
 
-pub(crate) async fn post(
-    State(state): State<Arc<ServerState>>,
-    request: Request,
-) -> Result<Response, TransportError> {
-    let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
-    check_origin(headers, &state.config)?;
+/// The session a POST runs in: none when stateless, a new one for `initialize`, else the
+/// one it names (with its state as stored, saved again if the request changes it).
+struct PostSession {
+    http: Option<Arc<HttpSession>>,
+    proto: Arc<Session>,
+    saved: Option<SessionState>,
+    /// The in-flight slots taken for its requests.
+    slots: Option<CallSlots>,
+    /// Whose session quota a new session counts against.
+    client: ClientKey,
+}
+
+async fn post_session(
+    state: &Arc<ServerState>,
+    parts: &http::request::Parts,
+    messages: &[Result<Message, mcp_proto::Response>],
+    is_initialize: bool,
+    requested_version: Option<ProtocolVersion>,
+) -> Result<PostSession, TransportError> {
+    let subject = AuthSubject::of(&parts.extensions);
+    let client = ClientKey::of(subject.as_deref(), &parts.extensions);
+    if state.config.stateless {
+        let version = requested_version.unwrap_or(ProtocolVersion::HTTP_DEFAULT);
+        let session = if is_initialize {
+            Session::new(None)
+        } else {
+            Session::stateless(version)
+        };
+        return Ok(PostSession {
+            http: None,
+            proto: Arc::new(session),
+            saved: None,
+            slots: None,
+            client,
+        });
+    }
+    let (session, saved, slots) = if is_initialize {
+        let session = state.create_session(SessionKind::Streamable, subject)?;
+        (session, None, None)
+    } else {
+        let lookup = Lookup::calls(messages);
+        let found = existing_session(state, &parts.headers, subject.as_deref(), lookup).await?;
+        (found.session, Some(found.saved), found.slots)
+    };
+    Ok(PostSession {
+        proto: Arc::clone(&session.proto),
+        http: Some(session),
+        saved,
+        slots,
+        client,
+    })
+}
+
+/// Checks what a POST must carry: an allowed `Origin`, `Accept` of both answer types, a
+/// JSON body.
+fn check_post_headers(
+    headers: &HeaderMap,
+    config: &super::ServerConfig,
+) -> Result<(), TransportError> {
+    check_origin(headers, config)?;
     if !(accepts(headers, "application/json") && accepts(headers, "text/event-stream")) {
         return Err(TransportError::NotAcceptable(
             "both application/json and text/event-stream",
@@ -114,6 +158,16 @@ pub(crate) async fn post(
     if !is_json_content(headers) {
         return Err(TransportError::UnsupportedMediaType);
     }
+    Ok(())
+}
+
+pub(crate) async fn post(
+    State(state): State<Arc<ServerState>>,
+    request: Request,
+) -> Result<Response, TransportError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    check_post_headers(headers, &state.config)?;
     let bytes = read_body(
         body,
         headers,
@@ -121,50 +175,18 @@ pub(crate) async fn post(
         state.config.body_read_timeout,
     )
     .await?;
-    let decoded = mcp_proto::decode(&bytes).map_err(TransportError::Malformed)?;
-    let is_batch = matches!(decoded, Decoded::Batch(_));
-    let messages = match decoded {
-        Decoded::Single(m) => vec![Ok(m)],
-        Decoded::Batch(items) => items,
-    };
+    let (messages, is_batch) = decode_messages(&bytes, &state.config)?;
     if is_modern(headers, &messages) {
         return Ok(
             super::modern::post(&state, headers, messages, is_batch, parts.extensions).await,
         );
     }
     let requested_version = header_version(headers)?;
-    let is_initialize = messages
-        .iter()
-        .any(|m| matches!(m, Ok(Message::Request(r)) if r.method == method::INITIALIZE));
-    if is_initialize && is_batch {
-        return Err(TransportError::BatchRejected(
-            "Invalid request: initialize must not be part of a batch".into(),
-        ));
-    }
-
-    // Which session the messages belong to.
-    let subject = AuthSubject::of(&parts.extensions);
-    let mut saved_state: Option<SessionState> = None;
-    let (http_session, proto): (Option<Arc<HttpSession>>, Arc<Session>) = if state.config.stateless
-    {
-        let version = requested_version.unwrap_or(ProtocolVersion::HTTP_DEFAULT);
-        let session = if is_initialize {
-            Session::new(None)
-        } else {
-            Session::stateless(version)
-        };
-        (None, Arc::new(session))
-    } else if is_initialize {
-        let s = state.create_session(SessionKind::Streamable, subject.clone())?;
-        let proto = Arc::clone(&s.proto);
-        (Some(s), proto)
-    } else {
-        let (s, saved) = existing_session(&state, headers, subject.as_deref(), false).await?;
-        saved_state = saved;
-        let proto = Arc::clone(&s.proto);
-        (Some(s), proto)
-    };
-    let version = proto
+    let is_initialize = check_initialize(&messages, is_batch, bytes.len(), &state.config)?;
+    let mut target =
+        post_session(&state, &parts, &messages, is_initialize, requested_version).await?;
+    let version = target
+        .proto
         .protocol_version()
         .or(requested_version)
         .unwrap_or(ProtocolVersion::HTTP_DEFAULT);
@@ -174,118 +196,120 @@ pub(crate) async fn post(
         )));
     }
     let mut messages = messages;
-    if let Some(s) = &http_session {
+    if let Some(s) = &target.http {
         state.route_client_messages(&s.id, &mut messages).await;
     }
-    let has_requests = messages
-        .iter()
-        .any(|m| matches!(m, Ok(Message::Request(_))));
     let extensions = parts.extensions;
-
-    if !has_requests {
-        // Notifications and responses: handle them, then 202.
-        for m in messages {
-            match m {
-                Ok(message) => {
-                    let outbound = Arc::new(mcp_proto::NoOutbound);
-                    state
-                        .run_message(Arc::clone(&proto), message, outbound, extensions.clone())
-                        .await;
-                }
-                Err(reply) => {
-                    return Ok(json_body(
-                        StatusCode::BAD_REQUEST,
-                        &Message::Response(reply),
-                    ));
-                }
-            }
-        }
-        if let Some(saved) = &saved_state {
-            state.save_if_changed(&proto, saved).await;
-        }
-        return Ok(StatusCode::ACCEPTED.into_response());
+    if !messages
+        .iter()
+        .any(|m| matches!(m, Ok(Message::Request(_))))
+    {
+        return Ok(run_notifications(&state, &target, messages, extensions).await);
     }
-
-    let permit = match &http_session {
-        Some(s) => Some(
-            Arc::clone(&s.in_flight)
-                .try_acquire_owned()
-                .map_err(|_| TransportError::TooManyInFlight)?,
-        ),
-        None => None,
+    let slots = target.slots.take();
+    let call = Call {
+        messages,
+        is_batch,
+        version,
+        extensions,
+        slots,
     };
-    let log = Arc::new(EventLog::new(state.config.stream_buffer));
-    let stream_id = match &http_session {
-        Some(_) if state.store.is_some() => ServerState::shared_stream_id(false),
-        Some(s) => {
-            let id = s.next_stream_id();
-            s.remember_stream(id, Arc::clone(&log), state.config.resumable_streams);
-            id
-        }
-        None => 1,
-    };
-    let sse = !state.config.json_response;
-    if sse && version >= ProtocolVersion::V2025_11_25 {
-        // Priming event: gives the client an event id to resume from.
-        log.append(None);
-    }
-    let outbound = Arc::new(LogOutbound {
-        log: Arc::clone(&log),
-    });
-    let task_log = Arc::clone(&log);
-    let task_state = Arc::clone(&state);
-    let task_proto = Arc::clone(&proto);
-    // A new session (`initialize`) has no stored state yet: it is recorded in the shared store
-    // once `initialize` has run, below.
-    // The session object lives as long as its call (a transient copy's route and
-    // registration end with it).
-    let task_session = http_session.clone();
-    let work = async move {
-        let replies = futures::future::join_all(messages.into_iter().map(|m| {
-            let state = Arc::clone(&task_state);
-            let outbound = Arc::clone(&outbound);
-            let proto = Arc::clone(&task_proto);
-            let extensions = extensions.clone();
-            async move {
-                match m {
-                    Ok(message) => {
-                        state
-                            .run_message(proto, message, outbound, extensions)
-                            .await
-                    }
-                    Err(reply) => Some(Message::Response(reply)),
-                }
-            }
-        }))
-        .await;
-        if let Some(saved) = &saved_state {
-            task_state.save_if_changed(&task_proto, saved).await;
-        }
-        task_log.finish(super::reply_events(replies, is_batch));
-        drop(permit);
-        drop(task_session);
-    };
-    match (&state.store, &http_session) {
-        (Some(_), Some(session)) if is_initialize => {
-            // Other replicas learn of the session only once it is stored with what
-            // `initialize` negotiated; until then its id is not handed out.
-            work.await;
-            state.store_session(session).await?;
-        }
-        _ => state.run_call(work).await,
-    }
-
-    let mut response = if sse {
-        whole_or_stream(&state, &http_session, log, stream_id).await
-    } else {
-        json_or_stream(&state, &http_session, log, stream_id).await
-    };
-    if let (true, Some(s)) = (is_initialize, &http_session)
+    let mut response = run_requests(&state, &target, call, is_initialize).await?;
+    if let (true, Some(s)) = (is_initialize, &target.http)
         && let Ok(v) = HeaderValue::from_str(&s.id)
     {
         response.headers_mut().insert(SESSION_ID_HEADER, v);
     }
     Ok(response)
+}
+
+/// Notifications and answers only: handles them, then 202.
+async fn run_notifications(
+    state: &Arc<ServerState>,
+    target: &PostSession,
+    messages: Vec<Result<Message, mcp_proto::Response>>,
+    extensions: http::Extensions,
+) -> Response {
+    for m in messages {
+        match m {
+            Ok(message) => {
+                let outbound = Arc::new(mcp_proto::NoOutbound);
+                state
+                    .run_message(
+                        Arc::clone(&target.proto),
+                        message,
+                        outbound,
+                        extensions.clone(),
+                    )
+                    .await;
+            }
+            Err(reply) => return json_body(StatusCode::BAD_REQUEST, &Message::Response(reply)),
+        }
+    }
+    if let Some(saved) = &target.saved {
+        state.save_if_changed(&target.proto, saved).await;
+    }
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// The requests of one POST and what they run with.
+struct Call {
+    messages: Vec<Result<Message, mcp_proto::Response>>,
+    is_batch: bool,
+    version: ProtocolVersion,
+    extensions: http::Extensions,
+    slots: Option<CallSlots>,
+}
+
+/// Runs the requests of a POST on a response stream (its log) and answers with the log as
+/// one body or a stream.
+async fn run_requests(
+    state: &Arc<ServerState>,
+    target: &PostSession,
+    call: Call,
+    is_initialize: bool,
+) -> Result<Response, TransportError> {
+    let log = Arc::new(state.new_log());
+    let stream_id = match &target.http {
+        Some(_) => ServerState::shared_stream_id(false),
+        None => 1,
+    };
+    let sse = !state.config.json_response;
+    if sse && call.version >= ProtocolVersion::V2025_11_25 {
+        // Priming event: gives the client an event id to resume from.
+        log.append(None);
+    }
+    let outbound: Arc<dyn mcp_proto::Outbound> = Arc::new(LogOutbound {
+        log: Arc::clone(&log),
+    });
+    let replies = state.run_all(&target.proto, call.messages, outbound, call.extensions);
+    let (task_state, task_log) = (Arc::clone(state), Arc::clone(&log));
+    let (proto, saved) = (Arc::clone(&target.proto), target.saved.clone());
+    // The session object lives as long as its call (a transient copy's route and
+    // registration end with it).
+    let (session, slots, is_batch) = (target.http.clone(), call.slots, call.is_batch);
+    let work = async move {
+        let replies = replies.await;
+        if let Some(saved) = &saved {
+            task_state.save_if_changed(&proto, saved).await;
+        }
+        task_log.finish(super::reply_events(replies, is_batch));
+        drop((slots, session));
+    };
+    match &target.http {
+        Some(session) if is_initialize => {
+            // Other replicas learn of the session only once it is stored with what
+            // `initialize` negotiated; until then its id is not handed out.
+            work.await;
+            state.store_session(session, &target.client).await?;
+        }
+        _ => state.run_call(work).await,
+    }
+    Ok(if sse {
+        whole_or_stream(state, &target.http, log, stream_id).await
+    } else {
+        json_or_stream(state, &target.http, log, stream_id).await
+    })
 }
 
 fn stream_response(
@@ -299,16 +323,10 @@ fn stream_response(
         Some(s) => s.closed.clone(),
         None => state.shutdown.child_token(),
     };
-    // With a shared store the client is sent only what is stored: resumable anywhere.
-    let log = match (&state.store, session) {
-        (Some(store), Some(s)) => mirror_to_store(
-            Arc::clone(store),
-            event_stream_key(&s.id, stream_id),
-            log,
-            stop.clone(),
-            state.config.stream_buffer,
-        ),
-        _ => log,
+    // The client is sent only what is stored: resumable on any replica.
+    let log = match session {
+        Some(s) => mirror_to_store(state, event_stream_key(&s.id, stream_id), log, stop.clone()),
+        None => log,
     };
     let mut prefix = None;
     if from == 0 {
@@ -437,34 +455,7 @@ pub(crate) async fn get(
     header_version(headers)?;
     let subject = AuthSubject::of(request.extensions());
     let last_event = header_str(headers, LAST_EVENT_ID).and_then(parse_event_id);
-    if let Some(store) = &state.store {
-        return shared_get(&state, store, headers, subject.as_deref(), last_event).await;
-    }
-    let (session, _) = existing_session(&state, headers, subject.as_deref(), false).await?;
-    if let Some((stream_id, seq)) = last_event {
-        let log = if stream_id == 0 {
-            session.stream()
-        } else {
-            session.find_stream(stream_id)
-        };
-        if let Some(log) = log {
-            tracing::debug!(session = %session.id, stream_id, seq, "resuming stream");
-            let body = follow_log(
-                log,
-                seq + 1,
-                EventFraming::Resumable { stream_id },
-                None,
-                state.config.keep_alive,
-                session.closed.clone(),
-                (),
-            );
-            return Ok(sse_response(body));
-        }
-    }
-    if session.has_open_stream() {
-        return Err(TransportError::StreamConflict);
-    }
-    Ok(open_standalone(&state, &session, 0, None))
+    resume_or_open(&state, headers, subject.as_deref(), last_event).await
 }
 
 /// Opens the standalone stream of a session on this replica, numbered `stream_id`, after
@@ -475,7 +466,7 @@ fn open_standalone(
     stream_id: u64,
     prefix: Option<bytes::Bytes>,
 ) -> Response {
-    let log = Arc::new(EventLog::new(state.config.stream_buffer));
+    let log = Arc::new(state.new_log());
     if let Some(previous) = session.set_stream(Some(Arc::clone(&log))) {
         // Superseded by a resumption: its reader ends.
         previous.close();
@@ -490,17 +481,13 @@ fn open_standalone(
         session: Arc::clone(session),
         log: Arc::clone(&log),
     };
-    // With a shared store the client is sent only what is stored: resumable anywhere.
-    let sent = match &state.store {
-        Some(store) => mirror_to_store(
-            Arc::clone(store),
-            event_stream_key(&session.id, stream_id),
-            log,
-            session.closed.clone(),
-            state.config.stream_buffer,
-        ),
-        None => log,
-    };
+    // The client is sent only what is stored: resumable on any replica.
+    let sent = mirror_to_store(
+        state,
+        event_stream_key(&session.id, stream_id),
+        log,
+        session.closed.clone(),
+    );
     let body = follow_log(
         sent,
         0,
@@ -513,20 +500,22 @@ fn open_standalone(
     sse_response(body)
 }
 
-/// `GET` with a shared store. A response stream (odd id) resumes from the store's events on
-/// any replica, following the stream until its response. Otherwise this replica claims the
-/// session (deliveries for it come here) and opens its standalone stream, first replaying
-/// what the previous one sent after `Last-Event-ID`.
-async fn shared_get(
+/// `GET`: a response stream (odd id) resumes from the store's events on any replica,
+/// following the stream until its response. Otherwise this replica claims the session
+/// (deliveries for it come here) and opens its standalone stream, first replaying what the
+/// previous one sent after `Last-Event-ID`.
+async fn resume_or_open(
     state: &Arc<ServerState>,
-    store: &Arc<dyn SessionStore>,
     headers: &HeaderMap,
     subject: Option<&str>,
     last_event: Option<(u64, u64)>,
 ) -> Result<Response, TransportError> {
     if let Some((stream_id, seq)) = last_event.filter(|(id, _)| id % 2 == 1) {
-        let (session, _) = existing_session(state, headers, subject, false).await?;
+        let session = existing_session(state, headers, subject, Lookup::Calls(0))
+            .await?
+            .session;
         let key = event_stream_key(&session.id, stream_id);
+        let store = &state.store;
         if let Replay::Events(events) = store.read_events_after(&key, seq).await? {
             tracing::debug!(session = %session.id, stream_id, seq, "resuming a response stream from the store");
             let body = replay_response_stream(
@@ -541,11 +530,13 @@ async fn shared_get(
             return Ok(sse_response(body));
         }
     }
-    let (session, _) = existing_session(state, headers, subject, true).await?;
+    let session = existing_session(state, headers, subject, Lookup::Claim)
+        .await?
+        .session;
     let mut prefix = None;
     if let Some((stream_id, seq)) = last_event.filter(|(id, _)| id % 2 == 0) {
         let key = event_stream_key(&session.id, stream_id);
-        if let Replay::Events(events) = store.read_events_after(&key, seq).await? {
+        if let Replay::Events(events) = state.store.read_events_after(&key, seq).await? {
             let mut out = Vec::new();
             frame_stored(stream_id, &events, &mut out);
             prefix = Some(bytes::Bytes::from(out));
@@ -571,13 +562,13 @@ fn event_stream_key(session_id: &str, stream_id: u64) -> String {
 /// same events, each appended once it is stored (or once storing it failed), so a client never
 /// holds an event id that another replica cannot resume from.
 fn mirror_to_store(
-    store: Arc<dyn SessionStore>,
+    state: &ServerState,
     key: String,
     log: Arc<EventLog>,
     stop: tokio_util::sync::CancellationToken,
-    capacity: usize,
 ) -> Arc<EventLog> {
-    let stored = Arc::new(EventLog::new(capacity));
+    let store = Arc::clone(&state.store);
+    let stored = Arc::new(state.new_log());
     let sent = Arc::clone(&stored);
     tokio::spawn(async move {
         let mut next = 0;
@@ -718,9 +709,13 @@ fn replay_response_stream(
     axum::body::Body::from_stream(stream)
 }
 
+/// Parses `<stream>-<seq>`; `None` for anything else, and for a `seq` with no successor
+/// (the stream resumes after it).
 fn parse_event_id(id: &str) -> Option<(u64, u64)> {
     let (stream, seq) = id.split_once('-')?;
-    Some((stream.parse().ok()?, seq.parse().ok()?))
+    let seq: u64 = seq.parse().ok()?;
+    seq.checked_add(1)?;
+    Some((stream.parse().ok()?, seq))
 }
 
 pub(crate) async fn delete(
@@ -733,17 +728,11 @@ pub(crate) async fn delete(
         return Err(TransportError::MethodNotAllowed("POST"));
     }
     let subject = AuthSubject::of(&extensions);
-    if let Some(store) = &state.store {
-        let id = session_id_header(&headers)?;
-        // Ends it everywhere: its owner is told to close its streams.
-        let deleted = store.delete(id, subject.as_deref()).await?;
-        if deleted {
-            state.end_session(id);
-            return Ok(StatusCode::OK.into_response());
-        }
+    let id = session_id_header(&headers)?;
+    // Ends it everywhere: its owner is told to close its streams.
+    if !state.store.delete(id, subject.as_deref()).await? {
         return Err(TransportError::UnknownSession);
     }
-    let (session, _) = existing_session(&state, &headers, subject.as_deref(), false).await?;
-    state.end_session(&session.id);
+    state.end_session(id);
     Ok(StatusCode::OK.into_response())
 }

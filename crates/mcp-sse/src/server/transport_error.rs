@@ -35,6 +35,8 @@ pub(crate) enum TransportError {
     UnsupportedProtocolVersion(String),
     /// The session limit is reached.
     TooManySessions,
+    /// The client (subject or address) holds as many sessions as it may.
+    ClientSessionQuota(usize),
     /// The session has too many calls running.
     TooManyInFlight,
     /// The server is shutting down.
@@ -51,6 +53,12 @@ pub(crate) enum TransportError {
 
 impl From<crate::store::StoreError> for TransportError {
     fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::ClientQuota(max) => return Self::ClientSessionQuota(max),
+            StoreError::Full(_) => return Self::TooManySessions,
+            _ => {}
+        }
         tracing::warn!(error = %e, "session store");
         if e.is_unavailable() {
             Self::StoreUnavailable(e.to_string())
@@ -134,6 +142,11 @@ impl TransportError {
                 TRANSPORT_ERROR,
                 "Service Unavailable: the session limit is reached".into(),
             ),
+            ClientSessionQuota(max) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                TRANSPORT_ERROR,
+                format!("Too Many Requests: this client already holds {max} sessions"),
+            ),
             TooManyInFlight => (
                 StatusCode::TOO_MANY_REQUESTS,
                 TRANSPORT_ERROR,
@@ -197,6 +210,7 @@ impl IntoResponse for TransportError {
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             TransportError::TooManySessions
+            | TransportError::ClientSessionQuota(_)
             | TransportError::ShuttingDown
             | TransportError::StoreUnavailable(_) => {
                 response
