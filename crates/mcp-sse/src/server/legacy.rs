@@ -15,7 +15,9 @@ use super::http_util::{
     EventFraming, check_initialize, check_origin, decode_messages, follow_log, read_body,
     sse_response,
 };
-use super::state::{ClientKey, LogOutbound, Lookup, ServerState, SessionKind, StoreOutbound};
+use super::state::{
+    ClientKey, LogOutbound, Lookup, ServerState, SessionKind, SessionTag, StoreOutbound,
+};
 use super::transport_error::TransportError;
 use crate::store::SessionStore;
 
@@ -52,10 +54,10 @@ impl ReplySink {
             Self::Remote(store, id) => match store.deliver(id, &event).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::debug!(session = %id, "session ended before the response could be sent")
+                    tracing::debug!(session = %SessionTag(id), "session ended before the response could be sent")
                 }
                 Err(e) => {
-                    tracing::warn!(session = %id, error = %e, "cannot deliver a response to the session's replica")
+                    tracing::warn!(session = %SessionTag(id), error = %e, "cannot deliver a response to the session's replica")
                 }
             },
         }

@@ -6,6 +6,7 @@ mod event_log;
 mod http_util;
 mod legacy;
 mod modern;
+mod resume;
 mod state;
 mod streamable;
 mod transport_error;

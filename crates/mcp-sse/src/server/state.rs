@@ -355,7 +355,7 @@ impl ServerState {
             .collect();
         for copy in copies {
             if copy.cancel_request(request) {
-                tracing::debug!(session = %session_id, %request, "call cancelled");
+                tracing::debug!(session = %SessionTag(session_id), %request, "call cancelled");
             }
         }
     }
@@ -609,7 +609,7 @@ impl ServerState {
                 match log {
                     Some(log) if log.append(Some(Arc::from(json))).is_some() => {}
                     _ => {
-                        tracing::debug!(session = %session_id, "no open stream here for a delivery; dropped")
+                        tracing::debug!(session = %SessionTag(session_id), "no open stream here for a delivery; dropped")
                     }
                 }
             }
@@ -638,7 +638,7 @@ impl ServerState {
                     }
                 }
                 _ => {
-                    tracing::debug!(session = %session_id, "a forwarded client message is not an answer; dropped")
+                    tracing::debug!(session = %SessionTag(session_id), "a forwarded client message is not an answer; dropped")
                 }
             },
         }
@@ -712,7 +712,7 @@ impl ServerState {
             Message::Notification(n) => (n.method.clone(), None),
             Message::Response(_) => ("(response)".to_owned(), None),
         };
-        let span = tracing::info_span!("mcp.message", session = session.id().unwrap_or("-"), %method, id = ?id.as_ref().map(ToString::to_string));
+        let span = tracing::info_span!("mcp.message", session = %SessionTag(session.id().unwrap_or("-")), %method, id = ?id.as_ref().map(ToString::to_string));
         Box::pin(
             async move {
                 let ctx = MessageContext::new(Arc::clone(&session))
@@ -850,7 +850,7 @@ impl Outbound for StoreOutbound {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(SendError::Closed),
                 Err(e) => {
-                    tracing::warn!(session = %self.session_id, error = %e, "cannot deliver a message to the session's replica");
+                    tracing::warn!(session = %SessionTag(&self.session_id), error = %e, "cannot deliver a message to the session's replica");
                     Err(SendError::Closed)
                 }
             }
