@@ -141,6 +141,44 @@ impl ReplicaArgs {
     }
 }
 
+/// The transport limits a dice server takes on its command line; each defaults to
+/// [`mcp_sse::ServerConfig`]'s (see the README's "Limits" table).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Most live sessions, over both transports (and across replicas on Redis).
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
+    /// Most live sessions of one client (subject, or address without auth).
+    #[arg(long, value_name = "N")]
+    pub max_sessions_per_client: Option<usize>,
+    /// Most open connections.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Longest time to receive a request's headers, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Longest wait of one write to a client that does not read, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub write_timeout_ms: Option<u64>,
+}
+
+impl LimitArgs {
+    /// `config` with the limits given on the command line.
+    pub fn apply(&self, mut config: mcp_sse::ServerConfig) -> mcp_sse::ServerConfig {
+        let ms = std::time::Duration::from_millis;
+        config.max_sessions = self.max_sessions.unwrap_or(config.max_sessions);
+        config.max_sessions_per_client = self
+            .max_sessions_per_client
+            .unwrap_or(config.max_sessions_per_client);
+        config.max_connections = self.max_connections.unwrap_or(config.max_connections);
+        config.header_read_timeout = self
+            .header_read_timeout_ms
+            .map_or(config.header_read_timeout, ms);
+        config.write_timeout = self.write_timeout_ms.map_or(config.write_timeout, ms);
+        config
+    }
+}
+
 /// `url` with any password replaced by `***`, for logs and errors.
 pub fn redacted_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

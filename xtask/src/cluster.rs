@@ -628,6 +628,9 @@ http {{
 
     upstream replicas {{
 {servers}        keepalive 256;
+        # Shorter than the replicas' idle limit (their 10 s header deadline), so nginx never
+        # reuses a connection a replica is closing.
+        keepalive_timeout 5s;
     }}
 
     server {{
@@ -665,7 +668,7 @@ mod tests {
             false,
         );
         assert!(conf.contains(
-            "    upstream replicas {\n        server 127.0.0.1:9001;\n        server 127.0.0.1:9002;\n        server 127.0.0.1:9003;\n        keepalive 256;\n    }\n"
+            "    upstream replicas {\n        server 127.0.0.1:9001;\n        server 127.0.0.1:9002;\n        server 127.0.0.1:9003;\n        keepalive 256;\n"
         ), "{conf}");
         for line in [
             "daemon off;",

@@ -12,6 +12,8 @@
 //! - `replicas`: three dice server replicas sharing sessions through a real Redis behind a
 //!   real nginx (round robin, no stickiness), driven by our client and the Python clients;
 //!   the cluster harness is [`cluster`] (see [`replicas`]).
+//! - `soak`: well-behaved clients and one abusive client at the same time, on one process
+//!   and on three replicas on Redis behind nginx: success rate, p99, memory (see [`soak`]).
 //! - `deny`: installs cargo-deny into `.tools/` and runs `cargo deny check licenses bans sources`.
 //! - `sans-io`: fails if the normal dependency closure of `mcp-proto` reaches an I/O runtime
 //!   (tokio, hyper, axum, reqwest, mio, tokio-util), printing the path that leads there.
@@ -30,6 +32,7 @@ mod interop;
 mod process;
 mod replicas;
 mod sans_io;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +61,8 @@ enum Command {
     Interop(interop::Args),
     /// Three replicas on Redis behind nginx: shared sessions, a killed replica, a Redis restart.
     Replicas(replicas::Args),
+    /// Well-behaved clients beside an abusive one, on one process and on three replicas.
+    Soak(soak::Args),
     /// Install cargo-deny into `.tools/` and check licenses, bans and sources.
     Deny(deny::Args),
     /// Check that `mcp-proto` stays free of I/O runtimes (reads `cargo metadata`).
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => conformance::run(args),
         Command::Interop(args) => interop::run(args),
         Command::Replicas(args) => replicas::run(args),
+        Command::Soak(args) => soak::run(args),
         Command::Deny(args) => deny::run(args),
         Command::SansIo(args) => sans_io::run(args),
     };

@@ -21,6 +21,8 @@ struct Args {
     stateless: bool,
     #[command(flatten)]
     replica: mcp_examples::ReplicaArgs,
+    #[command(flatten)]
+    limits: mcp_examples::LimitArgs,
     /// Also serve `echo(token: str) -> str` (the replica tests use it).
     #[arg(long)]
     echo: bool,
@@ -42,10 +44,10 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     mcp_examples::init_tracing();
     let args = Args::parse();
-    let config = ServerConfig {
+    let config = args.limits.apply(ServerConfig {
         stateless: args.stateless,
         ..ServerConfig::default()
-    };
+    });
     let service = mcp_examples::dice::server_with_echo(args.echo)?;
     let server = McpHttpServer::with_config(service, config);
     let server = args.replica.apply(server).await?;

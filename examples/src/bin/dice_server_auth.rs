@@ -37,6 +37,8 @@ struct Args {
     subject: String,
     #[command(flatten)]
     replica: mcp_examples::ReplicaArgs,
+    #[command(flatten)]
+    limits: mcp_examples::LimitArgs,
     /// Also serve `echo(token: str) -> str` (the replica tests use it).
     #[arg(long)]
     echo: bool,
@@ -77,7 +79,8 @@ async fn run() -> anyhow::Result<()> {
     let resource = format!("http://{addr}/mcp");
     let auth = ResourceServer::new(&resource, verifier)?.authorization_server(DEV_ISSUER);
 
-    let mcp = McpHttpServer::new(mcp_examples::dice::server_with_echo(args.echo)?);
+    let config = args.limits.apply(mcp_sse::ServerConfig::default());
+    let mcp = McpHttpServer::with_config(mcp_examples::dice::server_with_echo(args.echo)?, config);
     let mcp = args.replica.apply(mcp).await?;
     let app = auth.protect(mcp.router());
 
@@ -93,16 +96,6 @@ async fn run() -> anyhow::Result<()> {
         "Dice Roller MCP server (auth): http://{addr}/sse (legacy SSE), http://{addr}/mcp (streamable HTTP)"
     );
 
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let drain = mcp.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            mcp_sse::ctrl_c().await;
-            drain.drain().await;
-        })
-        .await?;
+    mcp.serve_app(app, listener, mcp_sse::ctrl_c()).await?;
     Ok(())
 }

@@ -201,6 +201,26 @@ impl McpHttpServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let router = self.router();
+        self.serve_app(router, listener, shutdown).await
+    }
+
+    /// Serves `app` on `listener` with the connection limits of [`McpHttpServer::serve_listener`]
+    /// until `shutdown` resolves, then drains this server: for an app built around
+    /// [`McpHttpServer::router`] (wrapped in an auth layer, or mounted in a bigger router).
+    ///
+    /// ```no_run
+    /// # async fn run(server: mcp_sse::McpHttpServer) -> Result<(), mcp_sse::Error> {
+    /// let app = server.router().layer(tower_http::trace::TraceLayer::new_for_http());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+    /// server.serve_app(app, listener, mcp_sse::ctrl_c()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn serve_app(
+        self,
+        app: Router,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "MCP server listening");
         let config = self.state.config.clone();
@@ -208,7 +228,7 @@ impl McpHttpServer {
             tracing::info!("shutting down: draining calls");
             self.drain().await;
         };
-        connections::serve(listener, router, &config, shutdown, drain).await;
+        connections::serve(listener, app, &config, shutdown, drain).await;
         Ok(())
     }
 
