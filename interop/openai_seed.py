@@ -3,7 +3,8 @@
 This is the seed's client code unchanged, except for where it points (taken from the
 environment so that the harness can pick free ports):
   - `base_url` of `OpenAI()`: our local Responses endpoint (RESPONSES_BASE_URL, e.g.
-    http://127.0.0.1:8080/v1); OPENAI_API_KEY may be anything, the local endpoint accepts any key;
+    http://127.0.0.1:8080/v1); OPENAI_API_KEY is the key the endpoint was started with
+    (`--api-key`; without one it prints a generated key at start);
   - `url`: our dice server (DICE_SERVER_URL, e.g. http://127.0.0.1:8000);
   - `access_token`: when DICE_SERVER_TOKEN is set, the seed's authenticated variant (the MCP
     tool carries `headers: {"Authorization": "Bearer ..."}`); otherwise the seed's first variant.

@@ -23,6 +23,12 @@ pub struct Args {
     pub no_build: bool,
 }
 
+/// The 424 for a server that cannot be reached, whatever the cause.
+const CLOSED_PORT_424: &str = r#"{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status code: 424 (Failed Dependency)","type":"external_connector_error","param":"tools","code":"http_error"}}"#;
+
+/// The key `responses_local` is started with and every request sends.
+const API_KEY: &str = "e2e-key";
+
 /// The exact 424 the seed shows for a call without a token.
 const SEED_424: &str = r#"{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status code: 401 (Unauthorized)","type":"external_connector_error","param":"tools","code":"http_error"}}"#;
 
@@ -68,7 +74,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?);
     servers.push(start(
         "responses_local",
-        vec!["--port".into(), responses_port.to_string()],
+        vec![
+            "--port".into(),
+            responses_port.to_string(),
+            "--api-key".into(),
+            API_KEY.into(),
+        ],
     )?);
     for (server, port) in servers
         .iter_mut()
@@ -117,7 +128,7 @@ type Scenario =
     for<'a> fn(&'static str, &'a Ctx) -> futures::future::BoxFuture<'a, anyhow::Result<()>>;
 
 async fn run_scenarios(ctx: &Ctx) -> (usize, usize) {
-    let scenarios: [(&str, Scenario); 7] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("no token gives the seed's 424", |t, c| {
             Box::pin(no_token(t, c))
         }),
@@ -137,6 +148,10 @@ async fn run_scenarios(ctx: &Ctx) -> (usize, usize) {
             Box::pin(allowed_tools(t, c))
         }),
         ("streaming event order", |t, c| Box::pin(streaming(t, c))),
+        (
+            "foreign Host/Origin 403, wrong key 401, closed port 424",
+            |t, c| Box::pin(refusals(t, c)),
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     for transport in ["sse", "mcp"] {
@@ -191,7 +206,7 @@ fn dice_tool(url: String, token: Option<&str>, extra: Value) -> Value {
 async fn create(ctx: &Ctx, body: Value) -> anyhow::Result<(u16, String)> {
     let response = http()
         .post(&ctx.responses)
-        .bearer_auth("e2e-key")
+        .bearer_auth(API_KEY)
         .json(&body)
         .send()
         .await
@@ -264,6 +279,61 @@ fn check_dice(response: &Value) -> anyhow::Result<()> {
     ensure!(
         response["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0,
         "usage not filled"
+    );
+    Ok(())
+}
+
+/// What the endpoint refuses: a foreign `Host` or `Origin` (403), a wrong key (401); and a
+/// closed local port answers like any unreachable server (one text, no cause).
+async fn refusals(transport: &'static str, ctx: &Ctx) -> anyhow::Result<()> {
+    let body = json!({"model": "gpt-4.1", "input": "Roll a few dice!",
+        "tools": [dice_tool(format!("{}/{transport}", ctx.plain), None, json!({}))]});
+    let refused = |header: &'static str, value: &'static str, key: &'static str| {
+        let request = http()
+            .post(&ctx.responses)
+            .bearer_auth(key)
+            .header(header, value)
+            .json(&body);
+        async move {
+            let response = request.send().await.context("POST /v1/responses")?;
+            let status = response.status().as_u16();
+            let error: Value = serde_json::from_str(&response.text().await?)?;
+            anyhow::Ok((status, error["error"]["code"].clone()))
+        }
+    };
+    for (header, value, key, want) in [
+        (
+            "host",
+            "attacker.example",
+            API_KEY,
+            (403, "host_not_allowed"),
+        ),
+        (
+            "origin",
+            "https://attacker.example",
+            API_KEY,
+            (403, "origin_not_allowed"),
+        ),
+        (
+            "x-e2e",
+            "wrong key",
+            "not-the-key",
+            (401, "invalid_api_key"),
+        ),
+    ] {
+        let (status, code) = refused(header, value, key).await?;
+        ensure!(
+            (status, code.as_str()) == (want.0, Some(want.1)),
+            "{header}: {value} with key {key}: got {status} {code}, want {want:?}"
+        );
+    }
+    let closed = process::free_port()?;
+    let body = json!({"model": "gpt-4.1", "input": "Roll a few dice!",
+        "tools": [dice_tool(format!("http://127.0.0.1:{closed}/{transport}"), None, json!({}))]});
+    let (status, text) = create(ctx, body).await?;
+    ensure!(
+        status == 424 && text == CLOSED_PORT_424,
+        "closed port: got {status} {text}"
     );
     Ok(())
 }

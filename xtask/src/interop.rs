@@ -51,6 +51,8 @@ const MODERN: &str = "2026-07-28";
 const LEGACY: &str = "2025-11-25";
 /// The audience of every token (the seed's).
 const AUDIENCE: &str = "dice-server";
+/// The key `responses_local` is started with and the OpenAI SDK sends (`OPENAI_API_KEY`).
+const OPENAI_API_KEY: &str = "sk-local-interop";
 
 /// Options of `cargo xtask interop`.
 #[derive(Debug, clap::Args)]
@@ -406,13 +408,14 @@ impl Run {
     fn openai(&mut self) -> anyhow::Result<()> {
         let (_plain, port) = self.start_ours("dice_server", &[])?;
         let (_auth, auth_port, token) = self.start_dice_server_auth()?;
-        let (_responses, responses_port) = self.start_ours("responses_local", &[])?;
+        let (_responses, responses_port) =
+            self.start_ours("responses_local", &["--api-key", OPENAI_API_KEY])?;
         let base_url = format!("http://127.0.0.1:{responses_port}/v1");
         let plain_url = format!("http://127.0.0.1:{port}");
         let auth_url = format!("http://127.0.0.1:{auth_port}");
         let with_env = |peer: Peer, url: &str, token: Option<&str>| {
             let peer = peer
-                .env("OPENAI_API_KEY", "sk-local-interop")
+                .env("OPENAI_API_KEY", OPENAI_API_KEY)
                 .env("RESPONSES_BASE_URL", &base_url)
                 .env("DICE_SERVER_URL", url);
             match token {

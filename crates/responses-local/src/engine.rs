@@ -16,11 +16,12 @@ use crate::connector::{
     ConnectorError, ListedTool, McpConnection, McpConnector, McpTarget, ToolCallOutcome,
 };
 use crate::error::{ApiError, Error};
+use crate::history::{ChainState, PendingApproval};
 use crate::model::{
     ActivityResult, ChatMessage, Model, ModelInput, ModelStep, ToolActivity, ToolOffer,
 };
 use crate::request::{CreateRequest, InputItem, McpToolSpec};
-use crate::store::{ChainState, PendingApproval, ResponseStore, StoredResponse};
+use crate::store::ResponseStore;
 
 /// How long a stream event may wait for a slow reader before the stream is dropped.
 const STREAM_SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,15 +34,18 @@ pub(crate) struct Shared {
     pub mcp_timeout: Duration,
     pub model_timeout: Duration,
     pub max_tool_calls: u32,
+    /// The most `mcp` tools one request may carry.
+    pub max_mcp_tools: usize,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("stored", &self.store.len())
+            .field("store", &self.store.usage())
             .field("mcp_timeout", &self.mcp_timeout)
             .field("model_timeout", &self.model_timeout)
             .field("max_tool_calls", &self.max_tool_calls)
+            .field("max_mcp_tools", &self.max_mcp_tools)
             .finish_non_exhaustive()
     }
 }
@@ -84,9 +88,12 @@ fn target(spec: &McpToolSpec) -> McpTarget {
 
 /// The 424 for a server whose tool list could not be fetched.
 ///
-/// An HTTP failure reproduces OpenAI's body exactly (`code` `http_error`); the other failures use
-/// the same type and message prefix with codes `connection_error` (unreachable), `timeout_error`
-/// and `mcp_protocol_error`.
+/// An HTTP failure reproduces OpenAI's body exactly (`code` `http_error`). A server that could not
+/// be reached at all (refused, reset, DNS, TLS, no HTTP answer, no answer in time while
+/// connecting) gets one text whatever the cause, the one OpenAI shows for such servers ("Http
+/// status code: 424 (Failed Dependency)"), so the answer does not tell which local ports are
+/// open; the cause goes to the log. Timeouts and protocol errors of a server that did answer
+/// `initialize` keep their own codes (`timeout_error`, `mcp_protocol_error`).
 pub(crate) fn list_tools_error(server_label: &str, error: &ConnectorError) -> ApiError {
     let prefix = format!("Error retrieving tool list from MCP server: '{server_label}'.");
     let (detail, code) = match error {
@@ -97,9 +104,14 @@ pub(crate) fn list_tools_error(server_label: &str, error: &ConnectorError) -> Ap
             ),
             "http_error",
         ),
-        ConnectorError::Unreachable(why) => {
-            (format!("Connection failed: {why}"), "connection_error")
-        }
+        ConnectorError::Unreachable(_) => (
+            format!(
+                "Http status code: {} ({})",
+                UNREACHABLE_STATUS.as_u16(),
+                reason_phrase(UNREACHABLE_STATUS.as_u16(), "")
+            ),
+            "http_error",
+        ),
         ConnectorError::Timeout => ("Request timed out.".to_owned(), "timeout_error"),
         ConnectorError::Protocol { code, message } => (
             format!("MCP protocol error {code}: {message}"),
@@ -115,6 +127,24 @@ pub(crate) fn list_tools_error(server_label: &str, error: &ConnectorError) -> Ap
     )
 }
 
+/// The status reported for a server that could not be reached, whatever the cause.
+const UNREACHABLE_STATUS: StatusCode = StatusCode::FAILED_DEPENDENCY;
+
+/// Connects under the MCP timeout; any failure to reach the server, a timeout included, is
+/// [`ConnectorError::Unreachable`] (with the cause, for the log only).
+async fn connect(
+    shared: &Shared,
+    spec: &McpToolSpec,
+) -> Result<Box<dyn McpConnection>, ConnectorError> {
+    match with_timeout(shared.mcp_timeout, shared.connector.connect(target(spec))).await {
+        Err(ConnectorError::Timeout) => Err(ConnectorError::Unreachable(format!(
+            "no answer within {:?}",
+            shared.mcp_timeout
+        ))),
+        other => other,
+    }
+}
+
 fn reason_phrase(status: u16, reason: &str) -> String {
     if reason.is_empty() {
         StatusCode::from_u16(status)
@@ -125,6 +155,16 @@ fn reason_phrase(status: u16, reason: &str) -> String {
     } else {
         reason.to_owned()
     }
+}
+
+/// A failed call's `http_error` for an HTTP status (424 stands for "could not reach").
+fn http_failure(status: u16, reason: &str) -> (Value, Value, ActivityResult) {
+    let message = reason_phrase(status, reason);
+    (
+        Value::Null,
+        json!({"type": "http_error", "code": status, "message": message}),
+        ActivityResult::Failed(format!("HTTP {status} ({message})")),
+    )
 }
 
 async fn with_timeout<T>(
@@ -149,64 +189,87 @@ async fn close_all(connections: HashMap<String, Box<dyn McpConnection>>, limit: 
 
 /// Checks the chain and approval answers and lists the tools of servers not listed earlier.
 pub(crate) async fn prepare(shared: &Shared, request: CreateRequest) -> Result<Prepared, ApiError> {
-    let mut state = match &request.previous_response_id {
-        Some(id) => shared
-            .store
-            .get(id)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    format!("Previous response with id '{id}' not found."),
-                    Some("previous_response_id"),
-                    Some("previous_response_not_found"),
-                )
-            })?
-            .state
-            .clone(),
-        None => ChainState::default(),
-    };
+    let mut state = chain_state(shared, request.previous_response_id.as_deref())?;
+    record_input(&mut state, &request.input);
+    let answers = take_answers(&mut state, &request)?;
+    let unlisted: Vec<&McpToolSpec> = request
+        .tools
+        .iter()
+        .filter(|spec| state.listed(&spec.server_label).is_none())
+        .collect();
+    let opened = list_servers(shared, &unlisted).await?;
+    let mut connections = HashMap::new();
+    let mut newly_listed = Vec::new();
+    for (spec, connection, tools) in opened {
+        let shown: Vec<ListedTool> = tools
+            .iter()
+            .filter(|t| spec.allowed.as_ref().is_none_or(|f| f.matches(t)))
+            .cloned()
+            .collect();
+        newly_listed.push((spec.server_label.clone(), shown));
+        state.list_if_absent(&spec.server_label, &tools);
+        connections.insert(spec.server_label.clone(), connection);
+    }
+    Ok(Prepared {
+        request,
+        state,
+        answers,
+        newly_listed,
+        connections,
+    })
+}
 
-    let mut raw_answers = Vec::new();
-    for item in &request.input {
+/// The state after the `previous_response_id` chain; 400 when the id is unknown or evicted.
+fn chain_state(shared: &Shared, previous: Option<&str>) -> Result<ChainState, ApiError> {
+    let Some(id) = previous else {
+        return Ok(ChainState::continue_from(None));
+    };
+    let stored = shared.store.get(id).ok_or_else(|| {
+        ApiError::invalid(
+            format!("Previous response with id '{id}' not found."),
+            Some("previous_response_id"),
+            Some("previous_response_not_found"),
+        )
+    })?;
+    Ok(ChainState::continue_from(Some(stored.history.clone())))
+}
+
+/// Records the input's messages, approval requests and tool lists.
+fn record_input(state: &mut ChainState, input: &[InputItem]) {
+    for item in input {
         match item {
-            InputItem::Message { role, text } => {
-                if role == "user" {
-                    state.activity.clear();
-                }
-                state.messages.push(ChatMessage {
-                    role: role.clone(),
-                    text: text.clone(),
-                });
-            }
+            InputItem::Message { role, text } => state.push_message(ChatMessage {
+                role: role.clone(),
+                text: text.clone(),
+            }),
             InputItem::ApprovalRequest {
                 id,
                 server_label,
                 name,
                 arguments,
-            } => {
-                state.approvals.insert(
-                    id.clone(),
-                    PendingApproval {
-                        server_label: server_label.clone(),
-                        name: name.clone(),
-                        arguments: arguments.clone(),
-                    },
-                );
-            }
+            } => state.request_approval(
+                id.clone(),
+                PendingApproval {
+                    server_label: server_label.clone(),
+                    name: name.clone(),
+                    arguments: arguments.clone(),
+                },
+            ),
             InputItem::ListTools {
                 server_label,
                 tools,
             } => {
-                state
-                    .listed
-                    .entry(server_label.clone())
-                    .or_insert_with(|| tools.clone());
+                state.list_if_absent(server_label, tools);
             }
-            InputItem::ApprovalResponse { .. } => raw_answers.push(item),
+            InputItem::ApprovalResponse { .. } => {}
         }
     }
+}
 
+/// Matches the input's approval answers with pending requests of this request's servers.
+fn take_answers(state: &mut ChainState, request: &CreateRequest) -> Result<Vec<Answer>, ApiError> {
     let mut answers = Vec::new();
-    for item in raw_answers {
+    for item in &request.input {
         let InputItem::ApprovalResponse {
             index,
             approval_request_id,
@@ -217,7 +280,7 @@ pub(crate) async fn prepare(shared: &Shared, request: CreateRequest) -> Result<P
             continue;
         };
         let param = format!("input[{index}].approval_request_id");
-        let pending = state.approvals.remove(approval_request_id).ok_or_else(|| {
+        let pending = state.take_approval(approval_request_id).ok_or_else(|| {
             ApiError::invalid(
                 format!("No pending approval request found with id '{approval_request_id}'."),
                 Some(&param),
@@ -246,55 +309,60 @@ pub(crate) async fn prepare(shared: &Shared, request: CreateRequest) -> Result<P
             pending,
         });
     }
+    Ok(answers)
+}
 
-    let mut connections: HashMap<String, Box<dyn McpConnection>> = HashMap::new();
-    let mut newly_listed = Vec::new();
-    for spec in &request.tools {
-        if state.listed.contains_key(&spec.server_label) {
-            continue;
-        }
-        let listed = async {
-            let mut connection =
-                with_timeout(shared.mcp_timeout, shared.connector.connect(target(spec))).await?;
-            match with_timeout(shared.mcp_timeout, connection.list_tools()).await {
-                Ok(tools) => Ok((connection, tools)),
-                Err(e) => {
-                    close_all(
-                        HashMap::from([(spec.server_label.clone(), connection)]),
-                        shared.mcp_timeout,
-                    )
-                    .await;
-                    Err(e)
-                }
-            }
-        }
-        .await;
-        match listed {
-            Ok((connection, tools)) => {
-                let shown: Vec<ListedTool> = tools
-                    .iter()
-                    .filter(|t| spec.allowed.as_ref().is_none_or(|f| f.matches(t)))
-                    .cloned()
-                    .collect();
-                newly_listed.push((spec.server_label.clone(), shown));
-                state.listed.insert(spec.server_label.clone(), tools);
-                connections.insert(spec.server_label.clone(), connection);
-            }
+/// A server connected and listed: its spec, the open session and its full tool list.
+type Opened<'a> = (&'a McpToolSpec, Box<dyn McpConnection>, Vec<ListedTool>);
+
+/// Connects to and lists every server at once, each under the MCP timeout. The result keeps the
+/// order of `specs`; when any failed, all opened sessions are closed and the 424 names the first
+/// failed server in that order.
+async fn list_servers<'a>(
+    shared: &Shared,
+    specs: &[&'a McpToolSpec],
+) -> Result<Vec<Opened<'a>>, ApiError> {
+    let results =
+        futures::future::join_all(specs.iter().map(|spec| connect_and_list(shared, spec))).await;
+    let mut opened = Vec::new();
+    let mut failure = None;
+    for (spec, result) in specs.iter().zip(results) {
+        match result {
+            Ok((connection, tools)) => opened.push((*spec, connection, tools)),
             Err(error) => {
                 tracing::info!(server_label = %spec.server_label, %error, "listing MCP tools failed");
-                close_all(connections, shared.mcp_timeout).await;
-                return Err(list_tools_error(&spec.server_label, &error));
+                failure.get_or_insert_with(|| list_tools_error(&spec.server_label, &error));
             }
         }
     }
+    let Some(failure) = failure else {
+        return Ok(opened);
+    };
+    let connections = opened
+        .into_iter()
+        .map(|(spec, connection, _)| (spec.server_label.clone(), connection))
+        .collect();
+    close_all(connections, shared.mcp_timeout).await;
+    Err(failure)
+}
 
-    Ok(Prepared {
-        request,
-        state,
-        answers,
-        newly_listed,
-        connections,
-    })
+/// Opens a session with one server and lists its tools (closing the session on failure).
+async fn connect_and_list(
+    shared: &Shared,
+    spec: &McpToolSpec,
+) -> Result<(Box<dyn McpConnection>, Vec<ListedTool>), ConnectorError> {
+    let mut connection = connect(shared, spec).await?;
+    match with_timeout(shared.mcp_timeout, connection.list_tools()).await {
+        Ok(tools) => Ok((connection, tools)),
+        Err(e) => {
+            close_all(
+                HashMap::from([(spec.server_label.clone(), connection)]),
+                shared.mcp_timeout,
+            )
+            .await;
+            Err(e)
+        }
+    }
 }
 
 fn listed_tool_json(tool: &ListedTool) -> Value {
@@ -339,13 +407,11 @@ impl Run<'_> {
     }
 
     fn usage(&self) -> Value {
-        let mut input_chars: usize = self.state.messages.iter().map(|m| m.text.len()).sum();
+        let mut input_chars: usize = self.state.messages().iter().map(|m| m.text.len()).sum();
         input_chars += self.request.instructions.as_ref().map_or(0, String::len);
         input_chars += self
             .state
-            .listed
-            .values()
-            .flatten()
+            .all_listed()
             .map(|t| listed_tool_json(t).to_string().len())
             .sum::<usize>();
         let input = tokens(input_chars).max(1);
@@ -451,8 +517,7 @@ impl Run<'_> {
             let spec = self.spec(server_label).ok_or_else(|| {
                 ConnectorError::Unreachable(format!("no mcp tool labelled '{server_label}'"))
             })?;
-            let connection =
-                with_timeout(limit, self.shared.connector.connect(target(spec))).await?;
+            let connection = connect(self.shared, spec).await?;
             self.connections.insert(server_label.to_owned(), connection);
         }
         let Some(connection) = self.connections.get_mut(server_label) else {
@@ -538,21 +603,10 @@ impl Run<'_> {
                 json!({"type": "mcp_protocol_error", "code": code, "message": message}),
                 ActivityResult::Failed(message),
             ),
-            Err(ConnectorError::Http { status, reason }) => {
-                let message = reason_phrase(status, &reason);
-                (
-                    Value::Null,
-                    json!({"type": "http_error", "code": status, "message": message}),
-                    ActivityResult::Failed(format!("HTTP {status} ({message})")),
-                )
-            }
+            Err(ConnectorError::Http { status, reason }) => http_failure(status, &reason),
             Err(ConnectorError::Unreachable(why)) => {
-                let message = format!("Connection failed: {why}");
-                (
-                    Value::Null,
-                    json!({"type": "http_error", "code": 502, "message": message}),
-                    ActivityResult::Failed(message),
-                )
+                tracing::info!(%server_label, %why, "calling an MCP tool: server unreachable");
+                http_failure(UNREACHABLE_STATUS.as_u16(), "")
             }
             Err(ConnectorError::Timeout) => (
                 Value::Null,
@@ -580,7 +634,7 @@ impl Run<'_> {
         )
         .await;
         self.output.push(item);
-        self.state.activity.push(ToolActivity {
+        self.state.push_activity(ToolActivity {
             server_label,
             name,
             arguments,
@@ -611,7 +665,7 @@ impl Run<'_> {
         )
         .await;
         self.output.push(item);
-        self.state.approvals.insert(
+        self.state.request_approval(
             id,
             PendingApproval {
                 server_label,
@@ -671,7 +725,7 @@ impl Run<'_> {
         )
         .await;
         self.output.push(item);
-        self.state.messages.push(ChatMessage {
+        self.state.push_message(ChatMessage {
             role: "assistant".to_owned(),
             text,
         });
@@ -691,8 +745,7 @@ impl Run<'_> {
             .filter(|spec| forced_label.is_none_or(|l| l == spec.server_label))
             .flat_map(|spec| {
                 self.state
-                    .listed
-                    .get(&spec.server_label)
+                    .listed(&spec.server_label)
                     .into_iter()
                     .flatten()
                     .filter(|t| spec.allowed.as_ref().is_none_or(|f| f.matches(t)))
@@ -737,7 +790,7 @@ impl Run<'_> {
                 .await;
                 calls += 1;
             } else {
-                self.state.activity.push(ToolActivity {
+                self.state.push_activity(ToolActivity {
                     server_label,
                     name,
                     arguments: arguments_value,
@@ -761,9 +814,9 @@ impl Run<'_> {
             };
             let input = ModelInput {
                 instructions: self.request.instructions.clone(),
-                messages: self.state.messages.clone(),
+                messages: self.state.messages().to_vec(),
                 tools: tools.clone(),
-                activity: self.state.activity.clone(),
+                activity: self.state.activity().to_vec(),
             };
             let step = tokio::time::timeout(
                 self.shared.model_timeout,
@@ -833,13 +886,10 @@ pub(crate) async fn run(
         Ok(()) => {
             let body = run.body("completed");
             if run.request.store {
-                shared.store.insert(
-                    run.id.clone(),
-                    StoredResponse {
-                        body: body.clone(),
-                        state: run.state.clone(),
-                    },
-                );
+                let (parent, items) = std::mem::take(&mut run.state).into_link_parts();
+                shared
+                    .store
+                    .insert(run.id.clone(), body.to_string(), parent, items);
             }
             run.emit("response.completed", json!({"response": body.clone()}))
                 .await;

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 /// Errors of this crate (building and serving the endpoint, and model failures).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The listening socket could not be bound.
     #[error("could not listen on {addr}: {source}")]
@@ -17,7 +18,10 @@ pub enum Error {
     },
     /// The HTTP server stopped with an I/O error.
     #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
+    Serve(#[source] std::io::Error),
+    /// The configured API key is empty or has characters an `Authorization` header cannot carry.
+    #[error("the API key must be non-empty visible ASCII without spaces")]
+    InvalidApiKey,
     /// The model could not decide the next step.
     #[error("the model failed: {0}")]
     Model(String),
@@ -128,6 +132,65 @@ impl ApiError {
         )
     }
 
+    /// 401 for a bearer key that is not the endpoint's; shows only the key's ends, like OpenAI.
+    pub fn incorrect_api_key(presented: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            format!(
+                "Incorrect API key provided: {}. Use the key the local Responses endpoint printed \
+                 at start, or the one it was given with --api-key.",
+                mask_key(presented)
+            ),
+            None,
+            Some("invalid_api_key"),
+        )
+    }
+
+    /// 403 for a request whose `Host` is not loopback nor allowed (DNS rebinding).
+    pub fn host_not_allowed(host: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            format!(
+                "Host '{}' is not allowed. The local Responses endpoint answers only loopback \
+                 hosts (127.0.0.1, localhost, [::1]) unless started with --allow-host NAME or \
+                 --allow-any-host.",
+                shorten(host)
+            ),
+            None,
+            Some("host_not_allowed"),
+        )
+    }
+
+    /// 403 for a request from a web page whose `Origin` is not loopback nor allowed.
+    pub fn origin_not_allowed(origin: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            format!(
+                "Origin '{}' is not allowed. The local Responses endpoint answers only requests \
+                 without Origin or from a loopback origin unless started with --allow-host NAME \
+                 or --allow-any-host.",
+                shorten(origin)
+            ),
+            None,
+            Some("origin_not_allowed"),
+        )
+    }
+
+    /// 400 for an array longer than its limit, in OpenAI's words.
+    pub fn array_too_long(param: &str, max: usize, got: usize) -> Self {
+        Self::invalid(
+            format!(
+                "Invalid '{param}': array too long. Expected an array with maximum length {max}, \
+                 but got an array with length {got} instead."
+            ),
+            Some(param),
+            Some("array_above_max_length"),
+        )
+    }
+
     /// 500 `server_error`.
     pub fn server(message: impl Into<String>) -> Self {
         Self::new(
@@ -158,6 +221,22 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
+}
+
+/// A presented key as OpenAI shows it in errors: its first 3 and last 4 characters.
+fn mask_key(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < 12 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..3].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 7))
+}
+
+/// A header value echoed in a message, cut to 100 characters.
+fn shorten(value: &str) -> String {
+    value.chars().take(100).collect()
 }
 
 /// "an integer", "a string"... as OpenAI's messages name JSON types.
@@ -198,6 +277,12 @@ mod tests {
         assert_eq!(english_list(&[6u32], "and", show), "6");
         assert_eq!(english_list(&[6u32, 4], "and", show), "6 and 4");
         assert_eq!(english_list(&[6u32, 4, 2], "and", show), "6, 4, and 2");
+    }
+
+    #[test]
+    fn presented_keys_are_masked() {
+        assert_eq!(mask_key("short"), "*****");
+        assert_eq!(mask_key("sk-local-0123456789"), "sk-************6789");
     }
 
     #[test]

@@ -11,10 +11,11 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{Method, StatusCode, Uri};
 use serde_json::{Value, json};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::access::{self, Access};
 use crate::engine::{self, Shared};
 use crate::error::ApiError;
 use crate::request;
@@ -22,7 +23,8 @@ use crate::request;
 /// Capacity of the per-stream event queue.
 const STREAM_QUEUE: usize = 64;
 
-pub(crate) fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
+/// The routes behind the access guard (loopback `Host`/`Origin`, API key) and the body limit.
+pub(crate) fn router(shared: Arc<Shared>, access: Arc<Access>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/responses", post(create_response))
         .route(
@@ -32,23 +34,8 @@ pub(crate) fn router(shared: Arc<Shared>, max_body_bytes: usize) -> Router {
         .fallback(invalid_url)
         .method_not_allowed_fallback(invalid_url)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(access, access::guard))
         .with_state(shared)
-}
-
-/// Any non-empty `Authorization: Bearer <key>` is accepted.
-fn check_api_key(headers: &HeaderMap) -> Result<(), ApiError> {
-    let key = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .filter(|key| !key.is_empty());
-    match key {
-        Some(_) => Ok(()),
-        None => Err(ApiError::missing_api_key()),
-    }
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -62,12 +49,8 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 
 async fn create_response(
     State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = check_api_key(&headers) {
-        return e.into_response();
-    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -85,7 +68,7 @@ async fn create_response(
             .into_response();
         }
     };
-    let request = match request::parse(&body) {
+    let request = match request::parse(&body, shared.max_mcp_tools) {
         Ok(request) => request,
         Err(e) => return e.into_response(),
     };
@@ -122,28 +105,19 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-async fn retrieve_response(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(e) = check_api_key(&headers) {
-        return e.into_response();
-    }
+async fn retrieve_response(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     match shared.store.get(&id) {
-        Some(stored) => json_response(StatusCode::OK, &stored.body),
+        Some(stored) => (
+            StatusCode::OK,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            stored.body.clone(),
+        )
+            .into_response(),
         None => not_found(&id).into_response(),
     }
 }
 
-async fn delete_response(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(e) = check_api_key(&headers) {
-        return e.into_response();
-    }
+async fn delete_response(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     if shared.store.remove(&id) {
         json_response(
             StatusCode::OK,

@@ -5,18 +5,35 @@
 //! `http://127.0.0.1:<port>/v1` and it behaves like the hosted Responses API for `mcp` tools:
 //!
 //! - the same request validation (400 `invalid_request_error` with `param`), a required
-//!   `Authorization: Bearer <any key>` (401 otherwise);
+//!   `Authorization: Bearer <key>` (401 `invalid_api_key` otherwise, the key compared in constant
+//!   time): the key given to [`LocalResponsesBuilder::api_key`], or a random one generated at
+//!   build time ([`LocalResponses::api_key`] tells it);
 //! - per `mcp` tool an `mcp_list_tools` item (reused along a `previous_response_id` chain),
 //!   `allowed_tools`, `require_approval` (`mcp_approval_request` items answered by
 //!   `mcp_approval_response` input items), `mcp_call` items and a final `message`;
 //! - the exact 424 `external_connector_error` body when a server's tool list cannot be fetched:
 //!   `{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status
 //!   code: 401 (Unauthorized)","type":"external_connector_error","param":"tools","code":"http_error"}}`.
-//!   Other listing failures keep the type, status and message prefix with their own `code`:
-//!   `connection_error` (unreachable: `... Connection failed: <why>`), `timeout_error`
-//!   ("... Request timed out.") and `mcp_protocol_error`;
+//!   A server that cannot be reached at all (refused, reset, DNS, TLS, not HTTP, no answer while
+//!   connecting) gets one text whatever the cause, "... Http status code: 424 (Failed
+//!   Dependency)" as OpenAI shows it, so answers do not tell which local ports are open (the cause
+//!   is logged). Other listing failures keep the type, status and message prefix with their own
+//!   `code`: `timeout_error` ("... Request timed out.") and `mcp_protocol_error`;
 //! - `stream: true` with the real event sequence and `sequence_number`s; `store` with
 //!   `GET /v1/responses/{id}` (and `DELETE`).
+//!
+//! Safe on a developer's laptop by default:
+//!
+//! - only requests whose `Host` is loopback (`127.0.0.1`, `localhost`, `[::1]`, any port) and whose
+//!   `Origin`, if any, is loopback are served; others get 403 (`host_not_allowed`,
+//!   `origin_not_allowed`), so a web page cannot reach the endpoint by DNS rebinding.
+//!   [`LocalResponsesBuilder::allow_host`] and [`LocalResponsesBuilder::allow_any_host`] open it up;
+//! - at most 16 `mcp` tools per request ([`LocalResponsesBuilder::max_mcp_tools`]; more is a 400
+//!   `array_above_max_length`), connected and listed concurrently, output in the order given;
+//! - the store keeps at most 10 000 responses, 64 MiB and one hour
+//!   ([`LocalResponsesBuilder::store_capacity`], [`LocalResponsesBuilder::store_max_bytes`],
+//!   [`LocalResponsesBuilder::store_ttl`]); a `previous_response_id` chain shares its history (each
+//!   stored response holds only the items it added), so a link costs its own items.
 //!
 //! Two seams keep it testable and open: an [`McpConnector`] opens MCP sessions (an adapter over a
 //! real MCP client, or an in-process fake), and a [`Model`] decides tool calls and writes the
@@ -47,14 +64,17 @@
 //! let endpoint = LocalResponses::builder().connector(Nowhere).build()?;
 //! let running = endpoint.spawn("127.0.0.1:0").await?;
 //! println!("OPENAI_BASE_URL={}", running.base_url());
+//! println!("OPENAI_API_KEY={}", running.api_key());
 //! running.shutdown().await?;
 //! # Ok(())
 //! # }
 //! ```
 
+mod access;
 mod connector;
 mod engine;
 mod error;
+mod history;
 mod http;
 mod mcp_sse_connector;
 mod model;
@@ -79,16 +99,29 @@ pub use model::{
     ToolOffer, example_arguments,
 };
 
+pub use store::StoreUsage;
+
+use access::{Access, ApiKey, HostPolicy};
 use engine::Shared;
-use store::ResponseStore;
+use store::{ResponseStore, StoreLimits};
 
 /// How long [`RunningEndpoint::shutdown`] waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The default of [`LocalResponsesBuilder::max_mcp_tools`].
+pub const DEFAULT_MAX_MCP_TOOLS: usize = 16;
+/// The default of [`LocalResponsesBuilder::store_capacity`].
+pub const DEFAULT_STORE_CAPACITY: usize = 10_000;
+/// The default of [`LocalResponsesBuilder::store_max_bytes`] (64 MiB).
+pub const DEFAULT_STORE_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// The default of [`LocalResponsesBuilder::store_ttl`] (one hour).
+pub const DEFAULT_STORE_TTL: Duration = Duration::from_secs(3600);
 
 /// The local Responses endpoint, ready to be served.
 #[derive(Debug, Clone)]
 pub struct LocalResponses {
     shared: Arc<Shared>,
+    access: Arc<Access>,
     max_body_bytes: usize,
 }
 
@@ -96,22 +129,28 @@ pub struct LocalResponses {
 pub struct LocalResponsesBuilder {
     connector: Option<Arc<dyn McpConnector>>,
     model: Arc<dyn Model>,
-    store_capacity: usize,
+    store: StoreLimits,
     max_body_bytes: usize,
     mcp_timeout: Duration,
     model_timeout: Duration,
     max_tool_calls: u32,
+    max_mcp_tools: usize,
+    api_key: Option<String>,
+    hosts: HostPolicy,
 }
 
 impl std::fmt::Debug for LocalResponsesBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalResponsesBuilder")
             .field("has_connector", &self.connector.is_some())
-            .field("store_capacity", &self.store_capacity)
+            .field("store", &self.store)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("mcp_timeout", &self.mcp_timeout)
             .field("model_timeout", &self.model_timeout)
             .field("max_tool_calls", &self.max_tool_calls)
+            .field("max_mcp_tools", &self.max_mcp_tools)
+            .field("has_api_key", &self.api_key.is_some())
+            .field("hosts", &self.hosts)
             .finish_non_exhaustive()
     }
 }
@@ -121,11 +160,18 @@ impl Default for LocalResponsesBuilder {
         Self {
             connector: None,
             model: Arc::new(DeterministicModel),
-            store_capacity: 10_000,
+            store: StoreLimits {
+                max_responses: DEFAULT_STORE_CAPACITY,
+                max_bytes: DEFAULT_STORE_MAX_BYTES,
+                ttl: DEFAULT_STORE_TTL,
+            },
             max_body_bytes: 4 * 1024 * 1024,
             mcp_timeout: Duration::from_secs(30),
             model_timeout: Duration::from_secs(60),
             max_tool_calls: 16,
+            max_mcp_tools: DEFAULT_MAX_MCP_TOOLS,
+            api_key: None,
+            hosts: HostPolicy::default(),
         }
     }
 }
@@ -145,7 +191,49 @@ impl LocalResponsesBuilder {
 
     /// How many stored responses are kept; the oldest is evicted first (default 10 000).
     pub fn store_capacity(mut self, capacity: usize) -> Self {
-        self.store_capacity = capacity;
+        self.store.max_responses = capacity;
+        self
+    }
+
+    /// How many bytes the store may hold: response bodies and the chain history they share; the
+    /// oldest responses are evicted first (default 64 MiB). A chain's history stays charged while
+    /// any stored response of the chain refers to it.
+    pub fn store_max_bytes(mut self, bytes: usize) -> Self {
+        self.store.max_bytes = bytes;
+        self
+    }
+
+    /// How long a stored response is kept (default one hour).
+    pub fn store_ttl(mut self, ttl: Duration) -> Self {
+        self.store.ttl = ttl;
+        self
+    }
+
+    /// The most `mcp` tools one request may carry (default 16); more is a 400
+    /// `array_above_max_length`.
+    pub fn max_mcp_tools(mut self, tools: usize) -> Self {
+        self.max_mcp_tools = tools;
+        self
+    }
+
+    /// The API key clients must send as `Authorization: Bearer <key>` (default: a random
+    /// `sk-local-…` key generated by [`build`](Self::build), see [`LocalResponses::api_key`]).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Also accepts this name (host name or IP address; a port is ignored) in `Host` and
+    /// `Origin`, besides the loopback names. Call once per name.
+    pub fn allow_host(mut self, name: &str) -> Self {
+        self.hosts.allow(name);
+        self
+    }
+
+    /// Accepts any `Host` and `Origin`: only for an endpoint behind a proxy or tunnel that
+    /// checks them itself, since a web page can then reach the endpoint by DNS rebinding.
+    pub fn allow_any_host(mut self) -> Self {
+        self.hosts.allow_any();
         self
     }
 
@@ -174,8 +262,14 @@ impl LocalResponsesBuilder {
         self
     }
 
-    /// Builds the endpoint.
+    /// Builds the endpoint; fails with [`Error::InvalidApiKey`] for an empty key or one with
+    /// spaces or characters other than visible ASCII.
     pub fn build(self) -> Result<LocalResponses, Error> {
+        let key = match &self.api_key {
+            Some(key) if valid_api_key(key) => ApiKey::new(key),
+            Some(_) => return Err(Error::InvalidApiKey),
+            None => ApiKey::generate(),
+        };
         let connector = self
             .connector
             .unwrap_or_else(|| Arc::new(HttpMcpConnector::default()));
@@ -183,14 +277,24 @@ impl LocalResponsesBuilder {
             shared: Arc::new(Shared {
                 connector,
                 model: self.model,
-                store: ResponseStore::new(self.store_capacity),
+                store: ResponseStore::new(self.store),
                 mcp_timeout: self.mcp_timeout,
                 model_timeout: self.model_timeout,
                 max_tool_calls: self.max_tool_calls,
+                max_mcp_tools: self.max_mcp_tools,
+            }),
+            access: Arc::new(Access {
+                hosts: self.hosts,
+                key,
             }),
             max_body_bytes: self.max_body_bytes,
         })
     }
+}
+
+/// Whether `key` can be sent as `Authorization: Bearer <key>`.
+fn valid_api_key(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl LocalResponses {
@@ -199,9 +303,25 @@ impl LocalResponses {
         LocalResponsesBuilder::default()
     }
 
-    /// The routes (`/v1/responses`, `/v1/responses/{id}`), to mount or wrap with layers.
+    /// The API key clients must send as `Authorization: Bearer <key>`: the configured one, or
+    /// the one generated at build time (print it for the user).
+    pub fn api_key(&self) -> &str {
+        self.access.key.as_str()
+    }
+
+    /// How much the response store holds now.
+    pub fn store_usage(&self) -> StoreUsage {
+        self.shared.store.usage()
+    }
+
+    /// The routes (`/v1/responses`, `/v1/responses/{id}`) behind the `Host`/`Origin` and API key
+    /// checks, to mount or wrap with layers.
     pub fn router(&self) -> axum::Router {
-        http::router(self.shared.clone(), self.max_body_bytes)
+        http::router(
+            self.shared.clone(),
+            self.access.clone(),
+            self.max_body_bytes,
+        )
     }
 
     /// Serves on `listener` until the future is dropped or the server fails.
@@ -225,6 +345,7 @@ impl LocalResponses {
         })?;
         let (stop, stopped) = oneshot::channel::<()>();
         let router = self.router();
+        let endpoint = self.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
@@ -235,6 +356,7 @@ impl LocalResponses {
         });
         tracing::info!(%local, "local Responses endpoint listening");
         Ok(RunningEndpoint {
+            endpoint,
             addr: local,
             stop: Some(stop),
             task: Some(task),
@@ -245,6 +367,7 @@ impl LocalResponses {
 /// A served endpoint; dropping it stops the server.
 #[derive(Debug)]
 pub struct RunningEndpoint {
+    endpoint: LocalResponses,
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), Error>>>,
@@ -259,6 +382,16 @@ impl RunningEndpoint {
     /// The base URL for OpenAI clients, `http://<addr>/v1` (use as `OPENAI_BASE_URL`).
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The API key clients must send (use as `OPENAI_API_KEY`).
+    pub fn api_key(&self) -> &str {
+        self.endpoint.api_key()
+    }
+
+    /// How much the response store holds now.
+    pub fn store_usage(&self) -> StoreUsage {
+        self.endpoint.store_usage()
     }
 
     /// Stops accepting connections and waits (up to 5 s) for open ones to finish.

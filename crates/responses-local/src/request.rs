@@ -131,8 +131,8 @@ const INPUT_ITEM_TYPES: &[&str] = &[
     "item_reference",
 ];
 
-/// Parses the raw body.
-pub(crate) fn parse(body: &[u8]) -> Result<CreateRequest, ApiError> {
+/// Parses the raw body; a `tools` array longer than `max_tools` is a 400.
+pub(crate) fn parse(body: &[u8], max_tools: usize) -> Result<CreateRequest, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| {
         ApiError::invalid(
             "We could not parse the JSON body of your request. (HINT: This likely means you \
@@ -172,6 +172,9 @@ pub(crate) fn parse(body: &[u8]) -> Result<CreateRequest, ApiError> {
     match obj.get("tools") {
         None | Some(Value::Null) => {}
         Some(Value::Array(list)) => {
+            if list.len() > max_tools {
+                return Err(ApiError::array_too_long("tools", max_tools, list.len()));
+            }
             for (index, tool) in list.iter().enumerate() {
                 let (spec, echo) = parse_tool(index, tool)?;
                 if tools
@@ -696,7 +699,7 @@ mod tests {
     }
 
     fn parse_json(v: Value) -> Result<CreateRequest, ApiError> {
-        parse(v.to_string().as_bytes())
+        parse(v.to_string().as_bytes(), 16)
     }
 
     #[test]

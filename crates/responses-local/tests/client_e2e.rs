@@ -18,7 +18,7 @@ use support::*;
 fn api(endpoint: &responses_local::RunningEndpoint) -> OpenAiResponses {
     OpenAiResponses::builder()
         .base_url(endpoint.base_url())
-        .api_key("local-key")
+        .api_key(endpoint.api_key())
         .build()
 }
 
@@ -247,7 +247,7 @@ async fn the_client_gives_up_after_its_timeout() {
     .await;
     let api = OpenAiResponses::builder()
         .base_url(endpoint.base_url())
-        .api_key("k")
+        .api_key(endpoint.api_key())
         .timeout(std::time::Duration::from_millis(200))
         .build();
     let error = api.create(mcp_request("m", "hi", [])).await.unwrap_err();

@@ -69,7 +69,7 @@ async fn validation_errors_have_exact_bodies() {
 
     let response = reqwest::Client::new()
         .post(format!("{}/responses", endpoint.base_url()))
-        .bearer_auth("k")
+        .bearer_auth(API_KEY)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -87,36 +87,52 @@ async fn validation_errors_have_exact_bodies() {
 }
 
 #[tokio::test]
-async fn requests_without_a_bearer_key_get_401_and_any_key_works() {
+async fn requests_without_the_endpoints_key_get_401() {
     let endpoint = start(FakeConnector::default()).await;
     let url = format!("{}/responses", endpoint.base_url());
-    let expected = r#"{"error":{"message":"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+    let missing = r#"{"error":{"message":"You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
     let client = reqwest::Client::new();
     let body = json!({"model":"m","input":"hi"});
+    let send = |auth: Option<String>| {
+        let mut request = client.post(&url).json(&body);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
     for auth in [
         None,
         Some("Basic dXNlcjpwdw=="),
         Some("Bearer "),
         Some("Bearer"),
     ] {
-        let mut request = client.post(&url).json(&body);
-        if let Some(auth) = auth {
-            request = request.header("authorization", auth);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status().as_u16(), 401, "auth {auth:?}");
-        assert_eq!(response.text().await.unwrap(), expected);
+        let answer = send(auth.map(str::to_owned)).await;
+        assert_eq!(answer, (401, missing.to_owned()), "auth {auth:?}");
     }
-    let response = client
-        .post(&url)
-        .header("authorization", "Bearer sk-anything-at-all")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    let wrong = r#"{"error":{"message":"Incorrect API key provided: sk-*****************cdeg. Use the key the local Responses endpoint printed at start, or the one it was given with --api-key.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
+    let near_miss = format!("{}g", &API_KEY[..API_KEY.len() - 1]);
+    for key in [
+        near_miss.as_str(),
+        "sk-anything-at-all",
+        &API_KEY[..API_KEY.len() - 1],
+    ] {
+        let (status, text) = send(Some(format!("Bearer {key}"))).await;
+        assert_eq!(status, 401, "key {key}");
+        let error: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(error["error"]["code"], "invalid_api_key", "key {key}");
+    }
+    assert_eq!(
+        send(Some(format!("Bearer {near_miss}"))).await,
+        (401, wrong.to_owned())
+    );
+    assert_eq!(send(Some(format!("Bearer {API_KEY}"))).await.0, 200);
     let get = client.get(format!("{url}/resp_x")).send().await.unwrap();
     assert_eq!(get.status().as_u16(), 401);
+    let delete = client.delete(format!("{url}/resp_x")).send().await.unwrap();
+    assert_eq!(delete.status().as_u16(), 401);
 }
 
 #[tokio::test]
@@ -154,23 +170,24 @@ async fn an_unauthorized_mcp_server_gives_the_real_424_byte_for_byte() {
 }
 
 #[tokio::test]
-async fn unreachable_and_silent_servers_get_their_own_connector_errors() {
+async fn unreachable_servers_get_one_answer_whatever_the_cause() {
     let endpoint = start_with(
         LocalResponses::builder()
             .connector(FakeConnector::default())
             .mcp_timeout(Duration::from_millis(200)),
     )
     .await;
-    let (status, text) = post(
-        &endpoint,
-        &dice_request("http://nowhere.test/sse", Some("never")),
-    )
-    .await;
-    assert_eq!(status, 424);
-    assert_eq!(
-        text,
-        r#"{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Connection failed: tcp connect error: Connection refused (http://nowhere.test/sse)","type":"external_connector_error","param":"tools","code":"connection_error"}}"#
-    );
+    let uniform = r#"{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status code: 424 (Failed Dependency)","type":"external_connector_error","param":"tools","code":"http_error"}}"#;
+    // Refused, DNS failure, and a connection that never answers: nothing tells them apart.
+    for url in [
+        "http://127.0.0.1:9/sse",
+        "http://nxdomain.test/sse",
+        "http://blackhole.test/mcp",
+    ] {
+        let (status, text) = post(&endpoint, &dice_request(url, Some("never"))).await;
+        assert_eq!((status, text.as_str()), (424, uniform), "{url}");
+    }
+    // A server that answered `initialize` but not `tools/list` in time keeps its own answer.
     let (status, text) = post(
         &endpoint,
         &dice_request("http://slow.test/mcp", Some("never")),
@@ -180,6 +197,21 @@ async fn unreachable_and_silent_servers_get_their_own_connector_errors() {
     assert_eq!(
         text,
         r#"{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Request timed out.","type":"external_connector_error","param":"tools","code":"timeout_error"}}"#
+    );
+
+    // A call to a server that cannot be reached (the list came from the chain) fails the same way.
+    let first = post_ok(
+        &endpoint,
+        &dice_request("http://dice.test/sse", Some("never")),
+    )
+    .await;
+    let mut moved = dice_request("http://127.0.0.1:9/sse", Some("never"));
+    moved["previous_response_id"] = first["id"].clone();
+    let second = post_ok(&endpoint, &moved).await;
+    assert_eq!(item_types(&second), ["mcp_call", "message"]);
+    assert_eq!(
+        second["output"][0]["error"],
+        json!({"type":"http_error","code":424,"message":"Failed Dependency"})
     );
 }
 
@@ -477,7 +509,7 @@ async fn stream_events(
 ) -> Vec<(String, Value)> {
     let response = reqwest::Client::new()
         .post(format!("{}/responses", endpoint.base_url()))
-        .bearer_auth("k")
+        .bearer_auth(API_KEY)
         .json(request)
         .send()
         .await
@@ -574,7 +606,7 @@ async fn streaming_sends_the_real_event_sequence() {
             endpoint.base_url(),
             completed["id"].as_str().unwrap()
         ))
-        .bearer_auth("k")
+        .bearer_auth(API_KEY)
         .send()
         .await
         .unwrap()
@@ -627,7 +659,7 @@ async fn async_openai_reads_the_stream_it_asked_for() {
     let client = Client::with_config(
         OpenAIConfig::new()
             .with_api_base(endpoint.base_url())
-            .with_api_key("k"),
+            .with_api_key(API_KEY),
     );
     let request =
         serde_json::from_value(dice_request("http://dice.test/sse", Some("never"))).unwrap();
@@ -664,7 +696,7 @@ async fn stored_responses_can_be_fetched_and_deleted() {
     let url = format!("{}/responses/{id}", endpoint.base_url());
     let stored: Value = client
         .get(&url)
-        .bearer_auth("k")
+        .bearer_auth(API_KEY)
         .send()
         .await
         .unwrap()
@@ -674,13 +706,18 @@ async fn stored_responses_can_be_fetched_and_deleted() {
     assert_eq!(stored, body);
     assert_eq!(stored["store"], true);
 
-    let deleted = client.delete(&url).bearer_auth("k").send().await.unwrap();
+    let deleted = client
+        .delete(&url)
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status().as_u16(), 200);
     assert_eq!(
         deleted.json::<Value>().await.unwrap(),
         json!({"id": id, "object": "response", "deleted": true})
     );
-    let missing = client.get(&url).bearer_auth("k").send().await.unwrap();
+    let missing = client.get(&url).bearer_auth(API_KEY).send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 404);
     assert_eq!(
         missing.text().await.unwrap(),
@@ -701,7 +738,7 @@ async fn stored_responses_can_be_fetched_and_deleted() {
     assert_eq!(
         client
             .get(&url)
-            .bearer_auth("k")
+            .bearer_auth(API_KEY)
             .send()
             .await
             .unwrap()
@@ -712,7 +749,7 @@ async fn stored_responses_can_be_fetched_and_deleted() {
 
     let wrong = client
         .get(format!("{}/nothing", endpoint.base_url()))
-        .bearer_auth("k")
+        .bearer_auth(API_KEY)
         .send()
         .await
         .unwrap();
@@ -744,7 +781,7 @@ async fn the_store_and_request_bodies_are_bounded() {
         async move {
             client
                 .get(url)
-                .bearer_auth("k")
+                .bearer_auth(API_KEY)
                 .send()
                 .await
                 .unwrap()

@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         );
         let api = OpenAiResponses::builder()
             .base_url(endpoint.base_url())
-            .api_key("local-demo-key")
+            .api_key(endpoint.api_key())
             .timeout(Duration::from_secs(60))
             .build();
         _endpoint = Some(endpoint);

@@ -12,6 +12,9 @@ use responses_local::{
 };
 use serde_json::{Value, json};
 
+/// The API key the endpoints started here accept.
+pub const API_KEY: &str = "sk-test-0123456789abcdef";
+
 /// The token the fake `auth` server accepts.
 pub const GOOD_TOKEN: &str = "good-token";
 
@@ -23,7 +26,9 @@ pub const GOOD_TOKEN: &str = "good-token";
 /// - `http://tools.test/mcp`: `roll_dice`, `get_weather` (read-only), `explode` (tool error),
 ///   `bad_args` (JSON-RPC error);
 /// - `http://slow.test/mcp`: never answers `tools/list`;
-/// - anything else: unreachable.
+/// - `http://blackhole.test/mcp`: never answers the connection;
+/// - a URL containing `nxdomain`: unreachable by a DNS failure;
+/// - anything else: unreachable (connection refused).
 #[derive(Clone, Default)]
 pub struct FakeConnector {
     log: Arc<Mutex<Vec<String>>>,
@@ -168,6 +173,15 @@ impl McpConnector for FakeConnector {
                 "http://tools.test/mcp",
                 "http://slow.test/mcp",
             ];
+            if target.server_url == "http://blackhole.test/mcp" {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            if target.server_url.contains("nxdomain") {
+                return Err(ConnectorError::Unreachable(format!(
+                    "dns error: failed to lookup address information ({})",
+                    target.server_url
+                )));
+            }
             if !known.contains(&target.server_url.as_str()) {
                 return Err(ConnectorError::Unreachable(format!(
                     "tcp connect error: Connection refused ({})",
@@ -197,15 +211,22 @@ pub async fn start(connector: FakeConnector) -> RunningEndpoint {
     start_with(LocalResponses::builder().connector(connector)).await
 }
 
+/// Starts the endpoint built by `builder`, with [`API_KEY`], on 127.0.0.1:0.
 pub async fn start_with(builder: responses_local::LocalResponsesBuilder) -> RunningEndpoint {
-    builder.build().unwrap().spawn("127.0.0.1:0").await.unwrap()
+    builder
+        .api_key(API_KEY)
+        .build()
+        .unwrap()
+        .spawn("127.0.0.1:0")
+        .await
+        .unwrap()
 }
 
-/// `POST /v1/responses` with `Authorization: Bearer test-key`; status and body text.
+/// `POST /v1/responses` with `Authorization: Bearer <API_KEY>`; status and body text.
 pub async fn post(endpoint: &RunningEndpoint, body: &Value) -> (u16, String) {
     let response = reqwest::Client::new()
         .post(format!("{}/responses", endpoint.base_url()))
-        .bearer_auth("test-key")
+        .bearer_auth(API_KEY)
         .json(body)
         .send()
         .await
