@@ -183,13 +183,16 @@ async fn insufficient_scope_steps_up_to_the_union_and_stops_when_it_cannot_help(
         },
     )
     .unwrap();
-    // Pre-authorize for another scope, the way a first challenge's scope would.
+    // Authorize up front, without scopes (the resource lists none): the call's 403 then asks
+    // for mcp:write.
     oauth.authorize().await.unwrap();
     assert_eq!(call(&oauth).await.unwrap(), StatusCode::OK);
-    let seen = server.seen();
-    assert_eq!(seen.authorizations.len(), 2);
-    assert_eq!(seen.authorizations[1]["scope"], "mcp:write");
-    drop(seen);
+    {
+        let seen = server.seen();
+        assert_eq!(seen.authorizations.len(), 2);
+        assert!(!seen.authorizations[0].contains_key("scope"));
+        assert_eq!(seen.authorizations[1]["scope"], "mcp:write");
+    }
 
     // A server that never grants what the resource demands: bounded re-authorizations.
     let stuck = TestServer::start(Behaviour {
