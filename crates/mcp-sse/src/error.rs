@@ -72,6 +72,10 @@ pub enum Error {
     /// Tool arguments must be a JSON object (or null for none).
     #[error("tool arguments must be a JSON object, got {0}")]
     InvalidArguments(String),
+    /// The server demanded authorization and the OAuth client could not obtain it (see
+    /// `McpClientBuilder::oauth`).
+    #[error("authorization failed: {0}")]
+    Authorization(#[source] mcp_oauth_client::Error),
     /// The server answered with a JSON-RPC error, or protocol logic failed.
     #[error(transparent)]
     Protocol(#[from] mcp_proto::Error),

@@ -5,12 +5,21 @@
 //! scenario), `MCP_CONFORMANCE_PROTOCOL_VERSION` (the revision whose wire to speak) and, for
 //! some scenarios, `MCP_CONFORMANCE_CONTEXT` (JSON). The process exits 0 when the scenario's
 //! flow ran to its end. `cargo xtask conformance` runs it.
+//!
+//! For the `auth/*` scenarios the client authorizes with `mcp-oauth-client`: the suite's
+//! authorization server approves by itself, so [`HeadlessRedirect`] reads the redirect; the
+//! context supplies pre-registered credentials, keys and assertions where a scenario needs
+//! them.
 
 #![allow(clippy::print_stderr)]
 
 use std::time::Duration;
 
 use anyhow::Context;
+use mcp_oauth_client::{
+    AssertionSource, ClientAssertionKey, Grant, HeadlessRedirect, IdentityProviderExchange,
+    OAuthConfig,
+};
 use mcp_proto::ErrorObject;
 use mcp_proto::types::ClientCapabilities;
 use mcp_proto::types_input::ElicitParams;
@@ -46,6 +55,96 @@ fn invocation() -> anyhow::Result<Invocation> {
         context,
         url,
     })
+}
+
+/// The client ID metadata document URL the suite accepts as `client_id`.
+const CLIENT_METADATA_URL: &str = "https://conformance-test.local/client-metadata.json";
+
+/// A string field of the scenario context.
+fn context_str(inv: &Invocation, field: &str) -> anyhow::Result<String> {
+    inv.context
+        .as_ref()
+        .and_then(|c| c.get(field))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("MCP_CONFORMANCE_CONTEXT has no {field}"))
+}
+
+/// The OAuth configuration of an `auth/*` scenario; `None` for the others.
+fn oauth_config(inv: &Invocation) -> anyhow::Result<Option<OAuthConfig>> {
+    if !inv.scenario.starts_with("auth/") {
+        return Ok(None);
+    }
+    let base = OAuthConfig::new("mcp-rs-conformance-client")
+        .with_client_metadata_url(CLIENT_METADATA_URL)
+        .with_authorization_handler(std::sync::Arc::new(HeadlessRedirect::new(
+            "http://localhost:3000/callback",
+        )));
+    let config = match inv.scenario.as_str() {
+        "auth/pre-registration" => base.with_client(
+            context_str(inv, "client_id")?,
+            Some(context_str(inv, "client_secret")?),
+        ),
+        "auth/client-credentials-basic" => base.with_grant(Grant::ClientCredentials).with_client(
+            context_str(inv, "client_id")?,
+            Some(context_str(inv, "client_secret")?),
+        ),
+        "auth/client-credentials-jwt" => {
+            let algorithm =
+                context_str(inv, "signing_algorithm").unwrap_or_else(|_| "ES256".to_owned());
+            let key =
+                ClientAssertionKey::from_pem(&context_str(inv, "private_key_pem")?, &algorithm)?;
+            base.with_grant(Grant::ClientCredentials)
+                .with_client(context_str(inv, "client_id")?, None)
+                .with_client_assertion_key(key)
+        }
+        "auth/wif-jwt-bearer" => base
+            .with_grant(Grant::JwtBearer(AssertionSource::Jwt(context_str(
+                inv,
+                "valid_jwt",
+            )?)))
+            .with_client(context_str(inv, "client_id")?, None),
+        "auth/enterprise-managed-authorization" => {
+            let exchange = IdentityProviderExchange {
+                token_endpoint: context_str(inv, "idp_token_endpoint")?,
+                client_id: context_str(inv, "idp_client_id")?,
+                client_secret: None,
+                id_token: context_str(inv, "idp_id_token")?,
+            };
+            base.with_grant(Grant::JwtBearer(AssertionSource::IdentityProvider(
+                exchange,
+            )))
+            .with_client(
+                context_str(inv, "client_id")?,
+                Some(context_str(inv, "client_secret")?),
+            )
+        }
+        _ => base,
+    };
+    Ok(Some(config))
+}
+
+/// Applies the scenario's OAuth configuration, if any.
+fn with_oauth(
+    builder: mcp_sse::client::McpClientBuilder,
+    oauth: Option<OAuthConfig>,
+) -> mcp_sse::client::McpClientBuilder {
+    match oauth {
+        Some(config) => builder.oauth(config),
+        None => builder,
+    }
+}
+
+/// Calls the auth scenarios' `test-tool` when the server lists it.
+async fn call_test_tool(client: &McpClient, tools: &[mcp_proto::Tool]) -> anyhow::Result<()> {
+    if tools.iter().any(|t| t.name == "test-tool") {
+        let r = client
+            .call_tool("test-tool", json!({}))
+            .await
+            .context("tools/call test-tool")?;
+        eprintln!("test-tool: {:?}", r.content);
+    }
+    Ok(())
 }
 
 fn capabilities() -> ClientCapabilities {
@@ -98,13 +197,14 @@ async fn answer(method: String, params: Value) -> Result<Value, ErrorObject> {
 
 /// The 2026-07-28 era: `server/discover`, then the scenario's requests.
 async fn modern(inv: &Invocation) -> anyhow::Result<()> {
-    let client = McpClient::builder(inv.url.clone())
+    let builder = McpClient::builder(inv.url.clone())
         .transport(TransportKind::StreamableHttp)
         .protocol_version(inv.version)
         .client_info(Implementation::new("mcp-rs-conformance-client", "1.0.0"))
         .capabilities(capabilities())
         .on_input(answer)
-        .request_timeout(Duration::from_secs(20))
+        .request_timeout(Duration::from_secs(20));
+    let client = with_oauth(builder, oauth_config(inv)?)
         .connect()
         .await
         .context("server/discover")?;
@@ -201,8 +301,10 @@ async fn modern(inv: &Invocation) -> anyhow::Result<()> {
             }
         }
         _ => {
-            // request-metadata, json-schema-ref-no-deref and others: discover and list.
+            // request-metadata, json-schema-ref-no-deref, auth/* and others: discover, list,
+            // and call the auth scenarios' tool.
             eprintln!("{} tools", tools.len());
+            call_test_tool(&client, &tools).await?;
         }
     }
     client.close().await.ok();
@@ -211,14 +313,17 @@ async fn modern(inv: &Invocation) -> anyhow::Result<()> {
 
 /// The legacy era (2025-11-25 and before): `initialize`, then the scenario's calls.
 async fn legacy(inv: &Invocation) -> anyhow::Result<()> {
-    let client = McpClient::builder(inv.url.clone())
+    let oauth = oauth_config(inv)?;
+    let builder = McpClient::builder(inv.url.clone())
         .transport(TransportKind::StreamableHttp)
         .protocol_version(inv.version)
         .client_info(Implementation::new("mcp-rs-conformance-client", "1.0.0"))
         .capabilities(capabilities())
         .on_input(answer)
-        .server_stream(true)
-        .request_timeout(Duration::from_secs(20))
+        // The auth scenarios' servers have no GET stream.
+        .server_stream(oauth.is_none())
+        .request_timeout(Duration::from_secs(20));
+    let client = with_oauth(builder, oauth)
         .connect()
         .await
         .context("initialize")?;
@@ -257,10 +362,12 @@ async fn legacy(inv: &Invocation) -> anyhow::Result<()> {
             eprintln!("test_client_elicitation_defaults: {:?}", r.content);
         }
         _ => {
-            // Any other scenario: the handshake and the tool list are the flow.
+            // Any other scenario: the handshake and the tool list are the flow, plus the
+            // auth scenarios' tool.
             if let Some(tool) = tools.first() {
                 eprintln!("first tool: {}", tool.name);
             }
+            call_test_tool(&client, &tools).await?;
         }
     }
     let _ = client.close().await;

@@ -100,12 +100,11 @@ impl SseClientTransport {
             .http
             .post(shared.endpoint.clone())
             .header(CONTENT_TYPE, "application/json")
-            .body(message.to_vec())
-            .send();
-        let response = tokio::time::timeout(wait, post)
-            .await
-            .map_err(|_| Error::Timeout(wait, "the answer to a POST"))?
-            .map_err(|e| connect_error(&shared.endpoint, &e))?;
+            .body(message.to_vec());
+        let response = shared
+            .http
+            .send(post, &shared.endpoint, wait, "the answer to a POST")
+            .await?;
         if !response.status().is_success() {
             return Err(http_error(response, wait).await);
         }
@@ -125,13 +124,18 @@ async fn open_stream(
     sse_url: &reqwest::Url,
     options: &TransportOptions,
 ) -> Result<(ByteStream, SseParser, reqwest::Url), Error> {
-    let response = http
+    let get = http
         .get(sse_url.clone())
         .header(ACCEPT, "text/event-stream")
-        .header(CACHE_CONTROL, "no-cache")
-        .send()
-        .await
-        .map_err(|e| connect_error(sse_url, &e))?;
+        .header(CACHE_CONTROL, "no-cache");
+    let response = http
+        .send(
+            get,
+            sse_url,
+            options.request_timeout,
+            "the answer to the SSE GET",
+        )
+        .await?;
     if !response.status().is_success() {
         return Err(http_error(response, options.request_timeout).await);
     }

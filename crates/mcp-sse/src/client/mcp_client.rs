@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use mcp_oauth_client::{OAuthClient, OAuthConfig};
 use mcp_proto::jsonrpc::ErrorObject;
 use mcp_proto::types::{
     ClientCapabilities, InitializeResult, ListToolsResult, ProgressParams, method,
@@ -56,6 +57,7 @@ pub struct McpClientBuilder {
     on_notification: Option<NotificationCallback>,
     input: Option<InputHandler>,
     discover_first: bool,
+    oauth: Option<OAuthConfig>,
 }
 
 impl std::fmt::Debug for McpClientBuilder {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for McpClientBuilder {
             .field("version", &self.version)
             .field("info", &self.info)
             .field("server_stream", &self.server_stream)
+            .field("oauth", &self.oauth.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -85,6 +88,16 @@ impl McpClientBuilder {
     pub fn bearer_token(self, token: impl AsRef<str>) -> Self {
         let value = format!("Bearer {}", token.as_ref());
         self.header("authorization", value)
+    }
+
+    /// Authorizes with OAuth 2.1 as the server demands: on a 401 the client discovers the
+    /// authorization server, registers, obtains a token (through
+    /// `config.authorization_handler`), then sends the request again; it refreshes tokens
+    /// before expiry and steps up scopes on a 403 `insufficient_scope`. Replaces any
+    /// [`McpClientBuilder::bearer_token`].
+    pub fn oauth(mut self, config: OAuthConfig) -> Self {
+        self.oauth = Some(config);
+        self
     }
 
     /// Time to open a connection (and, for legacy SSE, to get the endpoint event).
@@ -220,6 +233,12 @@ impl McpClientBuilder {
             incoming_capacity: self.incoming_capacity,
             max_message_bytes: self.max_message_bytes,
             http_client: self.http_client.clone(),
+            oauth: match &self.oauth {
+                Some(config) => Some(Arc::new(
+                    OAuthClient::new(&self.url, config.clone()).map_err(Error::Authorization)?,
+                )),
+                None => None,
+            },
             ..TransportOptions::default()
         };
         for (name, value) in &self.headers {
@@ -441,6 +460,7 @@ impl McpClient {
             on_notification: None,
             input: None,
             discover_first: false,
+            oauth: None,
         }
     }
 

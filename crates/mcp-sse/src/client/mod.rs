@@ -11,14 +11,19 @@
 mod legacy;
 mod mcp_client;
 mod modern;
+#[cfg(test)]
+mod oauth_tests;
 mod sse_parser;
 mod streamable;
 #[cfg(test)]
 mod test_fixtures;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use mcp_oauth_client::{OAuthClient, Recovery};
 use mcp_proto::{Decoded, Message, RequestId};
 
 use crate::Error;
@@ -39,6 +44,9 @@ pub const DEFAULT_INCOMING_CAPACITY: usize = 256;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// How much of an error response's body [`Error::Http`] keeps.
 pub const ERROR_BODY_LIMIT: usize = 4096;
+/// How many times one HTTP request is sent again after the OAuth client recovered from a 401
+/// or 403 (a refresh, an authorization, step-ups).
+pub const MAX_AUTH_RECOVERIES: u32 = 4;
 
 /// Settings shared by both transports.
 #[derive(Debug, Clone)]
@@ -58,6 +66,9 @@ pub struct TransportOptions {
     /// The `reqwest` client to use (for proxies, TLS settings, a shared pool); `None` uses a
     /// process-wide client built with `connect_timeout`. `headers` are added either way.
     pub http_client: Option<reqwest::Client>,
+    /// The OAuth client that supplies `Authorization` (replacing any in `headers`) and
+    /// recovers from 401 and 403 answers; `None` sends `headers` as they are.
+    pub oauth: Option<Arc<OAuthClient>>,
 }
 
 impl Default for TransportOptions {
@@ -69,6 +80,7 @@ impl Default for TransportOptions {
             incoming_capacity: DEFAULT_INCOMING_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             http_client: None,
+            oauth: None,
         }
     }
 }
@@ -86,18 +98,25 @@ impl TransportOptions {
             Some(client) => client.clone(),
             None => shared_reqwest_client(self.connect_timeout)?,
         };
+        let mut headers = self.headers.clone();
+        if self.oauth.is_some() {
+            headers.remove(AUTHORIZATION);
+        }
         Ok(HttpClient {
             client,
-            headers: self.headers.clone(),
+            headers,
+            oauth: self.oauth.clone(),
         })
     }
 }
 
-/// A `reqwest` client plus the headers every request carries.
+/// A `reqwest` client plus the headers every request carries, and the OAuth client that
+/// authorizes them.
 #[derive(Debug, Clone)]
 struct HttpClient {
     client: reqwest::Client,
     headers: HeaderMap,
+    oauth: Option<Arc<OAuthClient>>,
 }
 
 impl HttpClient {
@@ -112,6 +131,71 @@ impl HttpClient {
     fn delete(&self, url: reqwest::Url) -> reqwest::RequestBuilder {
         self.client.delete(url).headers(self.headers.clone())
     }
+
+    /// Sends `request` within `wait` (`what` names the answer awaited, for the timeout
+    /// error). With an OAuth client, the request carries its token, and a 401 or 403 it can
+    /// recover from (refresh, authorization, step-up) sends the request again, at most
+    /// [`MAX_AUTH_RECOVERIES`] times; the authorization itself is not counted in `wait`.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &reqwest::Url,
+        wait: Duration,
+        what: &'static str,
+    ) -> Result<reqwest::Response, Error> {
+        let Some(oauth) = &self.oauth else {
+            return send_within(request, url, wait, what).await;
+        };
+        let mut recoveries = 0;
+        loop {
+            let attempt = request.try_clone().ok_or_else(|| {
+                Error::Transport("a streamed request body cannot be sent again".to_owned())
+            })?;
+            let sent = oauth.authorization().await.map_err(Error::Authorization)?;
+            let attempt = match &sent {
+                Some(value) => attempt.header(AUTHORIZATION, sensitive(value)?),
+                None => attempt,
+            };
+            let response = send_within(attempt, url, wait, what).await?;
+            let status = response.status();
+            if (status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN)
+                || recoveries == MAX_AUTH_RECOVERIES
+            {
+                return Ok(response);
+            }
+            recoveries += 1;
+            let recovery = oauth
+                .recover(status, response.headers(), sent.as_deref())
+                .await
+                .map_err(Error::Authorization)?;
+            if recovery != Recovery::Retry {
+                return Ok(response);
+            }
+        }
+    }
+}
+
+/// Sends a request within `wait`.
+async fn send_within(
+    request: reqwest::RequestBuilder,
+    url: &reqwest::Url,
+    wait: Duration,
+    what: &'static str,
+) -> Result<reqwest::Response, Error> {
+    tokio::time::timeout(wait, request.send())
+        .await
+        .map_err(|_| Error::Timeout(wait, what))?
+        .map_err(|e| connect_error(url, &e))
+}
+
+/// A header value marked sensitive (kept out of debug output and HTTP/2 header tables).
+fn sensitive(value: &str) -> Result<HeaderValue, Error> {
+    let mut header = HeaderValue::from_str(value).map_err(|e| Error::InvalidHeader {
+        name: AUTHORIZATION.to_string(),
+        detail: e.to_string(),
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 /// How many distinct connect timeouts get a cached client.

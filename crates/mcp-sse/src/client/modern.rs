@@ -264,11 +264,11 @@ impl ModernClient {
             }
         }
         let wait = self.request_timeout;
+        let mut response = self
+            .http
+            .send(post, &self.url, wait, "the answer to a POST")
+            .await?;
         let exchange = async {
-            let mut response = post
-                .send()
-                .await
-                .map_err(|e| connect_error(&self.url, &e))?;
             let status = response.status();
             let content_type = response.headers().get(CONTENT_TYPE).cloned();
             if is_media_type(content_type.as_ref(), "text/event-stream") && status.is_success() {

@@ -148,10 +148,10 @@ impl StreamableHttpClientTransport {
             post = post.header(PROTOCOL_VERSION_HEADER, v.as_str());
         }
         let wait = shared.request_timeout;
-        let mut response = tokio::time::timeout(wait, post.send())
-            .await
-            .map_err(|_| Error::Timeout(wait, "the answer to a POST"))?
-            .map_err(|e| connect_error(&shared.url, &e))?;
+        let mut response = shared
+            .http
+            .send(post, &shared.url, wait, "the answer to a POST")
+            .await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND && session_id.is_some() {
             tracing::debug!(url = %shared.url, "the server ended the session (404)");
@@ -249,10 +249,10 @@ impl StreamableHttpClientTransport {
             delete = delete.header(PROTOCOL_VERSION_HEADER, v.as_str());
         }
         let wait = shared.request_timeout;
-        let response = tokio::time::timeout(wait, delete.send())
-            .await
-            .map_err(|_| Error::Timeout(wait, "the answer to DELETE"))?
-            .map_err(|e| connect_error(&shared.url, &e))?;
+        let response = shared
+            .http
+            .send(delete, &shared.url, wait, "the answer to DELETE")
+            .await?;
         let status = response.status();
         if status.is_success()
             || status == StatusCode::METHOD_NOT_ALLOWED
@@ -411,10 +411,10 @@ impl StreamableHttpClientTransport {
             get = get.header(PROTOCOL_VERSION_HEADER, v.as_str());
         }
         let wait = shared.request_timeout;
-        let response = tokio::time::timeout(wait, get.send())
-            .await
-            .map_err(|_| Error::Timeout(wait, "the answer to a GET"))?
-            .map_err(|e| connect_error(&shared.url, &e))?;
+        let response = shared
+            .http
+            .send(get, &shared.url, wait, "the answer to a GET")
+            .await?;
         if !response.status().is_success() {
             return Err(http_error(response, wait).await);
         }
