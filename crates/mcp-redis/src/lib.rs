@@ -1,10 +1,12 @@
 //! # mcp-redis: replicas of one MCP server sharing sessions through Redis
 //!
-//! [`RedisStore`] implements [`mcp_sse::store::SessionStore`], the seam through which the
-//! `mcp-sse` transports keep what replicas must share: session records, delivery of
-//! server-to-client messages to the replica holding a session's stream, and the event store
-//! behind `Last-Event-ID`. By default a server keeps its sessions in its own process; one
-//! builder call, `McpHttpServer::session_store(Arc::new(redis_store))`, makes it a replica.
+//! [`RedisStore`] implements the three store traits of `mcp-sse`, the seam through which its
+//! transports keep what replicas must share: session records with their quotas and in-flight
+//! slots ([`mcp_sse::store::SessionStore`]), delivery of server-to-client messages to the
+//! replica holding a session's stream ([`mcp_sse::store::ReplicaBus`]), and the event store
+//! behind `Last-Event-ID` ([`mcp_sse::store::EventStore`]). By default a server keeps its
+//! sessions in an in-process `MemoryStore`; one builder call,
+//! `McpHttpServer::session_store(Arc::new(redis_store))`, makes it a replica.
 //!
 //! ## Layout in Redis (prefix `mcp`, see [`RedisConfig::key_prefix`])
 //!
@@ -17,6 +19,13 @@
 //!   1 000 entries, expiring an hour after the last one.
 //! - `mcp:events:<stream key>`: a sorted set per resumable stream (score = sequence number),
 //!   capped and expiring.
+//! - `mcp:quota:all` and `mcp:quota:client:<client>`: sorted sets of live session keys scored
+//!   by when each expires (kept current on every load and touch): the global and per-client
+//!   session caps.
+//! - `mcp:calls:<id>`: the in-flight slots a session's calls hold, counted across replicas,
+//!   expiring after the call timeout (a dead replica's slots come back).
+//! - `mcp:replicas`: a sorted set of replica ids scored by when their heartbeat runs out:
+//!   answers are forwarded only to live replicas.
 //!
 //! Every operation is one Lua script (`EVALSHA`), so it is atomic and costs one round trip;
 //! times come from Redis's clock. [`mcp_sse::store::SessionStore::round_trips`] counts them.
@@ -82,11 +91,11 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use mcp_redis::{RedisConfig, RedisStore};
-//! use mcp_sse::store::{DeliveryEvent, NewSession, SessionStore, TransportKind};
+//! use mcp_sse::store::{DeliveryEvent, NewSession, ReplicaBus, SessionStore, SharedStore, TransportKind};
 //!
 //! # async fn run() -> Result<(), mcp_sse::StoreError> {
 //! // Replica A holds the session's stream; replica B runs a call for it.
-//! let a: Arc<dyn SessionStore> =
+//! let a: Arc<dyn SharedStore> =
 //!     Arc::new(RedisStore::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?);
 //! let b = RedisStore::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
 //! let mut deliveries = a.subscribe().await?;

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use mcp_proto::modern::Change;
 use mcp_proto::{AuthSubject, McpServer, NoArgs, ToolContext, ToolError};
 use mcp_sse::client::SseParser;
-use mcp_sse::store::SessionStore;
+use mcp_sse::store::{ReplicaBus, SessionStore, SharedStore};
 use mcp_sse::{McpHttpServer, ServerConfig};
 use serde_json::{Value, json};
 
@@ -116,7 +116,7 @@ async fn replicas(redis: &TestRedis, n: usize, config: ServerConfig) -> Vec<Repl
             .await
             .unwrap(),
         );
-        let shared: Arc<dyn SessionStore> = store.clone();
+        let shared: Arc<dyn SharedStore> = store.clone();
         let server = McpHttpServer::with_config(service(), config.clone()).session_store(shared);
         let app = server
             .router()

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use mcp_proto::{BoxFuture, SessionState};
 use mcp_sse::store::{
-    CallSlotRequest, Deliveries, Delivery, DeliveryEvent, DeliveryQueue, NewSession, Replay,
-    SessionRecord, SessionStore, StoreError, StoredEvent, TransportKind,
+    CallSlotRequest, Deliveries, Delivery, DeliveryEvent, DeliveryQueue, EventStore, NewSession,
+    Replay, ReplicaBus, SessionRecord, SessionStore, StoreError, StoredEvent, TransportKind,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamReadReply};
@@ -649,6 +649,63 @@ impl SessionStore for RedisStore {
         })
     }
 
+    fn acquire_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+        max: usize,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let key = format!("{}{session_id}", self.calls_prefix);
+            let (n, max, ttl) = (n.to_string(), max.to_string(), millis(ttl));
+            let value = self
+                .eval(&self.scripts.acquire_calls, &[&key], &[&n, &max, &ttl])
+                .await?;
+            Ok(value == Value::Int(1))
+        })
+    }
+
+    fn load_and_acquire<'a>(
+        &'a self,
+        id: &'a str,
+        subject: Option<&'a str>,
+        slots: CallSlotRequest,
+    ) -> BoxFuture<'a, Result<Option<(SessionRecord, bool)>, StoreError>> {
+        Box::pin(self.load_with(id, subject, false, Some(slots)))
+    }
+
+    fn release_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let key = format!("{}{session_id}", self.calls_prefix);
+            self.eval(&self.scripts.release_calls, &[&key], &[&n.to_string()])
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+}
+
+impl ReplicaBus for RedisStore {
+    fn heartbeat(&self, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.eval(
+                &self.scripts.heartbeat,
+                &[&self.replicas_key],
+                &[&self.config.replica_id, &millis(ttl)],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     fn deliver<'a>(
         &'a self,
         session_id: &'a str,
@@ -698,57 +755,6 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn load_and_acquire<'a>(
-        &'a self,
-        id: &'a str,
-        subject: Option<&'a str>,
-        slots: CallSlotRequest,
-    ) -> BoxFuture<'a, Result<Option<(SessionRecord, bool)>, StoreError>> {
-        Box::pin(self.load_with(id, subject, false, Some(slots)))
-    }
-
-    fn acquire_calls<'a>(
-        &'a self,
-        session_id: &'a str,
-        n: usize,
-        max: usize,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(async move {
-            let key = format!("{}{session_id}", self.calls_prefix);
-            let (n, max, ttl) = (n.to_string(), max.to_string(), millis(ttl));
-            let value = self
-                .eval(&self.scripts.acquire_calls, &[&key], &[&n, &max, &ttl])
-                .await?;
-            Ok(value == Value::Int(1))
-        })
-    }
-
-    fn release_calls<'a>(
-        &'a self,
-        session_id: &'a str,
-        n: usize,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let key = format!("{}{session_id}", self.calls_prefix);
-            self.eval(&self.scripts.release_calls, &[&key], &[&n.to_string()])
-                .await?;
-            Ok(())
-        })
-    }
-
-    fn heartbeat(&self, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(async move {
-            self.eval(
-                &self.scripts.heartbeat,
-                &[&self.replicas_key],
-                &[&self.config.replica_id, &millis(ttl)],
-            )
-            .await?;
-            Ok(())
-        })
-    }
-
     fn broadcast<'a>(
         &'a self,
         session_id: &'a str,
@@ -772,7 +778,9 @@ impl SessionStore for RedisStore {
             Ok(deliveries)
         })
     }
+}
 
+impl EventStore for RedisStore {
     fn append_event<'a>(
         &'a self,
         stream_key: &'a str,
@@ -827,9 +835,5 @@ impl SessionStore for RedisStore {
                 _ => Err(malformed("read_events_after", &value)),
             }
         })
-    }
-
-    fn round_trips(&self) -> u64 {
-        self.round_trips.load(Ordering::Relaxed)
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use mcp_proto::{ProtocolVersion, SessionState};
 use mcp_sse::store::{
-    Deliveries, Delivery, DeliveryEvent, NewSession, Replay, SessionStore, StoreError, StoredEvent,
-    TransportKind,
+    Deliveries, Delivery, DeliveryEvent, EventStore, NewSession, Replay, ReplicaBus, SessionStore,
+    StoreError, StoredEvent, TransportKind,
 };
 use redis::AsyncCommands;
 

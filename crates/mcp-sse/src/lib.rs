@@ -45,12 +45,16 @@
 //! `ToolContext::extensions`. A session belongs to the [`mcp_proto::AuthSubject`] that created
 //! it (`mcp-auth` sets it from the token): another subject's requests find no such session.
 //!
-//! ## Replicas
+//! ## Sessions, limits and replicas
 //!
-//! By default sessions live in the serving process. [`McpHttpServer::session_store`] hands
-//! them to a [`SessionStore`] instead (`mcp_redis::RedisStore` in production), so replicas
-//! behind a load balancer without stickiness share live sessions of both transports: see the
-//! [`store`] module.
+//! Sessions always live behind the store traits of the [`store`] module: an in-process
+//! [`MemoryStore`] by default; [`McpHttpServer::session_store`] hands them to another
+//! [`SharedStore`] (`mcp_redis::RedisStore` in production), so replicas behind a load balancer
+//! without stickiness share live sessions of both transports. The session caps (overall and
+//! per client) and each session's in-flight slots are counted in the store, so they hold the
+//! same on one process and across replicas. `serve`, `serve_listener` and `serve_app` also
+//! hold every connection to a cap and to deadlines on headers, bodies and writes (see
+//! [`ServerConfig`]).
 //!
 //! ## Calling a server
 //!
@@ -81,4 +85,4 @@ pub use error::Error;
 pub use server::{
     McpHttpServer, PROTOCOL_VERSION_HEADER, RunningServer, SESSION_ID_HEADER, ServerConfig, ctrl_c,
 };
-pub use store::{MemoryStore, SessionStore, StoreError};
+pub use store::{EventStore, MemoryStore, ReplicaBus, SessionStore, SharedStore, StoreError};

@@ -1,26 +1,29 @@
 //! The session seam: what replicas of one server must share so that any replica can serve any
 //! request of any session.
 //!
-//! A [`SessionStore`] holds three things:
+//! A store is three small traits, each used where it is needed, and [`SharedStore`] for all of
+//! them together (what `McpHttpServer::session_store` takes):
 //!
-//! - **Session records** ([`SessionRecord`]): the serializable [`mcp_proto::SessionState`] of a
+//! - **Session records** ([`SessionStore`], [`SessionRecord`]): the serializable [`mcp_proto::SessionState`] of a
 //!   session, the transport it belongs to, the authenticated subject that created it (a lookup
 //!   with another subject finds nothing), the replica that holds its stream, and its idle and
 //!   lifetime limits, enforced by the store itself (a record whose replica died still expires).
-//! - **Delivery** of server-to-client messages to the replica that holds a session's stream:
+//! - **Delivery** ([`ReplicaBus`]) of server-to-client messages to the replica that holds a session's stream:
 //!   [`SessionStore::deliver`] on any replica, [`SessionStore::subscribe`] on the holder. Each
 //!   replica has one bounded delivery queue; a delivered payload reaches it once, in the order
 //!   the deliveries were made.
-//! - **An event store** for `Last-Event-ID` resumption on any replica: bounded per stream, with
+//! - **An event store** ([`EventStore`]) for `Last-Event-ID` resumption on any replica: bounded per stream, with
 //!   a time to live ([`SessionStore::append_event`], [`SessionStore::read_events_after`]).
 //!
 //! [`MemoryStore`] keeps all of it in this process, bounded (the default, one replica); the
 //! `mcp-redis` crate shares it between processes through Redis. Every method returns a boxed
-//! future, so the trait is used as `Arc<dyn SessionStore>`. A store that cannot be reached
+//! future, so a store is used as `Arc<dyn SharedStore>`. A store that cannot be reached
 //! answers [`StoreError::Unavailable`] (transports answer 503 with a JSON body).
 //!
 //! ```
-//! use mcp_sse::store::{DeliveryEvent, MemoryStore, NewSession, SessionStore, TransportKind};
+//! use mcp_sse::store::{
+//!     DeliveryEvent, MemoryStore, NewSession, ReplicaBus, SessionStore, TransportKind,
+//! };
 //! use std::time::Duration;
 //!
 //! # async fn run() -> Result<(), mcp_sse::store::StoreError> {
@@ -342,11 +345,8 @@ pub enum Replay {
     Lagged,
 }
 
-/// What replicas share; see the module docs. Implementations: [`MemoryStore`],
-/// `mcp_redis::RedisStore`.
-///
-/// Sequence numbers of one event stream are consecutive (0, 1, 2, ...), as the transports'
-/// event logs number them; that is how a dropped event is told from one never written.
+/// Session records: their state, subject, limits and quotas, and the in-flight slots of their
+/// calls. Implementations: [`MemoryStore`], `mcp_redis::RedisStore`.
 pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// This replica's id: the owner of the sessions it creates or claims.
     fn replica_id(&self) -> &str;
@@ -430,6 +430,16 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         n: usize,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// How many requests this store has sent to its backend so far (0 in memory).
+    fn round_trips(&self) -> u64 {
+        0
+    }
+}
+
+/// Delivery between replicas: what one replica sends the replica holding a session's stream
+/// (and the calls running elsewhere), and who is alive. Implementations: [`MemoryStore`]
+/// (one replica: it delivers to itself), `mcp_redis::RedisStore`.
+pub trait ReplicaBus: Send + Sync + std::fmt::Debug {
     /// Says this replica is alive for `ttl`: messages are forwarded only to live replicas
     /// ([`SessionStore::forward_to_replica`]). Called on every keep-alive tick.
     fn heartbeat(&self, ttl: Duration) -> BoxFuture<'_, Result<(), StoreError>> {
@@ -484,7 +494,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// The deliveries to this replica. One subscription at a time
     /// ([`StoreError::AlreadySubscribed`]); dropping it keeps what is queued for the next.
     fn subscribe(&self) -> BoxFuture<'_, Result<Deliveries, StoreError>>;
+}
 
+/// The events behind `Last-Event-ID`: each stream's newest events, bounded, with a time to
+/// live. Sequence numbers of one stream are consecutive (0, 1, 2, ...), as the transports'
+/// event logs number them; that is how a dropped event is told from one never written.
+pub trait EventStore: Send + Sync + std::fmt::Debug {
     /// Stores event `seq` of a stream, keeping the stream's newest events within the store's
     /// bound and restarting its time to live; `false` if `seq` was already stored.
     fn append_event<'a>(
@@ -500,12 +515,14 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         stream_key: &'a str,
         seq: u64,
     ) -> BoxFuture<'a, Result<Replay, StoreError>>;
-
-    /// How many requests this store has sent to its backend so far (0 in memory).
-    fn round_trips(&self) -> u64 {
-        0
-    }
 }
+
+/// Everything a server keeps behind its sessions: [`SessionStore`], [`ReplicaBus`] and
+/// [`EventStore`] together, implemented for every type that implements the three
+/// (`McpHttpServer::session_store` takes one).
+pub trait SharedStore: SessionStore + ReplicaBus + EventStore {}
+
+impl<T: SessionStore + ReplicaBus + EventStore + ?Sized> SharedStore for T {}
 
 /// Milliseconds since the Unix epoch, now.
 fn now_ms() -> u64 {
@@ -913,6 +930,41 @@ impl SessionStore for MemoryStore {
         })
     }
 
+    fn acquire_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+        max: usize,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut calls = lock(&self.calls);
+        let held = calls.entry(session_id.to_owned()).or_insert(0);
+        let taken = *held + n <= max;
+        if taken {
+            *held += n;
+        } else if *held == 0 {
+            calls.remove(session_id);
+        }
+        Box::pin(async move { Ok(taken) })
+    }
+
+    fn release_calls<'a>(
+        &'a self,
+        session_id: &'a str,
+        n: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut calls = lock(&self.calls);
+        if let Some(held) = calls.get_mut(session_id) {
+            *held = held.saturating_sub(n);
+            if *held == 0 {
+                calls.remove(session_id);
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl ReplicaBus for MemoryStore {
     fn deliver<'a>(
         &'a self,
         session_id: &'a str,
@@ -961,44 +1013,13 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    fn acquire_calls<'a>(
-        &'a self,
-        session_id: &'a str,
-        n: usize,
-        max: usize,
-        _ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let mut calls = lock(&self.calls);
-        let held = calls.entry(session_id.to_owned()).or_insert(0);
-        let taken = *held + n <= max;
-        if taken {
-            *held += n;
-        } else if *held == 0 {
-            calls.remove(session_id);
-        }
-        Box::pin(async move { Ok(taken) })
-    }
-
-    fn release_calls<'a>(
-        &'a self,
-        session_id: &'a str,
-        n: usize,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let mut calls = lock(&self.calls);
-        if let Some(held) = calls.get_mut(session_id) {
-            *held = held.saturating_sub(n);
-            if *held == 0 {
-                calls.remove(session_id);
-            }
-        }
-        Box::pin(async { Ok(()) })
-    }
-
     fn subscribe(&self) -> BoxFuture<'_, Result<Deliveries, StoreError>> {
         let result = self.queue.subscribe();
         Box::pin(async move { result })
     }
+}
 
+impl EventStore for MemoryStore {
     fn append_event<'a>(
         &'a self,
         stream_key: &'a str,

@@ -462,7 +462,7 @@ async fn two_hundred_concurrent_sessions_each_get_their_own_answers() {
 #[tokio::test]
 async fn a_server_on_the_in_memory_session_store_serves_both_transports() {
     let store = Arc::new(mcp_sse::MemoryStore::new());
-    let shared: Arc<dyn mcp_sse::SessionStore> = store.clone();
+    let shared: Arc<dyn mcp_sse::SharedStore> = store.clone();
     let server = McpHttpServer::new(service(Arc::new(Probe::default())))
         .session_store(shared)
         .spawn("127.0.0.1:0")

@@ -19,7 +19,7 @@ use super::state::{
     ClientKey, LogOutbound, Lookup, ServerState, SessionKind, SessionTag, StoreOutbound,
 };
 use super::transport_error::TransportError;
-use crate::store::SessionStore;
+use crate::store::SharedStore;
 
 /// Ends the session when its stream's body is dropped (client gone or stream finished).
 struct LegacySessionGuard {
@@ -40,7 +40,7 @@ impl Drop for LegacySessionGuard {
 /// else the replica that does, through the shared store.
 enum ReplySink {
     Local(Arc<EventLog>),
-    Remote(Arc<dyn SessionStore>, String),
+    Remote(Arc<dyn SharedStore>, String),
 }
 
 impl ReplySink {

@@ -27,7 +27,7 @@ pub use config::ServerConfig;
 pub use streamable::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
 
 use crate::Error;
-use crate::store::SessionStore;
+use crate::store::SharedStore;
 use state::ServerState;
 
 /// How long calls cancelled at shutdown have to write their error answers.
@@ -93,7 +93,7 @@ impl McpHttpServer {
     /// server.serve("127.0.0.1:8000", mcp_sse::ctrl_c()).await?;
     /// # Ok(()) }
     /// ```
-    pub fn session_store(self, store: Arc<dyn SessionStore>) -> Self {
+    pub fn session_store(self, store: Arc<dyn SharedStore>) -> Self {
         let state = &self.state;
         Self {
             state: Arc::new(ServerState::new(
@@ -106,7 +106,7 @@ impl McpHttpServer {
 
     /// The session store: the one [`McpHttpServer::session_store`] set, else this process's
     /// [`crate::MemoryStore`].
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
+    pub fn store(&self) -> &Arc<dyn SharedStore> {
         &self.state.store
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::event_log::{EventLog, ReadOutcome};
 use super::http_util::{EventFraming, frame_event};
 use super::state::{ServerState, SessionTag};
-use crate::store::{Replay, SessionStore};
+use crate::store::{Replay, SharedStore};
 
 /// The key of a stream's events in the shared store.
 pub(crate) fn event_stream_key(session_id: &str, stream_id: u64) -> String {
@@ -90,7 +90,7 @@ const REPLAY_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// as the replica running the call stores them, until its response (or the call timeout).
 pub(crate) fn replay_response_stream(
     state: &Arc<ServerState>,
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn SharedStore>,
     key: String,
     stream_id: u64,
     seq: u64,
@@ -98,7 +98,7 @@ pub(crate) fn replay_response_stream(
     stop: tokio_util::sync::CancellationToken,
 ) -> axum::body::Body {
     struct Cursor {
-        store: Arc<dyn SessionStore>,
+        store: Arc<dyn SharedStore>,
         key: String,
         last: u64,
         batch: Vec<crate::store::StoredEvent>,

@@ -20,7 +20,7 @@ use super::transport_error::TransportError;
 use mcp_proto::types::method::CANCELLED;
 
 use crate::store::{
-    CallSlotRequest, DeliveryEvent, NewSession, SessionStore, StoreError, TransportKind,
+    CallSlotRequest, DeliveryEvent, NewSession, SharedStore, StoreError, TransportKind,
 };
 
 /// Which transport a session belongs to.
@@ -164,7 +164,7 @@ pub(crate) struct ServerState {
     pub(crate) cancel_calls: CancellationToken,
     /// Where sessions live: a `MemoryStore` by default, shared with other replicas when it
     /// is one (Redis).
-    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) store: Arc<dyn SharedStore>,
     /// Whether the delivery and keep-alive tasks of the shared store run.
     shared_tasks: AtomicBool,
     /// Shared mode: sessions by server-request prefix, for answers from the client.
@@ -190,7 +190,7 @@ impl ServerState {
     pub(crate) fn new(
         service: Arc<dyn McpService>,
         config: ServerConfig,
-        store: Arc<dyn SessionStore>,
+        store: Arc<dyn SharedStore>,
     ) -> Self {
         Self {
             service,
@@ -747,7 +747,7 @@ impl ServerState {
 /// Receives this replica's deliveries until shutdown, resubscribing after a failure.
 async fn deliveries_loop(
     state: std::sync::Weak<ServerState>,
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn SharedStore>,
     stop: CancellationToken,
 ) {
     loop {
@@ -792,7 +792,7 @@ async fn deliveries_loop(
 /// those the store no longer has (expired, or deleted on another replica).
 async fn keep_alive_loop(
     state: std::sync::Weak<ServerState>,
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn SharedStore>,
     stop: CancellationToken,
     tick: Duration,
 ) {
@@ -835,7 +835,7 @@ async fn keep_alive_loop(
 /// delivered to it through the shared store.
 #[derive(Debug)]
 pub(crate) struct StoreOutbound {
-    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) store: Arc<dyn SharedStore>,
     pub(crate) session_id: String,
 }
 
