@@ -97,6 +97,17 @@ async fn test_subject(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
+/// Waits (up to a second) until `store` made `expected` round trips since `before`: the last
+/// of a call's (its slot given back) may follow its answer.
+async fn settle_round_trips(store: &RedisStore, before: u64, expected: u64) {
+    for _ in 0..100 {
+        if store.round_trips() - before >= expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// One replica: its base URL and its store (for round-trip counts).
 struct Replica {
     url: String,
@@ -455,11 +466,10 @@ async fn legacy_stream_on_one_replica_gets_every_answer_to_posts_on_the_others_o
         );
         let m = stream.next_message().await;
         assert_eq!(echoed(&m), "rt");
-        assert_eq!(
-            r[replica].store.round_trips() - before,
-            expected,
-            "replica {replica}"
-        );
+        // The slot goes back once the answer is delivered: wait for it, then count.
+        let store = &r[replica].store;
+        settle_round_trips(store, before, expected).await;
+        assert_eq!(store.round_trips() - before, expected, "replica {replica}");
     }
 
     // The stream closes: the session is gone on every replica.
@@ -500,6 +510,7 @@ async fn streamable_session_works_on_every_replica_and_delete_anywhere_ends_it_e
         assert_eq!(echoed(&reply.messages()[0]), format!("t{i}"));
         // Two round trips per streamable call, on any replica: load with its in-flight
         // slot, slot given back.
+        settle_round_trips(&replica.store, before, 2).await;
         assert_eq!(replica.store.round_trips() - before, 2, "replica {i}");
     }
 
