@@ -78,6 +78,7 @@
 
 pub mod client;
 mod error;
+pub mod headers;
 pub mod server;
 pub mod store;
 

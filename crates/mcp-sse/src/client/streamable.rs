@@ -18,9 +18,9 @@ use super::{
 use crate::Error;
 
 /// The session header (`Mcp-Session-Id`; header names are case-insensitive).
-pub const SESSION_ID_HEADER: &str = "mcp-session-id";
+pub const SESSION_ID_HEADER: &str = crate::headers::SESSION_ID;
 /// The negotiated-version header (`MCP-Protocol-Version`).
-pub const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+pub const PROTOCOL_VERSION_HEADER: &str = crate::headers::PROTOCOL_VERSION;
 /// How many times one response stream is resumed before its request is reported lost.
 pub const MAX_RESUME_ATTEMPTS: u32 = 3;
 /// Delay before resuming when the server sent no `retry:`.
@@ -402,7 +402,7 @@ impl StreamableHttpClientTransport {
             .get(shared.url.clone())
             .header(ACCEPT, "text/event-stream");
         if let Some(last) = last_event_id {
-            get = get.header("last-event-id", last);
+            get = get.header(crate::headers::LAST_EVENT_ID, last);
         }
         if let Some(id) = session_id {
             get = get.header(SESSION_ID_HEADER, id);

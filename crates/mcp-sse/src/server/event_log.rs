@@ -49,6 +49,18 @@ impl LogInner {
     }
 }
 
+/// What a response log holds once its writer is done, or has sent more than priming events:
+/// see [`EventLog::settle`].
+#[derive(Debug)]
+pub(crate) enum Settled {
+    /// The log is closed: every event it holds, in order.
+    Complete(Vec<LoggedEvent>),
+    /// A message came while the log is still open: stream it.
+    Streaming,
+    /// Closed with nothing to read, or the reader lost its place.
+    Empty,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct EventLog {
@@ -158,6 +170,30 @@ impl EventLog {
         }
     }
 
+    /// Waits until the log is closed ([`Settled::Complete`] with all its events, read in the
+    /// same step as the close) or holds a message while still open ([`Settled::Streaming`]):
+    /// how a POST decides between one whole answer and a stream.
+    pub(crate) async fn settle(&self) -> Settled {
+        loop {
+            let next = {
+                let inner = self.lock();
+                match inner.events.front() {
+                    Some(first) if first.seq > 0 => return Settled::Empty,
+                    None if inner.closed => return Settled::Empty,
+                    _ => {}
+                }
+                if inner.closed {
+                    return Settled::Complete(inner.events.iter().cloned().collect());
+                }
+                if inner.events.iter().any(|e| e.data.is_some()) {
+                    return Settled::Streaming;
+                }
+                inner.next_seq
+            };
+            self.wait_beyond(next).await;
+        }
+    }
+
     /// Waits until something changes after `from` (an append or the close).
     pub(crate) async fn wait_beyond(&self, from: u64) {
         let notified = self.notify.notified();
@@ -225,6 +261,25 @@ mod tests {
         };
         assert_eq!(ev[0].data.as_deref(), Some(big.as_str()));
         assert!(matches!(log.read_from(2), ReadOutcome::Lagged));
+    }
+
+    #[tokio::test]
+    async fn settle_tells_a_whole_answer_from_a_stream() {
+        let log = EventLog::new(8, usize::MAX);
+        log.append(None); // priming: not a message
+        log.finish([Arc::from("r")]);
+        let Settled::Complete(events) = log.settle().await else {
+            panic!()
+        };
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1]);
+
+        let open = EventLog::new(8, usize::MAX);
+        open.append(data("progress"));
+        assert!(matches!(open.settle().await, Settled::Streaming));
+
+        let cancelled = EventLog::new(8, usize::MAX);
+        cancelled.close();
+        assert!(matches!(cancelled.settle().await, Settled::Empty));
     }
 
     #[tokio::test]

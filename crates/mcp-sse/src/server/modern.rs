@@ -20,16 +20,13 @@ use mcp_proto::types::method;
 use mcp_proto::{ErrorObject, Message, ProtocolVersion, Request, Response as RpcResponse, Session};
 use serde_json::Value;
 
-use super::event_log::ReadOutcome;
+use super::event_log::Settled;
 use super::http_util::{EventFraming, follow_log, sse_response};
 use super::state::{LogOutbound, ServerState};
 use super::streamable::PROTOCOL_VERSION_HEADER;
 use super::transport_error::json_body;
 
-/// The header naming the JSON-RPC method.
-pub const METHOD_HEADER: &str = "mcp-method";
-/// The header naming the tool, prompt or resource of a request.
-pub const NAME_HEADER: &str = "mcp-name";
+use crate::headers::{METHOD as METHOD_HEADER, NAME as NAME_HEADER};
 
 fn error_response(
     status: StatusCode,
@@ -207,10 +204,8 @@ pub(crate) async fn post(
                 extensions,
             )
             .await;
-        if let Some(reply) = reply {
-            task_log.append(Some(Arc::from(reply.to_json())));
-        }
-        task_log.close();
+        // The reply and the close in one step: the answer below sees both or neither.
+        task_log.finish(reply.map(|r| Arc::from(r.to_json())));
     };
     if long_lived {
         tokio::spawn(work);
@@ -218,34 +213,22 @@ pub(crate) async fn post(
         state.run_call(work).await;
     }
     // A lone error goes out as JSON with its status; anything else as a stream.
-    loop {
-        match log.read_from(0) {
-            ReadOutcome::Events(events) if events.len() == 1 => {
-                let data = events[0].data.as_deref().unwrap_or("");
-                let Ok(Message::Response(reply)) = serde_json::from_str::<Message>(data) else {
-                    break;
-                };
-                if !log.is_closed() {
-                    // The reply is the last event; the close follows at once.
-                    log.wait_beyond(1).await;
-                    continue;
-                }
-                if let Err(error) = &reply.outcome {
-                    let mut response = (status_of(error), data.to_owned()).into_response();
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    return response;
-                }
-                break;
+    match log.settle().await {
+        Settled::Complete(events) if events.len() == 1 => {
+            let data = events[0].data.as_deref().unwrap_or("");
+            if let Ok(Message::Response(reply)) = serde_json::from_str::<Message>(data)
+                && let Err(error) = &reply.outcome
+            {
+                let mut response = (status_of(error), data.to_owned()).into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return response;
             }
-            ReadOutcome::Events(_) => break,
-            ReadOutcome::Finished | ReadOutcome::Lagged => {
-                return StatusCode::ACCEPTED.into_response();
-            }
-            ReadOutcome::Pending => log.wait_beyond(0).await,
         }
+        Settled::Complete(_) | Settled::Streaming => {}
+        Settled::Empty => return StatusCode::ACCEPTED.into_response(),
     }
     sse_response(follow_log(
         log,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use mcp_proto::{AuthSubject, Message, ProtocolVersion, Session, SessionState};
 
-use super::event_log::{EventLog, ReadOutcome};
+use super::event_log::{EventLog, Settled};
 use super::http_util::{
     EventFraming, accepts, check_initialize, check_origin, decode_messages, follow_log,
     is_json_content, read_body, sse_response,
@@ -20,11 +20,11 @@ use super::state::{
 use super::transport_error::{TransportError, json_body};
 use crate::store::Replay;
 
-/// The session header.
-pub const SESSION_ID_HEADER: &str = "mcp-session-id";
-/// The protocol version header.
-pub const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
-const LAST_EVENT_ID: &str = "last-event-id";
+/// The session header (see [`crate::headers`]).
+pub const SESSION_ID_HEADER: &str = crate::headers::SESSION_ID;
+/// The protocol version header (see [`crate::headers`]).
+pub const PROTOCOL_VERSION_HEADER: &str = crate::headers::PROTOCOL_VERSION;
+use crate::headers::LAST_EVENT_ID;
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -359,28 +359,9 @@ async fn whole_or_stream(
     log: Arc<EventLog>,
     stream_id: u64,
 ) -> Response {
-    let finished = tokio::time::timeout(WHOLE_BODY_WAIT, async {
-        loop {
-            let next = match log.read_from(0) {
-                ReadOutcome::Events(events) => {
-                    if log.is_closed() {
-                        return Some(events);
-                    }
-                    if events.iter().any(|e| e.data.is_some()) {
-                        // Something came before the result: stream it now.
-                        return None;
-                    }
-                    events.last().map_or(0, |e| e.seq + 1)
-                }
-                ReadOutcome::Pending => 0,
-                ReadOutcome::Finished | ReadOutcome::Lagged => return None,
-            };
-            log.wait_beyond(next).await;
-        }
-    })
-    .await;
+    let finished = tokio::time::timeout(WHOLE_BODY_WAIT, log.settle()).await;
     match finished {
-        Ok(Some(events)) => {
+        Ok(Settled::Complete(events)) => {
             let mut body = format!("retry: {}\n\n", state.config.retry_ms).into_bytes();
             for e in &events {
                 super::http_util::frame_event(
@@ -404,24 +385,21 @@ async fn json_or_stream(
     log: Arc<EventLog>,
     stream_id: u64,
 ) -> Response {
-    loop {
-        match log.read_from(0) {
-            ReadOutcome::Events(events) if log.is_closed() && events.len() == 1 => {
-                let body = events[0].data.as_deref().unwrap_or("").to_owned();
-                let mut response = (StatusCode::OK, body).into_response();
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                return response;
-            }
-            ReadOutcome::Events(_) => return stream_response(state, session, log, stream_id, 0),
-            ReadOutcome::Finished | ReadOutcome::Lagged => {
-                // Every request was cancelled: nothing to answer.
-                return StatusCode::ACCEPTED.into_response();
-            }
-            ReadOutcome::Pending => log.wait_beyond(0).await,
+    match log.settle().await {
+        Settled::Complete(events) if events.len() == 1 => {
+            let body = events[0].data.as_deref().unwrap_or("").to_owned();
+            let mut response = (StatusCode::OK, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
         }
+        Settled::Complete(_) | Settled::Streaming => {
+            stream_response(state, session, log, stream_id, 0)
+        }
+        // Every request was cancelled: nothing to answer.
+        Settled::Empty => StatusCode::ACCEPTED.into_response(),
     }
 }
 
