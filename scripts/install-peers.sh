@@ -67,7 +67,7 @@ install_conformance() {
 # The "version" of an installed npm package.json ($1), empty when absent.
 package_version() {
     [[ -f "$1" ]] || return 0
-    sed -n 's/^  "version": "\(.*\)",$/\1/p' "$1"
+    sed -n 's/^[[:space:]]*"version": "\([^"]*\)".*/\1/p' "$1" | head -n 1
 }
 
 install_ts() {

@@ -13,7 +13,7 @@ use mcp_proto::{ErrorObject, Tool};
 use mcp_sse::client::{McpClient, MessageTransport, TransportKind};
 use mcp_stdio::{StdioClientTransport, StdioCommand};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const DICE: &str = env!("CARGO_BIN_EXE_dice_server");
 const CONFORMANCE: &str = env!("CARGO_BIN_EXE_conformance_server");
@@ -101,8 +101,10 @@ async fn stdout_carries_only_json_rpc_and_logs_go_to_stderr() {
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"roll_dice","arguments":{"n_dice":2}}}"#,
         r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#
     );
-    let (lines, stderr, code) = run_to_end(child, &input).await;
+    let (mut lines, stderr, code) = run_to_end(child, &input).await;
     assert_eq!(code, 0);
+    // Requests run concurrently: answers come in any order.
+    lines.sort_by_key(|l| l["id"].as_i64());
     let ids: Vec<&Value> = lines.iter().map(|l| &l["id"]).collect();
     assert_eq!(ids, [&json!(0), &json!(1), &json!(2)], "{lines:?}");
     assert!(lines.iter().all(|l| l["jsonrpc"] == "2.0"));

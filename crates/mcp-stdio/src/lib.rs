@@ -59,15 +59,14 @@
 //! let (mut client_end, server_in) = tokio::io::duplex(4096);
 //! let (server_out, client_in) = tokio::io::duplex(4096);
 //! let server = tokio::spawn(mcp_stdio::StdioServer::new(service).serve(server_in, server_out));
-//! client_end.write_all(concat!(
+//! let initialize = concat!(
 //!     r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","#,
-//!     r#""capabilities":{},"clientInfo":{"name":"doc","version":"1"}}}"#, "\n",
-//!     r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, "\n",
-//!     "{not json}\n",
-//! ).as_bytes()).await?;
+//!     r#""capabilities":{},"clientInfo":{"name":"doc","version":"1"}}}"#, "\n");
+//! client_end.write_all(initialize.as_bytes()).await?;
 //! let mut replies = BufReader::new(client_in).lines();
 //! let init: serde_json::Value = serde_json::from_str(&replies.next_line().await?.unwrap_or_default())?;
 //! assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+//! client_end.write_all(b"{not json}\n").await?;
 //! let parse_error: serde_json::Value = serde_json::from_str(&replies.next_line().await?.unwrap_or_default())?;
 //! assert_eq!(parse_error["error"]["code"], -32700);
 //! drop(client_end); // stdin closes: the server returns

@@ -240,13 +240,21 @@ impl Connection {
         }
     }
 
-    /// Handles one line: requests run as tasks, everything else in order.
+    /// Handles one line: requests run as tasks, everything else (and `initialize`) in order.
     async fn accept(self: &Arc<Self>, bytes: &[u8], calls: &mut JoinSet<()>) {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return;
         }
         match mcp_proto::decode(bytes) {
             Err(error) => self.reply(Message::Response(error)).await,
+            Ok(Decoded::Single(Message::Request(request)))
+                if request.method == method::INITIALIZE =>
+            {
+                // In order: what follows it (`notifications/initialized`) needs its session.
+                if let Some(reply) = self.handle(Message::Request(request)).await {
+                    self.reply(reply).await;
+                }
+            }
             Ok(Decoded::Single(Message::Request(request))) => {
                 if calls.len() >= self.config.max_in_flight {
                     mcp_sse::metrics::record_limit_rejection("in_flight");
