@@ -160,9 +160,16 @@ impl McpHttpServer {
     /// call them without tokens. [`McpHttpServer::serve`] includes them.
     ///
     /// ```no_run
-    /// # fn run(service: mcp_proto::McpServer, auth: mcp_auth::ResourceServer) {
+    /// # use axum::{extract::Request, middleware::{self, Next}, response::Response};
+    /// # async fn check_token(request: Request, next: Next) -> Response { next.run(request).await }
+    /// # fn run(service: mcp_proto::McpServer) {
     /// let mcp = mcp_sse::McpHttpServer::new(service);
-    /// let app = auth.protect(mcp.router()).merge(mcp.health_router());
+    /// // The MCP routes behind an auth layer (with mcp-auth:
+    /// // `resource_server.protect(mcp.router())`), the health routes beside it.
+    /// let app = mcp
+    ///     .router()
+    ///     .layer(middleware::from_fn(check_token))
+    ///     .merge(mcp.health_router());
     /// # }
     /// ```
     ///
