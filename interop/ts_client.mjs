@@ -95,10 +95,11 @@ async function main() {
   try {
     await client.connect(transport);
   } catch (error) {
-    if (args.expect401 && /401|Unauthorized/i.test(String(error))) {
+    // The SDK's SSE and streamable HTTP errors carry the HTTP status as `code`.
+    if (args.expect401 && error?.code === 401) {
       // The refusal is the expected outcome; the SDK's own report of it is not a warning.
       warnings.length = 0;
-      return { transport: kind, refused: String(error).slice(0, 200) };
+      return { transport: kind, status: error.code, refused: String(error).slice(0, 200) };
     }
     throw error;
   }

@@ -243,7 +243,9 @@ impl MetricsArgs {
             let addr = bind_address("127.0.0.1", port);
             let listener = tokio::net::TcpListener::bind(&addr).await?;
             tokio::spawn(async move {
-                if let Err(error) = mcp_sse::metrics::serve_listener(listener, mcp_sse::ctrl_c()).await {
+                if let Err(error) =
+                    mcp_sse::metrics::serve_listener(listener, mcp_sse::ctrl_c()).await
+                {
                     tracing::error!(%error, "metrics listener failed");
                 }
             });

@@ -37,7 +37,10 @@ async fn our_client_rolls_dice_over_stdio_and_the_server_exits_on_close() {
     assert_eq!(client.transport_kind(), TransportKind::Custom);
     assert_eq!(client.server_info().unwrap().name, "Dice Roller");
     let tools = client.list_tools().await.unwrap();
-    assert_eq!(tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["roll_dice"]);
+    assert_eq!(
+        tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["roll_dice"]
+    );
     let result = client
         .call_tool("roll_dice", json!({"n_dice": 4}))
         .await
@@ -108,7 +111,13 @@ async fn stdout_carries_only_json_rpc_and_logs_go_to_stderr() {
     let ids: Vec<&Value> = lines.iter().map(|l| &l["id"]).collect();
     assert_eq!(ids, [&json!(0), &json!(1), &json!(2)], "{lines:?}");
     assert!(lines.iter().all(|l| l["jsonrpc"] == "2.0"));
-    assert_eq!(lines[1]["result"]["structuredContent"]["result"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        lines[1]["result"]["structuredContent"]["result"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(stderr.contains("MCP server reading stdin"), "{stderr}");
 }
 
@@ -128,7 +137,11 @@ async fn a_cancelled_call_over_a_pipe_gets_no_answer() {
     // Without the cancellation, call 1 would answer within the 5 s shutdown grace.
     assert_eq!(ids, [&json!(0), &json!(2)], "{lines:?}");
     assert_eq!(lines[1]["result"]["content"][0]["text"], "fast");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -190,7 +203,10 @@ async fn server_requests_progress_and_logs_reach_our_stdio_client() {
         .call_tool("test_sampling", json!({"prompt": "dice"}))
         .await
         .unwrap();
-    assert!(sampled.content[0].as_text().unwrap().contains("echo dice"), "{sampled:?}");
+    assert!(
+        sampled.content[0].as_text().unwrap().contains("echo dice"),
+        "{sampled:?}"
+    );
     let progress = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&progress);
     client

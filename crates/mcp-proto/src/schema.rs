@@ -235,7 +235,8 @@ fn strict_object(schema: &mut JsonObject) {
     if let Some(Value::Array(any_of)) = schema.get_mut("anyOf") {
         any_of.iter_mut().for_each(strict_value);
     }
-    let is_object = schema.get("type") == Some(&json!("object")) || schema.contains_key("properties");
+    let is_object =
+        schema.get("type") == Some(&json!("object")) || schema.contains_key("properties");
     if is_object {
         require_every_property(schema);
     }
@@ -251,7 +252,12 @@ fn require_every_property(schema: &mut JsonObject) {
     let required: Vec<String> = schema
         .get("required")
         .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     let mut names = Vec::new();
     if let Some(Value::Object(properties)) = schema.get_mut("properties") {
@@ -345,21 +351,36 @@ mod tests {
     fn integer_formats_become_bounds() {
         let p = properties();
         assert_eq!(p["a"], json!({"type":"integer","minimum":0,"maximum":255}));
-        assert_eq!(p["b"], json!({"type":"integer","minimum":-32768,"maximum":32767}));
-        assert_eq!(p["c"], json!({"type":"integer","minimum":0,"maximum":4294967295u64}));
+        assert_eq!(
+            p["b"],
+            json!({"type":"integer","minimum":-32768,"maximum":32767})
+        );
+        assert_eq!(
+            p["c"],
+            json!({"type":"integer","minimum":0,"maximum":4294967295u64})
+        );
         assert_eq!(
             p["d"],
             json!({"type":"integer","minimum":i64::MIN,"maximum":i64::MAX})
         );
-        assert_eq!(p["e"], json!({"type":"integer","minimum":0,"maximum":u64::MAX}));
+        assert_eq!(
+            p["e"],
+            json!({"type":"integer","minimum":0,"maximum":u64::MAX})
+        );
         assert_eq!(p["g"], json!({"type":"integer","minimum":0}));
-        assert_eq!(p["list"]["items"], json!({"type":"integer","minimum":0,"maximum":65535}));
+        assert_eq!(
+            p["list"]["items"],
+            json!({"type":"integer","minimum":0,"maximum":65535})
+        );
     }
 
     #[test]
     fn declared_bounds_win_and_unknown_formats_go() {
         let p = properties();
-        assert_eq!(p["bounded"], json!({"type":"integer","minimum":1,"maximum":100}));
+        assert_eq!(
+            p["bounded"],
+            json!({"type":"integer","minimum":1,"maximum":100})
+        );
         assert_eq!(p["f"], json!({"type":"number"}));
         assert_eq!(p["ip"], json!({"type":"string"}));
     }
@@ -372,7 +393,10 @@ mod tests {
             v4: std::net::Ipv4Addr,
         }
         let s = schema_object::<Addr>().unwrap();
-        assert_eq!(s["properties"]["v4"], json!({"type":"string","format":"ipv4"}));
+        assert_eq!(
+            s["properties"]["v4"],
+            json!({"type":"string","format":"ipv4"})
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::registry::{
     self, CompleteFn, IntoPromptResult, PromptFailure, RegisteredPrompt, RegisteredResource,
     RegisteredTemplate,
 };
+use crate::schema::SchemaProfile;
 use crate::service::{BoxFuture, McpService, MessageContext, Session};
 use crate::tool::{CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler};
 use crate::types::{
@@ -31,7 +32,6 @@ use crate::types::{
     ListToolsResult, LoggingLevel, PaginatedParams, ReadResourceResult, Resource, ResourceTemplate,
     ResourceUriParams, ResourcesCapability, ServerCapabilities, SetLevelParams, Tool, method,
 };
-use crate::schema::SchemaProfile;
 use crate::types_input::DiscoverResult;
 use crate::version::ProtocolVersion;
 

@@ -44,7 +44,10 @@ async fn readiness_follows_the_store() {
     let (status, body) = readyz(&url).await;
     assert_eq!(status, 503);
     assert_eq!(body["status"], "store_unavailable");
-    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
     redis.restart();
     let mut ready = readyz(&url).await;
     for _ in 0..50 {

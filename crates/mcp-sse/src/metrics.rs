@@ -132,7 +132,11 @@ pub fn method_label(name: &str) -> &'static str {
         "notifications/roots/list_changed",
         "response",
     ];
-    KNOWN.iter().find(|m| **m == name).copied().unwrap_or("other")
+    KNOWN
+        .iter()
+        .find(|m| **m == name)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// One handled message, as a transport saw it.
@@ -156,7 +160,12 @@ pub fn record_message(message: &HandledMessage<'_>, reply: Option<&Message>) {
     let method = method_label(message.method);
     let outcome = match (message.timed_out, reply) {
         (true, _) => "timeout",
-        (false, Some(Message::Response(Response { outcome: Err(_), .. }))) => "error",
+        (
+            false,
+            Some(Message::Response(Response {
+                outcome: Err(_), ..
+            })),
+        ) => "error",
         (false, Some(_)) => "ok",
         (false, None) => "notification",
     };
@@ -231,8 +240,8 @@ pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let router = router_with(|| {})
-        .ok_or_else(|| Error::Metrics("metrics::install has not run".into()))?;
+    let router =
+        router_with(|| {}).ok_or_else(|| Error::Metrics("metrics::install has not run".into()))?;
     tracing::info!(addr = %listener.local_addr()?, "metrics at /metrics");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
@@ -255,7 +264,10 @@ mod tests {
     #[test]
     fn requests_and_tool_latency_reach_the_exposition() {
         let handle = install().unwrap();
-        let ok = Message::Response(Response::result(mcp_proto::RequestId::from(1), json!({"content": []})));
+        let ok = Message::Response(Response::result(
+            mcp_proto::RequestId::from(1),
+            json!({"content": []}),
+        ));
         let unknown = Message::Response(Response::error(
             Some(mcp_proto::RequestId::from(2)),
             ErrorObject::invalid_params("Unknown tool: 'nope'"),
@@ -271,12 +283,16 @@ mod tests {
         record_message(&call("nope"), Some(&unknown));
         let text = handle.render();
         assert!(
-            text.contains(r#"mcp_tool_call_duration_seconds_count{tool="metrics_test_tool",outcome="ok"} 1"#),
+            text.contains(
+                r#"mcp_tool_call_duration_seconds_count{tool="metrics_test_tool",outcome="ok"} 1"#
+            ),
             "{text}"
         );
         assert!(!text.contains(r#"tool="nope""#), "{text}");
         assert!(
-            text.contains(r#"mcp_requests_total{transport="stdio",method="tools/call",outcome="error"}"#),
+            text.contains(
+                r#"mcp_requests_total{transport="stdio",method="tools/call",outcome="error"}"#
+            ),
             "{text}"
         );
     }

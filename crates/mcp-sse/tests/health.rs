@@ -29,7 +29,11 @@ async fn get(url: String) -> (StatusCode, Option<String>, Value) {
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned());
     let body = response.text().await.unwrap();
-    (status, content_type, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    (
+        status,
+        content_type,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
 
 #[tokio::test]
@@ -53,7 +57,10 @@ async fn live_and_ready_until_draining_then_not_ready_while_still_accepting() {
     let (status, _, body) = get(running.url("/readyz")).await;
     assert_eq!(
         (status, body),
-        (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "draining"}))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "draining"})
+        )
     );
     let (status, _, _) = get(running.url("/healthz")).await;
     assert_eq!(status, StatusCode::OK);

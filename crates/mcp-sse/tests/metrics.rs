@@ -35,10 +35,18 @@ async fn metrics_count_what_both_transports_served() {
         .spawn("127.0.0.1:0")
         .await
         .unwrap();
-    let sse = McpClient::builder(running.url("/sse")).connect().await.unwrap();
+    let sse = McpClient::builder(running.url("/sse"))
+        .connect()
+        .await
+        .unwrap();
     sse.call_tool("add", json!({"a": 1, "b": 2})).await.unwrap();
-    let http = McpClient::builder(running.url("/mcp")).connect().await.unwrap();
-    http.call_tool("add", json!({"a": 1, "b": 2})).await.unwrap();
+    let http = McpClient::builder(running.url("/mcp"))
+        .connect()
+        .await
+        .unwrap();
+    http.call_tool("add", json!({"a": 1, "b": 2}))
+        .await
+        .unwrap();
     http.call_tool("nope", json!({})).await.unwrap_err();
     let too_big = reqwest::Client::new()
         .post(running.url("/mcp"))

@@ -146,7 +146,9 @@ impl StdioServer {
             while calls.try_join_next().is_some() {}
             match line {
                 Ok(Line::Eof) => break Ok(()),
-                Ok(Line::TooLong { bytes }) => connection.reply(too_long(bytes, &self.config)).await,
+                Ok(Line::TooLong { bytes }) => {
+                    connection.reply(too_long(bytes, &self.config)).await
+                }
                 Ok(Line::Complete(bytes)) => connection.accept(&bytes, &mut calls).await,
                 Err(e) => break Err(Error::Read(e)),
             }
@@ -179,7 +181,10 @@ async fn finish_calls(calls: &mut JoinSet<()>, connection: &Connection) {
     let grace = connection.config.shutdown_grace;
     let drained = async { while calls.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drained).await.is_err() {
-        tracing::warn!(running = calls.len(), "stdin closed; cancelling calls still running");
+        tracing::warn!(
+            running = calls.len(),
+            "stdin closed; cancelling calls still running"
+        );
         connection.session.cancel_all();
         calls.abort_all();
         while calls.join_next().await.is_some() {}
@@ -223,7 +228,11 @@ fn labels(message: &Message) -> (String, Option<RequestId>, Option<String>) {
 
 fn too_long(bytes: usize, config: &StdioConfig) -> Message {
     mcp_sse::metrics::record_limit_rejection("line_bytes");
-    tracing::warn!(bytes, limit = config.max_line_bytes, "message over the line limit");
+    tracing::warn!(
+        bytes,
+        limit = config.max_line_bytes,
+        "message over the line limit"
+    );
     Message::Response(Response::error(
         None,
         ErrorObject::invalid_request(format!(

@@ -28,7 +28,8 @@ async fn sleep(ctx: ToolContext, args: Sleep) -> Result<String, ToolError> {
 }
 
 async fn ask_name(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
-    let schema = json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
+    let schema =
+        json!({"type":"object","properties":{"name":{"type":"string"}},"required":["name"]});
     let Value::Object(schema) = schema else {
         return Err(ToolError::new("schema"));
     };
@@ -36,7 +37,11 @@ async fn ask_name(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
         .elicit_as("name", ElicitParams::form("Your name?", schema))
         .await?;
     let name = answer.content.and_then(|c| c.get("name").cloned());
-    Ok(format!("hello {}", name.and_then(|n| n.as_str().map(str::to_owned)).unwrap_or_default()))
+    Ok(format!(
+        "hello {}",
+        name.and_then(|n| n.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    ))
 }
 
 struct Peer {
@@ -54,7 +59,8 @@ impl Peer {
             .unwrap();
         let (input, server_in) = tokio::io::duplex(1 << 16);
         let (server_out, output) = tokio::io::duplex(1 << 16);
-        let server = tokio::spawn(StdioServer::with_config(service, config).serve(server_in, server_out));
+        let server =
+            tokio::spawn(StdioServer::with_config(service, config).serve(server_in, server_out));
         Self {
             input,
             output: BufReader::new(output).lines(),
@@ -81,10 +87,12 @@ impl Peer {
     }
 
     async fn initialize(&mut self) {
-        self.send(json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        self.send(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
             "protocolVersion":"2025-11-25","capabilities":{"elicitation":{}},
-            "clientInfo":{"name":"t","version":"1"}}}))
-            .await;
+            "clientInfo":{"name":"t","version":"1"}}}),
+        )
+        .await;
         let init = self.next().await;
         assert_eq!(init["id"], 0);
         assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
@@ -99,8 +107,11 @@ async fn bad_lines_get_errors_and_the_connection_goes_on() {
         max_line_bytes: 256,
         ..StdioConfig::default()
     });
-    peer.send_raw(&format!("{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(300)))
-        .await;
+    peer.send_raw(&format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(300)
+    ))
+    .await;
     assert_eq!(
         peer.next().await,
         json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,
@@ -114,17 +125,23 @@ async fn bad_lines_get_errors_and_the_connection_goes_on() {
     assert_eq!(peer.next().await["error"]["code"], -32600);
     peer.send_raw("   ").await;
     peer.initialize().await;
-    peer.send(json!({"jsonrpc":"2.0","id":1,"method":"ping"})).await;
-    assert_eq!(peer.next().await, json!({"jsonrpc":"2.0","id":1,"result":{}}));
+    peer.send(json!({"jsonrpc":"2.0","id":1,"method":"ping"}))
+        .await;
+    assert_eq!(
+        peer.next().await,
+        json!({"jsonrpc":"2.0","id":1,"result":{}})
+    );
 }
 
 #[tokio::test]
 async fn progress_then_result_and_eof_waits_for_running_calls() {
     let mut peer = Peer::start(StdioConfig::default());
     peer.initialize().await;
-    peer.send(json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
-        "name":"sleep","arguments":{"ms":200},"_meta":{"progressToken":"p"}}}))
-        .await;
+    peer.send(
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"sleep","arguments":{"ms":200},"_meta":{"progressToken":"p"}}}),
+    )
+    .await;
     peer.input.shutdown().await.unwrap();
     for step in 1..=2 {
         let note = peer.next().await;
@@ -157,7 +174,8 @@ async fn a_cancelled_call_is_not_answered_and_eof_after_grace_cancels() {
         .await;
     peer.send(json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":60000}}}))
         .await;
-    peer.send(json!({"jsonrpc":"2.0","id":5,"method":"ping"})).await;
+    peer.send(json!({"jsonrpc":"2.0","id":5,"method":"ping"}))
+        .await;
     assert_eq!(peer.next().await["id"], 5);
     peer.input.shutdown().await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), peer.server)
@@ -179,8 +197,10 @@ async fn elicitation_travels_as_a_server_request_on_stdout() {
     assert_eq!(question["method"], "elicitation/create");
     assert_eq!(question["params"]["message"], "Your name?");
     let id = question["id"].clone();
-    peer.send(json!({"jsonrpc":"2.0","id":id,"result":{"action":"accept","content":{"name":"Ada"}}}))
-        .await;
+    peer.send(
+        json!({"jsonrpc":"2.0","id":id,"result":{"action":"accept","content":{"name":"Ada"}}}),
+    )
+    .await;
     let result = peer.next().await;
     assert_eq!(result["id"], 6);
     assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
@@ -195,7 +215,8 @@ async fn requests_beyond_the_in_flight_bound_are_refused() {
     peer.initialize().await;
     peer.send(json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":300}}}))
         .await;
-    peer.send(json!({"jsonrpc":"2.0","id":8,"method":"ping"})).await;
+    peer.send(json!({"jsonrpc":"2.0","id":8,"method":"ping"}))
+        .await;
     assert_eq!(
         peer.next().await,
         json!({"jsonrpc":"2.0","id":8,"error":{"code":-32000,"message":"Server busy: 1 requests are already running"}})
@@ -206,12 +227,14 @@ async fn requests_beyond_the_in_flight_bound_are_refused() {
 #[tokio::test]
 async fn a_2026_request_is_served_without_initialize() {
     let mut peer = Peer::start(StdioConfig::default());
-    peer.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+    peer.send(
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
         "name":"sleep","arguments":{"ms":1},
         "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",
                  "io.modelcontextprotocol/clientInfo":{"name":"t","version":"1"},
-                 "io.modelcontextprotocol/clientCapabilities":{}}}}))
-        .await;
+                 "io.modelcontextprotocol/clientCapabilities":{}}}}),
+    )
+    .await;
     let result = peer.next().await;
     assert_eq!(result["id"], 1);
     assert_eq!(result["result"]["resultType"], "complete");

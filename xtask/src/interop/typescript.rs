@@ -19,7 +19,12 @@ impl Run {
         for (mode, version) in [("auto", MODERN), ("legacy", LEGACY)] {
             let peer = self
                 .python_script("python_clients.py")
-                .args([&format!("mcp-{mode}-stdio"), "--command", &dice, "--arg", "--stdio"])
+                .args([
+                    &format!("mcp-{mode}-stdio"),
+                    "--command",
+                    &dice,
+                    "--arg=--stdio",
+                ])
                 .args(["--expect-version", version]);
             self.scenario(&format!("py/mcp-{mode}/stdio"), peer, Expect::Success);
         }
@@ -27,7 +32,7 @@ impl Run {
             .arg(self.python.to_string_lossy())
             .args(["--transport", "stdio", "--arg"])
             .arg(peers::script("fastmcp_dice_server.py").to_string_lossy())
-            .args(["--arg", "--transport", "--arg", "stdio"]);
+            .args(["--arg=--transport", "--arg=stdio"]);
         self.scenario(
             "rust/fastmcp/stdio",
             fastmcp,
@@ -46,22 +51,32 @@ impl Run {
     /// The TypeScript SDK's client over stdio, legacy SSE and streamable HTTP, with and
     /// without auth.
     fn ts_scenarios(&mut self, node: &NodePeers, dice: &str) -> anyhow::Result<()> {
-        let stdio = self.ts_peer(node).args(["--command", dice, "--arg", "--stdio"]);
+        let stdio = self
+            .ts_peer(node)
+            .args(["--command", dice, "--arg", "--stdio"]);
         self.scenario("ts/stdio", stdio, Expect::Checked(check_ts_report));
         let (_plain, port) = self.start_ours("dice_server", &[])?;
         let (_auth, auth_port, token) = self.start_dice_server_auth()?;
         for (transport, path) in [("sse", "/sse"), ("streamable", "/mcp")] {
             let url = format!("http://127.0.0.1:{port}{path}");
             let plain = self.ts_peer(node).args(["--url", &url]);
-            self.scenario(&format!("ts/{transport}"), plain, Expect::Checked(check_ts_report));
+            self.scenario(
+                &format!("ts/{transport}"),
+                plain,
+                Expect::Checked(check_ts_report),
+            );
             let auth_url = format!("http://127.0.0.1:{auth_port}{path}");
-            let with_token = self.ts_peer(node).args(["--url", &auth_url, "--token", &token]);
+            let with_token = self
+                .ts_peer(node)
+                .args(["--url", &auth_url, "--token", &token]);
             self.scenario(
                 &format!("ts-auth/token/{transport}"),
                 with_token,
                 Expect::Checked(check_ts_report),
             );
-            let without = self.ts_peer(node).args(["--url", &auth_url, "--expect-401"]);
+            let without = self
+                .ts_peer(node)
+                .args(["--url", &auth_url, "--expect-401"]);
             self.scenario(
                 &format!("ts-auth/no-token-401/{transport}"),
                 without,
@@ -79,9 +94,19 @@ impl Run {
                 .arg(node.inspector.to_string_lossy())
                 .arg("--cli")
         };
-        let stdio = inspector()
-            .args(["-e", "RUST_LOG=warn", dice, "--stdio", "--method", "tools/list"]);
-        self.scenario("inspector/tools-list/stdio", stdio, Expect::Checked(check_inspector_list));
+        let stdio = inspector().args([
+            "-e",
+            "RUST_LOG=warn",
+            dice,
+            "--stdio",
+            "--method",
+            "tools/list",
+        ]);
+        self.scenario(
+            "inspector/tools-list/stdio",
+            stdio,
+            Expect::Checked(check_inspector_list),
+        );
         let call = inspector().args([
             "-e",
             "RUST_LOG=warn",
@@ -94,7 +119,11 @@ impl Run {
             "--tool-arg",
             "n_dice=3",
         ]);
-        self.scenario("inspector/tools-call/stdio", call, Expect::Checked(check_inspector_call));
+        self.scenario(
+            "inspector/tools-call/stdio",
+            call,
+            Expect::Checked(check_inspector_call),
+        );
         let (_plain, port) = self.start_ours("dice_server", &[])?;
         let url = format!("http://127.0.0.1:{port}/mcp");
         let http = inspector().args([
@@ -129,8 +158,13 @@ fn last_json(stdout: &str) -> anyhow::Result<Value> {
 /// `ts_client.mjs`'s summary: `roll_dice` listed, three dice, no warnings (it exits 2 on one).
 fn check_ts_report(stdout: &str) -> anyhow::Result<String> {
     let report = last_json(stdout)?;
-    let tools = report["tools"].as_array().context("no tools in the report")?;
-    ensure!(tools.iter().any(|t| t == "roll_dice"), "no roll_dice in {report}");
+    let tools = report["tools"]
+        .as_array()
+        .context("no tools in the report")?;
+    ensure!(
+        tools.iter().any(|t| t == "roll_dice"),
+        "no roll_dice in {report}"
+    );
     checks::check_dice(&report["dice"], 3)?;
     Ok(format!("{} {}", report["transport"], report["dice"]))
 }
@@ -138,8 +172,8 @@ fn check_ts_report(stdout: &str) -> anyhow::Result<String> {
 fn check_ts_refusal(stdout: &str) -> anyhow::Result<String> {
     let report = last_json(stdout)?;
     let refused = report["refused"].as_str().context("not refused")?;
-    ensure!(refused.contains("401"), "refused without a 401: {refused}");
-    Ok(refused.to_owned())
+    ensure!(report["status"] == 401, "refused without a 401: {report}");
+    Ok(format!("401: {refused}"))
 }
 
 fn check_inspector_list(stdout: &str) -> anyhow::Result<String> {

@@ -11,8 +11,8 @@ use mcp_proto::types::{
     ClientCapabilities, InitializeResult, ListToolsResult, ProgressParams, method,
 };
 use mcp_proto::{
-    BoxFuture, CallToolResult, ClientEvent, ClientSession, Implementation, Message, Notification, Pagination,
-    ProtocolVersion, RequestId, Response, Tool, parse_result,
+    BoxFuture, CallToolResult, ClientEvent, ClientSession, Implementation, Message, Notification,
+    Pagination, ProtocolVersion, RequestId, Response, Tool, parse_result,
 };
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};

@@ -42,7 +42,10 @@ mod tests {
     fn labels_of_a_tool_call_and_of_an_answer() {
         let call = Message::request(7, "tools/call", Some(json!({"name": "roll_dice"})));
         let (method, id, tool) = message_labels(&call);
-        assert_eq!((method.as_str(), tool.as_deref()), ("tools/call", Some("roll_dice")));
+        assert_eq!(
+            (method.as_str(), tool.as_deref()),
+            ("tools/call", Some("roll_dice"))
+        );
         assert_eq!(id, Some(RequestId::from(7)));
         let answer = Message::Response(mcp_proto::Response::result(RequestId::from(1), json!({})));
         assert_eq!(message_labels(&answer).0, "response");
