@@ -4,8 +4,7 @@
 //! - `/readyz` (readiness): 200 `{"status":"ready"}` when the server takes new traffic;
 //!   503 `{"status":"draining"}` once [`super::McpHttpServer::drain`] started (before the
 //!   listener stops accepting), and 503 `{"status":"store_unavailable","error":"…"}` when
-//!   the shared session store does not answer its health check within
-//!   [`STORE_CHECK_TIMEOUT`].
+//!   the session store does not pass its health check within [`STORE_CHECK_TIMEOUT`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,23 +44,21 @@ pub(crate) async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
             json!({"status": "draining"}),
         );
     }
-    if let Some(store) = &state.store {
-        let checked = tokio::time::timeout(STORE_CHECK_TIMEOUT, store.health()).await;
-        let error = match checked {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!(
-                "no answer within {} s",
-                STORE_CHECK_TIMEOUT.as_secs()
-            )),
-        };
-        if let Some(error) = error {
-            tracing::warn!(%error, "not ready: session store");
-            return status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"status": "store_unavailable", "error": error}),
-            );
-        }
+    let checked = tokio::time::timeout(STORE_CHECK_TIMEOUT, state.store.health()).await;
+    let error = match checked {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!(
+            "no answer within {} s",
+            STORE_CHECK_TIMEOUT.as_secs()
+        )),
+    };
+    if let Some(error) = error {
+        tracing::warn!(%error, "not ready: session store");
+        return status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "store_unavailable", "error": error}),
+        );
     }
     status(StatusCode::OK, json!({"status": "ready"}))
 }
