@@ -278,11 +278,16 @@ impl Connection {
                     return self.reply(Message::Response(reply)).await;
                 }
                 let connection = Arc::clone(self);
-                calls.spawn(async move {
+                let mut work = Box::pin(async move {
                     if let Some(reply) = connection.handle(Message::Request(request)).await {
                         connection.reply(reply).await;
                     }
                 });
+                // One poll here, before the next line is read: the service registers the
+                // request, so a `notifications/cancelled` right behind it finds it.
+                if futures::poll!(work.as_mut()).is_pending() {
+                    calls.spawn(work);
+                }
             }
             Ok(Decoded::Single(message)) => {
                 if let Some(reply) = self.handle(message).await {
