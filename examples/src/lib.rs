@@ -221,6 +221,39 @@ pub fn init_tracing_quiet() {
         .try_init();
 }
 
+/// Prometheus metrics of a dice server: off unless `--metrics` or `--metrics-port`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at `GET /metrics` beside the MCP routes (outside auth).
+    #[arg(long)]
+    pub metrics: bool,
+    /// Serve `GET /metrics` on this loopback port of its own instead (also with `--stdio`).
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+}
+
+impl MetricsArgs {
+    /// Installs the recorder when asked to, and starts the separate metrics listener.
+    pub async fn apply(&self) -> anyhow::Result<()> {
+        if !self.metrics && self.metrics_port.is_none() {
+            return Ok(());
+        }
+        mcp_sse::metrics::install()?;
+        if let Some(port) = self.metrics_port {
+            let addr = bind_address("127.0.0.1", port);
+            let listener = tokio::net::TcpListener::bind(&addr).await?;
+            tokio::spawn(async move {
+                if let Err(error) =
+                    mcp_sse::metrics::serve_listener(listener, mcp_sse::ctrl_c()).await
+                {
+                    tracing::error!(%error, "metrics listener failed");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Where a server listens: `--host` (default loopback) and `--port`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ListenArgs {

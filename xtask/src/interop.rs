@@ -24,10 +24,18 @@
 //!    only `base_url` and `url` changed; `interop/openai_checks.py`): the dice answer with and
 //!    without auth, `stream=True` events that all parse into the SDK's typed models ending in
 //!    `ResponseCompletedEvent`, and `APIStatusError` 424 with the seed's body without the token.
+//! 4. **TypeScript SDK and stdio** (`interop/ts_client.mjs`, `@modelcontextprotocol/sdk`
+//!    pinned in `.tools/ts`): the SDK's `Client` → `dice_server --stdio`, `/sse` and `/mcp`,
+//!    and → `dice_server_auth` with the token (401 without it), with no validator warning
+//!    (its Ajv warns on non-standard schema formats); the Python `mcp.Client` over stdio
+//!    (auto mode negotiates 2026-07-28, legacy mode 2025-11-25); our stdio client → FastMCP's
+//!    dice server over stdio; the MCP Inspector's CLI (`.tools/inspector`) lists and calls
+//!    `roll_dice` over stdio and streamable HTTP.
 
 mod checks;
 pub(crate) mod peers;
 mod report;
+mod typescript;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -92,6 +100,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Run::our_client,
     );
     run.group("3. OpenAI SDK -> our Responses endpoint", Run::openai);
+    run.group(
+        "4. TypeScript SDK and MCP Inspector -> our dice servers; stdio peers",
+        Run::typescript_and_stdio,
+    );
 
     println!();
     if run.report.failed() > 0 {

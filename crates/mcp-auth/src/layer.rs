@@ -148,6 +148,7 @@ impl BearerAuthLayer {
 
     /// The response a request failing with `error` gets.
     pub fn rejection(&self, error: &AuthError) -> Response<Body> {
+        crate::metrics::record_failure(error);
         error_response(
             error,
             ChallengeContext {

@@ -84,6 +84,7 @@ mod jwt;
 mod keys;
 mod layer;
 mod metadata;
+pub mod metrics;
 mod token_cache;
 
 pub use dev_keys::{DEV_ISSUER, DEV_SUBJECT, DEV_TOKEN_LIFETIME, RsaKeyPair, TokenBuilder};

@@ -3,7 +3,8 @@
 //! This crate holds everything about MCP that does not touch a socket, in the spirit of
 //! `quinn-proto`: JSON-RPC 2.0 messages ([`jsonrpc`]), every MCP message type
 //! ([`types`]), protocol versions and their negotiation ([`ProtocolVersion`]), the server core
-//! ([`McpServer`], with a typed tool registry that generates JSON Schema), the seam a
+//! ([`McpServer`], with a typed tool registry that generates standard JSON Schema, see
+//! [`schema`]), the seam a
 //! transport calls ([`McpService`]), and the client's session logic ([`ClientSession`]).
 //! It depends on no async runtime: transports such as `mcp-sse` move the bytes.
 //!
@@ -59,6 +60,7 @@ pub mod input;
 pub mod jsonrpc;
 pub mod modern;
 mod registry;
+pub mod schema;
 mod server;
 pub mod service;
 mod tool;
@@ -74,6 +76,7 @@ pub use jsonrpc::{
     Decoded, ErrorObject, Message, Notification, Request, RequestId, Response, decode,
 };
 pub use registry::IntoPromptResult;
+pub use schema::SchemaProfile;
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, ServerBuilder, tool_error};
 pub use service::{
     AuthSubject, BoxFuture, McpService, MessageContext, NoOutbound, Outbound, SendError, Session,

@@ -22,6 +22,7 @@ use crate::registry::{
     self, CompleteFn, IntoPromptResult, PromptFailure, RegisteredPrompt, RegisteredResource,
     RegisteredTemplate,
 };
+use crate::schema::SchemaProfile;
 use crate::service::{BoxFuture, McpService, MessageContext, Session};
 use crate::tool::{CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler};
 use crate::types::{
@@ -53,6 +54,7 @@ pub struct ServerBuilder {
     page_size: usize,
     cache_ttl_ms: u64,
     signer: Option<RequestStateSigner>,
+    schema_profile: SchemaProfile,
     errors: Vec<Error>,
 }
 
@@ -211,10 +213,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Which JSON Schema the server lists for its tools' arguments: plain 2020-12 (the
+    /// default) or the subset OpenAI's strict structured outputs accept (see
+    /// [`crate::schema`]).
+    pub fn schema_profile(mut self, profile: SchemaProfile) -> Self {
+        self.schema_profile = profile;
+        self
+    }
+
     /// Finishes the server; fails if something could not be registered.
-    pub fn build(self) -> Result<McpServer, Error> {
+    pub fn build(mut self) -> Result<McpServer, Error> {
         if let Some(e) = self.errors.into_iter().next() {
             return Err(e);
+        }
+        for tool in &mut self.tools {
+            tool.apply_profile(self.schema_profile);
         }
         let index = self
             .tools
@@ -323,6 +336,7 @@ impl McpServer {
             page_size: DEFAULT_PAGE_SIZE,
             cache_ttl_ms: 60_000,
             signer: None,
+            schema_profile: SchemaProfile::default(),
             errors: Vec::new(),
         }
     }
@@ -655,7 +669,8 @@ impl McpServer {
             ))));
         };
         let tool = &self.inner.tools[i];
-        let args = Value::Object(params.arguments.take().unwrap_or_default());
+        let mut args = Value::Object(params.arguments.take().unwrap_or_default());
+        tool.normalize_arguments(&mut args);
         let invalid_args = |detail: String| {
             let message = format!("Invalid arguments for tool '{}': {detail}", params.name);
             if version.argument_errors_are_tool_errors() {

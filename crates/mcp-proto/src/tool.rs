@@ -13,6 +13,7 @@ use crate::cancel::CancellationSignal;
 use crate::error::Error;
 use crate::input::{InputChannel, InputError, InputRequest, parse_answer};
 use crate::jsonrpc::{Message, RequestId};
+use crate::schema::{SchemaProfile, drop_null_optionals, openai_strict};
 use crate::service::{BoxFuture, Outbound, SendError, Session};
 use crate::types::{
     CallToolResult, ClientCapabilities, ContentBlock, Icon, JsonObject, LoggingLevel,
@@ -380,21 +381,7 @@ fn output_is_wrapped<T: JsonSchema + 'static>() -> bool {
     wrapped
 }
 
-/// Generates the JSON Schema of `T` as an object, without the `title` schemars adds.
-pub fn schema_object<T: JsonSchema>() -> Result<JsonObject, String> {
-    let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>();
-    let mut value = schema.to_value();
-    match value.as_object_mut() {
-        Some(obj) => {
-            obj.remove("title");
-            Ok(obj.clone())
-        }
-        None => {
-            // `true`/`false` schemas: accept anything / nothing.
-            Ok(JsonObject::new())
-        }
-    }
-}
+pub use crate::schema::schema_object;
 
 fn is_object_schema(schema: &JsonObject) -> bool {
     schema.get("type") == Some(&Value::String("object".into()))
@@ -575,6 +562,9 @@ impl ToolDef {
 /// A registered tool: its definition, its compiled argument validator and its handler.
 pub(crate) struct RegisteredTool {
     pub(crate) tool: Tool,
+    /// The input schema arguments are validated against, when the listed one differs
+    /// (see [`SchemaProfile::OpenAiStrict`]).
+    validated_schema: Option<JsonObject>,
     validator: jsonschema::Validator,
     call: Box<ErasedCall>,
 }
@@ -634,9 +624,30 @@ impl RegisteredTool {
         });
         Ok(Self {
             tool,
+            validated_schema: None,
             validator,
             call,
         })
+    }
+
+    /// Lists the input schema in `profile`'s form; validation keeps the full schema.
+    pub(crate) fn apply_profile(&mut self, profile: SchemaProfile) {
+        match profile {
+            SchemaProfile::Standard => {}
+            SchemaProfile::OpenAiStrict => {
+                let strict = openai_strict(&self.tool.input_schema);
+                let full = std::mem::replace(&mut self.tool.input_schema, strict);
+                self.validated_schema = Some(full);
+            }
+        }
+    }
+
+    /// Prepares arguments for validation: under a strict profile, `null` stands for an
+    /// absent optional property and is removed.
+    pub(crate) fn normalize_arguments(&self, arguments: &mut Value) {
+        if let Some(full) = &self.validated_schema {
+            drop_null_optionals(full, arguments);
+        }
     }
 
     /// Checks arguments against the input schema; the error lists the problems.

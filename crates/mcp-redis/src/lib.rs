@@ -116,6 +116,8 @@
 //! ```
 
 mod config;
+#[cfg(test)]
+mod health_tests;
 mod scripts;
 #[cfg(test)]
 mod server_tests;

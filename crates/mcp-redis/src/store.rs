@@ -516,6 +516,19 @@ impl SessionStore for RedisStore {
         &self.config.replica_id
     }
 
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let pong: String = self
+                .timed(async move { redis::cmd("PING").query_async(&mut conn).await })
+                .await?;
+            match pong.as_str() {
+                "PONG" => Ok(()),
+                other => Err(StoreError::Failed(format!("PING answered {other:?}"))),
+            }
+        })
+    }
+
     fn create(&self, session: NewSession) -> BoxFuture<'_, Result<SessionRecord, StoreError>> {
         Box::pin(async move {
             let state = serde_json::to_string(&session.state)

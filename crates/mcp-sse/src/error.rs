@@ -76,6 +76,19 @@ pub enum Error {
     /// `McpClientBuilder::oauth`).
     #[error("authorization failed: {0}")]
     Authorization(#[source] mcp_oauth_client::Error),
+    /// Reading from or writing to a transport's byte stream failed (a child process's pipes,
+    /// for `mcp-stdio`).
+    #[error("{transport} transport: {source}")]
+    TransportIo {
+        /// Which transport (e.g. `stdio`).
+        transport: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Prometheus recorder could not be installed or served.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// The server answered with a JSON-RPC error, or protocol logic failed.
     #[error(transparent)]
     Protocol(#[from] mcp_proto::Error),

@@ -73,12 +73,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Health and metrics
+//!
+//! [`McpHttpServer::health_router`] serves `GET /healthz` (liveness) and `GET /readyz`
+//! (readiness: 503 while draining or while the session store is unreachable), to mount
+//! outside authentication. Prometheus metrics are off until [`metrics::install`] runs; then
+//! the same router also serves `GET /metrics` (see [`metrics`] for every metric).
+//!
 //! A failed HTTP request keeps its status: [`Error::Http`] displays as
 //! `Http status code: 401 (Unauthorized)`, the words OpenAI's connector errors use.
 
 pub mod client;
 mod error;
 pub mod headers;
+pub mod metrics;
 pub mod server;
 pub mod store;
 

@@ -434,6 +434,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     fn round_trips(&self) -> u64 {
         0
     }
+
+    /// Whether the backend answers (a `PING` for Redis); `/readyz` reports this replica not
+    /// ready while it fails. In memory there is nothing to reach.
+    fn health(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Delivery between replicas: what one replica sends the replica holding a session's stream

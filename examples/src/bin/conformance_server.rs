@@ -33,6 +33,9 @@ struct Cli {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 3001)]
     port: u16,
+    /// Serve over stdin/stdout instead of HTTP (exits when stdin closes).
+    #[arg(long)]
+    stdio: bool,
 }
 
 type ToolResult = Result<CallToolResult, ToolError>;
@@ -718,6 +721,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let server = server()?;
+    if cli.stdio {
+        mcp_stdio::StdioServer::new(server).serve_stdio().await?;
+        std::process::exit(0);
+    }
     McpHttpServer::new(server)
         .serve(&format!("127.0.0.1:{}", cli.port), mcp_sse::ctrl_c())
         .await?;

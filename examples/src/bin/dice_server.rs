@@ -5,6 +5,9 @@
 //! `dice_server --port 8001 --redis redis://127.0.0.1:6379 --replica-id a` (the URL may also come
 //! from `MCP_REDIS_URL`). Any replica then serves any request of any session, over both
 //! transports, without sticky sessions. `--echo` adds the `echo(token)` tool.
+//!
+//! `dice_server --stdio` serves the same tools over stdin/stdout instead (newline-delimited
+//! JSON-RPC), the way desktop and IDE hosts start MCP servers; logs go to stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::Parser;
@@ -26,19 +29,28 @@ struct Args {
     /// Also serve `echo(token: str) -> str` (the replica tests use it).
     #[arg(long)]
     echo: bool,
+    /// Serve over stdin/stdout (newline-delimited JSON-RPC) instead of HTTP; exits when
+    /// stdin closes.
+    #[arg(long, conflicts_with = "stateless")]
+    stdio: bool,
+    #[command(flatten)]
+    metrics: mcp_examples::MetricsArgs,
 }
 
 /// Runs the server; an error (a port in use, Redis unreachable at start) is printed on one
 /// line and the exit code is 1.
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+async fn main() {
+    let code = match run().await {
+        Ok(()) => 0,
         Err(error) => {
             eprintln!("dice_server: error: {error:#}");
-            std::process::ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit here rather than drop the runtime: Tokio reads stdin (`--stdio`) on a blocking
+    // thread that the runtime's drop would wait for if stdout failed first.
+    std::process::exit(code);
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -49,6 +61,11 @@ async fn run() -> anyhow::Result<()> {
         ..ServerConfig::default()
     });
     let service = mcp_examples::dice::server_with_echo(args.echo)?;
+    args.metrics.apply().await?;
+    if args.stdio {
+        mcp_stdio::StdioServer::new(service).serve_stdio().await?;
+        return Ok(());
+    }
     let server = McpHttpServer::with_config(service, config);
     let server = args.replica.apply(server).await?;
     let listener = args.listen.bind().await?;

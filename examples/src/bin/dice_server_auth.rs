@@ -42,6 +42,8 @@ struct Args {
     /// Also serve `echo(token: str) -> str` (the replica tests use it).
     #[arg(long)]
     echo: bool,
+    #[command(flatten)]
+    metrics: mcp_examples::MetricsArgs,
 }
 
 /// Runs the server; an error (a port in use, Redis unreachable at start) is printed on one
@@ -60,6 +62,7 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     mcp_examples::init_tracing();
     let args = Args::parse();
+    args.metrics.apply().await?;
 
     // Development and testing only, as in the seed: generate a key pair and mint a token.
     let key_pair = match &args.private_key_file {
@@ -82,7 +85,9 @@ async fn run() -> anyhow::Result<()> {
     let config = args.limits.apply(mcp_sse::ServerConfig::default());
     let mcp = McpHttpServer::with_config(mcp_examples::dice::server_with_echo(args.echo)?, config);
     let mcp = args.replica.apply(mcp).await?;
-    let app = auth.protect(mcp.router());
+    // Health, readiness and metrics stay outside auth: load balancers and Prometheus call
+    // them without tokens.
+    let app = auth.protect(mcp.router()).merge(mcp.health_router());
 
     if let Some(path) = &args.token_file {
         std::fs::write(path, &access_token)?;

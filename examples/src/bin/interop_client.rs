@@ -6,9 +6,10 @@
 //!  "tools":["roll_dice"],"result":{"content":[...],"structuredContent":{"result":[4,1,6]},...}}
 //! ```
 //!
-//! Usage: `interop_client <url> [--token T] [--transport sse|streamable] [--n-dice N]`.
-//! Without `--transport`, a URL whose path ends in `/sse` selects legacy HTTP+SSE and anything
-//! else streamable HTTP. Exits 1, with the reason on stderr, on any failure (connection, HTTP
+//! Usage: `interop_client <url> [--token T] [--transport sse|streamable] [--n-dice N]`, or
+//! `interop_client <program> --transport stdio [--arg A]...` to start the server as a child
+//! process and speak stdio. Without `--transport`, a URL whose path ends in `/sse` selects
+//! legacy HTTP+SSE and anything else streamable HTTP. Exits 1, with the reason on stderr, on any failure (connection, HTTP
 //! status such as 401, timeout, a JSON-RPC error).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -23,8 +24,12 @@ use serde_json::{Value, json};
 #[derive(Debug, Parser)]
 #[command(about = "List and call roll_dice on an MCP server with our McpClient; prints JSON")]
 struct Args {
-    /// The server's MCP URL (`http://host:port/sse` or `http://host:port/mcp`).
+    /// The server's MCP URL (`http://host:port/sse` or `http://host:port/mcp`), or with
+    /// `--transport stdio` the server program to start.
     url: String,
+    /// With `--transport stdio`: an argument of the server program (repeatable).
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    args: Vec<String>,
     /// Bearer token sent as `Authorization: Bearer <token>`.
     #[arg(long)]
     token: Option<String>,
@@ -46,6 +51,8 @@ enum Transport {
     Sse,
     /// Streamable HTTP (2025-03-26 and later).
     Streamable,
+    /// stdio: the server runs as our child process.
+    Stdio,
 }
 
 impl Transport {
@@ -53,13 +60,31 @@ impl Transport {
         match self {
             Transport::Sse => TransportKind::Sse,
             Transport::Streamable => TransportKind::StreamableHttp,
+            Transport::Stdio => TransportKind::Custom,
         }
     }
+}
+
+/// Starts the server program and connects over stdio.
+async fn connect_stdio(args: &Args, timeout: Duration) -> anyhow::Result<McpClient> {
+    let command = mcp_stdio::StdioCommand::new(&args.url).args(&args.args);
+    let builder = McpClient::transport_builder().request_timeout(timeout);
+    Ok(command.connect(builder).await?)
 }
 
 /// Connects, lists, calls, closes; returns the JSON report.
 async fn exchange(args: &Args) -> anyhow::Result<Value> {
     let timeout = Duration::from_secs(args.timeout_secs);
+    let client = if matches!(args.transport, Some(Transport::Stdio)) {
+        connect_stdio(args, timeout).await?
+    } else {
+        connect_http(args, timeout).await?
+    };
+    report(client, args.n_dice).await
+}
+
+/// Connects over HTTP.
+async fn connect_http(args: &Args, timeout: Duration) -> anyhow::Result<McpClient> {
     let mut builder = McpClient::builder(args.url.clone())
         .connect_timeout(timeout)
         .request_timeout(timeout)
@@ -67,15 +92,20 @@ async fn exchange(args: &Args) -> anyhow::Result<Value> {
     if let Some(token) = &args.token {
         builder = builder.bearer_token(token);
     }
-    let client = builder.connect().await?;
+    Ok(builder.connect().await?)
+}
+
+/// Lists, calls, closes; returns the JSON report.
+async fn report(client: McpClient, n_dice: u32) -> anyhow::Result<Value> {
     let transport = match client.transport_kind() {
         TransportKind::Sse => "sse",
+        TransportKind::Custom => "stdio",
         _ => "streamable",
     };
     let tools = client.list_tools().await?;
     let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
     let result = client
-        .call_tool("roll_dice", json!({ "n_dice": args.n_dice }))
+        .call_tool("roll_dice", json!({ "n_dice": n_dice }))
         .await?;
     let report = json!({
         "transport": transport,

@@ -57,6 +57,41 @@ pub fn install_python() -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
+/// The Node peers installed by `scripts/install-peers.sh node ts inspector`.
+#[derive(Debug, Clone)]
+pub struct NodePeers {
+    /// Node 22.
+    pub node: PathBuf,
+    /// The `@modelcontextprotocol/sdk` package directory.
+    pub ts_sdk: PathBuf,
+    /// The MCP Inspector's CLI entry point.
+    pub inspector: PathBuf,
+}
+
+/// Installs Node 22, the TypeScript SDK and the MCP Inspector (pinned) into `.tools/`.
+pub fn install_node_peers() -> anyhow::Result<NodePeers> {
+    let script = crate::workspace_root().join("scripts/install-peers.sh");
+    let mut command = Command::new("bash");
+    command.arg(&script).args(["node", "ts", "inspector"]);
+    let stdout = process::output_checked(command)?;
+    let value = |key: &str| -> anyhow::Result<PathBuf> {
+        let path = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .with_context(|| format!("{} printed no {key}= line", script.display()))?;
+        let path = PathBuf::from(path);
+        if !path.exists() {
+            bail!("{} does not exist after installing", path.display());
+        }
+        Ok(path)
+    };
+    Ok(NodePeers {
+        node: value("NODE")?,
+        ts_sdk: value("TS_SDK")?,
+        inspector: value("INSPECTOR")?,
+    })
+}
+
 /// A script in the repository's `interop/` folder.
 pub fn script(name: &str) -> PathBuf {
     crate::workspace_root().join("interop").join(name)

@@ -11,8 +11,8 @@ use mcp_proto::types::{
     ClientCapabilities, InitializeResult, ListToolsResult, ProgressParams, method,
 };
 use mcp_proto::{
-    CallToolResult, ClientEvent, ClientSession, Implementation, Message, Notification, Pagination,
-    ProtocolVersion, RequestId, Response, Tool, parse_result,
+    BoxFuture, CallToolResult, ClientEvent, ClientSession, Implementation, Message, Notification,
+    Pagination, ProtocolVersion, RequestId, Response, Tool, parse_result,
 };
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +37,24 @@ pub enum TransportKind {
     /// FastMCP's client uses).
     #[default]
     Auto,
+    /// A transport given to [`McpClientBuilder::connect_with`] (such as `mcp-stdio`'s child
+    /// process transport).
+    Custom,
+}
+
+/// A transport [`McpClient`] can run a session over besides the HTTP ones: it sends each
+/// JSON-RPC message, and everything the peer sends arrives on the [`Incoming`] channel
+/// handed to [`McpClientBuilder::connect_with`] with it. `mcp-stdio` implements it for a
+/// server running as a child process.
+pub trait MessageTransport: std::fmt::Debug + Send + Sync + 'static {
+    /// Sends one message to the server.
+    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<(), Error>>;
+    /// Ends the connection (the incoming channel ends once the peer is gone).
+    fn close(&self) -> BoxFuture<'_, Result<(), Error>>;
+    /// The session id, if the transport has one.
+    fn session_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Configures and connects an [`McpClient`]; made by [`McpClient::builder`].
@@ -223,6 +241,31 @@ impl McpClientBuilder {
         })
     }
 
+    /// Runs the session over a transport of your own (see [`MessageTransport`]) and performs
+    /// the `initialize` handshake. Settings that concern HTTP (URL, headers, HTTP client,
+    /// transport kind, server stream, `discover_first`) do not apply. The 2026-07-28 era needs
+    /// streamable HTTP: asking for it here is [`Error::Transport`].
+    pub async fn connect_with(
+        self,
+        transport: Arc<dyn MessageTransport>,
+        incoming: mpsc::Receiver<Incoming>,
+    ) -> Result<McpClient, Error> {
+        if self.version.is_stateless() {
+            let _ = transport.close().await;
+            return Err(Error::Transport(format!(
+                "protocol {} needs streamable HTTP; this transport speaks legacy sessions",
+                self.version.as_str()
+            )));
+        }
+        let client = self.start(
+            TransportKind::Custom,
+            ClientTransport::Custom(transport),
+            incoming,
+            None,
+        );
+        client.handshake(self.version, false).await
+    }
+
     /// Connects and performs the handshake: `initialize` (checking the server's version is
     /// one we speak), then `notifications/initialized`.
     pub async fn connect(self) -> Result<McpClient, Error> {
@@ -268,6 +311,11 @@ impl McpClientBuilder {
             None
         };
         let (transport, incoming) = match kind {
+            TransportKind::Custom => {
+                return Err(Error::Transport(
+                    "TransportKind::Custom needs McpClientBuilder::connect_with".into(),
+                ));
+            }
             TransportKind::Sse => {
                 let (t, rx) = SseClientTransport::connect(&self.url, options).await?;
                 (ClientTransport::Sse(t), rx)
@@ -277,29 +325,7 @@ impl McpClientBuilder {
                 (ClientTransport::Streamable(t), rx)
             }
         };
-        let session = ClientSession::new(self.info).with_capabilities(self.capabilities);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                session,
-                waiters: HashMap::new(),
-                progress: HashMap::new(),
-                closed: false,
-            }),
-            request_timeout: self.request_timeout,
-            next_progress_token: AtomicU64::new(0),
-            on_notification: self.on_notification.clone(),
-            input: self.input.clone(),
-        });
-        let dispatcher = tokio::spawn(dispatch(shared.clone(), transport.clone(), incoming));
-        let mut client = McpClient {
-            shared,
-            transport,
-            kind,
-            init: None,
-            modern: modern.clone(),
-            discovered_info: None,
-            _dispatcher: AbortOnDrop(dispatcher.abort_handle()),
-        };
+        let mut client = self.start(kind, transport, incoming, modern.clone());
         if let Some(modern) = modern {
             match modern.discover().await {
                 Ok(discovered) => {
@@ -314,25 +340,40 @@ impl McpClientBuilder {
                 }
             }
         }
-        let init = client.initialize(self.version).await;
-        match init {
-            Ok(init) => {
-                client.init = Some(init);
-                if let (true, ClientTransport::Streamable(t)) =
-                    (self.server_stream, &client.transport)
-                {
-                    match t.open_server_stream().await {
-                        Ok(true) => tracing::debug!("server stream open"),
-                        Ok(false) => tracing::debug!("the server offers no server stream (405)"),
-                        Err(e) => tracing::warn!(error = %e, "cannot open the server stream"),
-                    }
-                }
-                Ok(client)
-            }
-            Err(e) => {
-                let _ = client.transport.close().await;
-                Err(e)
-            }
+        client.handshake(self.version, self.server_stream).await
+    }
+
+    /// The client with its dispatch task running, before any handshake.
+    fn start(
+        &self,
+        kind: TransportKind,
+        transport: ClientTransport,
+        incoming: mpsc::Receiver<Incoming>,
+        modern: Option<Arc<ModernClient>>,
+    ) -> McpClient {
+        let session =
+            ClientSession::new(self.info.clone()).with_capabilities(self.capabilities.clone());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                session,
+                waiters: HashMap::new(),
+                progress: HashMap::new(),
+                closed: false,
+            }),
+            request_timeout: self.request_timeout,
+            next_progress_token: AtomicU64::new(0),
+            on_notification: self.on_notification.clone(),
+            input: self.input.clone(),
+        });
+        let dispatcher = tokio::spawn(dispatch(shared.clone(), transport.clone(), incoming));
+        McpClient {
+            shared,
+            transport,
+            kind,
+            init: None,
+            modern,
+            discovered_info: None,
+            _dispatcher: AbortOnDrop(dispatcher.abort_handle()),
         }
     }
 }
@@ -407,6 +448,7 @@ impl Shared {
 enum ClientTransport {
     Sse(SseClientTransport),
     Streamable(StreamableHttpClientTransport),
+    Custom(Arc<dyn MessageTransport>),
 }
 
 impl ClientTransport {
@@ -414,6 +456,7 @@ impl ClientTransport {
         match self {
             ClientTransport::Sse(t) => t.send(message).await,
             ClientTransport::Streamable(t) => t.send(message).await,
+            ClientTransport::Custom(t) => t.send(message).await,
         }
     }
 
@@ -424,6 +467,7 @@ impl ClientTransport {
                 Ok(())
             }
             ClientTransport::Streamable(t) => t.close().await,
+            ClientTransport::Custom(t) => t.close().await,
         }
     }
 }
@@ -464,7 +508,14 @@ impl McpClient {
         }
     }
 
-    /// The transport in use ([`TransportKind::Sse`] or [`TransportKind::StreamableHttp`]).
+    /// Starts configuring a client for a transport you provide to
+    /// [`McpClientBuilder::connect_with`] (no URL; HTTP settings do not apply).
+    pub fn transport_builder() -> McpClientBuilder {
+        Self::builder(String::new())
+    }
+
+    /// The transport in use ([`TransportKind::Sse`], [`TransportKind::StreamableHttp`] or
+    /// [`TransportKind::Custom`]).
     pub fn transport_kind(&self) -> TransportKind {
         self.kind
     }
@@ -509,6 +560,7 @@ impl McpClient {
         match &self.transport {
             ClientTransport::Sse(t) => t.session_id(),
             ClientTransport::Streamable(t) => t.session_id(),
+            ClientTransport::Custom(t) => t.session_id(),
         }
     }
 
@@ -666,6 +718,31 @@ impl McpClient {
     pub async fn close(&self) -> Result<(), Error> {
         fail_pending(&self.shared);
         self.transport.close().await
+    }
+
+    /// `initialize` and `notifications/initialized`; on failure the transport is closed.
+    async fn handshake(
+        mut self,
+        version: ProtocolVersion,
+        server_stream: bool,
+    ) -> Result<McpClient, Error> {
+        match self.initialize(version).await {
+            Ok(init) => {
+                self.init = Some(init);
+                if let (true, ClientTransport::Streamable(t)) = (server_stream, &self.transport) {
+                    match t.open_server_stream().await {
+                        Ok(true) => tracing::debug!("server stream open"),
+                        Ok(false) => tracing::debug!("the server offers no server stream (405)"),
+                        Err(e) => tracing::warn!(error = %e, "cannot open the server stream"),
+                    }
+                }
+                Ok(self)
+            }
+            Err(e) => {
+                let _ = self.transport.close().await;
+                Err(e)
+            }
+        }
     }
 
     async fn initialize(&self, version: ProtocolVersion) -> Result<InitializeResult, Error> {

@@ -1,6 +1,7 @@
 //! The client side: [`SseClientTransport`] (legacy HTTP+SSE, 2024-11-05),
 //! [`StreamableHttpClientTransport`] (streamable HTTP, 2025-03-26 and later) and
-//! [`McpClient`], which runs the MCP session over either.
+//! [`McpClient`], which runs the MCP session over either (or over any [`MessageTransport`],
+//! such as `mcp-stdio`'s child process).
 //!
 //! A transport moves JSON-RPC messages: `send` POSTs one message, and everything the server
 //! sends arrives on a bounded [`tokio::sync::mpsc::Receiver`] of [`Incoming`] items, in the
@@ -29,7 +30,7 @@ use mcp_proto::{Decoded, Message, RequestId};
 use crate::Error;
 
 pub use legacy::SseClientTransport;
-pub use mcp_client::{McpClient, McpClientBuilder, TransportKind};
+pub use mcp_client::{McpClient, McpClientBuilder, MessageTransport, TransportKind};
 pub use modern::{InputHandler, MAX_INPUT_ROUNDS};
 pub use sse_parser::{EventTooLarge, SseEvent, SseParser};
 pub use streamable::{MAX_RESUME_ATTEMPTS, StreamableHttpClientTransport};

@@ -89,6 +89,9 @@ pub struct ServerConfig {
     /// connection is closed and what it held (a legacy session, a stream) released.
     /// Default 30 s.
     pub write_timeout: Duration,
+    /// On shutdown, how long `/readyz` answers 503 while the listener still accepts, so load
+    /// balancers stop sending traffic before connections are refused. Default 0.
+    pub unready_delay: Duration,
     /// `retry` (ms) advertised on response streams for reconnection. Default 1000.
     pub retry_ms: u64,
 }
@@ -125,6 +128,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
+            unready_delay: Duration::ZERO,
             retry_ms: 1000,
         }
     }

@@ -3,9 +3,11 @@
 mod config;
 mod connections;
 mod event_log;
+mod health;
 mod http_util;
 mod legacy;
 mod modern;
+mod observe;
 mod resume;
 mod state;
 mod streamable;
@@ -24,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::ServerConfig;
+pub use health::STORE_CHECK_TIMEOUT;
 pub use streamable::{PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER};
 
 use crate::Error;
@@ -152,6 +155,44 @@ impl McpHttpServer {
         router.with_state(Arc::clone(&self.state))
     }
 
+    /// `GET /healthz`, `GET /readyz` and, once [`crate::metrics::install`] ran, `GET /metrics`:
+    /// routes to mount **outside** authentication, since load balancers and Prometheus
+    /// call them without tokens. [`McpHttpServer::serve`] includes them.
+    ///
+    /// ```no_run
+    /// # use axum::{extract::Request, middleware::{self, Next}, response::Response};
+    /// # async fn check_token(request: Request, next: Next) -> Response { next.run(request).await }
+    /// # fn run(service: mcp_proto::McpServer) {
+    /// let mcp = mcp_sse::McpHttpServer::new(service);
+    /// // The MCP routes behind an auth layer (with mcp-auth:
+    /// // `resource_server.protect(mcp.router())`), the health routes beside it.
+    /// let app = mcp
+    ///     .router()
+    ///     .layer(middleware::from_fn(check_token))
+    ///     .merge(mcp.health_router());
+    /// # }
+    /// ```
+    ///
+    /// `/readyz` answers 503 from the moment [`McpHttpServer::drain`] starts, and while the
+    /// session store's [`SessionStore::health`] fails.
+    pub fn health_router(&self) -> Router {
+        let router = Router::new()
+            .route("/healthz", get(health::healthz))
+            .route("/readyz", get(health::readyz))
+            .with_state(Arc::clone(&self.state));
+        let state = Arc::downgrade(&self.state);
+        let gauges = move || {
+            if let Some(state) = state.upgrade() {
+                metrics::gauge!(crate::metrics::SESSIONS_OPEN).set(state.session_count() as f64);
+                metrics::gauge!(crate::metrics::CALLS_IN_FLIGHT).set(state.calls.len() as f64);
+            }
+        };
+        match crate::metrics::router_with(gauges) {
+            Some(metrics) => router.merge(metrics),
+            None => router,
+        }
+    }
+
     /// Drains the server for shutdown: refuses new sessions, waits (up to
     /// [`ServerConfig::shutdown_grace`]) for running calls to deliver their responses, then
     /// cancels the calls still running (each is answered with a JSON-RPC error saying the
@@ -159,7 +200,7 @@ impl McpHttpServer {
     /// [`McpHttpServer::router`] yourself.
     pub async fn drain(&self) {
         let state = &self.state;
-        state.draining.store(true, Ordering::SeqCst);
+        self.announce_draining().await;
         state.calls.close();
         if tokio::time::timeout(state.config.shutdown_grace, state.calls.wait())
             .await
@@ -174,6 +215,18 @@ impl McpHttpServer {
             let _ = tokio::time::timeout(CANCELLED_CALLS_DEADLINE, state.calls.wait()).await;
         }
         state.shutdown.cancel();
+    }
+
+    /// Turns `/readyz` to 503 (and refuses new sessions), then, the first time, waits
+    /// [`ServerConfig::unready_delay`] while the listener still accepts, so load balancers
+    /// stop sending traffic before connections are refused.
+    async fn announce_draining(&self) {
+        let state = &self.state;
+        let was_draining = state.draining.swap(true, Ordering::SeqCst);
+        if !was_draining && !state.config.unready_delay.is_zero() {
+            tracing::info!(delay = ?state.config.unready_delay, "not ready; still accepting");
+            tokio::time::sleep(state.config.unready_delay).await;
+        }
     }
 
     /// Serves on `addr` (e.g. `"127.0.0.1:8000"`) until `shutdown` resolves, then drains.
@@ -200,7 +253,7 @@ impl McpHttpServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let router = self.router();
+        let router = self.router().merge(self.health_router());
         self.serve_app(router, listener, shutdown).await
     }
 
@@ -224,6 +277,12 @@ impl McpHttpServer {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "MCP server listening");
         let config = self.state.config.clone();
+        let announcing = self.clone();
+        // The listener accepts until this resolves: readiness turns first.
+        let shutdown = async move {
+            shutdown.await;
+            announcing.announce_draining().await;
+        };
         let drain = async {
             tracing::info!("shutting down: draining calls");
             self.drain().await;

@@ -707,37 +707,51 @@ impl ServerState {
         extensions: http::Extensions,
     ) -> BoxFuture<'static, Option<Message>> {
         let state = Arc::clone(self);
-        let (method, id) = match &message {
-            Message::Request(r) => (r.method.clone(), Some(r.id.clone())),
-            Message::Notification(n) => (n.method.clone(), None),
-            Message::Response(_) => ("(response)".to_owned(), None),
-        };
-        let span = tracing::info_span!("mcp.message", session = %SessionTag(session.id().unwrap_or("-")), %method, id = ?id.as_ref().map(ToString::to_string));
+        let (method, id, tool) = crate::server::observe::message_labels(&message);
+        let transport = crate::server::observe::transport_of(&extensions, &self.config);
+        let span = tracing::info_span!("mcp.message", transport, session = %SessionTag(session.id().unwrap_or("-")), %method, id = ?id.as_ref().map(ToString::to_string));
         Box::pin(
             async move {
+                let started = std::time::Instant::now();
                 let ctx = MessageContext::new(Arc::clone(&session))
                     .with_outbound(outbound)
                     .with_extensions(extensions);
                 let fut = state.service.handle(message, ctx);
-                let outcome = tokio::select! {
-                    reply = tokio::time::timeout(state.config.call_timeout, fut) => reply.ok(),
-                    () = state.cancel_calls.cancelled() => {
-                        let id = id?;
-                        session.cancel_request(&id);
-                        tracing::warn!("call cancelled: the server is shutting down");
-                        return Some(error_reply(id, code::INTERNAL_ERROR, "Server shutting down: the call was cancelled".into()));
-                    }
-                };
-                match outcome {
-                    Some(reply) => reply,
-                    None => {
-                        let id = id?;
-                        session.cancel_request(&id);
-                        tracing::warn!(timeout = ?state.config.call_timeout, "call timed out");
-                        let secs = state.config.call_timeout.as_secs_f64();
-                        Some(error_reply(id, code::REQUEST_TIMEOUT, format!("Request timed out after {secs} s")))
+                let mut timed_out = false;
+                let reply = async {
+                    let outcome = tokio::select! {
+                        reply = tokio::time::timeout(state.config.call_timeout, fut) => reply.ok(),
+                        () = state.cancel_calls.cancelled() => {
+                            let id = id?;
+                            session.cancel_request(&id);
+                            tracing::warn!("call cancelled: the server is shutting down");
+                            return Some(error_reply(id, code::INTERNAL_ERROR, "Server shutting down: the call was cancelled".into()));
+                        }
+                    };
+                    match outcome {
+                        Some(reply) => reply,
+                        None => {
+                            timed_out = true;
+                            let id = id?;
+                            session.cancel_request(&id);
+                            tracing::warn!(timeout = ?state.config.call_timeout, "call timed out");
+                            let secs = state.config.call_timeout.as_secs_f64();
+                            Some(error_reply(id, code::REQUEST_TIMEOUT, format!("Request timed out after {secs} s")))
+                        }
                     }
                 }
+                .await;
+                crate::metrics::record_message(
+                    &crate::metrics::HandledMessage {
+                        transport,
+                        method: &method,
+                        tool: tool.as_deref(),
+                        timed_out,
+                        elapsed: started.elapsed(),
+                    },
+                    reply.as_ref(),
+                );
+                reply
             }
             .instrument(span),
         )

@@ -191,6 +191,23 @@ pub(crate) fn json_body(status: StatusCode, message: &Message) -> Response {
     response
 }
 
+impl TransportError {
+    /// Counts refusals at a limit and session-store failures (see [`crate::metrics`]).
+    fn record(&self) {
+        use crate::metrics::{record_limit_rejection, record_store_error};
+        match self {
+            Self::PayloadTooLarge(_) => record_limit_rejection("body_bytes"),
+            Self::TooManySessions => record_limit_rejection("sessions"),
+            Self::ClientSessionQuota(_) => record_limit_rejection("client_sessions"),
+            Self::BodyTimeout(_) => record_limit_rejection("body_time"),
+            Self::TooManyInFlight => record_limit_rejection("in_flight"),
+            Self::StoreUnavailable(_) => record_store_error("unavailable"),
+            Self::StoreFailed(_) => record_store_error("failed"),
+            _ => {}
+        }
+    }
+}
+
 impl IntoResponse for TransportError {
     fn into_response(self) -> Response {
         if let TransportError::Malformed(reply) = self {
@@ -198,6 +215,7 @@ impl IntoResponse for TransportError {
         }
         let (status, code, message) = self.parts();
         tracing::debug!(%status, %message, "request refused");
+        self.record();
         let body = Message::Response(mcp_proto::Response::error(
             None,
             ErrorObject::new(code, message),
