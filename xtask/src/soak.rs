@@ -206,7 +206,7 @@ impl Report {
         }
         let [before, peak, after] = self.rss_kib;
         out.push_str(&format!(
-            "server RSS: fresh {} KiB; after round 1 {before} KiB; round 2 peak {peak} KiB, after {after} KiB ({:+.1}%)\n",
+            "server RSS: fresh {} KiB; before the measured round {before} KiB; its peak {peak} KiB, after it {after} KiB ({:+.1}%)\n",
             self.fresh_rss_kib,
             (after as f64 / before.max(1) as f64 - 1.0) * 100.0
         ));
