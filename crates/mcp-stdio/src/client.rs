@@ -10,7 +10,7 @@ use std::time::Duration;
 use mcp_proto::{BoxFuture, Decoded, Message};
 use mcp_sse::client::{Incoming, McpClient, McpClientBuilder, MessageTransport};
 use tokio::io::BufReader;
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::Error;
@@ -34,7 +34,8 @@ pub struct StdioCommand {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     current_dir: Option<PathBuf>,
-    inherit_stderr: bool,
+    clear_env: bool,
+    stderr: StderrMode,
     close_grace: Duration,
     max_line_bytes: usize,
     incoming_capacity: usize,
@@ -48,7 +49,8 @@ impl StdioCommand {
             args: Vec::new(),
             env: Vec::new(),
             current_dir: None,
-            inherit_stderr: true,
+            clear_env: false,
+            stderr: StderrMode::Inherit,
             close_grace: DEFAULT_CLOSE_GRACE,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             incoming_capacity: 256,
@@ -72,9 +74,17 @@ impl StdioCommand {
         self
     }
 
-    /// Sets an environment variable for the server (the rest is inherited).
+    /// Sets an environment variable for the server (the rest is inherited unless
+    /// [`StdioCommand::env_clear`] was called).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts the server with only the variables given with [`StdioCommand::env`]: nothing of
+    /// this process's environment (its secrets) is inherited.
+    pub fn env_clear(mut self) -> Self {
+        self.clear_env = true;
         self
     }
 
@@ -86,7 +96,19 @@ impl StdioCommand {
 
     /// Whether the server's stderr (its logs) goes to ours (default) or is discarded.
     pub fn inherit_stderr(mut self, inherit: bool) -> Self {
-        self.inherit_stderr = inherit;
+        self.stderr = if inherit {
+            StderrMode::Inherit
+        } else {
+            StderrMode::Discard
+        };
+        self
+    }
+
+    /// Pipes the server's stderr to this process instead: read it from
+    /// [`StdioClientTransport::take_stderr`] (e.g. to log it with a prefix). A pipe nobody
+    /// reads fills up and blocks the server, so read it.
+    pub fn capture_stderr(mut self) -> Self {
+        self.stderr = StderrMode::Capture;
         self
     }
 
@@ -115,15 +137,18 @@ impl StdioCommand {
 
     fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
+        if self.clear_env {
+            command.env_clear();
+        }
         command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(if self.inherit_stderr {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
+            .stderr(match self.stderr {
+                StderrMode::Inherit => Stdio::inherit(),
+                StderrMode::Discard => Stdio::null(),
+                StderrMode::Capture => Stdio::piped(),
             })
             .kill_on_drop(true);
         if let Some(dir) = &self.current_dir {
@@ -133,6 +158,14 @@ impl StdioCommand {
     }
 }
 
+/// Where a server's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StderrMode {
+    Inherit,
+    Discard,
+    Capture,
+}
+
 /// A server process: messages go to its stdin as lines, its stdout lines arrive on the
 /// incoming channel. [`MessageTransport::close`] closes its stdin, waits for it to exit for
 /// the grace period, then kills it; dropping the transport kills it.
@@ -140,6 +173,7 @@ impl StdioCommand {
 pub struct StdioClientTransport {
     program: String,
     stdin: Mutex<Option<ChildStdin>>,
+    stderr: std::sync::Mutex<Option<ChildStderr>>,
     child: Mutex<Child>,
     close_grace: Duration,
 }
@@ -156,6 +190,7 @@ impl StdioClientTransport {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(Error::MissingPipe { program });
         };
+        let stderr = child.stderr.take();
         let (tx, rx) = mpsc::channel(command.incoming_capacity.max(1));
         tokio::spawn(read_messages(stdout, command.max_line_bytes, tx));
         tracing::debug!(program, pid = child.id(), "MCP server process started");
@@ -163,6 +198,7 @@ impl StdioClientTransport {
             Self {
                 program,
                 stdin: Mutex::new(Some(stdin)),
+                stderr: std::sync::Mutex::new(stderr),
                 child: Mutex::new(child),
                 close_grace: command.close_grace,
             },
@@ -173,6 +209,15 @@ impl StdioClientTransport {
     /// The process id, while it runs.
     pub async fn pid(&self) -> Option<u32> {
         self.child.lock().await.id()
+    }
+
+    /// The server's stderr pipe, once, when the command asked for
+    /// [`StdioCommand::capture_stderr`].
+    pub fn take_stderr(&self) -> Option<ChildStderr> {
+        match self.stderr.lock() {
+            Ok(mut pipe) => pipe.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
     }
 
     /// Closes stdin, waits up to the grace period for the process to exit, then kills it.

@@ -1,0 +1,209 @@
+//! 2026-07-28 clients in front of an older child: the gateway translates.
+//!
+//! A 2026-07-28 request carries the protocol version, client info and capabilities in its
+//! `_meta` and needs no session. The gateway answers `server/discover` from the child's
+//! `initialize` result, forwards the other requests without the `io.modelcontextprotocol/`
+//! `_meta` keys (an older child does not know them) over its own session with the child, and
+//! gives each result the `resultType` and server info a 2026-07-28 client expects. Methods
+//! 2026-07-28 removed (`ping`, `logging/setLevel`, `resources/subscribe`, `initialize`) are
+//! unknown to such clients, and -32002 (resource not found) becomes -32602.
+
+use mcp_proto::jsonrpc::code;
+use mcp_proto::modern::{self, RequestMeta};
+use mcp_proto::{ErrorObject, MessageContext, ProtocolVersion, Request, Response};
+use serde_json::{Map, Value, json};
+
+use crate::gateway::Gateway;
+
+/// The `_meta` keys only 2026-07-28 peers know.
+const MODERN_META_PREFIX: &str = "io.modelcontextprotocol/";
+
+impl Gateway {
+    pub(crate) async fn modern_request(
+        &self,
+        mut request: Request,
+        meta: RequestMeta,
+        ctx: MessageContext,
+    ) -> Option<Response> {
+        let id = request.id.clone();
+        if let Err(error) = meta.version() {
+            return Some(Response::error(Some(id), error));
+        }
+        ctx.session.update_state(|s| {
+            s.client_capabilities = meta.client_capabilities.clone();
+            s.client_info = meta.client_info.clone();
+        });
+        let method = request.method.clone();
+        match method.as_str() {
+            "server/discover" => {
+                let outcome = self
+                    .child_init(&ctx.session)
+                    .await
+                    .map(|init| discover(&init));
+                return Some(Response {
+                    id: Some(id),
+                    outcome,
+                });
+            }
+            "initialize"
+            | "ping"
+            | "logging/setLevel"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | modern::SUBSCRIPTIONS_LISTEN => {
+                return Some(Response::error(
+                    Some(id),
+                    ErrorObject::method_not_found(&method),
+                ));
+            }
+            "tools/call" => {
+                if let Some(error) = self.config().tools.check_call(request.params.as_ref()) {
+                    return Some(Response::error(Some(id), error));
+                }
+            }
+            _ => {}
+        }
+        strip_modern_meta(&mut request.params);
+        let server_info = self
+            .child_init(&ctx.session)
+            .await
+            .ok()
+            .and_then(|init| init.get("serverInfo").cloned());
+        let mut response = self.forward(request, &ctx).await?;
+        response.outcome = match response.outcome {
+            Ok(mut result) => {
+                if method == "tools/list" {
+                    self.config().tools.filter_list(&mut result);
+                }
+                Ok(modern_result(result, server_info))
+            }
+            Err(mut error) => {
+                if error.code == code::RESOURCE_NOT_FOUND {
+                    error.code = code::INVALID_PARAMS;
+                }
+                Err(error)
+            }
+        };
+        Some(response)
+    }
+}
+
+/// Removes the 2026-07-28 keys from a request's `_meta` (and `_meta` itself when nothing
+/// else is left).
+fn strip_modern_meta(params: &mut Option<Value>) {
+    let Some(Value::Object(map)) = params else {
+        return;
+    };
+    let empty = match map.get_mut("_meta") {
+        Some(Value::Object(meta)) => {
+            meta.retain(|key, _| !key.starts_with(MODERN_META_PREFIX));
+            meta.is_empty()
+        }
+        _ => false,
+    };
+    if empty {
+        map.remove("_meta");
+    }
+}
+
+/// A child's result as a 2026-07-28 result.
+fn modern_result(mut result: Value, server_info: Option<Value>) -> Value {
+    if let Value::Object(map) = &mut result {
+        map.entry("resultType")
+            .or_insert_with(|| json!(modern::RESULT_COMPLETE));
+        if let (Some(info), Value::Object(meta)) =
+            (server_info, map.entry("_meta").or_insert_with(|| json!({})))
+        {
+            meta.entry(modern::META_SERVER_INFO).or_insert(info);
+        }
+    }
+    result
+}
+
+/// `server/discover` from the child's `initialize` result: the capabilities without those
+/// 2026-07-28 removed.
+fn discover(init: &Value) -> Value {
+    let mut capabilities = init
+        .get("capabilities")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if let Value::Object(caps) = &mut capabilities {
+        caps.remove("logging");
+        if let Some(Value::Object(resources)) = caps.get_mut("resources") {
+            resources.remove("subscribe");
+        }
+    }
+    let mut meta = Map::new();
+    if let Some(info) = init.get("serverInfo") {
+        meta.insert(modern::META_SERVER_INFO.into(), info.clone());
+    }
+    let mut result = json!({
+        "supportedVersions": ProtocolVersion::supported_strings(),
+        "capabilities": capabilities,
+        "resultType": modern::RESULT_COMPLETE,
+        "_meta": meta,
+    });
+    if let Some(instructions) = init.get("instructions") {
+        result["instructions"] = instructions.clone();
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modern_meta_keys_are_stripped_and_others_kept() {
+        let mut params = Some(json!({"name": "x", "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "c", "version": "1"},
+            "progressToken": 7,
+        }}));
+        strip_modern_meta(&mut params);
+        assert_eq!(
+            params,
+            Some(json!({"name": "x", "_meta": {"progressToken": 7}}))
+        );
+        let mut only_modern =
+            Some(json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}));
+        strip_modern_meta(&mut only_modern);
+        assert_eq!(only_modern, Some(json!({})));
+    }
+
+    #[test]
+    fn discover_drops_removed_capabilities() {
+        let init = json!({
+            "protocolVersion": "2024-11-05",
+            "capabilities": {"logging": {}, "tools": {"listChanged": true}, "resources": {"subscribe": true, "listChanged": true}},
+            "serverInfo": {"name": "old", "version": "1"},
+            "instructions": "roll",
+        });
+        let result = discover(&init);
+        assert_eq!(
+            result["capabilities"],
+            json!({"tools": {"listChanged": true}, "resources": {"listChanged": true}})
+        );
+        assert_eq!(result["resultType"], "complete");
+        assert_eq!(result["instructions"], "roll");
+        assert_eq!(
+            result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+            "old"
+        );
+        assert!(
+            result["supportedVersions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("2026-07-28"))
+        );
+    }
+
+    #[test]
+    fn results_get_a_result_type_and_the_server_info() {
+        let result = modern_result(json!({"content": []}), Some(json!({"name": "old"})));
+        assert_eq!(
+            result,
+            json!({"content": [], "resultType": "complete", "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "old"}}})
+        );
+    }
+}
