@@ -35,6 +35,13 @@ pub enum Error {
         /// Its error message, or what is wrong with the result.
         detail: String,
     },
+    /// The child was not running when the gateway needed it to (it failed to start, or
+    /// keeps exiting).
+    #[error("the MCP server did not start: {detail}")]
+    NotStarted {
+        /// Why, as a client would be told.
+        detail: String,
+    },
     /// Writing to the child failed.
     #[error("cannot write to the MCP server")]
     Write(#[source] mcp_sse::Error),

@@ -115,9 +115,13 @@ impl Gateway {
 
     /// Waits until the shared child runs (at once with `--per-session`); the error says why
     /// it does not.
-    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ErrorObject> {
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), crate::Error> {
         match &self.inner.shared {
-            Some(shared) => shared.running(timeout).await.map(|_| ()),
+            Some(shared) => shared
+                .running(timeout)
+                .await
+                .map(|_| ())
+                .map_err(|e| crate::Error::NotStarted { detail: e.message }),
             None => Ok(()),
         }
     }

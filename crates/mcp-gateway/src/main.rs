@@ -214,10 +214,7 @@ async fn run(args: Args) -> Result<(), Error> {
     let start_wait = Duration::from_millis(args.start_timeout_ms);
     if let Err(error) = gateway.wait_ready(start_wait).await {
         gateway.shutdown().await;
-        return Err(Error::Config(format!(
-            "the MCP server did not start: {}",
-            error.message
-        )));
+        return Err(error);
     }
     let config = args.limits.apply(ServerConfig {
         stateless: args.stateless,
@@ -357,5 +354,6 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

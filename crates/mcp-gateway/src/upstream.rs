@@ -119,7 +119,12 @@ impl Upstream {
             tokio::spawn(log_stderr(name.clone(), stderr));
         }
         let initialize = Message::request(RequestId::from(0), "initialize", Some(init_params));
-        transport.send(&initialize).await.map_err(Error::Write)?;
+        if let Err(error) = transport.send(&initialize).await {
+            // Its stdin is closed: it exited (or closed it) right away.
+            tracing::debug!(child = %name, %error, "cannot send initialize");
+            let _ = transport.shutdown().await;
+            return Err(Error::ExitedDuringStart { program: name });
+        }
         let answer = tokio::time::timeout(limits.start_timeout, initialize_answer(&mut incoming));
         let init = match answer.await {
             Err(_) => {
