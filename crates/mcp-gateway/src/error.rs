@@ -42,6 +42,9 @@ pub enum Error {
         /// Why, as a client would be told.
         detail: String,
     },
+    /// Serving over stdin/stdout (`--connect`) failed.
+    #[error("stdio transport error")]
+    Stdio(#[source] mcp_stdio::Error),
     /// Writing to the child failed.
     #[error("cannot write to the MCP server")]
     Write(#[source] mcp_sse::Error),

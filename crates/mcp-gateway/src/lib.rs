@@ -30,6 +30,10 @@
 //! wait up to [`GatewayConfig::restart_wait`]. The child's stderr is logged line by line with
 //! its name as prefix. Its environment holds only what [`ChildCommand`] was told to pass.
 //!
+//! ## The reverse direction
+//! [`RemoteServer`] serves a remote HTTP MCP server (with a bearer token) over stdio, for
+//! local hosts that only start stdio servers: `mcp-gateway --connect https://host/mcp`.
+//!
 //! ## Example
 //!
 //! ```no_run
@@ -56,6 +60,7 @@
 //! ```
 
 mod command;
+mod connect;
 mod error;
 mod gateway;
 mod modern;
@@ -66,6 +71,7 @@ mod tool_filter;
 mod upstream;
 
 pub use command::{ChildCommand, DEFAULT_PASSED_ENV};
+pub use connect::{RemoteConfig, RemoteServer};
 pub use error::Error;
 pub use gateway::{Gateway, GatewayConfig};
 pub use readiness::with_child_readiness;

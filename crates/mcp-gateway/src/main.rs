@@ -13,7 +13,9 @@ use std::time::Duration;
 use axum::Router;
 use clap::Parser;
 use mcp_auth::{JwtVerifier, ResourceServer};
-use mcp_gateway::{ChildCommand, Error, Gateway, GatewayConfig, ToolFilter};
+use mcp_gateway::{
+    ChildCommand, Error, Gateway, GatewayConfig, RemoteConfig, RemoteServer, ToolFilter,
+};
 use mcp_sse::{McpHttpServer, ServerConfig};
 
 /// Command line.
@@ -74,8 +76,25 @@ struct Args {
     /// How long a request waits for a restarting child before its error, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     restart_wait_ms: u64,
+    /// Reverse direction: serve the remote HTTP MCP server at this URL over stdin/stdout
+    /// (for local hosts that only start stdio servers) instead of running a command.
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    connect: Option<String>,
+    /// With --connect: the bearer token for the remote server (better given through the
+    /// environment than on the command line, where other users can see it).
+    #[arg(
+        long,
+        env = "MCP_GATEWAY_BEARER_TOKEN",
+        hide_env_values = true,
+        requires = "connect"
+    )]
+    bearer_token: Option<String>,
     /// The stdio MCP server to run, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(
+        last = true,
+        required_unless_present = "connect",
+        value_name = "COMMAND"
+    )]
     command: Vec<OsString>,
 }
 
@@ -192,10 +211,10 @@ impl LimitArgs {
 
 /// Runs the gateway; an error is printed on one line and the exit code is 1.
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() {
     init_tracing();
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let code = match run(Args::parse()).await {
+        Ok(()) => 0,
         Err(error) => {
             let mut text = error.to_string();
             let mut source = std::error::Error::source(&error);
@@ -204,12 +223,18 @@ async fn main() -> std::process::ExitCode {
                 source = cause.source();
             }
             eprintln!("mcp-gateway: error: {text}");
-            std::process::ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit here rather than drop the runtime: with --connect, Tokio reads stdin on a blocking
+    // thread that the runtime's drop would wait for.
+    std::process::exit(code);
 }
 
 async fn run(args: Args) -> Result<(), Error> {
+    if let Some(url) = &args.connect {
+        return connect(url, args.bearer_token.clone()).await;
+    }
     let gateway = Gateway::new(child_command(&args)?, gateway_config(&args));
     let start_wait = Duration::from_millis(args.start_timeout_ms);
     if let Err(error) = gateway.wait_ready(start_wait).await {
@@ -239,6 +264,19 @@ async fn run(args: Args) -> Result<(), Error> {
     let served = mcp.serve_app(app, listener, mcp_sse::ctrl_c()).await;
     gateway.shutdown().await;
     Ok(served?)
+}
+
+/// `--connect`: the remote server over stdin/stdout until stdin closes.
+async fn connect(url: &str, bearer_token: Option<String>) -> Result<(), Error> {
+    let remote = RemoteServer::new(RemoteConfig {
+        bearer_token,
+        ..RemoteConfig::new(url)
+    });
+    let served = mcp_stdio::StdioServer::new(remote.clone())
+        .serve_stdio()
+        .await;
+    remote.close().await;
+    served.map_err(Error::Stdio)
 }
 
 fn child_command(args: &Args) -> Result<ChildCommand, Error> {

@@ -294,3 +294,101 @@ async fn command_line_errors_are_reported() {
     let no_command = gateway(&["--port", "0"]).output().await.unwrap();
     assert_eq!(no_command.status.code(), Some(2));
 }
+
+/// An authenticated HTTP MCP server with a `hello` tool, in this process; returns its
+/// `/mcp` URL and a valid token.
+async fn remote_server() -> (String, String) {
+    use mcp_proto::{McpServer, NoArgs, ToolError};
+    let keys = mcp_auth::RsaKeyPair::generate().unwrap();
+    let service = McpServer::builder("remote")
+        .tool("hello", "Says hello.", |_: NoArgs| async {
+            Ok::<_, ToolError>("hello from afar".to_owned())
+        })
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let verifier = mcp_auth::JwtVerifier::from_public_key_pem(&keys.public_key_pem())
+        .unwrap()
+        .audience("remote");
+    let auth = mcp_auth::ResourceServer::new(&url, verifier)
+        .unwrap()
+        .authorization_server("https://issuer.example");
+    let mcp = mcp_sse::McpHttpServer::new(service);
+    let app = auth.protect(mcp.router());
+    tokio::spawn(mcp.serve_app(app, listener, std::future::pending()));
+    let token = keys.create_token().audience("remote").sign().unwrap();
+    (url, token)
+}
+
+/// Runs `mcp-gateway --connect url` with `input` on stdin; returns its stdout lines as JSON.
+async fn connect(url: &str, token: Option<&str>, input: &[Value]) -> (Vec<Value>, i32) {
+    use tokio::io::AsyncWriteExt;
+    let mut command = gateway(&["--connect", url]);
+    command
+        .stdin(Stdio::piped())
+        .env_remove("MCP_GATEWAY_BEARER_TOKEN");
+    if let Some(token) = token {
+        command.env("MCP_GATEWAY_BEARER_TOKEN", token);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut answers = Vec::new();
+    for message in input {
+        stdin
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .unwrap();
+        if message.get("id").is_some() {
+            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            answers.push(serde_json::from_str(&line).unwrap());
+        }
+    }
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    (answers, status.code().unwrap_or(-1))
+}
+
+#[tokio::test]
+async fn connect_serves_a_remote_http_server_over_stdio_with_a_bearer_token() {
+    let (url, token) = remote_server().await;
+    let input = [
+        initialize(),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+        json!({"jsonrpc":"2.0","id":"list","method":"tools/list"}),
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"hello","arguments":{}}}),
+        json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope","arguments":{}}}),
+    ];
+    let (answers, code) = connect(&url, Some(&token), &input).await;
+    assert_eq!(code, 0);
+    assert_eq!(answers[0]["id"], 1);
+    assert_eq!(answers[0]["result"]["serverInfo"]["name"], "remote");
+    assert_eq!(answers[0]["result"]["protocolVersion"], "2025-11-25");
+    assert_eq!(answers[1]["id"], "list");
+    assert_eq!(answers[1]["result"]["tools"][0]["name"], "hello");
+    assert_eq!(
+        answers[2]["result"]["content"],
+        json!([{"type":"text","text":"hello from afar"}])
+    );
+    assert_eq!(answers[3]["id"], 4);
+    assert_eq!(answers[3]["error"]["code"], -32602, "{}", answers[3]);
+
+    // Without the token the remote server refuses, and the host is told why.
+    let (answers, code) = connect(&url, None, &input[..1]).await;
+    assert_eq!(code, 0);
+    assert_eq!(answers[0]["error"]["code"], -32603);
+    let message = answers[0]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("Internal error: cannot connect to {url}: ")),
+        "{message}"
+    );
+    assert!(message.contains("401"), "{message}");
+}
