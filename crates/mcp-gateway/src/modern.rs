@@ -6,11 +6,22 @@
 //! `_meta` keys (an older child does not know them) over its own session with the child, and
 //! gives each result the `resultType` and server info a 2026-07-28 client expects. Methods
 //! 2026-07-28 removed (`ping`, `logging/setLevel`, `resources/subscribe`, `initialize`) are
-//! unknown to such clients, and -32002 (resource not found) becomes -32602.
+//! unknown to such clients, and -32002 (resource not found) becomes -32602. List and read
+//! results carry caching hints (`ttlMs` 0); log messages reach a request only at the
+//! `logLevel` its `_meta` asked for. Not translated: `subscriptions/listen` (no change
+//! notifications for 2026-07-28 clients, whose capabilities then list none) and requests of
+//! the child during a call, which a 2026-07-28 client would get as an `InputRequiredResult`
+//! (the child gets `-32601` instead, as for a client without the capability).
 
 use mcp_proto::jsonrpc::code;
 use mcp_proto::modern::{self, RequestMeta};
-use mcp_proto::{ErrorObject, MessageContext, ProtocolVersion, Request, Response};
+use std::sync::Arc;
+
+use mcp_proto::types::LoggingLevel;
+use mcp_proto::{
+    BoxFuture, ErrorObject, Message, MessageContext, Outbound, ProtocolVersion, Request, Response,
+    SendError,
+};
 use serde_json::{Map, Value, json};
 
 use crate::gateway::Gateway;
@@ -63,6 +74,14 @@ impl Gateway {
             }
             _ => {}
         }
+        let min_log = meta
+            .raw
+            .get(modern::META_LOG_LEVEL)
+            .and_then(|l| serde_json::from_value::<LoggingLevel>(l.clone()).ok());
+        let ctx = ctx.clone().with_outbound(Arc::new(LogFilter {
+            inner: Arc::clone(&ctx.outbound),
+            min: min_log,
+        }));
         strip_modern_meta(&mut request.params);
         let server_info = self
             .child_init(&ctx.session)
@@ -75,7 +94,7 @@ impl Gateway {
                 if method == "tools/list" {
                     self.config().tools.filter_list(&mut result);
                 }
-                Ok(modern_result(result, server_info))
+                Ok(cache_hints(&method, modern_result(result, server_info)))
             }
             Err(mut error) => {
                 if error.code == code::RESOURCE_NOT_FOUND {
@@ -85,6 +104,50 @@ impl Gateway {
             }
         };
         Some(response)
+    }
+}
+
+/// Caching hints (SEP-2549) on list and read results: `ttlMs` 0, since the gateway cannot
+/// tell when the child's lists change (it announces changes on legacy streams only);
+/// lists are the same for everyone (`public`), reads may not be (`private`).
+fn cache_hints(method: &str, mut result: Value) -> Value {
+    let scope = match method {
+        "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => "public",
+        "resources/read" => "private",
+        _ => return result,
+    };
+    if let Value::Object(map) = &mut result
+        && map.get("resultType") == Some(&json!(modern::RESULT_COMPLETE))
+    {
+        map.entry("ttlMs").or_insert(json!(0));
+        map.entry("cacheScope").or_insert(json!(scope));
+    }
+    result
+}
+
+/// Passes log messages (`notifications/message`) only at or above the level the request
+/// asked for in its `_meta` (none when it asked for none), everything else unchanged.
+struct LogFilter {
+    inner: Arc<dyn Outbound>,
+    min: Option<LoggingLevel>,
+}
+
+impl Outbound for LogFilter {
+    fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>> {
+        if let Message::Notification(n) = &message
+            && n.method == "notifications/message"
+        {
+            let level = n
+                .params
+                .as_ref()
+                .and_then(|p| p.get("level"))
+                .and_then(|l| serde_json::from_value::<LoggingLevel>(l.clone()).ok());
+            let allowed = matches!((self.min, level), (Some(min), Some(level)) if level >= min);
+            if !allowed {
+                return Box::pin(async { Ok(()) });
+            }
+        }
+        self.inner.send(message)
     }
 }
 
@@ -129,8 +192,12 @@ fn discover(init: &Value) -> Value {
         .unwrap_or_else(|| json!({}));
     if let Value::Object(caps) = &mut capabilities {
         caps.remove("logging");
-        if let Some(Value::Object(resources)) = caps.get_mut("resources") {
-            resources.remove("subscribe");
+        // No `subscriptions/listen` through the gateway: no change notifications either.
+        for kind in ["tools", "prompts", "resources"] {
+            if let Some(Value::Object(cap)) = caps.get_mut(kind) {
+                cap.remove("subscribe");
+                cap.remove("listChanged");
+            }
         }
     }
     let mut meta = Map::new();
@@ -182,7 +249,7 @@ mod tests {
         let result = discover(&init);
         assert_eq!(
             result["capabilities"],
-            json!({"tools": {"listChanged": true}, "resources": {"listChanged": true}})
+            json!({"tools": {}, "resources": {}})
         );
         assert_eq!(result["resultType"], "complete");
         assert_eq!(result["instructions"], "roll");
@@ -196,6 +263,25 @@ mod tests {
                 .unwrap()
                 .contains(&json!("2026-07-28"))
         );
+    }
+
+    #[test]
+    fn lists_and_reads_get_caching_hints() {
+        let list = cache_hints("tools/list", json!({"tools": [], "resultType": "complete"}));
+        assert_eq!(
+            list,
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "public"})
+        );
+        let read = cache_hints(
+            "resources/read",
+            json!({"contents": [], "resultType": "complete"}),
+        );
+        assert_eq!(read["cacheScope"], "private");
+        let call = cache_hints(
+            "tools/call",
+            json!({"content": [], "resultType": "complete"}),
+        );
+        assert_eq!(call.get("ttlMs"), None);
     }
 
     #[test]
