@@ -31,8 +31,12 @@
 //!    (auto mode negotiates 2026-07-28, legacy mode 2025-11-25); our stdio client → FastMCP's
 //!    dice server over stdio; the MCP Inspector's CLI (`.tools/inspector`) lists and calls
 //!    `roll_dice` over stdio and streamable HTTP.
+//! 5. **Through the gateway** (`interop/gateway.rs`): the Python clients of group 1 and the
+//!    TypeScript SDK's client against `mcp-gateway -- dice_server --stdio` over both HTTP
+//!    transports, plain and behind `--jwt-public-key` (401 without the token).
 
 mod checks;
+mod gateway;
 pub(crate) mod peers;
 mod report;
 mod typescript;
@@ -103,6 +107,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     run.group(
         "4. TypeScript SDK and MCP Inspector -> our dice servers; stdio peers",
         Run::typescript_and_stdio,
+    );
+    run.group(
+        "5. Python and TypeScript SDK clients -> mcp-gateway -> dice_server --stdio",
+        Run::through_gateway,
     );
 
     println!();

@@ -40,6 +40,19 @@ pub fn build_binaries() -> anyhow::Result<BTreeMap<String, PathBuf>> {
     Ok(found)
 }
 
+/// Builds the `mcp-gateway` binary (package `mcp-gateway`) and returns its path.
+pub fn build_gateway() -> anyhow::Result<PathBuf> {
+    let mut command = process::cargo();
+    command
+        .current_dir(mcp_stack_tests::workspace_root())
+        .args(["build", "--package", "mcp-gateway", "--bin", "mcp-gateway"])
+        .arg("--message-format=json-render-diagnostics");
+    let stdout = process::output_checked(command)?;
+    process::cargo_executables(&stdout)
+        .remove("mcp-gateway")
+        .context("cargo built no executable named mcp-gateway")
+}
+
 /// Installs the pinned Python peers (idempotent) and returns the venv's `python`.
 pub fn install_python() -> anyhow::Result<PathBuf> {
     let script = mcp_stack_tests::workspace_root().join("scripts/install-peers.sh");

@@ -156,7 +156,7 @@ fn last_json(stdout: &str) -> anyhow::Result<Value> {
 }
 
 /// `ts_client.mjs`'s summary: `roll_dice` listed, three dice, no warnings (it exits 2 on one).
-fn check_ts_report(stdout: &str) -> anyhow::Result<String> {
+pub(super) fn check_ts_report(stdout: &str) -> anyhow::Result<String> {
     let report = last_json(stdout)?;
     let tools = report["tools"]
         .as_array()
@@ -169,7 +169,7 @@ fn check_ts_report(stdout: &str) -> anyhow::Result<String> {
     Ok(format!("{} {}", report["transport"], report["dice"]))
 }
 
-fn check_ts_refusal(stdout: &str) -> anyhow::Result<String> {
+pub(super) fn check_ts_refusal(stdout: &str) -> anyhow::Result<String> {
     let report = last_json(stdout)?;
     let refused = report["refused"].as_str().context("not refused")?;
     ensure!(report["status"] == 401, "refused without a 401: {report}");
