@@ -7,6 +7,10 @@
 #                packages (Python >= 3.11)
 #   ts           the TypeScript SDK (npm @modelcontextprotocol/sdk) -> .tools/ts
 #   inspector    the MCP Inspector (npm, its CLI mode)            -> .tools/inspector
+#   everything   the reference stdio server (npm                  -> .tools/everything
+#                @modelcontextprotocol/server-everything), served by mcp-gateway in interop
+#   mcp-proxy    the npm stdio-to-HTTP bridge `mcp-proxy`, the     -> .tools/mcp-proxy
+#                gateway's benchmark baseline
 # Usage: scripts/install-peers.sh [node|conformance|py|ts|inspector]...   (no argument: all)
 # Idempotent: each part is skipped when the pinned version is already in place.
 # Needs `npm` (any Node >= 18) and `python3` (>= 3.11) on PATH; only the npm and PyPI
@@ -18,6 +22,8 @@ CONFORMANCE_VERSION="0.2.0-alpha.12"
 PY_REQUIREMENTS=("mcp==2.3.0" "fastmcp==4.2.3" "openai==3.57.0")
 TS_SDK_VERSION="1.32.2"
 INSPECTOR_VERSION="1.0.3"
+EVERYTHING_VERSION="2026.8.31"
+MCP_PROXY_VERSION="6.7.19"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -31,6 +37,8 @@ ts_pkg="$tools/ts/node_modules/@modelcontextprotocol/sdk/package.json"
 inspector_pkg="$tools/inspector/node_modules/@modelcontextprotocol/inspector/package.json"
 inspector_js="$tools/inspector/node_modules/@modelcontextprotocol/inspector/cli/build/cli.js"
 py_stamp="$tools/py/.installed-requirements"
+everything_pkg="$tools/everything/node_modules/@modelcontextprotocol/server-everything/package.json"
+mcp_proxy_pkg="$tools/mcp-proxy/node_modules/mcp-proxy/package.json"
 
 say() { echo "install-peers: $*" >&2; }
 
@@ -90,6 +98,17 @@ install_inspector() {
     [[ "$(package_version "$inspector_pkg")" == "$INSPECTOR_VERSION" ]] || { say "inspector install failed"; exit 1; }
 }
 
+# $1 = part name, $2 = install prefix, $3 = package name, $4 = version, $5 = its package.json
+install_npm_pinned() {
+    if [[ "$(package_version "$5")" == "$4" ]]; then
+        say "$3 $4 already installed"
+        return
+    fi
+    say "installing $3@$4"
+    npm_install "$2" "$3@$4"
+    [[ "$(package_version "$5")" == "$4" ]] || { say "$1 install failed"; exit 1; }
+}
+
 install_py() {
     local wanted="${PY_REQUIREMENTS[*]}"
     if [[ -x "$py_bin" ]] && [[ -f "$py_stamp" ]] && [[ "$(cat "$py_stamp")" == "$wanted" ]]; then
@@ -116,7 +135,10 @@ for part in "${parts[@]}"; do
         py) install_py ;;
         ts) install_ts ;;
         inspector) install_inspector ;;
-        *) say "unknown part '$part' (expected node, conformance, py, ts or inspector)"; exit 2 ;;
+        everything) install_npm_pinned everything "$tools/everything" \
+            @modelcontextprotocol/server-everything "$EVERYTHING_VERSION" "$everything_pkg" ;;
+        mcp-proxy) install_npm_pinned mcp-proxy "$tools/mcp-proxy" mcp-proxy "$MCP_PROXY_VERSION" "$mcp_proxy_pkg" ;;
+        *) say "unknown part '$part' (expected node, conformance, py, ts, inspector, everything or mcp-proxy)"; exit 2 ;;
     esac
 done
 
@@ -125,3 +147,5 @@ echo "CONFORMANCE=$conformance_js"
 echo "PYTHON=$py_bin"
 echo "TS_SDK=$tools/ts/node_modules/@modelcontextprotocol/sdk"
 echo "INSPECTOR=$inspector_js"
+echo "EVERYTHING=$tools/everything/node_modules/@modelcontextprotocol/server-everything"
+echo "MCP_PROXY=$tools/mcp-proxy/node_modules/mcp-proxy"

@@ -33,7 +33,9 @@
 //!    `roll_dice` over stdio and streamable HTTP.
 //! 5. **Through the gateway** (`interop/gateway.rs`): the Python clients of group 1 and the
 //!    TypeScript SDK's client against `mcp-gateway -- dice_server --stdio` over both HTTP
-//!    transports, plain and behind `--jwt-public-key` (401 without the token).
+//!    transports, plain and behind `--jwt-public-key` (401 without the token); the `mcp`
+//!    client (auto and legacy modes) against `@modelcontextprotocol/server-everything`
+//!    behind the gateway, with and without auth, a denied tool and a secret kept from the child.
 
 mod checks;
 mod gateway;

@@ -1,6 +1,15 @@
 //! Group 5 of `cargo xtask interop`: the Python `mcp`/`fastmcp` and TypeScript SDK clients
 //! against `mcp-gateway` serving `dice_server --stdio`, over both HTTP transports, with and
-//! without auth (a key pair and token from `jwt_tool mint`).
+//! without auth (a key pair and token from `jwt_tool mint`); and the `mcp` client against
+//! the reference stdio server `@modelcontextprotocol/server-everything` (pinned, installed
+//! by `scripts/install-peers.sh everything`) behind the gateway, with a tool denied and a
+//! secret in the gateway's environment that must not reach the child
+//! (`interop/gateway_everything.py`).
+
+/// A value only the gateway's environment holds.
+const SECRET: &str = "gateway-only-secret-5f1c";
+/// The reference server's tool the gateway hides.
+const DENIED: &str = "trigger-long-running-operation";
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -82,6 +91,57 @@ impl Run {
                 without,
                 Expect::Checked(check_ts_refusal),
             );
+        }
+        self.everything(&gateway, &auth_args, &token)
+    }
+
+    /// The reference server behind the gateway, with and without auth.
+    fn everything(
+        &mut self,
+        gateway: &PathBuf,
+        auth_args: &[&str],
+        token: &str,
+    ) -> anyhow::Result<()> {
+        let everything = peers::install_everything()?;
+        let node = peers::install_node_peers()?;
+        let child = [
+            node.node.to_string_lossy().into_owned(),
+            everything
+                .join("dist/index.js")
+                .to_string_lossy()
+                .into_owned(),
+            "stdio".to_owned(),
+        ];
+        let variants = [
+            ("everything", &[][..], None),
+            ("everything-auth", auth_args, Some(token)),
+        ];
+        for (label, extra, token) in variants {
+            let port = process::free_port()?;
+            let mut command = Command::new(gateway);
+            command
+                .arg("--port")
+                .arg(port.to_string())
+                .args(["--deny-tool", DENIED])
+                .args(extra)
+                .arg("--")
+                .args(&child)
+                .env("RUST_LOG", "info")
+                .env("MCP_GATEWAY_INTEROP_SECRET", SECRET);
+            let _server = self.start(&format!("mcp-gateway-{label}"), command, port)?;
+            for (transport, path) in [("streamable", "/mcp"), ("sse", "/sse")] {
+                for mode in ["auto", "legacy"] {
+                    let url = format!("http://127.0.0.1:{port}{path}");
+                    let mut peer = self.python_script("gateway_everything.py").args([
+                        "--url", &url, "--mode", mode, "--secret", SECRET, "--denied", DENIED,
+                    ]);
+                    if let Some(token) = token {
+                        peer = peer.args(["--token", token]);
+                    }
+                    let name = format!("gw/{label}/mcp-{mode}/{transport}");
+                    self.scenario(&name, peer, Expect::Success);
+                }
+            }
         }
         Ok(())
     }

@@ -53,6 +53,23 @@ pub fn build_gateway() -> anyhow::Result<PathBuf> {
         .context("cargo built no executable named mcp-gateway")
 }
 
+/// Installs `@modelcontextprotocol/server-everything` (pinned) and returns its package folder.
+pub fn install_everything() -> anyhow::Result<PathBuf> {
+    let script = mcp_stack_tests::workspace_root().join("scripts/install-peers.sh");
+    let mut command = Command::new("bash");
+    command.arg(&script).args(["node", "everything"]);
+    let stdout = process::output_checked(command)?;
+    let folder = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("EVERYTHING="))
+        .map(PathBuf::from)
+        .with_context(|| format!("{} printed no EVERYTHING= line", script.display()))?;
+    if !folder.join("dist/index.js").is_file() {
+        bail!("{} has no dist/index.js after installing", folder.display());
+    }
+    Ok(folder)
+}
+
 /// Installs the pinned Python peers (idempotent) and returns the venv's `python`.
 pub fn install_python() -> anyhow::Result<PathBuf> {
     let script = mcp_stack_tests::workspace_root().join("scripts/install-peers.sh");
