@@ -14,6 +14,9 @@
 //! it prints figures and the verdict on the targets, and fails only when calls fail (or, with
 //! `--strict`, when a target is missed). `--quick` runs short phases for CI.
 //!
+//! Then the gateway row of issue 21 ([`gateway`]): the dice server directly over HTTP,
+//! through `mcp-gateway` and through the npm `mcp-proxy`, with the ratios (`--gateway`).
+//!
 //! Then the replicated run of issue 11 ([`replicated`]): calls per second through nginx
 //! (round robin, no stickiness) in front of three `dice_server` replicas sharing sessions
 //! through Redis, beside one replica keeping them in memory behind the same nginx, for
@@ -26,6 +29,7 @@
 //! `cargo xtask bench --replicated only --quick` (about a minute).
 
 mod client;
+mod gateway;
 mod idle;
 mod load;
 mod redis_monitor;
@@ -102,6 +106,11 @@ pub struct Args {
     /// --quick; `yes` always (fails without them); `no` never; `only` runs nothing else.
     #[arg(long, value_enum, default_value = "auto")]
     pub replicated: ReplicatedWhen,
+    /// The gateway row (issue 21): the dice server directly over HTTP, through `mcp-gateway`
+    /// and through the npm `mcp-proxy` (installed into .tools/ when missing). `auto` runs it
+    /// except with --quick; `only` runs nothing else.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub gateway: ReplicatedWhen,
 }
 
 /// When `cargo xtask bench` runs its replicated part.
@@ -139,6 +148,10 @@ struct Plan {
     /// Whether the replicated part runs (`auto` resolved against `--quick`, not yet against
     /// the installed tools).
     replicated: ReplicatedWhen,
+    /// Whether the gateway row runs.
+    gateway: bool,
+    /// Whether only the gateway row runs.
+    gateway_only: bool,
 }
 
 impl Plan {
@@ -210,16 +223,23 @@ impl Plan {
             strict: args.strict,
             rows,
             idle_kind: args.idle_kind,
-            replicated: match args.replicated {
-                ReplicatedWhen::Auto if args.quick => ReplicatedWhen::No,
-                other => other,
+            replicated: match (args.replicated, args.gateway) {
+                (_, ReplicatedWhen::Only) => ReplicatedWhen::No,
+                (ReplicatedWhen::Auto, _) if args.quick => ReplicatedWhen::No,
+                (other, _) => other,
             },
+            gateway: match args.gateway {
+                ReplicatedWhen::Auto => !args.quick,
+                ReplicatedWhen::Yes | ReplicatedWhen::Only => true,
+                ReplicatedWhen::No => false,
+            },
+            gateway_only: args.gateway == ReplicatedWhen::Only,
         })
     }
 
     /// Whether the transport rows and the idle sessions run.
     fn runs_transports(&self) -> bool {
-        self.replicated != ReplicatedWhen::Only
+        self.replicated != ReplicatedWhen::Only && !self.gateway_only
     }
 
     /// Whether the replicated part may run: `yes`/`only`, or `auto` (decided by the tools).
@@ -279,6 +299,22 @@ fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
         ]);
         eprintln!("xtask bench: {}", process::describe(&build));
         process::run_checked(build)?;
+    }
+    if plan.gateway {
+        for (package, bin) in gateway::BINARIES {
+            let mut build = process::cargo();
+            build.current_dir(mcp_stack_tests::workspace_root()).args([
+                "build",
+                "--release",
+                "--quiet",
+                "--package",
+                package,
+                "--bin",
+                bin,
+            ]);
+            eprintln!("xtask bench: {}", process::describe(&build));
+            process::run_checked(build)?;
+        }
     }
     let exe = std::env::current_exe().context("locating the xtask binary")?;
     let release = exe
@@ -442,6 +478,14 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
     } else {
         (false, 0)
     };
+    if plan.gateway {
+        let bin_dir = std::env::current_exe()
+            .context("locating the xtask binary")?
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .context("locating the release folder")?;
+        failed |= gateway::measure(plan, &bin_dir).await?;
+    }
     if plan.may_run_replicated() {
         match replicated::missing_tools() {
             Some(missing) if plan.replicated == ReplicatedWhen::Auto => {

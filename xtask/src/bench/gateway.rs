@@ -1,0 +1,198 @@
+//! The gateway row of `cargo xtask bench` (issue 21): calls per second of `tools/call
+//! roll_dice {"n_dice":3}` over streamable HTTP to the Rust dice server served three ways,
+//! in the same run: directly over HTTP (`dice_server --port P`), through `mcp-gateway --
+//! dice_server --stdio`, and through the npm `mcp-proxy` (pinned, installed by
+//! `scripts/install-peers.sh mcp-proxy`) in front of the same stdio server. Each server (and
+//! its child) is pinned to CPU 0 like the other rows; the ratios say what the stdio hop costs
+//! and how the gateway compares with the most used bridge.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use mcp_stack_tests::process::{self, BackgroundProcess};
+
+use super::load::{self, PhaseResult, Transport};
+use super::{Plan, log_dir, millis};
+
+/// The release binaries the row needs (built by the debug xtask before it starts the
+/// release one).
+pub const BINARIES: [(&str, &str); 2] = [
+    ("mcp-examples", "dice_server"),
+    ("mcp-gateway", "mcp-gateway"),
+];
+
+/// The three ways of serving the dice server, in measuring order.
+const WAYS: [&str; 3] = ["direct HTTP", "mcp-gateway", "npm mcp-proxy"];
+
+/// Starts `command` (pinned to CPU 0 when the plan pins) on `port`, waiting until it accepts.
+fn start(
+    name: &str,
+    program: &Path,
+    args: &[String],
+    plan: &Plan,
+    port: u16,
+) -> anyhow::Result<BackgroundProcess> {
+    let mut command = if plan.pin {
+        process::pinned(program, "0").0
+    } else {
+        Command::new(program)
+    };
+    command.args(args).env("RUST_LOG", "warn");
+    let mut server =
+        BackgroundProcess::spawn(name, command, &log_dir().join(format!("{name}.log")))?;
+    server.wait_for_tcp(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_secs(60),
+    )?;
+    Ok(server)
+}
+
+/// Node and `mcp-proxy`'s entry point, installed when missing.
+fn install_mcp_proxy() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let script = mcp_stack_tests::workspace_root().join("scripts/install-peers.sh");
+    let mut command = Command::new("bash");
+    command.arg(&script).args(["node", "mcp-proxy"]);
+    let stdout = process::output_checked(command)?;
+    let value = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(PathBuf::from)
+            .with_context(|| format!("{} printed no {key}=", script.display()))
+    };
+    Ok((
+        value("NODE")?,
+        value("MCP_PROXY")?.join("dist/bin/mcp-proxy.mjs"),
+    ))
+}
+
+/// Measures the three ways for each session count; prints the table. Returns whether calls
+/// failed.
+pub async fn measure(plan: &Plan, bin_dir: &Path) -> anyhow::Result<bool> {
+    let (node, proxy) = install_mcp_proxy()?;
+    let dice = bin_dir.join("dice_server").to_string_lossy().into_owned();
+    let ports = [
+        process::free_port()?,
+        process::free_port()?,
+        process::free_port()?,
+    ];
+    let servers = [
+        start(
+            "dice-direct",
+            Path::new(&dice),
+            &["--port".into(), ports[0].to_string()],
+            plan,
+            ports[0],
+        )?,
+        start(
+            "gateway",
+            &bin_dir.join("mcp-gateway"),
+            &[
+                "--port".into(),
+                ports[1].to_string(),
+                "--".into(),
+                dice.clone(),
+                "--stdio".into(),
+            ],
+            plan,
+            ports[1],
+        )?,
+        start(
+            "mcp-proxy",
+            &node,
+            &[
+                proxy.to_string_lossy().into_owned(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                ports[2].to_string(),
+                "--server".into(),
+                "stream".into(),
+                "--".into(),
+                dice.clone(),
+                "--stdio".into(),
+            ],
+            plan,
+            ports[2],
+        )?,
+    ];
+    let mut failed = false;
+    let mut rows: Vec<(usize, [PhaseResult; 3])> = Vec::new();
+    for &sessions in &plan.sessions {
+        let mut results = Vec::new();
+        for (i, server) in servers.iter().enumerate() {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[i]));
+            let result = load::run_phase(
+                Transport::Streamable,
+                addr,
+                sessions,
+                None,
+                &[server.id()],
+                plan.timing,
+            )
+            .await
+            .with_context(|| format!("{} with {sessions} session(s)", WAYS[i]))?;
+            eprintln!(
+                "  {:<28} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
+                WAYS[i],
+                sessions,
+                result.rps(),
+                millis(result.p50),
+                millis(result.p99),
+                result
+                    .first_error
+                    .as_ref()
+                    .map(|e| format!(" ({} errors; first: {e})", result.errors))
+                    .unwrap_or_default()
+            );
+            failed |= result.errors > 0;
+            results.push(result);
+        }
+        if let Ok(three) = <[PhaseResult; 3]>::try_from(results) {
+            rows.push((sessions, three));
+        }
+    }
+    report(&rows);
+    Ok(failed)
+}
+
+fn report(rows: &[(usize, [PhaseResult; 3])]) {
+    println!();
+    println!(
+        "A stdio server behind a gateway (streamable HTTP, roll_dice; CPU 0 serves, including the child):"
+    );
+    println!(
+        "| {:<14} | {:>8} | {:>9} | {:>9} | {:>9} | {:>10} | {:>10} |",
+        "served by", "sessions", "req/s", "p50 ms", "p99 ms", "x direct", "x mcp-proxy"
+    );
+    println!(
+        "|{:-<16}|{:->10}|{:->11}|{:->11}|{:->11}|{:->12}|{:->12}|",
+        "", ":", ":", ":", ":", ":", ":"
+    );
+    for (sessions, results) in rows {
+        let direct = results[0].rps();
+        let proxy = results[2].rps();
+        for (way, result) in WAYS.iter().zip(results) {
+            let ratio = |base: f64| {
+                if base > 0.0 {
+                    format!("{:.2}", result.rps() / base)
+                } else {
+                    "-".into()
+                }
+            };
+            println!(
+                "| {:<14} | {:>8} | {:>9.0} | {:>9} | {:>9} | {:>10} | {:>10} |",
+                way,
+                sessions,
+                result.rps(),
+                millis(result.p50),
+                millis(result.p99),
+                ratio(direct),
+                ratio(proxy)
+            );
+        }
+    }
+}
