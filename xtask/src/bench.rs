@@ -658,6 +658,27 @@ fn report(
     ratios: &Ratios<'_>,
     idle: Option<&idle::IdleReport>,
 ) -> usize {
+    print_table(plan, results, ratios);
+    let mut missed = 0;
+    let mut verdict = |name: String, value: String, ok: bool| {
+        println!(
+            "target {name}: {value} {}",
+            if ok { "ok" } else { "MISSED" }
+        );
+        if !ok {
+            missed += 1;
+        }
+    };
+    println!();
+    rate_verdicts(plan, results, ratios, &mut verdict);
+    if let Some(idle) = idle {
+        idle_verdict(idle, &mut verdict);
+    }
+    missed
+}
+
+/// The markdown table of every row and its one-line summaries.
+fn print_table(plan: &Plan, results: &BTreeMap<(usize, usize), PhaseResult>, ratios: &Ratios<'_>) {
     println!();
     println!(
         "| {:<28} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>10} | {:>12} | {:>8} | {:>11} | {:>6} |",
@@ -734,18 +755,15 @@ fn report(
             }
         }
     }
+}
 
-    let mut missed = 0;
-    let mut verdict = |name: String, value: String, ok: bool| {
-        println!(
-            "target {name}: {value} {}",
-            if ok { "ok" } else { "MISSED" }
-        );
-        if !ok {
-            missed += 1;
-        }
-    };
-    println!();
+/// The throughput targets (ratios to the echo ceiling) and the cost of auth.
+fn rate_verdicts(
+    plan: &Plan,
+    results: &BTreeMap<(usize, usize), PhaseResult>,
+    ratios: &Ratios<'_>,
+    verdict: &mut impl FnMut(String, String, bool),
+) {
     let most = plan.sessions.iter().copied().max().unwrap_or(1);
     for (index, target) in [(1, TARGET_STREAMABLE_RATIO), (2, TARGET_SSE_RATIO)] {
         if let Some(ratio) = ratios.of(index, 0, most) {
@@ -785,31 +803,32 @@ fn report(
             }
         }
     }
-    if let Some(idle) = idle {
-        let what = match idle.kind {
-            idle::IdleKind::Initialized => "legacy SSE sessions (stream open, initialized)",
-            idle::IdleKind::StreamOnly => "legacy SSE streams (endpoint read, not initialized)",
-            idle::IdleKind::EchoConnection => "keep-alive connections to the echo server",
-        };
-        println!(
-            "idle {what}: {} opened in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed) = {:.1} KiB each",
-            idle.sessions,
-            idle.setup.as_secs_f64(),
-            idle.rss_before_kib as f64 / 1024.0,
-            idle.rss_open_kib as f64 / 1024.0,
-            idle.rss_closed_kib as f64 / 1024.0,
-            idle.kib_per_session()
+}
+
+/// Memory per idle session.
+fn idle_verdict(idle: &idle::IdleReport, verdict: &mut impl FnMut(String, String, bool)) {
+    let what = match idle.kind {
+        idle::IdleKind::Initialized => "legacy SSE sessions (stream open, initialized)",
+        idle::IdleKind::StreamOnly => "legacy SSE streams (endpoint read, not initialized)",
+        idle::IdleKind::EchoConnection => "keep-alive connections to the echo server",
+    };
+    println!(
+        "idle {what}: {} opened in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed) = {:.1} KiB each",
+        idle.sessions,
+        idle.setup.as_secs_f64(),
+        idle.rss_before_kib as f64 / 1024.0,
+        idle.rss_open_kib as f64 / 1024.0,
+        idle.rss_closed_kib as f64 / 1024.0,
+        idle.kib_per_session()
+    );
+    if idle.kind == idle::IdleKind::Initialized {
+        let per = idle.kib_per_session();
+        verdict(
+            format!("<= {TARGET_IDLE_KIB:.0} KiB per idle SSE session"),
+            format!("{per:.1} KiB"),
+            per <= TARGET_IDLE_KIB,
         );
-        if idle.kind == idle::IdleKind::Initialized {
-            let per = idle.kib_per_session();
-            verdict(
-                format!("<= {TARGET_IDLE_KIB:.0} KiB per idle SSE session"),
-                format!("{per:.1} KiB"),
-                per <= TARGET_IDLE_KIB,
-            );
-        }
     }
-    missed
 }
 
 /// The rule under a markdown table's header: one `(width, right-aligned)` per column.
