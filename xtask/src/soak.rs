@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -378,7 +379,7 @@ async fn good_load(
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
             let (path, kind) = if s % 2 == 0 {
-                ("/sse", TransportKind::Sse)
+                ("/sse", TransportKind::LegacySse)
             } else {
                 ("/mcp", TransportKind::StreamableHttp)
             };

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mcp_sse::Error as ClientError;
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -40,7 +41,7 @@ impl Kind {
     /// The client's transport.
     pub fn transport(self) -> TransportKind {
         match self {
-            Self::Legacy => TransportKind::Sse,
+            Self::Legacy => TransportKind::LegacySse,
             Self::Streamable => TransportKind::StreamableHttp,
         }
     }
