@@ -15,7 +15,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 /// use std::error::Error as _;
 ///
-/// let err = mcp_proto::parse_result::<u32>(serde_json::json!("seven")).unwrap_err();
+/// let err = mcp_proto::parse_result::<u32>(Ok(serde_json::json!("seven"))).unwrap_err();
 /// assert!(matches!(err, mcp_proto::Error::Malformed { what: "result", .. }));
 /// assert!(err.source().unwrap().is::<serde_json::Error>());
 /// ```
@@ -78,7 +78,7 @@ impl Error {
 /// that must carry the whole story (a tool error shown to a model, an HTTP error body).
 ///
 /// ```
-/// let err = mcp_proto::parse_result::<u32>(serde_json::json!("seven")).unwrap_err();
+/// let err = mcp_proto::parse_result::<u32>(Ok(serde_json::json!("seven"))).unwrap_err();
 /// assert_eq!(
 ///     mcp_proto::error_chain(&err),
 ///     "malformed result: invalid type: string \"seven\", expected u32"

@@ -223,8 +223,9 @@ async fn legacy_post_to_a_forgotten_session_is_http_404() {
 #[test]
 fn bad_urls_and_headers_are_specific_errors() {
     let err = parse_url("ftp://127.0.0.1/sse").unwrap_err();
+    assert_eq!(err.to_string(), "invalid URL \"ftp://127.0.0.1/sse\"");
     assert_eq!(
-        err.to_string(),
+        mcp_proto::error_chain(&err),
         "invalid URL \"ftp://127.0.0.1/sse\": scheme \"ftp\" is not http or https"
     );
     assert!(matches!(
