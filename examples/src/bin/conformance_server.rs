@@ -2,19 +2,19 @@
 //! conformance suite (`@modelcontextprotocol/conformance`) names, registered through
 //! [`McpServer::builder`] and served by [`McpHttpServer`] at `/mcp` on `127.0.0.1:--port`.
 //!
-//! The same handlers serve both eras: in a legacy (2025-11-25) session their questions to the
+//! The same handlers serve both eras: in a stateful (2025-11-25) session their questions to the
 //! client travel as server-to-client requests on the call's SSE stream; under 2026-07-28 they
 //! become `InputRequiredResult` rounds. `cargo xtask conformance` starts it.
 
 use std::time::Duration;
 
 use clap::Parser;
-use mcp_proto::modern::Change;
+use mcp_proto::client_features::{CreateMessageParams, ElicitParams};
+use mcp_proto::listen::Change;
 use mcp_proto::types::{
     Completion, ContentBlock, LoggingLevel, PromptMessage, Resource, ResourceContents,
     ResourceTemplate, Role,
 };
-use mcp_proto::types_input::{CreateMessageParams, ElicitParams};
 use mcp_proto::{
     CallToolResult, InputRequest, McpServer, NoArgs, ServerBuilder, ToolContext, ToolDef, ToolError,
 };
@@ -73,7 +73,7 @@ fn content_str(content: &Option<mcp_proto::types::JsonObject>, key: &str) -> Str
         .unwrap_or_default()
 }
 
-fn sampled_text(r: &mcp_proto::types_input::CreateMessageResult) -> String {
+fn sampled_text(r: &mcp_proto::client_features::CreateMessageResult) -> String {
     r.content.as_text().unwrap_or_default().to_owned()
 }
 
@@ -323,10 +323,12 @@ async fn input_multiple(ctx: ToolContext, _: NoArgs) -> ToolResult {
         .await;
     let mut answers = answers.into_iter();
     let mut next = || -> Result<Value, ToolError> {
-        answers
-            .next()
-            .unwrap_or_else(|| Err(mcp_proto::InputError::Malformed("no answer".into())))
-            .map_err(ToolError::from)
+        match answers.next() {
+            Some(answer) => answer.map_err(ToolError::from),
+            None => Err(ToolError::new(
+                "the client gave fewer answers than questions",
+            )),
+        }
     };
     let name = next()?;
     let greeting = next()?;

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_sse::Error as ClientError;
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -43,7 +44,7 @@ impl Kind {
 /// Connects one session of `kind` at `base` (e.g. `http://127.0.0.1:8080`).
 pub async fn connect(base: &str, kind: Kind) -> McpClient {
     let (path, transport) = match kind {
-        Kind::Legacy => ("/sse", TransportKind::Sse),
+        Kind::Legacy => ("/sse", TransportKind::LegacySse),
         Kind::Streamable => ("/mcp", TransportKind::StreamableHttp),
     };
     McpClient::builder(format!("{base}{path}"))
