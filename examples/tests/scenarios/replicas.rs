@@ -442,8 +442,10 @@ async fn call_with_retries(
 ) {
     let prefix = format!("d-{:016x}", rand::random::<u64>());
     for n in 0..calls {
+        let token = token(&prefix, n);
+        tally.count();
         for attempt in 1..=3 {
-            match tally.call(&client, &prefix, n).await {
+            match tally.attempt(&client, &token).await {
                 Ok(()) => break,
                 Err(why) if attempt == 3 => tally.record_lost(&why),
                 Err(CallFailure::SessionGone(why)) => {
