@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: throughput and latency of our MCP transports against a bare axum
-//! ceiling, the cost of bearer auth, and memory per idle legacy SSE session (issue 4).
+//! ceiling, the cost of bearer auth, and memory per idle legacy SSE session.
 //!
 //! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`,
 //! see [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load
@@ -14,7 +14,7 @@
 //! it prints figures and the verdict on the targets, and fails only when calls fail (or, with
 //! `--strict`, when a target is missed). `--quick` runs short phases for CI.
 //!
-//! Then the replicated run of issue 11 ([`replicated`]): calls per second through nginx
+//! Then the replicated run ([`replicated`]): calls per second through nginx
 //! (round robin, no stickiness) in front of three `dice_server` replicas sharing sessions
 //! through Redis, beside one replica keeping them in memory behind the same nginx, for
 //! streamable HTTP and legacy SSE, with the ratio; and the Redis round trips per call counted
@@ -47,7 +47,8 @@ use server::Mode;
 /// Set in the environment of the release binary the debug build starts, so it runs the bench
 /// instead of building again.
 const RELEASE_MARKER: &str = "XTASK_BENCH_RELEASE";
-/// The targets of issues 4 and 5.
+/// The targets: streamable and legacy SSE rates as a share of the echo ceiling, the cost of
+/// auth, and memory per idle SSE session.
 const TARGET_STREAMABLE_RATIO: f64 = 0.7;
 const TARGET_SSE_RATIO: f64 = 0.5;
 const TARGET_AUTH_COST: f64 = 0.10;

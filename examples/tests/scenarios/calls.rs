@@ -145,13 +145,20 @@ impl Tally {
     pub async fn call(&self, client: &McpClient, prefix: &str, n: u64) -> Result<(), CallFailure> {
         let token = token(prefix, n);
         self.calls.fetch_add(1, Ordering::Relaxed);
-        match echo(client, &token).await {
-            Ok(got) => {
-                self.record_answer(&token, &got);
-                Ok(())
-            }
-            Err(why) => Err(why),
-        }
+        self.attempt(client, &token).await
+    }
+
+    /// Tries a call counted already (a retry, or the first attempt after [`Tally::count`])
+    /// and records the answer if one came back.
+    pub async fn attempt(&self, client: &McpClient, token: &str) -> Result<(), CallFailure> {
+        let got = echo(client, token).await?;
+        self.record_answer(token, &got);
+        Ok(())
+    }
+
+    /// Counts a call whose attempts follow.
+    pub fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a token that came back.

@@ -87,10 +87,8 @@ async fn any_replica_serves_resumes_and_deletes_a_streamable_session() {
             }
         };
         assert_eq!(answer["id"], 20, "replica {i} replayed {answer}");
-        assert_eq!(
-            answer["result"]["structuredContent"]["result"],
-            token.as_str()
-        );
+        let echoed = &answer["result"]["structuredContent"]["result"];
+        assert_eq!(echoed, token.as_str(), "replica {i} replayed {answer}");
     }
 
     // DELETE on replica 2: 404 on 0 and 1, and a second DELETE is 404 too.
@@ -156,10 +154,8 @@ async fn a_legacy_stream_carries_in_order_the_answers_to_posts_on_every_replica(
     for (id, token) in sent {
         let answer = stream.next_json(STREAM_WAIT).await;
         assert_eq!(answer["id"], id, "out of order: {answer}");
-        assert_eq!(
-            answer["result"]["structuredContent"]["result"],
-            token.as_str()
-        );
+        let echoed = &answer["result"]["structuredContent"]["result"];
+        assert_eq!(echoed, token.as_str(), "the answer to {id}: {answer}");
     }
 }
 
@@ -293,10 +289,8 @@ async fn a_legacy_session_belongs_to_its_subject_on_every_replica() {
         );
         let answer = stream.next_json(STREAM_WAIT).await;
         assert_eq!(answer["id"], id, "{answer}");
-        assert_eq!(
-            answer["result"]["structuredContent"]["result"],
-            token.as_str()
-        );
+        let echoed = &answer["result"]["structuredContent"]["result"];
+        assert_eq!(echoed, token.as_str(), "the answer to {id}: {answer}");
     }
 }
 
@@ -442,8 +436,10 @@ async fn call_with_retries(
 ) {
     let prefix = format!("d-{:016x}", rand::random::<u64>());
     for n in 0..calls {
+        let token = token(&prefix, n);
+        tally.count();
         for attempt in 1..=3 {
-            match tally.call(&client, &prefix, n).await {
+            match tally.attempt(&client, &token).await {
                 Ok(()) => break,
                 Err(why) if attempt == 3 => tally.record_lost(&why),
                 Err(CallFailure::SessionGone(why)) => {

@@ -290,7 +290,10 @@ async fn good_load(base: &str, token: &str, sessions: usize, calls: u64) -> Load
                 total.calls += session.calls;
                 total.ok += session.ok;
                 total.latencies.extend(session.latencies);
-                total.failures.extend(session.failures.into_iter().take(20));
+                let room = 20usize.saturating_sub(total.failures.len());
+                total
+                    .failures
+                    .extend(session.failures.into_iter().take(room));
             })
         })
         .collect();

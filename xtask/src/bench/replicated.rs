@@ -1,4 +1,4 @@
-//! The replicated run of `cargo xtask bench` (issue 11): what sharing sessions through Redis
+//! The replicated run of `cargo xtask bench`: what sharing sessions through Redis
 //! costs, in calls per second and in Redis round trips per call.
 //!
 //! Two deployments run side by side, each a real nginx doing round robin (no stickiness) in
@@ -40,7 +40,7 @@ use super::{Plan, Ratios};
 
 /// Replicas sharing sessions through Redis.
 pub const REPLICAS: usize = 3;
-/// Most Redis round trips a streamable POST may cost (issue 11).
+/// Most Redis round trips a streamable POST may cost.
 pub const TARGET_STREAMABLE_ROUND_TRIPS: f64 = 1.0;
 /// Most Redis round trips a legacy SSE call that crosses replicas may cost on its request path.
 pub const TARGET_LEGACY_CROSSING_ROUND_TRIPS: f64 = 2.0;
