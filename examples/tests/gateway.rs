@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use mcp_gateway::{ChildCommand, Gateway, GatewayConfig, ToolFilter};
 use mcp_proto::ProtocolVersion;
 use mcp_proto::types::ClientCapabilities;
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use mcp_sse::{McpHttpServer, RunningServer, ServerConfig};
 use serde_json::{Value, json};
 
@@ -154,14 +155,14 @@ async fn initialize_is_answered_from_the_child_and_calls_keep_the_clients_ids() 
 async fn both_transports_reach_the_child() {
     let (gateway, server) = dice_gateway(GatewayConfig::default()).await;
     for (path, kind) in [
-        ("/sse", TransportKind::Sse),
+        ("/sse", TransportKind::LegacySse),
         ("/mcp", TransportKind::StreamableHttp),
     ] {
         let client = McpClient::builder(server.url(path))
             .connect()
             .await
             .unwrap();
-        assert_eq!(client.transport_kind(), kind);
+        assert_eq!(client.transport_kind(), Some(kind));
         let tools = client.list_tools().await.unwrap();
         let names: Vec<_> = tools.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["roll_dice", "echo"]);

@@ -114,7 +114,7 @@ impl RemoteServer {
             .parse::<ProtocolVersion>()
             .ok()
             .filter(|v| !v.is_stateless())
-            .unwrap_or(ProtocolVersion::LATEST_LEGACY);
+            .unwrap_or(ProtocolVersion::LATEST_STATEFUL);
         let mut builder = McpClient::builder(c.url.clone())
             .protocol_version(version)
             .capabilities(params.capabilities)

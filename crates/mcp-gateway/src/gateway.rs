@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_proto::jsonrpc::code;
-use mcp_proto::modern::RequestMeta;
+use mcp_proto::stateless::RequestMeta;
 use mcp_proto::types::{InitializeParams, LoggingLevel};
 use mcp_proto::{
     BoxFuture, ErrorObject, McpService, Message, MessageContext, Notification, Outbound,
@@ -78,7 +78,7 @@ struct Inner {
 /// What the gateway says it is when it initializes a shared child.
 fn gateway_init_params() -> Value {
     json!({
-        "protocolVersion": ProtocolVersion::LATEST_LEGACY.as_str(),
+        "protocolVersion": ProtocolVersion::LATEST_STATEFUL.as_str(),
         "capabilities": {
             "roots": {"listChanged": true},
             "sampling": {},
@@ -183,7 +183,7 @@ impl Gateway {
 
     async fn request(&self, request: Request, ctx: MessageContext) -> Option<Response> {
         if let Some(meta) = RequestMeta::from_params(request.params.as_ref()) {
-            return self.modern_request(request, meta, ctx).await;
+            return self.stateless_request(request, meta, ctx).await;
         }
         let session = &ctx.session;
         match request.method.as_str() {

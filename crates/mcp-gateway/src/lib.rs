@@ -22,7 +22,7 @@
 //!   by each session's `logging/setLevel`; list changes to every session's stream; resource
 //!   updates to the sessions subscribed to the resource.
 //! - `initialize` is answered from the child's own result at the version both sides speak;
-//!   2026-07-28 clients are served by translation (see the `modern` module docs).
+//!   2026-07-28 clients are served by translation (see the `stateless` module docs).
 //!
 //! ## Process management
 //! A crashed child is restarted with backoff ([`RESTART_BACKOFF_START`] doubling up to
@@ -63,8 +63,8 @@ mod command;
 mod connect;
 mod error;
 mod gateway;
-mod modern;
 mod readiness;
+mod stateless;
 mod streams;
 mod supervisor;
 mod tool_filter;

@@ -1,4 +1,4 @@
-//! The gateway row of `cargo xtask bench` (issue 21): calls per second of `tools/call
+//! The gateway row of `cargo xtask bench`: calls per second of `tools/call
 //! roll_dice {"n_dice":3}` over streamable HTTP to the Rust dice server served three ways,
 //! in the same run: directly over HTTP (`dice_server --port P`), through `mcp-gateway --
 //! dice_server --stdio`, and through the npm `mcp-proxy` (pinned, installed by

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::bail;
-use mcp_stack_tests::process::{self, BackgroundProcess};
+use mcp_stack_tests::process;
 
 use super::peers::{self, Peer};
 use super::typescript::{check_ts_refusal, check_ts_report};
@@ -27,7 +27,7 @@ impl Run {
         let gateway = peers::build_gateway()?;
         let dice = self.binary("dice_server")?.to_owned();
         let (public_key, token) = self.mint_token("gateway")?;
-        let (_plain, port) = self.start_gateway(&gateway, &dice, &[])?;
+        let port = self.start_gateway(&gateway, &dice, &[])?;
         let key = public_key.to_string_lossy().into_owned();
         let auth_args = [
             "--jwt-public-key",
@@ -37,7 +37,7 @@ impl Run {
             "--authorization-server",
             "https://issuer.invalid",
         ];
-        let (_auth, auth_port) = self.start_gateway(&gateway, &dice, &auth_args)?;
+        let auth_port = self.start_gateway(&gateway, &dice, &auth_args)?;
         println!("interop: installing Node 22 and the TypeScript SDK");
         let node = peers::install_node_peers()?;
         for (transport, path) in [("streamable", "/mcp"), ("sse", "/sse")] {
@@ -128,7 +128,7 @@ impl Run {
                 .args(&child)
                 .env("RUST_LOG", "info")
                 .env("MCP_GATEWAY_INTEROP_SECRET", SECRET);
-            let _server = self.start(&format!("mcp-gateway-{label}"), command, port)?;
+            self.start(&format!("mcp-gateway-{label}"), command, port)?;
             for (transport, path) in [("streamable", "/mcp"), ("sse", "/sse")] {
                 for mode in ["auto", "legacy"] {
                     let url = format!("http://127.0.0.1:{port}{path}");
@@ -148,11 +148,11 @@ impl Run {
 
     /// `mcp-gateway --port P <extra> -- dice_server --stdio`, once it accepts connections.
     fn start_gateway(
-        &self,
+        &mut self,
         gateway: &PathBuf,
         dice: &PathBuf,
         extra: &[&str],
-    ) -> anyhow::Result<(BackgroundProcess, u16)> {
+    ) -> anyhow::Result<u16> {
         let port = process::free_port()?;
         let mut command = Command::new(gateway);
         command
@@ -168,7 +168,7 @@ impl Run {
         } else {
             "mcp-gateway-auth"
         };
-        Ok((self.start(name, command, port)?, port))
+        self.start(name, command, port)
     }
 
     /// A development key pair (public key file) and a token for [`AUDIENCE`].

@@ -14,7 +14,7 @@
 //! (the child gets `-32601` instead, as for a client without the capability).
 
 use mcp_proto::jsonrpc::code;
-use mcp_proto::modern::{self, RequestMeta};
+use mcp_proto::stateless::{self, RequestMeta};
 use std::sync::Arc;
 
 use mcp_proto::types::LoggingLevel;
@@ -27,10 +27,10 @@ use serde_json::{Map, Value, json};
 use crate::gateway::Gateway;
 
 /// The `_meta` keys only 2026-07-28 peers know.
-const MODERN_META_PREFIX: &str = "io.modelcontextprotocol/";
+const STATELESS_META_PREFIX: &str = "io.modelcontextprotocol/";
 
 impl Gateway {
-    pub(crate) async fn modern_request(
+    pub(crate) async fn stateless_request(
         &self,
         mut request: Request,
         meta: RequestMeta,
@@ -61,7 +61,7 @@ impl Gateway {
             | "logging/setLevel"
             | "resources/subscribe"
             | "resources/unsubscribe"
-            | modern::SUBSCRIPTIONS_LISTEN => {
+            | mcp_proto::listen::SUBSCRIPTIONS_LISTEN => {
                 return Some(Response::error(
                     Some(id),
                     ErrorObject::method_not_found(&method),
@@ -76,13 +76,13 @@ impl Gateway {
         }
         let min_log = meta
             .raw
-            .get(modern::META_LOG_LEVEL)
+            .get(stateless::META_LOG_LEVEL)
             .and_then(|l| serde_json::from_value::<LoggingLevel>(l.clone()).ok());
         let ctx = ctx.clone().with_outbound(Arc::new(LogFilter {
             inner: Arc::clone(&ctx.outbound),
             min: min_log,
         }));
-        strip_modern_meta(&mut request.params);
+        strip_stateless_meta(&mut request.params);
         let server_info = self
             .child_init(&ctx.session)
             .await
@@ -94,7 +94,7 @@ impl Gateway {
                 if method == "tools/list" {
                     self.config().tools.filter_list(&mut result);
                 }
-                Ok(cache_hints(&method, modern_result(result, server_info)))
+                Ok(cache_hints(&method, stateless_result(result, server_info)))
             }
             Err(mut error) => {
                 if error.code == code::RESOURCE_NOT_FOUND {
@@ -117,7 +117,7 @@ fn cache_hints(method: &str, mut result: Value) -> Value {
         _ => return result,
     };
     if let Value::Object(map) = &mut result
-        && map.get("resultType") == Some(&json!(modern::RESULT_COMPLETE))
+        && map.get("resultType") == Some(&json!(stateless::RESULT_COMPLETE))
     {
         map.entry("ttlMs").or_insert(json!(0));
         map.entry("cacheScope").or_insert(json!(scope));
@@ -153,13 +153,13 @@ impl Outbound for LogFilter {
 
 /// Removes the 2026-07-28 keys from a request's `_meta` (and `_meta` itself when nothing
 /// else is left).
-fn strip_modern_meta(params: &mut Option<Value>) {
+fn strip_stateless_meta(params: &mut Option<Value>) {
     let Some(Value::Object(map)) = params else {
         return;
     };
     let empty = match map.get_mut("_meta") {
         Some(Value::Object(meta)) => {
-            meta.retain(|key, _| !key.starts_with(MODERN_META_PREFIX));
+            meta.retain(|key, _| !key.starts_with(STATELESS_META_PREFIX));
             meta.is_empty()
         }
         _ => false,
@@ -170,14 +170,14 @@ fn strip_modern_meta(params: &mut Option<Value>) {
 }
 
 /// A child's result as a 2026-07-28 result.
-fn modern_result(mut result: Value, server_info: Option<Value>) -> Value {
+fn stateless_result(mut result: Value, server_info: Option<Value>) -> Value {
     if let Value::Object(map) = &mut result {
         map.entry("resultType")
-            .or_insert_with(|| json!(modern::RESULT_COMPLETE));
+            .or_insert_with(|| json!(stateless::RESULT_COMPLETE));
         if let (Some(info), Value::Object(meta)) =
             (server_info, map.entry("_meta").or_insert_with(|| json!({})))
         {
-            meta.entry(modern::META_SERVER_INFO).or_insert(info);
+            meta.entry(stateless::META_SERVER_INFO).or_insert(info);
         }
     }
     result
@@ -202,12 +202,12 @@ fn discover(init: &Value) -> Value {
     }
     let mut meta = Map::new();
     if let Some(info) = init.get("serverInfo") {
-        meta.insert(modern::META_SERVER_INFO.into(), info.clone());
+        meta.insert(stateless::META_SERVER_INFO.into(), info.clone());
     }
     let mut result = json!({
         "supportedVersions": ProtocolVersion::supported_strings(),
         "capabilities": capabilities,
-        "resultType": modern::RESULT_COMPLETE,
+        "resultType": stateless::RESULT_COMPLETE,
         "_meta": meta,
     });
     if let Some(instructions) = init.get("instructions") {
@@ -221,20 +221,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn modern_meta_keys_are_stripped_and_others_kept() {
+    fn stateless_meta_keys_are_stripped_and_others_kept() {
         let mut params = Some(json!({"name": "x", "_meta": {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientInfo": {"name": "c", "version": "1"},
             "progressToken": 7,
         }}));
-        strip_modern_meta(&mut params);
+        strip_stateless_meta(&mut params);
         assert_eq!(
             params,
             Some(json!({"name": "x", "_meta": {"progressToken": 7}}))
         );
         let mut only_modern =
             Some(json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}));
-        strip_modern_meta(&mut only_modern);
+        strip_stateless_meta(&mut only_modern);
         assert_eq!(only_modern, Some(json!({})));
     }
 
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn results_get_a_result_type_and_the_server_info() {
-        let result = modern_result(json!({"content": []}), Some(json!({"name": "old"})));
+        let result = stateless_result(json!({"content": []}), Some(json!({"name": "old"})));
         assert_eq!(
             result,
             json!({"content": [], "resultType": "complete", "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "old"}}})
