@@ -166,7 +166,7 @@ fn report(rows: &[(usize, [PhaseResult; 3])]) {
     );
     println!(
         "| {:<14} | {:>8} | {:>9} | {:>9} | {:>9} | {:>10} | {:>10} |",
-        "served by", "sessions", "req/s", "p50 ms", "p99 ms", "x direct", "x mcp-proxy"
+        "served by", "sessions", "req/s", "p50", "p99", "x direct", "x mcp-proxy"
     );
     println!(
         "|{:-<16}|{:->10}|{:->11}|{:->11}|{:->11}|{:->12}|{:->12}|",
