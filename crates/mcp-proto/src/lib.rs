@@ -63,6 +63,8 @@ mod registry;
 pub mod schema;
 mod server;
 pub mod service;
+pub mod task;
+mod task_run;
 mod tool;
 pub mod types;
 pub mod types_input;
@@ -82,6 +84,7 @@ pub use service::{
     AuthSubject, BoxFuture, McpService, MessageContext, NoOutbound, Outbound, SendError, Session,
     SessionState,
 };
+pub use task::{TaskHost, TaskSupport};
 pub use tool::{
     ArgsOnly, IntoToolOutput, NoArgs, ToolContext, ToolDef, ToolError, ToolHandler, WithContext,
     schema_object,

@@ -678,6 +678,7 @@ mod tests {
             annotations: None,
             icons: None,
             meta: None,
+            execution: None,
         };
         let good = tool(
             json!({"region":{"type":"string","x-mcp-header":"Region"},"n":{"type":"integer","x-mcp-header":"N"},"q":{"type":"string"}}),
