@@ -361,6 +361,40 @@ impl TaskRecord {
     }
 }
 
+/// A task as a client reads it: a `CreateTaskResult` or a `tasks/get` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailedTask {
+    /// The task's id.
+    pub task_id: String,
+    /// Where it is.
+    pub status: TaskStatus,
+    /// A word on the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// When it was created (ISO-8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// When it last changed (ISO-8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<String>,
+    /// How long the server keeps it after its last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+    /// How often to poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
+    /// The tool's result, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error, once failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorObject>,
+    /// Questions waiting for answers, while input is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_requests: Option<Map<String, Value>>,
+}
+
 /// Bounds on tasks (set by the transport, e.g. `mcp-sse`'s `ServerConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskLimits {

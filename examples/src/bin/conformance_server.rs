@@ -8,6 +8,9 @@
 
 use std::time::Duration;
 
+#[path = "conformance_server/tasks.rs"]
+mod tasks;
+
 use clap::Parser;
 use mcp_proto::modern::Change;
 use mcp_proto::types::{
@@ -466,7 +469,7 @@ fn user(content: ContentBlock) -> PromptMessage {
 
 fn server() -> Result<McpServer, mcp_proto::Error> {
     let no_args = |name: &str, description: &str| ToolDef::new(name, description);
-    McpServer::builder("mcp-conformance-test-server")
+    tasks::register(McpServer::builder("mcp-conformance-test-server"))
         .version("1.0.0")
         .tool("test_simple_text", "Returns a simple text response", simple_text)
         .tool("test_image_content", "Returns an image", image_content)

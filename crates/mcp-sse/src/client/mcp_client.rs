@@ -406,7 +406,7 @@ pub struct McpClient {
     kind: TransportKind,
     init: Option<InitializeResult>,
     /// The 2026-07-28 era, when selected.
-    modern: Option<Arc<ModernClient>>,
+    pub(super) modern: Option<Arc<ModernClient>>,
     /// The server's identity from `server/discover`.
     discovered_info: Option<Implementation>,
     _dispatcher: AbortOnDrop,
