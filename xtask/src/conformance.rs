@@ -416,6 +416,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "  not scored (never fail the run): {}",
             not_scored.join(", ")
         );
+        let tasks: Vec<&String> = not_scored
+            .iter()
+            .filter(|s| s.starts_with("tasks-"))
+            .collect();
+        if !tasks.is_empty() {
+            let passed = tasks.iter().filter(|s| s.ends_with(" passed")).count();
+            set_lines.push(format!(
+                "requirements {rev}: tasks-* (io.modelcontextprotocol/tasks, not scored) {passed}/{} passed",
+                tasks.len()
+            ));
+        }
         set_lines.push(format!(
             "requirements {rev}: server {}/{} passed; client {}/{} passed (auth/* {}/{})",
             server_tally.passed,
