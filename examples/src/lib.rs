@@ -184,8 +184,11 @@ impl ReplicaArgs {
         let store = mcp_redis::RedisStore::connect(config)
             .await
             .map_err(|error| anyhow::anyhow!("cannot use Redis at {shown}: {error}"))?;
-        tracing::info!(redis = %shown, replica_id = %replica_id, "sessions shared through Redis");
-        Ok(server.session_store(std::sync::Arc::new(store)))
+        tracing::info!(redis = %shown, replica_id = %replica_id, "sessions and tasks shared through Redis");
+        let store = std::sync::Arc::new(store);
+        Ok(server
+            .session_store(store.clone())
+            .task_store(store))
     }
 }
 

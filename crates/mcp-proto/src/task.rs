@@ -220,6 +220,10 @@ pub struct TaskRecord {
     pub input_responses: Map<String, Value>,
     /// The replica running it, where replicas share a store.
     pub owner: Option<String>,
+    /// Longest it may run; an unfinished task is kept at least this long after its creation
+    /// (plus its TTL), whether or not it changes meanwhile.
+    #[serde(default)]
+    pub run_limit_ms: u64,
 }
 
 impl TaskRecord {
@@ -245,12 +249,22 @@ impl TaskRecord {
             input_requests: Map::new(),
             input_responses: Map::new(),
             owner: None,
+            run_limit_ms: 0,
         }
     }
 
-    /// When the store may forget it: `ttlMs` after its last change, never earlier.
+    /// When the store may forget it: `ttlMs` after its last change, never earlier; an
+    /// unfinished task no earlier than `ttlMs` after the end of its run limit.
     pub fn expires_at_ms(&self) -> u64 {
-        self.last_updated_at_ms.saturating_add(self.ttl_ms)
+        let after_change = self.last_updated_at_ms.saturating_add(self.ttl_ms);
+        if self.status.is_terminal() {
+            return after_change;
+        }
+        let after_run = self
+            .created_at_ms
+            .saturating_add(self.run_limit_ms)
+            .saturating_add(self.ttl_ms);
+        after_change.max(after_run)
     }
 
     /// Applies one event. A task that ended refuses every event but [`TaskEvent::Cancel`],
@@ -866,8 +880,15 @@ mod tests {
         block(store.create(rec("a3", "alice"), 2)).unwrap();
         let a1 = block(store.get("a1", Some("alice"))).unwrap().unwrap();
         assert_eq!(a1.status, TaskStatus::Cancelled);
-        // An expired record is gone.
-        let old = TaskRecord::new("old", None, now - 10_000, 5_000, 100);
+        // An unfinished record lasts through its run limit even without changes...
+        let mut running = TaskRecord::new("running", None, now - 10_000, 5_000, 100);
+        running.run_limit_ms = 60_000;
+        block(store.create(running, 2)).unwrap();
+        assert!(block(store.get("running", None)).unwrap().is_some());
+        // ...and an ended one expires its TTL after its last change.
+        let mut old = TaskRecord::new("old", None, now - 10_000, 5_000, 100);
+        old.run_limit_ms = 60_000;
+        old.apply(TaskEvent::Cancel, now - 10_000).unwrap();
         block(store.create(old, 2)).unwrap();
         assert!(block(store.get("old", None)).unwrap().is_none());
         assert_eq!(

@@ -222,6 +222,7 @@ impl TaskStart {
             millis(limits.poll_interval).max(1),
         );
         record.owner = host.replica.clone();
+        record.run_limit_ms = millis(limits.max_duration);
         if let Err(e) = host
             .store
             .create(record.clone(), limits.max_tasks_per_subject)
