@@ -186,9 +186,7 @@ impl ReplicaArgs {
             .map_err(|error| anyhow::anyhow!("cannot use Redis at {shown}: {error}"))?;
         tracing::info!(redis = %shown, replica_id = %replica_id, "sessions and tasks shared through Redis");
         let store = std::sync::Arc::new(store);
-        Ok(server
-            .session_store(store.clone())
-            .task_store(store))
+        Ok(server.session_store(store.clone()).task_store(store))
     }
 }
 
@@ -211,6 +209,10 @@ pub struct LimitArgs {
     /// Longest wait of one write to a client that does not read, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub write_timeout_ms: Option<u64>,
+    /// Keep-alive tick, in milliseconds: SSE keep-alive comments, and the replica heartbeat
+    /// in Redis (a replica counts as dead three ticks after its last one).
+    #[arg(long, value_name = "MS")]
+    pub keep_alive_ms: Option<u64>,
 }
 
 impl LimitArgs {
@@ -226,6 +228,7 @@ impl LimitArgs {
             .header_read_timeout_ms
             .map_or(config.header_read_timeout, ms);
         config.write_timeout = self.write_timeout_ms.map_or(config.write_timeout, ms);
+        config.keep_alive = self.keep_alive_ms.map_or(config.keep_alive, ms);
         config
     }
 }

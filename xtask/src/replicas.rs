@@ -29,6 +29,10 @@
 //!   succeeds, and every session opened before still works.
 //! - **f/python**: `interop/replicas_clients.py`: `mcp` (legacy and default modes, both
 //!   transports) and `fastmcp` list the tools and call `roll_dice` and `echo` through nginx.
+//! - **g/tasks**: tool calls run as tasks (2026-07-28): a task started through nginx is read
+//!   to completion through every replica; the replica running a long task gets SIGKILL, and
+//!   another replica reports the task `failed`, naming the dead replica, once its heartbeat
+//!   lease (three `--keep-alive-ms` ticks) ran out; the time to report it is measured.
 //!
 //! It installs `redis-server` and `nginx` from the Debian packages first when they are missing
 //! (`scripts/install-redis.sh`, `scripts/install-nginx.sh`), as the other peer checks install
@@ -36,6 +40,7 @@
 
 mod load;
 mod raw;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,13 +108,14 @@ impl Outcome {
 }
 
 /// Names of the scenarios, in the order they run.
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "b/any-replica",
     "c/subject",
     "f/python",
     "a/load",
     "d/kill",
     "e/redis-restart",
+    "g/tasks",
 ];
 
 /// Runs the command; see the module documentation.
@@ -150,18 +156,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out.push(outcome);
     };
 
-    // Scenarios b, f, a, d, e share one cluster of `dice_server --echo`.
+    // Scenarios b, f, a, d, e, g share one cluster of `dice_server --echo --slow`.
     let dice_scenarios = [
         "b/any-replica",
         "f/python",
         "a/load",
         "d/kill",
         "e/redis-restart",
+        "g/tasks",
     ];
     if selected.iter().any(|s| dice_scenarios.contains(s)) {
         let config = ClusterConfig::new(&binary(&binaries, "dice_server")?, REPLICAS)
             .name("replicas")
-            .arg("--echo");
+            .args(["--echo", "--slow", "--keep-alive-ms"])
+            .arg(tasks::KEEP_ALIVE_MS.to_string());
         println!("replicas: starting redis-server, {REPLICAS} dice_server replicas and nginx");
         let mut cluster = Cluster::start(config)?;
         println!(
@@ -182,6 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 },
                 "a/load" => runtime.block_on(load_run(&cluster, &args)),
                 "d/kill" => runtime.block_on(kill_replica(&mut cluster)),
+                "g/tasks" => runtime.block_on(tasks::tasks_across_replicas(&mut cluster)),
                 _ => runtime.block_on(redis_restart(&mut cluster)),
             };
             let failed = outcome.as_ref().map_or(true, |o| !o.passed);
