@@ -1,6 +1,8 @@
 //! Scenario g/tasks: tool calls run as tasks (2026-07-28 `io.modelcontextprotocol/tasks`)
 //! across replicas sharing their task records in Redis.
 //!
+//! It runs on a cluster of its own: `dice_server --slow --keep-alive-ms 2000`.
+//!
 //! - A task started through nginx (`roll_dice_slowly`, 2 s) is read to completion through
 //!   every replica's own URL: each reports the same completed result.
 //! - A long task (60 s) is started through nginx; the replica running it (its `owner` in
@@ -16,12 +18,28 @@ use mcp_proto::task::{DetailedTask, TaskStatus};
 use mcp_sse::client::{McpClient, ToolCallStart};
 use serde_json::{Value, json};
 
-use super::{Outcome, finish};
-use crate::cluster::Cluster;
+use super::{Outcome, REPLICAS, finish};
+use crate::cluster::{Cluster, ClusterConfig};
 
-/// The keep-alive tick the cluster's replicas run with (`--keep-alive-ms`); their heartbeat
-/// lease is three ticks.
-pub(super) const KEEP_ALIVE_MS: u64 = 2000;
+/// The keep-alive tick this scenario's replicas run with (`--keep-alive-ms`); their
+/// heartbeat lease is three ticks.
+const KEEP_ALIVE_MS: u64 = 2000;
+
+/// Starts a cluster of `dice_server --slow --keep-alive-ms 2000` of its own (a short lease,
+/// without changing the shared cluster's keep-alive) and runs the scenario on it.
+pub(super) async fn run(dice_server: &std::path::Path) -> anyhow::Result<Outcome> {
+    let config = ClusterConfig::new(dice_server, REPLICAS)
+        .name("replicas-tasks")
+        .args(["--slow", "--keep-alive-ms"])
+        .arg(KEEP_ALIVE_MS.to_string());
+    println!("replicas: starting redis-server, {REPLICAS} dice_server --slow replicas and nginx");
+    let mut cluster = Cluster::start(config)?;
+    let outcome = tasks_across_replicas(&mut cluster).await;
+    if outcome.as_ref().map_or(true, |o| !o.passed) {
+        cluster.print_logs();
+    }
+    outcome
+}
 
 async fn client(url: &str) -> anyhow::Result<McpClient> {
     McpClient::builder(url)
@@ -56,7 +74,7 @@ async fn until_not_working(
 }
 
 /// Runs the scenario.
-pub(super) async fn tasks_across_replicas(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
+async fn tasks_across_replicas(cluster: &mut Cluster) -> anyhow::Result<Outcome> {
     let mut notes = Vec::new();
     let mut failures = Vec::new();
     let lb = client(&cluster.lb_url("/mcp")).await?;
