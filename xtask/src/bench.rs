@@ -31,7 +31,6 @@ mod load;
 mod redis_monitor;
 mod replicated;
 mod server;
-mod sse;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -41,8 +40,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::process::{self, BackgroundProcess};
 use load::{PhaseResult, Timing, Transport};
+use mcp_stack_tests::process::{self, BackgroundProcess};
 use server::Mode;
 
 /// Set in the environment of the release binary the debug build starts, so it runs the bench
@@ -258,7 +257,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// the same arguments.
 fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
     let mut build = process::cargo();
-    build.current_dir(crate::workspace_root()).args([
+    build.current_dir(mcp_stack_tests::workspace_root()).args([
         "build",
         "--release",
         "--quiet",
@@ -269,7 +268,7 @@ fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
     process::run_checked(build)?;
     if plan.may_run_replicated() {
         let mut build = process::cargo();
-        build.current_dir(crate::workspace_root()).args([
+        build.current_dir(mcp_stack_tests::workspace_root()).args([
             "build",
             "--release",
             "--quiet",

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::process::{self, BackgroundProcess};
+use mcp_stack_tests::process::{self, BackgroundProcess};
 
 /// The requirement sets, each run at its own wire.
 const REVISIONS: [&str; 2] = ["2025-11-25", "2026-07-28"];
@@ -277,12 +277,12 @@ fn installer_value(output: &str, key: &str) -> Option<PathBuf> {
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"))
+        .unwrap_or_else(|| mcp_stack_tests::workspace_root().join("target"))
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let root = crate::workspace_root();
+    let root = mcp_stack_tests::workspace_root();
     let revisions: Vec<&str> = REVISIONS
         .into_iter()
         .filter(|r| args.requirements.is_empty() || args.requirements.iter().any(|a| a == r))

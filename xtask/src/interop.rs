@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::process::{self, BackgroundProcess};
+use mcp_stack_tests::process::{self, BackgroundProcess};
 use peers::{Peer, PeerRun};
 use report::{Outcome, Report};
 
@@ -221,7 +221,7 @@ impl Run {
         command
             .arg(peers::script("fastmcp_dice_server.py"))
             .args(["--transport", transport, "--port", &port.to_string()])
-            .current_dir(crate::workspace_root());
+            .current_dir(mcp_stack_tests::workspace_root());
         let mut name = format!("fastmcp-{transport}");
         if let Some(key) = public_key {
             command.arg("--public-key-file").arg(key);

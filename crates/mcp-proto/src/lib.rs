@@ -48,6 +48,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Tool calls can run as tasks (the 2026-07-28 `io.modelcontextprotocol/tasks` extension):
+//! see [`task`] for the records, their state machine and the store and runtime a transport
+//! provides.
+//!
 //! ## How it fits
 //! `mcp-sse` serves any [`McpService`] over the legacy HTTP+SSE transport and streamable
 //! HTTP, and drives [`ClientSession`] for its client; `mcp-auth` puts the caller's identity in

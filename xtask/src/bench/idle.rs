@@ -8,7 +8,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
 use super::client::{EchoSession, HttpConnection, LegacyStream, legacy_initialize};
-use crate::process;
+use mcp_stack_tests::process;
 
 /// Streams opened at once.
 const OPEN_CONCURRENCY: usize = 64;

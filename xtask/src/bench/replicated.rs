@@ -165,7 +165,7 @@ pub fn missing_tools() -> Option<String> {
     ]
     .into_iter()
     .filter(|(program, _)| {
-        crate::process::find_on_path(program).is_none()
+        mcp_stack_tests::process::find_on_path(program).is_none()
             && !std::path::Path::new("/usr/sbin").join(program).is_file()
     })
     .map(|(_, what)| what)
@@ -177,8 +177,8 @@ pub fn missing_tools() -> Option<String> {
 pub struct Deployment {
     lb: SocketAddr,
     replicas: Vec<SocketAddr>,
-    redis: Option<SocketAddr>,
-    cluster: crate::cluster::Cluster,
+    redis: Option<String>,
+    cluster: mcp_stack_tests::cluster::Cluster,
 }
 
 impl Deployment {
@@ -186,17 +186,16 @@ impl Deployment {
     /// everything pinned to CPU 0 when `pin`.
     fn start(store: Store, dice_server: &std::path::Path, pin: bool) -> anyhow::Result<Self> {
         let mut config = match store {
-            Store::Memory => crate::cluster::ClusterConfig::new(dice_server, 1)
+            Store::Memory => mcp_stack_tests::cluster::ClusterConfig::new(dice_server, 1)
                 .name("bench-memory")
                 .memory_sessions(),
-            Store::Redis => {
-                crate::cluster::ClusterConfig::new(dice_server, REPLICAS).name("bench-redis")
-            }
+            Store::Redis => mcp_stack_tests::cluster::ClusterConfig::new(dice_server, REPLICAS)
+                .name("bench-redis"),
         };
         if pin {
             config = config.replica_cpus(SERVER_CPUS);
         }
-        let cluster = crate::cluster::Cluster::start(config)
+        let cluster = mcp_stack_tests::cluster::Cluster::start(config)
             .with_context(|| format!("starting {}", store.label()))?;
         let local = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let replicas = cluster
@@ -212,7 +211,7 @@ impl Deployment {
         let deployment = Self {
             lb: local(cluster.lb_port()),
             replicas,
-            redis: (store == Store::Redis).then(|| local(cluster.redis_port())),
+            redis: (store == Store::Redis).then(|| cluster.redis_url()),
             cluster,
         };
         if pin {
@@ -291,7 +290,7 @@ fn parent_pid(stat: &str) -> Option<u32> {
 /// Pins `pids` (all threads of each) to `cpus`.
 fn pin_all(pids: &[u32], cpus: &str) -> anyhow::Result<()> {
     for &pid in pids {
-        crate::process::pin_running_process(pid, cpus)
+        mcp_stack_tests::process::pin_running_process(pid, cpus)
             .with_context(|| format!("pinning pid {pid} to CPU {cpus}"))?;
     }
     Ok(())
@@ -526,6 +525,7 @@ async fn count_round_trips(
 ) -> anyhow::Result<RoundTrips> {
     let redis = deployment
         .redis
+        .as_deref()
         .context("the deployment has no Redis to count round trips on")?;
     let opening = futures::future::join_all(
         (0..sessions).map(|_| open_scenario_session(deployment, scenario)),
