@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mcp_proto::types::ClientCapabilities;
 use mcp_proto::{ErrorObject, Tool};
-use mcp_sse::client::{McpClient, MessageTransport, TransportKind};
+use mcp_sse::client::{McpClient, MessageTransport};
 use mcp_stdio::{StdioClientTransport, StdioCommand};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -34,7 +34,7 @@ async fn our_client_rolls_dice_over_stdio_and_the_server_exits_on_close() {
         .connect_with(seam, incoming)
         .await
         .unwrap();
-    assert_eq!(client.transport_kind(), TransportKind::Custom);
+    assert_eq!(client.transport_kind(), None);
     assert_eq!(client.server_info().unwrap().name, "Dice Roller");
     let tools = client.list_tools().await.unwrap();
     assert_eq!(

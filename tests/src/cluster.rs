@@ -11,8 +11,8 @@
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! use mcp_stack_tests::cluster::{Cluster, ClusterConfig};
-//! let binaries = mcp_stack_tests::cluster::build_examples()?;
-//! let config = ClusterConfig::new(&binaries["dice_server"], 3).name("replicas").arg("--echo");
+//! let dice_server = std::path::Path::new("target/debug/dice_server");
+//! let config = ClusterConfig::new(dice_server, 3).name("replicas").arg("--echo");
 //! let mut cluster = Cluster::start(config)?;
 //! let url = cluster.lb_url("/mcp"); // http://127.0.0.1:<nginx port>/mcp
 //! cluster.kill_replica(1)?; // SIGKILL
@@ -25,7 +25,6 @@
 //! With [`ClusterConfig::memory_sessions`] there is no Redis: each replica keeps its sessions
 //! in memory (the baseline: one replica behind the same nginx).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -48,23 +47,6 @@ pub const NGINX_WORKER_CONNECTIONS: u32 = 16_384;
 pub const NGINX_WORKER_NOFILE: u64 = 65_536;
 /// How long nginx waits for an upstream's next byte: long, so idle SSE streams stay open.
 pub const NGINX_READ_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Builds every binary of `mcp-examples` (dev profile) and returns their paths by name.
-pub fn build_examples() -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    let mut command = process::cargo();
-    command
-        .current_dir(crate::workspace_root())
-        .args(["build", "--package", "mcp-examples", "--bins"])
-        .arg("--message-format=json-render-diagnostics");
-    let stdout = process::output_checked(command)?;
-    let found = process::cargo_executables(&stdout);
-    for name in ["dice_server", "dice_server_auth", "jwt_tool"] {
-        if !found.contains_key(name) {
-            bail!("cargo built no executable named {name}");
-        }
-    }
-    Ok(found)
-}
 
 /// What to start: see [`Cluster::start`].
 #[derive(Debug, Clone)]

@@ -69,11 +69,16 @@ impl RedisServer {
     /// A server for one test: a fresh temporary directory (removed on drop), no persistence.
     /// When `redis-server` is missing, prints [`INSTALL_HINT`] once and ends the test binary
     /// with exit code 1; other failures panic like any failed test.
-    #[allow(clippy::print_stderr, clippy::panic)]
+    #[allow(clippy::panic)]
     pub fn for_test() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         if process::find_on_path("redis-server").is_none() {
-            eprintln!("error: {INSTALL_HINT}");
+            // The first test here says it and ends the process; the others wait for the end.
+            static SAID: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _once = SAID.lock();
+            // Straight to the process's stderr: the test harness would swallow `eprintln!`
+            // output of a test that ends the process.
+            let _ = writeln!(std::io::stderr(), "error: {INSTALL_HINT}");
             std::process::exit(1);
         }
         let dir = std::env::temp_dir().join(format!(

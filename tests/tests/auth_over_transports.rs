@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use mcp_auth::{DEV_ISSUER, Identity, JwtVerifier, ResourceServer, RsaKeyPair};
 use mcp_proto::{McpServer, NoArgs, ToolContext, ToolError};
 use mcp_sse::McpHttpServer;
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use serde_json::{Value, json};
 
 fn key_pair() -> &'static RsaKeyPair {
@@ -88,7 +89,7 @@ fn text(result: &mcp_proto::CallToolResult) -> String {
 async fn without_a_token_both_transports_answer_401_with_the_challenge() {
     let (addr, task, calls) = start().await;
     for (path, kind) in [
-        ("/sse", TransportKind::Sse),
+        ("/sse", TransportKind::LegacySse),
         ("/mcp", TransportKind::StreamableHttp),
     ] {
         let err = McpClient::builder(format!("http://{addr}{path}"))
@@ -128,7 +129,7 @@ async fn without_a_token_both_transports_answer_401_with_the_challenge() {
 async fn with_a_token_the_identity_reaches_the_tool_over_both_transports() {
     let (addr, task, calls) = start().await;
     for (path, kind) in [
-        ("/sse", TransportKind::Sse),
+        ("/sse", TransportKind::LegacySse),
         ("/mcp", TransportKind::StreamableHttp),
     ] {
         let client = McpClient::builder(format!("http://{addr}{path}"))
@@ -255,7 +256,7 @@ async fn a_session_belongs_to_the_subject_that_created_it_on_both_transports() {
 
     // Legacy SSE: bob cannot post into alice's stream.
     let legacy = McpClient::builder(format!("http://{addr}/sse"))
-        .transport(TransportKind::Sse)
+        .transport(TransportKind::LegacySse)
         .bearer_token(&alice)
         .connect()
         .await

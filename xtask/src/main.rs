@@ -146,21 +146,14 @@ fn install_redis_and_nginx() -> anyhow::Result<()> {
 
 /// Runs the scenario tests of `examples/tests/scenarios` whose names contain `filter` (with
 /// `ignored`, those marked `#[ignore]`: they need peers the command installed first), one at a
-/// time; failures print like every other Rust test's.
+/// time; failures print like every other Rust test's. `--workspace` resolves features as
+/// `cargo test --workspace` does, so what that built is reused, not built again.
 fn cargo_test(filter: &str, ignored: bool, envs: &[(&str, &str)]) -> anyhow::Result<ExitCode> {
     let mut command = mcp_stack_tests::process::cargo();
     command
         .current_dir(workspace_root())
         .envs(envs.iter().copied())
-        .args([
-            "test",
-            "--package",
-            "mcp-examples",
-            "--test",
-            "scenarios",
-            "--",
-            filter,
-        ]);
+        .args(["test", "--workspace", "--test", "scenarios", "--", filter]);
     if ignored {
         command.args(["--ignored", "--test-threads", "1", "--nocapture"]);
     }

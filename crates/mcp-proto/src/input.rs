@@ -1,6 +1,6 @@
 //! Asking the client for input from inside a handler: one API for both eras.
 //!
-//! In a legacy session a request becomes a server-to-client JSON-RPC request on the call's
+//! In a stateful session a request becomes a server-to-client JSON-RPC request on the call's
 //! stream, and the handler awaits the client's response. Under 2026-07-28 there is no such
 //! stream: the handler runs again on every round, each question is answered from the input
 //! response the client sent under the question's key (chosen by the handler with
@@ -11,7 +11,7 @@
 //!
 //! Under 2026-07-28 a question the request's `clientCapabilities` do not allow ends the call
 //! with `-32021` (`data.requiredCapabilities`), and an answer of the wrong shape ends it with
-//! `-32602`; in a legacy session the handler sees [`InputError::Unsupported`] and
+//! `-32602`; in a stateful session the handler sees [`InputError::Unsupported`] and
 //! [`InputError::Malformed`] instead.
 
 use std::sync::{Arc, Mutex};
@@ -20,15 +20,16 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::cancel::CancellationSignal;
+use crate::client_features::{
+    CreateMessageParams, CreateMessageResult, ElicitParams, ElicitResult, ListRootsResult,
+};
 use crate::jsonrpc::{ErrorObject, Message, code};
 use crate::service::{Outbound, Session};
 use crate::types::{ClientCapabilities, method};
-use crate::types_input::{
-    CreateMessageParams, CreateMessageResult, ElicitParams, ElicitResult, ListRootsResult,
-};
 
 /// A question for the client.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum InputRequest {
     /// `sampling/createMessage`.
     Sampling(CreateMessageParams),
@@ -104,7 +105,8 @@ impl InputRequest {
 }
 
 /// Why the client's input could not be had.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InputError {
     /// The client did not declare the capability the request needs.
     #[error("the client does not support {0}")]
@@ -113,20 +115,21 @@ pub enum InputError {
     #[error("the client refused: {} ({})", .0.message, .0.code)]
     Rejected(ErrorObject),
     /// The client's answer did not have the expected shape.
-    #[error("malformed answer from the client: {0}")]
-    Malformed(String),
-    /// There is no way to reach the client (closed stream, too many questions pending).
-    #[error("cannot reach the client: {0}")]
-    Unreachable(String),
+    #[error("malformed answer from the client")]
+    Malformed(#[source] serde_json::Error),
+    /// There is no way to reach the client (closed stream, too many questions pending): the
+    /// source says which.
+    #[error("cannot reach the client")]
+    Unreachable(#[source] crate::BoxError),
 }
 
 impl From<InputError> for crate::tool::ToolError {
     fn from(e: InputError) -> Self {
-        crate::tool::ToolError::new(e.to_string())
+        crate::tool::ToolError::new(crate::error_chain(&e))
     }
 }
 
-/// The modern era's per-call record of questions and answers.
+/// The stateless era's per-call record of questions and answers.
 #[derive(Debug, Default)]
 pub(crate) struct Rounds {
     pub(crate) responses: Map<String, Value>,
@@ -139,7 +142,7 @@ pub(crate) struct Rounds {
 /// How a handler's questions reach the client.
 #[derive(Clone)]
 pub(crate) enum InputChannel {
-    /// Server-to-client requests on the call's stream (legacy sessions).
+    /// Server-to-client requests on the call's stream (stateful sessions).
     Stream {
         session: Arc<Session>,
         outbound: Arc<dyn Outbound>,
@@ -184,12 +187,12 @@ impl InputChannel {
             InputChannel::Stream { session, outbound } => {
                 let (id, receiver) = session
                     .begin_server_request()
-                    .map_err(|e| InputError::Unreachable(e.to_string()))?;
+                    .map_err(|e| InputError::Unreachable(e.into()))?;
                 let message =
                     Message::request(id.clone(), request.method(), Some(request.params()));
                 if let Err(e) = outbound.send(message).await {
                     session.abandon_server_request(&id);
-                    return Err(InputError::Unreachable(e.to_string()));
+                    return Err(InputError::Unreachable(e.into()));
                 }
                 match receiver.await {
                     Ok(Ok(value)) => Ok(value),
@@ -240,7 +243,7 @@ impl InputChannel {
 }
 
 pub(crate) fn parse_answer<T: DeserializeOwned>(value: Value) -> Result<T, InputError> {
-    serde_json::from_value(value).map_err(|e| InputError::Malformed(e.to_string()))
+    serde_json::from_value(value).map_err(InputError::Malformed)
 }
 
 #[cfg(test)]
@@ -251,8 +254,8 @@ mod tests {
 
     use serde_json::json;
 
+    use crate::client_features::CreateMessageParams;
     use crate::service::{BoxFuture, MessageContext, SendError};
-    use crate::types_input::CreateMessageParams;
     use crate::{McpServer, McpService, NoArgs, RequestId, ToolContext, ToolError};
 
     use super::*;
@@ -268,8 +271,11 @@ mod tests {
                 ),
             ])
             .await;
-        let roots = answers[0].clone()?;
-        let sample = answers[1].clone()?;
+        let mut answers = answers.into_iter();
+        let (Some(roots), Some(sample)) = (answers.next(), answers.next()) else {
+            return Err(ToolError::new("two answers expected"));
+        };
+        let (roots, sample) = (roots?, sample?);
         Ok(format!(
             "{} roots; {}",
             roots["roots"].as_array().map_or(0, Vec::len),
@@ -310,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn legacy_questions_are_server_requests_on_the_call_stream() {
+    fn stateful_questions_are_server_requests_on_the_call_stream() {
         let server = server();
         let session = Arc::new(Session::new(Some("s".into())));
         let init = Message::request(
@@ -357,7 +363,7 @@ mod tests {
     }
 
     #[test]
-    fn modern_questions_go_out_together_and_answers_come_back_by_key() {
+    fn stateless_questions_go_out_together_and_answers_come_back_by_key() {
         let server = server();
         let meta = json!({"io.modelcontextprotocol/protocolVersion":"2026-07-28",
             "io.modelcontextprotocol/clientCapabilities":{"roots":{},"sampling":{}}});

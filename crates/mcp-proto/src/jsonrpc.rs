@@ -41,6 +41,8 @@ pub mod code {
 
 /// A request id: a number or a string, never `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// Not `#[non_exhaustive]`: JSON-RPC 2.0 allows exactly a string or a number, and
+// callers should match all of them.
 pub enum RequestId {
     /// A numeric id, kept in its exact textual form.
     Number(NumberId),
@@ -231,6 +233,8 @@ impl Response {
 
 /// Any JSON-RPC 2.0 message.
 #[derive(Debug, Clone, PartialEq)]
+// Not `#[non_exhaustive]`: JSON-RPC 2.0 (a frozen spec) has exactly these three kinds of message, and
+// callers should match all of them.
 pub enum Message {
     /// A request.
     Request(Request),
@@ -392,6 +396,8 @@ impl<'de> Deserialize<'de> for Message {
 
 /// What one HTTP body or SSE `data` field decoded to.
 #[derive(Debug, Clone, PartialEq)]
+// Not `#[non_exhaustive]`: a JSON-RPC 2.0 body is exactly one message or a batch, and
+// callers should match all of them.
 pub enum Decoded {
     /// A single message.
     Single(Message),

@@ -59,24 +59,26 @@
 
 pub mod cancel;
 pub mod client;
+pub mod client_features;
 mod error;
+pub mod http_headers;
 pub mod input;
 pub mod jsonrpc;
-pub mod modern;
+pub mod listen;
 mod registry;
 pub mod schema;
 mod server;
 pub mod service;
+pub mod stateless;
 pub mod task;
 mod task_run;
 mod tool;
 pub mod types;
-pub mod types_input;
 mod version;
 
 pub use cancel::CancellationSignal;
 pub use client::{ClientEvent, ClientSession, Pagination, parse_result};
-pub use error::Error;
+pub use error::{BoxError, Error, error_chain};
 pub use input::{InputError, InputRequest};
 pub use jsonrpc::{
     Decoded, ErrorObject, Message, Notification, Request, RequestId, Response, decode,

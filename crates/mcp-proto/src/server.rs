@@ -13,17 +13,18 @@ use serde_json::{Map, Value, json};
 
 use crate::cancel::{CancellationSignal, run_until_cancelled};
 use crate::error::Error;
+use crate::http_headers;
 use crate::input::{InputChannel, Rounds};
 use crate::jsonrpc::{ErrorObject, Message, Request, RequestId, Response};
-use crate::modern::{
-    self, Change, ListenFilter, Listeners, RequestMeta, RequestStateSigner, StateError,
-};
+use crate::listen::{self, Change, ListenFilter, Listeners};
 use crate::registry::{
     self, CompleteFn, IntoPromptResult, PromptFailure, RegisteredPrompt, RegisteredResource,
     RegisteredTemplate,
 };
 use crate::schema::SchemaProfile;
 use crate::service::{BoxFuture, McpService, MessageContext, Session};
+use crate::stateless::DiscoverResult;
+use crate::stateless::{self, RequestMeta, RequestStateSigner, StateError};
 use crate::task;
 use crate::tool::{CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler};
 use crate::types::{
@@ -33,7 +34,6 @@ use crate::types::{
     ListToolsResult, LoggingLevel, PaginatedParams, ReadResourceResult, Resource, ResourceTemplate,
     ResourceUriParams, ResourcesCapability, ServerCapabilities, SetLevelParams, Tool, method,
 };
-use crate::types_input::DiscoverResult;
 use crate::version::ProtocolVersion;
 
 mod tasks;
@@ -275,8 +275,8 @@ struct ServerInner {
 
 /// An MCP server: the protocol logic behind any transport. Cheap to clone.
 ///
-/// It speaks every version from 2024-11-05 to 2026-07-28: an `initialize` selects legacy
-/// semantics for the session, and a request carrying modern `_meta` is served statelessly.
+/// It speaks every version from 2024-11-05 to 2026-07-28: an `initialize` selects stateful
+/// semantics for the session, and a request carrying stateless `_meta` is served statelessly.
 ///
 /// ```
 /// use mcp_proto::{McpServer, ToolError};
@@ -301,8 +301,10 @@ pub struct McpServer {
 /// Which era a request is served in.
 #[derive(Debug, Clone)]
 enum Era {
-    Legacy,
-    Modern(Box<RequestMeta>),
+    /// A request of a session opened with `initialize` (2024-11-05 to 2025-11-25).
+    Stateful,
+    /// A 2026-07-28 request, carrying its own `_meta`.
+    Stateless(Box<RequestMeta>),
 }
 
 /// The per-request facts a handler run needs.
@@ -362,7 +364,7 @@ impl McpServer {
             logging: Some(Default::default()),
             completions: (has_resources || !i.prompts.is_empty() || i.completion.is_some())
                 .then(Default::default),
-            // Changes announced with `notify_changed` reach legacy sessions' streams and
+            // Changes announced with `notify_changed` reach stateful sessions' streams and
             // 2026-07-28 `subscriptions/listen` streams.
             tools: Some(ListChangedCapability {
                 list_changed: Some(true),
@@ -381,7 +383,7 @@ impl McpServer {
     fn capabilities_for(&self, version: ProtocolVersion) -> ServerCapabilities {
         let mut caps = self.capabilities().for_version(version);
         if version.is_stateless() {
-            // No logging/setLevel and no resources/subscribe in the modern era; list changes
+            // No logging/setLevel and no resources/subscribe in the stateless era; list changes
             // reach `subscriptions/listen` streams.
             caps.logging = None;
             if let Some(r) = caps.resources.as_mut() {
@@ -398,7 +400,7 @@ impl McpServer {
         caps
     }
 
-    /// Announces a change: to every legacy session with an open stream (resource updates
+    /// Announces a change: to every stateful session with an open stream (resource updates
     /// only to sessions subscribed to the resource), and to the 2026-07-28
     /// `subscriptions/listen` streams that asked for this kind of change.
     pub async fn notify_changed(&self, change: Change) {
@@ -442,9 +444,9 @@ impl McpServer {
             return Some(Err(ErrorObject::internal("too many open subscriptions")));
         };
         let ack = Message::notification(
-            modern::SUBSCRIPTIONS_ACKNOWLEDGED,
+            listen::SUBSCRIPTIONS_ACKNOWLEDGED,
             Some(json!({
-                "_meta": {modern::META_SUBSCRIPTION_ID: subscription_id},
+                "_meta": {listen::META_SUBSCRIPTION_ID: subscription_id},
                 "notifications": honoured,
             })),
         );
@@ -474,7 +476,10 @@ impl McpServer {
 
     fn discover(&self, extensions: &http::Extensions) -> DiscoverResult {
         let mut meta = Map::new();
-        meta.insert(modern::META_SERVER_INFO.into(), to_value(&self.inner.info));
+        meta.insert(
+            stateless::META_SERVER_INFO.into(),
+            to_value(&self.inner.info),
+        );
         let mut capabilities = self.capabilities_for(ProtocolVersion::LATEST);
         if self.offers_tasks(extensions) {
             capabilities
@@ -533,14 +538,14 @@ impl McpServer {
     ) -> ToolContext {
         let session = &call.ctx.session;
         let (caps, log_level) = match &call.era {
-            Era::Legacy => (
+            Era::Stateful => (
                 session.update_state(|s| s.client_capabilities.clone()),
                 None,
             ),
-            Era::Modern(meta) => (
+            Era::Stateless(meta) => (
                 meta.client_capabilities.clone(),
                 meta.raw
-                    .get(modern::META_LOG_LEVEL)
+                    .get(stateless::META_LOG_LEVEL)
                     .and_then(|v| serde_json::from_value::<LoggingLevel>(v.clone()).ok()),
             ),
         };
@@ -577,7 +582,7 @@ impl McpServer {
         }
     }
 
-    /// Runs a handler with cancellation, and in the modern era with input rounds whose
+    /// Runs a handler with cancellation, and in the stateless era with input rounds whose
     /// earlier answers come from the verified `requestState`.
     async fn run<T, F, Fut>(
         &self,
@@ -591,9 +596,9 @@ impl McpServer {
         Fut: Future<Output = T>,
     {
         let rounds = match &call.era {
-            Era::Legacy => None,
-            Era::Modern(_) => Some((
-                Arc::new(Mutex::new(self.modern_rounds(params, &binding)?)),
+            Era::Stateful => None,
+            Era::Stateless(_) => Some((
+                Arc::new(Mutex::new(self.stateless_rounds(params, &binding)?)),
                 CancellationSignal::new(),
             )),
         };
@@ -625,9 +630,9 @@ impl McpServer {
         })
     }
 
-    /// The answers a modern request brings: those its verified `requestState` carries and
+    /// The answers a stateless request brings: those its verified `requestState` carries and
     /// its `inputResponses`.
-    fn modern_rounds(&self, params: &Value, binding: &str) -> Result<Rounds, ErrorObject> {
+    fn stateless_rounds(&self, params: &Value, binding: &str) -> Result<Rounds, ErrorObject> {
         let mut responses = Map::new();
         if let Some(state) = params.get("requestState") {
             let token = state
@@ -667,7 +672,7 @@ impl McpServer {
     ) -> Value {
         let requests: Map<String, Value> = needed.into_iter().collect();
         json!({
-            "resultType": modern::RESULT_INPUT_REQUIRED,
+            "resultType": stateless::RESULT_INPUT_REQUIRED,
             "inputRequests": requests,
             "requestState": self.inner.signer.sign(responses, binding),
         })
@@ -688,17 +693,17 @@ impl McpServer {
         let tool = &self.inner.tools[i];
         let mut args = Value::Object(params.arguments.take().unwrap_or_default());
         tool.normalize_arguments(&mut args);
-        if let Some(headers) = call.ctx.extensions.get::<modern::ParamHeaders>()
-            && let Err(e) = modern::check_param_headers(&tool.tool, &args, headers)
+        if let Some(headers) = call.ctx.extensions.get::<http_headers::ParamHeaders>()
+            && let Err(e) = http_headers::check_param_headers(&tool.tool, &args, headers)
         {
             return Some(Err(e));
         }
         if let Err(detail) = tool.validate(&args) {
             return Some(invalid_arguments(version, &params.name, detail));
         }
-        // Only a modern request can need input rounds, whose requestState is bound to this.
-        let binding = if matches!(call.era, Era::Modern(_)) {
-            modern::binding(method::TOOLS_CALL, &params.name, &args)
+        // Only a stateless request can need input rounds, whose requestState is bound to this.
+        let binding = if matches!(call.era, Era::Stateless(_)) {
+            stateless::binding(method::TOOLS_CALL, &params.name, &args)
         } else {
             String::new()
         };
@@ -751,7 +756,7 @@ impl McpServer {
             )
             .with_data(json!({ "uri": uri }))));
         };
-        let binding = modern::binding(method::RESOURCES_READ, &uri, &Value::Null);
+        let binding = stateless::binding(method::RESOURCES_READ, &uri, &Value::Null);
         let outcome = self
             .run(call, &raw, binding.clone(), |ctx| {
                 read(ctx, uri.clone(), vars)
@@ -787,7 +792,7 @@ impl McpServer {
             ))));
         };
         let args = Value::Object(params.arguments.unwrap_or_default());
-        let binding = modern::binding(method::PROMPTS_GET, &params.name, &args);
+        let binding = stateless::binding(method::PROMPTS_GET, &params.name, &args);
         let outcome = self
             .run(call, &raw, binding.clone(), |ctx| {
                 (prompt.get)(ctx, args.clone())
@@ -848,19 +853,19 @@ impl McpServer {
         let Request { id, method, params } = request;
         let session = Arc::clone(&ctx.session);
         let era = match RequestMeta::from_params(params.as_ref()) {
-            Some(meta) => Era::Modern(Box::new(meta)),
-            None => Era::Legacy,
+            Some(meta) => Era::Stateless(Box::new(meta)),
+            None => Era::Stateful,
         };
         let version = match &era {
-            Era::Modern(meta) => match meta.version() {
+            Era::Stateless(meta) => match meta.version() {
                 Ok(v) => v,
                 Err(e) => return Some(Message::Response(Response::error(Some(id), e))),
             },
-            Era::Legacy => session
+            Era::Stateful => session
                 .protocol_version()
                 .unwrap_or(ProtocolVersion::HTTP_DEFAULT),
         };
-        let modern_era = matches!(era, Era::Modern(_));
+        let stateless_era = matches!(era, Era::Stateless(_));
         let raw = params.unwrap_or_else(|| json!({}));
         if !raw.is_object() {
             // MCP params are always objects (serde would read a struct from an array).
@@ -897,7 +902,7 @@ impl McpServer {
             ctx: &ctx,
             meta,
         };
-        let outcome: Result<Value, ErrorObject> = match (method.as_str(), modern_era) {
+        let outcome: Result<Value, ErrorObject> = match (method.as_str(), stateless_era) {
             (method::TOOLS_CALL, _) => match self.call_tool(&call, raw).await {
                 Some(o) => o,
                 None => return cancelled(&id),
@@ -949,7 +954,7 @@ impl McpServer {
             (task::TASKS_GET | task::TASKS_UPDATE | task::TASKS_CANCEL, true) => {
                 self.task_request(&call, &method, raw).await
             }
-            (modern::SUBSCRIPTIONS_LISTEN, true) => match self.listen(&call, raw).await {
+            (listen::SUBSCRIPTIONS_LISTEN, true) => match self.listen(&call, raw).await {
                 Some(o) => o,
                 None => return cancelled(&id),
             },
@@ -964,8 +969,8 @@ impl McpServer {
             (method::RESOURCES_UNSUBSCRIBE, false) => self.subscribe(&session, raw, false),
             (other, _) => Err(ErrorObject::method_not_found(other)),
         };
-        let outcome = if modern_era {
-            outcome.map(|v| self.modern_result(&method, v))
+        let outcome = if stateless_era {
+            outcome.map(|v| self.stateless_result(&method, v))
         } else {
             outcome
         };
@@ -975,11 +980,11 @@ impl McpServer {
         }))
     }
 
-    /// Adds `resultType` (and caching hints on list and discover results) to a modern result.
-    fn modern_result(&self, method: &str, mut value: Value) -> Value {
+    /// Adds `resultType` (and caching hints on list and discover results) to a stateless result.
+    fn stateless_result(&self, method: &str, mut value: Value) -> Value {
         if let Value::Object(map) = &mut value {
             map.entry("resultType")
-                .or_insert_with(|| json!(modern::RESULT_COMPLETE));
+                .or_insert_with(|| json!(stateless::RESULT_COMPLETE));
             let scope = match method {
                 method::TOOLS_LIST
                 | method::PROMPTS_LIST
@@ -991,14 +996,14 @@ impl McpServer {
                 _ => None,
             };
             if let Some(scope) = scope
-                && map.get("resultType") == Some(&json!(modern::RESULT_COMPLETE))
+                && map.get("resultType") == Some(&json!(stateless::RESULT_COMPLETE))
             {
                 map.entry("ttlMs")
                     .or_insert_with(|| json!(self.inner.cache_ttl_ms));
                 map.entry("cacheScope").or_insert_with(|| json!(scope));
             }
             if let Value::Object(meta) = map.entry("_meta").or_insert_with(|| json!({})) {
-                meta.entry(modern::META_SERVER_INFO)
+                meta.entry(stateless::META_SERVER_INFO)
                     .or_insert_with(|| to_value(&self.inner.info));
             }
         }

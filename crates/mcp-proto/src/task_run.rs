@@ -130,17 +130,17 @@ impl TaskInput {
                 )
             })
             .await
-            .map_err(|e| InputError::Unreachable(e.to_string()))?;
+            .map_err(|e| InputError::Unreachable(Box::new(e)))?;
         let answer = self.wait_for_answer(&key).await?;
         request
             .check_answer(&answer)
-            .map_err(InputError::Malformed)?;
+            .map_err(|detail| InputError::Malformed(serde::de::Error::custom(detail)))?;
         Ok(answer)
     }
 
     async fn wait_for_answer(&self, key: &str) -> Result<Value, InputError> {
         let store = &self.host.store;
-        let unreachable = |e: TaskError| InputError::Unreachable(e.to_string());
+        let unreachable = |e: TaskError| InputError::Unreachable(Box::new(e));
         loop {
             let changed = store.watch(&self.task_id);
             let record = store
@@ -159,11 +159,9 @@ impl TaskInput {
                 return Ok(answer);
             }
             if record.status.is_terminal() {
-                return Err(InputError::Unreachable(format!(
-                    "task {} is {}",
-                    self.task_id,
-                    record.status.as_str()
-                )));
+                return Err(InputError::Unreachable(
+                    format!("task {} is {}", self.task_id, record.status.as_str()).into(),
+                ));
             }
             changed.await;
         }

@@ -10,6 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::cancel::CancellationSignal;
+use crate::client_features::{
+    CreateMessageParams, CreateMessageResult, ElicitParams, ElicitResult, ListRootsResult,
+};
 use crate::error::Error;
 use crate::input::{InputChannel, InputError, InputRequest, parse_answer};
 use crate::jsonrpc::{Message, RequestId};
@@ -18,9 +21,6 @@ use crate::service::{BoxFuture, Outbound, SendError, Session};
 use crate::types::{
     CallToolResult, ClientCapabilities, ContentBlock, Icon, JsonObject, LoggingLevel,
     LoggingMessageParams, ProgressParams, Tool, ToolAnnotations, method,
-};
-use crate::types_input::{
-    CreateMessageParams, CreateMessageResult, ElicitParams, ElicitResult, ListRootsResult,
 };
 use crate::version::ProtocolVersion;
 
@@ -76,10 +76,10 @@ pub struct ToolContext {
     pub(crate) meta: Option<JsonObject>,
     pub(crate) client_capabilities: Arc<ClientCapabilities>,
     pub(crate) input: InputChannel,
-    /// Modern requests opt in to log messages per request; `None` means the session decides.
+    /// Stateless requests opt in to log messages per request; `None` means the session decides.
     pub(crate) request_log_level: Option<LoggingLevel>,
     /// The server's `subscriptions/listen` streams.
-    pub(crate) listeners: Arc<crate::modern::Listeners>,
+    pub(crate) listeners: Arc<crate::listen::Listeners>,
     /// The task this call runs as (or may become), when it is a task call.
     pub(crate) task: Option<Arc<crate::task_run::TaskLink>>,
 }
@@ -195,7 +195,7 @@ impl ToolContext {
 
     /// Asks the client a question under a key of the handler's choosing: under 2026-07-28
     /// it is the key of the `inputRequests` entry and of the client's `inputResponses`
-    /// answer (in a legacy session the key is not sent).
+    /// answer (in a stateful session the key is not sent).
     pub async fn ask_as(
         &self,
         key: impl Into<String>,
@@ -213,7 +213,7 @@ impl ToolContext {
 
     /// Asks several questions at once, each under its key; the answers come back in the same
     /// order. Under 2026-07-28 every unanswered question goes out in the same
-    /// `InputRequiredResult`; in a legacy session they are sent together on the call's stream.
+    /// `InputRequiredResult`; in a stateful session they are sent together on the call's stream.
     pub async fn ask_all(
         &self,
         requests: Vec<(String, InputRequest)>,
@@ -271,11 +271,11 @@ impl ToolContext {
 
     /// Announces a change to the clients listening for it (see
     /// [`crate::McpServer::notify_changed`]).
-    pub async fn notify_changed(&self, change: crate::modern::Change) {
+    pub async fn notify_changed(&self, change: crate::listen::Change) {
         self.listeners.notify(change).await;
     }
 
-    /// Sends a log message when the client's level lets it through. Legacy sessions set the
+    /// Sends a log message when the client's level lets it through. Stateful sessions set the
     /// level with `logging/setLevel` (default `info`); a 2026-07-28 request opts in through
     /// its `_meta` and gets nothing otherwise.
     pub async fn log(

@@ -381,6 +381,7 @@ pub struct ContentAnnotations {
 /// The sender or recipient of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Role {
     /// The user.
     User,
@@ -391,6 +392,7 @@ pub enum Role {
 /// The contents of a resource: text or base64 binary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum ResourceContents {
     /// Text contents.
     Text {
@@ -417,6 +419,7 @@ pub enum ResourceContents {
 /// One block of content in a tool result, prompt message or sampling message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ContentBlock {
     /// Text.
     Text {
@@ -834,6 +837,7 @@ pub struct GetPromptResult {
 /// What a completion request refers to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
+#[non_exhaustive]
 pub enum CompletionReference {
     /// A prompt.
     #[serde(rename = "ref/prompt")]
@@ -895,6 +899,7 @@ pub struct CompleteResult {
 /// Log severity, lowest first (RFC 5424).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum LoggingLevel {
     /// debug
     Debug,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A protocol version this crate speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ProtocolVersion {
     /// 2024-11-05: the HTTP+SSE era.
     V2024_11_05,
@@ -35,8 +36,8 @@ impl ProtocolVersion {
         ProtocolVersion::V2026_07_28,
     ];
 
-    /// The versions negotiated with `initialize` (the legacy era), oldest first.
-    pub const LEGACY: [ProtocolVersion; 4] = [
+    /// The versions negotiated with `initialize` (the stateful era), oldest first.
+    pub const STATEFUL: [ProtocolVersion; 4] = [
         ProtocolVersion::V2024_11_05,
         ProtocolVersion::V2025_03_26,
         ProtocolVersion::V2025_06_18,
@@ -44,7 +45,7 @@ impl ProtocolVersion {
     ];
 
     /// The newest version negotiated through `initialize`.
-    pub const LATEST_LEGACY: ProtocolVersion = ProtocolVersion::V2025_11_25;
+    pub const LATEST_STATEFUL: ProtocolVersion = ProtocolVersion::V2025_11_25;
 
     /// The newest version.
     pub const LATEST: ProtocolVersion = ProtocolVersion::V2026_07_28;
@@ -103,12 +104,12 @@ impl ProtocolVersion {
         }
     }
 
-    /// Version negotiation for `initialize`: echo the client's version when it is a legacy
-    /// version we speak, otherwise answer with our newest legacy version.
+    /// Version negotiation for `initialize`: echo the client's version when it is a stateful
+    /// version we speak, otherwise answer with our newest stateful version.
     pub fn negotiate(requested: &str) -> ProtocolVersion {
         match requested.parse::<ProtocolVersion>() {
             Ok(v) if !v.is_stateless() => v,
-            _ => ProtocolVersion::LATEST_LEGACY,
+            _ => ProtocolVersion::LATEST_STATEFUL,
         }
     }
 
@@ -157,8 +158,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn negotiation_echoes_supported_and_falls_back_to_latest_legacy() {
-        for v in ProtocolVersion::LEGACY {
+    fn negotiation_echoes_supported_and_falls_back_to_latest_stateful() {
+        for v in ProtocolVersion::STATEFUL {
             assert_eq!(ProtocolVersion::negotiate(v.as_str()), v);
         }
         assert_eq!(

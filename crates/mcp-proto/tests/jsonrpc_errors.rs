@@ -11,10 +11,10 @@ use common::*;
 use mcp_proto::{Decoded, McpServer, Message, ProtocolVersion, Session, decode};
 use serde_json::{Value, json};
 
-/// A fixture plus one initialized session per legacy version.
+/// A fixture plus one initialized session per stateful version.
 fn sessions() -> (Fixture, Vec<(ProtocolVersion, Arc<Session>)>) {
     let fx = fixture();
-    let sessions = ProtocolVersion::LEGACY
+    let sessions = ProtocolVersion::STATEFUL
         .into_iter()
         .map(|v| {
             let s = new_session();
@@ -370,7 +370,7 @@ fn unserializable_tool_output_is_a_tool_error_not_an_internal_error() {
         )
         .build()
         .unwrap();
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let session = new_session();
         initialize(&server, &session, v);
         let out = handle_bytes(
@@ -439,7 +439,7 @@ fn only_2025_03_26_allows_batches() {
         .collect();
     assert_eq!(allowed, [V2025_03_26]);
     if let Some(spec) = spec() {
-        for v in ProtocolVersion::LEGACY {
+        for v in ProtocolVersion::STATEFUL {
             assert_eq!(spec.has(v, "JSONRPCBatchRequest"), v == V2025_03_26, "{v}");
         }
     }

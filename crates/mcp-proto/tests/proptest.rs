@@ -146,7 +146,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
 fn arb_version() -> impl Strategy<Value = Option<ProtocolVersion>> {
     prop_oneof![
         Just(None),
-        prop::sample::select(ProtocolVersion::LEGACY.to_vec()).prop_map(Some),
+        prop::sample::select(ProtocolVersion::STATEFUL.to_vec()).prop_map(Some),
     ]
 }
 

@@ -42,7 +42,7 @@ fn call(
 
 #[test]
 fn initialize_result_matches_each_version() {
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         let response = initialize(&fx.server, &session, v);
@@ -70,7 +70,7 @@ fn initialize_result_matches_each_version() {
 }
 
 #[test]
-fn unknown_client_version_gets_the_newest_legacy_version() {
+fn unknown_client_version_gets_the_newest_stateful_version() {
     let fx = fixture();
     let session = new_session();
     let response = request(
@@ -87,7 +87,7 @@ fn unknown_client_version_gets_the_newest_legacy_version() {
 
 #[test]
 fn tools_list_matches_each_version() {
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         initialize(&fx.server, &session, v);
@@ -169,7 +169,7 @@ fn tools_list_pages_follow_the_cursor() {
         })
         .build()
         .unwrap();
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let session = new_session();
         initialize(&server, &session, v);
         let first = request(&server, &session, 1, "tools/list", Some(json!({})));
@@ -191,7 +191,7 @@ fn tools_list_pages_follow_the_cursor() {
 
 #[test]
 fn dice_call_matches_each_version() {
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         initialize(&fx.server, &session, v);
@@ -215,7 +215,7 @@ fn dice_call_matches_each_version() {
 
 #[test]
 fn structured_object_output_is_not_wrapped() {
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         initialize(&fx.server, &session, v);
@@ -238,7 +238,7 @@ fn structured_object_output_is_not_wrapped() {
 
 #[test]
 fn every_content_type_matches_each_version() {
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         initialize(&fx.server, &session, v);
@@ -282,7 +282,7 @@ fn every_content_type_matches_each_version() {
 
 #[test]
 fn tool_failure_is_a_result_with_is_error() {
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         initialize(&fx.server, &session, v);
@@ -307,7 +307,7 @@ fn invalid_arguments_follow_each_version() {
         (json!({}), "n_dice"),
         (json!({"n_dice": 2.5}), "n_dice"),
     ];
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         initialize(&fx.server, &session, v);
@@ -349,7 +349,7 @@ fn invalid_arguments_follow_each_version() {
 
 #[test]
 fn unknown_tool_is_a_protocol_error_in_every_version() {
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         initialize(&fx.server, &session, v);
@@ -366,7 +366,7 @@ fn unknown_tool_is_a_protocol_error_in_every_version() {
 
 #[test]
 fn ping_set_level_and_unknown_method_match_each_version() {
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let fx = fixture();
         let session = new_session();
         initialize(&fx.server, &session, v);
@@ -409,7 +409,7 @@ fn ping_set_level_and_unknown_method_match_each_version() {
 // ---------------------------------------------------------------------------------------------
 
 /// Serializes, deserializes and compares; then validates the JSON against `def` in every
-/// legacy version from `since` on (as published), and strictly in 2025-11-25.
+/// stateful version from `since` on (as published), and strictly in 2025-11-25.
 fn round_trip<T>(value: &T, def: &str, since: ProtocolVersion) -> Value
 where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
@@ -422,7 +422,7 @@ where
     assert_eq!(&back, value, "{text}");
     if let Some(spec) = spec() {
         let mut checked = 0;
-        for v in ProtocolVersion::LEGACY {
+        for v in ProtocolVersion::STATEFUL {
             if v < since || !spec.has(v, def) {
                 continue;
             }
@@ -443,7 +443,7 @@ where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
 {
     let json = round_trip(value, def, since);
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         if v >= since && spec().is_some_and(|s| s.has(v, def)) {
             assert_schema(v, def, &json);
         }
@@ -560,7 +560,7 @@ fn lifecycle_types_round_trip() {
         "Implementation",
         V2024_11_05,
     );
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let json = serde_json::to_value(full_implementation().for_version(v)).unwrap();
         assert_schema(v, "Implementation", &json);
     }
@@ -586,7 +586,7 @@ fn lifecycle_types_round_trip() {
         "ServerCapabilities",
         V2024_11_05,
     );
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let json = serde_json::to_value(server_caps.for_version(v)).unwrap();
         assert_schema(v, "ServerCapabilities", &json);
         assert_eq!(json.get("completions").is_some(), v >= V2025_03_26);
@@ -642,7 +642,7 @@ fn lifecycle_types_round_trip() {
 fn tool_types_round_trip() {
     let tool = full_tool();
     round_trip(&tool, "Tool", V2025_11_25);
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let json = serde_json::to_value(tool.for_version(v)).unwrap();
         assert_schema(v, "Tool", &json);
     }
@@ -675,7 +675,7 @@ fn tool_types_round_trip() {
         meta: Some(obj(json!({"example.com/t": 1}))),
     };
     round_trip(&result, "CallToolResult", V2025_11_25);
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let json = serde_json::to_value(result.for_version(v)).unwrap();
         assert_schema(v, "CallToolResult", &json);
         assert_eq!(json.get("structuredContent").is_some(), v >= V2025_06_18);
@@ -696,7 +696,7 @@ fn tool_types_round_trip() {
 fn content_types_round_trip() {
     for block in every_block(true) {
         let json = round_trip(&block, "ContentBlock", V2025_06_18);
-        for v in ProtocolVersion::LEGACY {
+        for v in ProtocolVersion::STATEFUL {
             let json = serde_json::to_value(block.for_version(v)).unwrap();
             assert_schema(v, "CallToolResult/properties/content/items", &json);
         }
@@ -987,7 +987,7 @@ fn jsonrpc_messages_round_trip() {
         assert_eq!(back, message);
         let back: Message = serde_json::from_slice(&message.to_vec()).unwrap();
         assert_eq!(back, message);
-        for v in ProtocolVersion::LEGACY {
+        for v in ProtocolVersion::STATEFUL {
             let def = match def {
                 "JSONRPCResponse" => result_response_def(v),
                 "JSONRPCError" => error_response_def(v),
@@ -1006,14 +1006,14 @@ fn jsonrpc_messages_round_trip() {
     assert_eq!(serde_json::from_value::<ErrorObject>(json).unwrap(), error);
 }
 
-/// The schemas themselves: every legacy version is there, and the strict form still accepts
+/// The schemas themselves: every stateful version is there, and the strict form still accepts
 /// the spec's own minimal examples (so a failure above is ours, not the strict rewrite's).
 #[test]
 fn schemas_are_present_and_strict_form_is_sound() {
     let Some(spec) = spec() else {
         return;
     };
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         assert!(spec.has(v, "CallToolResult"), "{v}");
         assert!(spec.has(v, "InitializeResult"), "{v}");
         let minimal = json!({"content": [{"type": "text", "text": "x"}]});
@@ -1041,7 +1041,7 @@ fn schemas_are_present_and_strict_form_is_sound() {
 #[test]
 fn resources_prompts_and_completion_match_each_version() {
     let server = full_server();
-    for v in ProtocolVersion::LEGACY {
+    for v in ProtocolVersion::STATEFUL {
         let session = new_session();
         let init = initialize(&server, &session, v);
         assert_response(v, "InitializeResult", &init);
@@ -1170,12 +1170,12 @@ fn resources_prompts_and_completion_match_each_version() {
 // 2026-07-28: stateless requests
 // ---------------------------------------------------------------------------------------------
 
-fn modern_request(server: &mcp_proto::McpServer, id: i64, method: &str, params: Value) -> Value {
+fn stateless_request(server: &mcp_proto::McpServer, id: i64, method: &str, params: Value) -> Value {
     let mut params = params;
     params
         .as_object_mut()
         .unwrap()
-        .insert("_meta".into(), modern_meta());
+        .insert("_meta".into(), stateless_meta());
     // A stateless request gets a fresh session: nothing carries over between requests.
     request(server, &new_session(), id, method, Some(params))
 }
@@ -1189,7 +1189,7 @@ fn stateless_results_match_the_2026_07_28_schema() {
     let fx = fixture();
     let server = &fx.server;
 
-    let discover = modern_request(server, 1, "server/discover", json!({}));
+    let discover = stateless_request(server, 1, "server/discover", json!({}));
     assert_response(V, "DiscoverResult", &discover);
     let result = &discover["result"];
     assert_eq!(result["resultType"], "complete");
@@ -1201,12 +1201,12 @@ fn stateless_results_match_the_2026_07_28_schema() {
         "{result}"
     );
 
-    let list = modern_request(server, 2, "tools/list", json!({}));
+    let list = stateless_request(server, 2, "tools/list", json!({}));
     assert_response(V, "ListToolsResult", &list);
     assert_eq!(list["result"]["resultType"], "complete");
     assert_eq!(list["result"]["tools"].as_array().unwrap().len(), 4);
 
-    let call = modern_request(
+    let call = stateless_request(
         server,
         3,
         "tools/call",
@@ -1219,10 +1219,10 @@ fn stateless_results_match_the_2026_07_28_schema() {
     );
     assert_eq!(call["result"]["resultType"], "complete");
 
-    let media = modern_request(server, 4, "tools/call", json!({"name": "media"}));
+    let media = stateless_request(server, 4, "tools/call", json!({"name": "media"}));
     assert_response(V, "CallToolResult", &media);
 
-    let invalid = modern_request(
+    let invalid = stateless_request(
         server,
         5,
         "tools/call",
@@ -1232,18 +1232,18 @@ fn stateless_results_match_the_2026_07_28_schema() {
     assert_eq!(invalid["result"]["isError"], json!(true));
     assert_eq!(fx.dice_calls(), 1);
 
-    let unknown = modern_request(server, 6, "dice/juggle", json!({}));
+    let unknown = stateless_request(server, 6, "dice/juggle", json!({}));
     assert_eq!(error_code(&unknown), -32601);
     assert_schema(V, "JSONRPCErrorResponse", &unknown);
     assert_schema(V, "MethodNotFoundError", &unknown["error"]);
 
     // initialize, ping and logging/setLevel do not exist in 2026-07-28.
     for method in ["ping", "logging/setLevel"] {
-        let gone = modern_request(server, 7, method, json!({"level": "info"}));
+        let gone = stateless_request(server, 7, method, json!({"level": "info"}));
         assert_eq!(error_code(&gone), -32601, "{method}: {gone}");
     }
 
-    let mut meta = modern_meta();
+    let mut meta = stateless_meta();
     meta["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
     let unsupported = request(
         server,

@@ -91,7 +91,8 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use mcp_redis::{RedisConfig, RedisStore};
-//! use mcp_sse::store::{DeliveryEvent, NewSession, ReplicaBus, SessionStore, SharedStore, TransportKind};
+//! use mcp_sse::TransportKind;
+//! use mcp_sse::store::{DeliveryEvent, NewSession, ReplicaBus, SessionStore, SharedStore};
 //!
 //! # async fn run() -> Result<(), mcp_sse::StoreError> {
 //! // Replica A holds the session's stream; replica B runs a call for it.
@@ -99,7 +100,7 @@
 //!     Arc::new(RedisStore::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?);
 //! let b = RedisStore::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?;
 //! let mut deliveries = a.subscribe().await?;
-//! let session = NewSession::new("0123abcd", TransportKind::Legacy).subject(Some("alice".into()));
+//! let session = NewSession::new("0123abcd", TransportKind::LegacySse).subject(Some("alice".into()));
 //! a.create(session).await?;
 //!
 //! if let Some(record) = b.load("0123abcd", Some("alice")).await? {

@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use futures::StreamExt;
-use mcp_proto::modern::Change;
+use mcp_proto::listen::Change;
 use mcp_proto::{AuthSubject, McpServer, NoArgs, ToolContext, ToolError};
 use mcp_sse::client::SseParser;
 use mcp_sse::store::{ReplicaBus, SessionStore, SharedStore};
@@ -51,7 +51,7 @@ async fn ask_name(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
         unreachable!()
     };
     let answer = ctx
-        .elicit(mcp_proto::types_input::ElicitParams::form(
+        .elicit(mcp_proto::client_features::ElicitParams::form(
             "Your name?",
             schema,
         ))

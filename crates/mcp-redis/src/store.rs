@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mcp_proto::{BoxFuture, SessionState};
+use mcp_sse::TransportKind;
 use mcp_sse::store::{
     CallSlotRequest, Deliveries, Delivery, DeliveryEvent, DeliveryQueue, EventStore, NewSession,
-    Replay, ReplicaBus, SessionRecord, SessionStore, StoreError, StoredEvent, TransportKind,
+    Replay, ReplicaBus, SessionRecord, SessionStore, StoreError, StoredEvent,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamId, StreamReadReply};
@@ -82,14 +83,16 @@ fn manager_config(connect: Duration, response: Duration) -> ConnectionManagerCon
 
 /// Maps a Redis error: unreachable, timed out, loading or read-only is `Unavailable`; an error
 /// answer to a valid request is `Failed`.
-fn store_error(e: &RedisError) -> StoreError {
+fn store_error(e: RedisError) -> StoreError {
     match e.kind() {
         ErrorKind::Parse
         | ErrorKind::UnexpectedReturnType
         | ErrorKind::InvalidClientConfig
         | ErrorKind::Server(ServerErrorKind::ResponseError)
-        | ErrorKind::Server(ServerErrorKind::NoPerm) => StoreError::Failed(e.to_string()),
-        _ => StoreError::Unavailable(e.to_string()),
+        | ErrorKind::Server(ServerErrorKind::NoPerm) => {
+            StoreError::failed("Redis refused the request").with_source(e)
+        }
+        _ => StoreError::unavailable("Redis could not be reached").with_source(e),
     }
 }
 
@@ -110,7 +113,7 @@ fn number(v: &Value) -> Option<u64> {
 }
 
 fn malformed(what: &str, value: &Value) -> StoreError {
-    StoreError::Failed(format!("unexpected answer to {what}: {value:?}"))
+    StoreError::failed(format!("unexpected answer to {what}: {value:?}"))
 }
 
 impl RedisStore {
@@ -118,19 +121,20 @@ impl RedisStore {
     /// (so a replica can start while Redis is down). [`StoreError::InvalidConfig`] for a bad
     /// URL or a zero limit. Must be called inside a Tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, StoreError> {
-        config.check().map_err(StoreError::InvalidConfig)?;
+        config.check().map_err(StoreError::invalid_config)?;
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::InvalidConfig(
-                "RedisStore must be created inside a Tokio runtime".into(),
+            return Err(StoreError::invalid_config(
+                "RedisStore must be created inside a Tokio runtime",
             ));
         }
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| StoreError::InvalidConfig(format!("Redis URL {}: {e}", config.url)))?;
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+            StoreError::invalid_config(format!("Redis URL {}", config.url)).with_source(e)
+        })?;
         let conn = ConnectionManager::new_lazy_with_config(
             client.clone(),
             manager_config(config.op_timeout, config.op_timeout),
         )
-        .map_err(|e| StoreError::InvalidConfig(e.to_string()))?;
+        .map_err(|e| StoreError::invalid_config("cannot set up the connection").with_source(e))?;
         let stop = CancellationToken::new();
         let prefix = &config.key_prefix;
         Ok(Self {
@@ -206,8 +210,8 @@ impl RedisStore {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         match tokio::time::timeout(self.config.op_timeout, request).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(store_error(&e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
+            Ok(Err(e)) => Err(store_error(e)),
+            Err(_) => Err(StoreError::unavailable(format!(
                 "Redis did not answer within {} ms",
                 self.config.op_timeout.as_millis()
             ))),
@@ -255,11 +259,11 @@ impl RedisStore {
         match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                let error = store_error(&e);
+                let error = store_error(e);
                 tracing::warn!(script = script.name, %error, "Redis operation failed");
                 Err(error)
             }
-            Err(_) => Err(StoreError::Unavailable(format!(
+            Err(_) => Err(StoreError::unavailable(format!(
                 "Redis did not answer within {} ms",
                 budget.as_millis()
             ))),
@@ -320,12 +324,12 @@ impl RedisStore {
         let num = |i: usize| number(&fields[i]).ok_or_else(|| malformed("load", &value));
         let kind_name = field(0)?;
         let kind = TransportKind::parse(&kind_name).ok_or_else(|| {
-            StoreError::Failed(format!(
+            StoreError::failed(format!(
                 "session {id} has an unknown transport {kind_name:?}"
             ))
         })?;
         let state: SessionState = serde_json::from_str(&field(1)?).map_err(|e| {
-            StoreError::Failed(format!("stored state of session {id} is unreadable: {e}"))
+            StoreError::failed(format!("stored state of session {id} is unreadable")).with_source(e)
         })?;
         let record = SessionRecord {
             id: id.to_owned(),
@@ -526,7 +530,7 @@ impl SessionStore for RedisStore {
                 .await?;
             match pong.as_str() {
                 "PONG" => Ok(()),
-                other => Err(StoreError::Failed(format!("PING answered {other:?}"))),
+                other => Err(StoreError::failed(format!("PING answered {other:?}"))),
             }
         })
     }
@@ -534,7 +538,7 @@ impl SessionStore for RedisStore {
     fn create(&self, session: NewSession) -> BoxFuture<'_, Result<SessionRecord, StoreError>> {
         Box::pin(async move {
             let state = serde_json::to_string(&session.state)
-                .map_err(|e| StoreError::Failed(format!("cannot serialize session state: {e}")))?;
+                .map_err(|e| StoreError::failed("cannot serialize session state").with_source(e))?;
             let key = self.session_key(&session.id);
             let idle = millis(session.idle_timeout);
             let max = millis(session.max_lifetime);
@@ -610,7 +614,7 @@ impl SessionStore for RedisStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let state = serde_json::to_string(state)
-                .map_err(|e| StoreError::Failed(format!("cannot serialize session state: {e}")))?;
+                .map_err(|e| StoreError::failed("cannot serialize session state").with_source(e))?;
             let key = self.session_key(id);
             let value = self
                 .eval(&self.scripts.save_state, &[&key], &[&state])

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use mcp_proto::{ProtocolVersion, SessionState};
+use mcp_sse::TransportKind;
 use mcp_sse::store::{
     Deliveries, Delivery, DeliveryEvent, EventStore, NewSession, Replay, ReplicaBus, SessionStore,
-    StoreError, StoredEvent, TransportKind,
+    StoreError, StoredEvent,
 };
 use redis::AsyncCommands;
 
@@ -21,7 +22,7 @@ async fn replica(redis: &TestRedis, name: &str) -> RedisStore {
 }
 
 fn alice(id: &str) -> NewSession {
-    NewSession::new(id, TransportKind::Streamable).subject(Some("alice".into()))
+    NewSession::new(id, TransportKind::StreamableHttp).subject(Some("alice".into()))
 }
 
 async fn next(deliveries: &mut Deliveries) -> Delivery {
@@ -58,14 +59,14 @@ async fn sessions_are_shared_between_replicas() {
         .await
         .unwrap();
     assert_eq!(created.owner, "a");
-    assert_eq!(
+    assert!(matches!(
         b.create(alice("s1")).await,
-        Err(StoreError::SessionExists("s1".into()))
-    );
+        Err(StoreError::SessionExists(id)) if id == "s1"
+    ));
 
     let on_b = b.load("s1", Some("alice")).await.unwrap().unwrap();
     assert_eq!(on_b.id, "s1");
-    assert_eq!(on_b.kind, TransportKind::Streamable);
+    assert_eq!(on_b.kind, TransportKind::StreamableHttp);
     assert_eq!(on_b.subject.as_deref(), Some("alice"));
     assert_eq!(on_b.owner, "a");
     assert_eq!(on_b.state, SessionState::default());
@@ -102,10 +103,10 @@ async fn sessions_are_shared_between_replicas() {
         }
     );
     nothing_more(&mut to_a).await;
-    assert_eq!(
+    assert!(matches!(
         a.subscribe().await.unwrap_err(),
         StoreError::AlreadySubscribed
-    );
+    ));
     // The store gone, its delivery reader stops and the subscription ends.
     drop(a);
     let end = tokio::time::timeout(Duration::from_secs(5), to_a.recv()).await;
@@ -117,7 +118,7 @@ async fn another_subject_finds_nothing_on_any_replica() {
     let redis = TestRedis::start();
     let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
     a.create(alice("s")).await.unwrap();
-    a.create(NewSession::new("anonymous", TransportKind::Legacy))
+    a.create(NewSession::new("anonymous", TransportKind::LegacySse))
         .await
         .unwrap();
 
@@ -136,7 +137,7 @@ async fn another_subject_finds_nothing_on_any_replica() {
     );
     let anonymous = b.load("anonymous", None).await.unwrap().unwrap();
     assert_eq!(anonymous.subject, None);
-    assert_eq!(anonymous.kind, TransportKind::Legacy);
+    assert_eq!(anonymous.kind, TransportKind::LegacySse);
 }
 
 #[tokio::test]
@@ -369,7 +370,7 @@ async fn redis_down_is_unavailable_within_the_timeout_then_service_resumes() {
         ];
         for (i, result) in results.into_iter().enumerate() {
             assert!(
-                matches!(result, Err(StoreError::Unavailable(_))),
+                matches!(result, Err(StoreError::Unavailable { .. })),
                 "round {round}, operation {i}: {result:?}"
             );
         }
@@ -379,7 +380,7 @@ async fn redis_down_is_unavailable_within_the_timeout_then_service_resumes() {
     let started = Instant::now();
     let result = b.load("before", Some("alice")).await;
     assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
+        matches!(result, Err(StoreError::Unavailable { .. })),
         "{result:?}"
     );
     assert!(
@@ -394,7 +395,7 @@ async fn redis_down_is_unavailable_within_the_timeout_then_service_resumes() {
     loop {
         match a.create(alice("after")).await {
             Ok(_) => break,
-            Err(StoreError::Unavailable(e)) => {
+            Err(e @ StoreError::Unavailable { .. }) => {
                 assert!(Instant::now() < deadline, "still unavailable: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -504,17 +505,30 @@ async fn unbounded_limits_mean_a_century() {
 
 #[tokio::test]
 async fn bad_configuration_and_unreachable_redis_say_what_is_wrong() {
+    // The variant says what is wrong, the source is the Redis client's own error.
+    let bad_url = RedisStore::new(RedisConfig::new("http://127.0.0.1:1")).unwrap_err();
+    assert!(
+        matches!(&bad_url, StoreError::InvalidConfig { detail, .. } if detail == "Redis URL http://127.0.0.1:1"),
+        "{bad_url:?}"
+    );
+    let cause = std::error::Error::source(&bad_url).unwrap();
     assert_eq!(
-        RedisStore::new(RedisConfig::new("http://127.0.0.1:1")).unwrap_err(),
-        StoreError::InvalidConfig(
-            "Redis URL http://127.0.0.1:1: Redis URL did not parse - InvalidClientConfig".into()
-        )
+        cause
+            .downcast_ref::<redis::RedisError>()
+            .map(redis::RedisError::kind),
+        Some(redis::ErrorKind::InvalidClientConfig)
     );
     assert_eq!(
-        RedisStore::new(RedisConfig::new("redis://127.0.0.1:1").op_timeout(Duration::ZERO))
-            .unwrap_err(),
-        StoreError::InvalidConfig("op_timeout must be greater than zero".into())
+        mcp_proto::error_chain(&bad_url),
+        "invalid session store configuration: Redis URL http://127.0.0.1:1: \
+         Redis URL did not parse - InvalidClientConfig"
     );
+    let zero = RedisStore::new(RedisConfig::new("redis://127.0.0.1:1").op_timeout(Duration::ZERO))
+        .unwrap_err();
+    assert!(matches!(
+        &zero,
+        StoreError::InvalidConfig { detail, source: None } if detail == "op_timeout must be greater than zero"
+    ));
     // Nothing listens on a port we just released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -527,17 +541,24 @@ async fn bad_configuration_and_unreachable_redis_say_what_is_wrong() {
             .op_timeout(Duration::from_millis(300)),
     )
     .await;
+    let Err(unreachable) = result else {
+        panic!("connected to a closed port");
+    };
     assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
-        "{result:?}"
+        matches!(unreachable, StoreError::Unavailable { .. }),
+        "{unreachable:?}"
     );
     assert!(started.elapsed() < Duration::from_millis(600));
+    // Unreachable Redis: the source is the Redis error, or none when the budget ran out.
+    if let Some(cause) = std::error::Error::source(&unreachable) {
+        assert!(cause.is::<redis::RedisError>(), "{cause:?}");
+    }
 }
 
 #[test]
 fn a_store_outside_a_tokio_runtime_is_refused() {
-    assert_eq!(
+    assert!(matches!(
         RedisStore::new(RedisConfig::new("redis://127.0.0.1:6379")).unwrap_err(),
-        StoreError::InvalidConfig("RedisStore must be created inside a Tokio runtime".into())
-    );
+        StoreError::InvalidConfig { detail, .. } if detail == "RedisStore must be created inside a Tokio runtime"
+    ));
 }

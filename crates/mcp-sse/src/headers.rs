@@ -1,5 +1,5 @@
 //! The HTTP header names of both transports, server and client, in one place (lowercase, as
-//! HTTP/2 and `http::HeaderName` spell them; `mcp_proto::modern` gives the 2026-07-28 request
+//! HTTP/2 and `http::HeaderName` spell them; `mcp_proto::http_headers` gives the 2026-07-28 request
 //! headers in their wire spelling).
 
 /// `Mcp-Session-Id`: the session of a streamable HTTP request.
@@ -17,7 +17,7 @@ pub const NAME: &str = "mcp-name";
 mod tests {
     #[test]
     fn request_headers_match_the_protocol_crate() {
-        assert!(super::METHOD.eq_ignore_ascii_case(mcp_proto::modern::METHOD_HEADER));
-        assert!(super::NAME.eq_ignore_ascii_case(mcp_proto::modern::NAME_HEADER));
+        assert!(super::METHOD.eq_ignore_ascii_case(mcp_proto::http_headers::METHOD_HEADER));
+        assert!(super::NAME.eq_ignore_ascii_case(mcp_proto::http_headers::NAME_HEADER));
     }
 }

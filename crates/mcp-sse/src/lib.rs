@@ -89,9 +89,11 @@ pub mod headers;
 pub mod metrics;
 pub mod server;
 pub mod store;
+mod transport_kind;
 
 pub use error::Error;
 pub use server::{
     McpHttpServer, PROTOCOL_VERSION_HEADER, RunningServer, SESSION_ID_HEADER, ServerConfig, ctrl_c,
 };
 pub use store::{EventStore, MemoryStore, ReplicaBus, SessionStore, SharedStore, StoreError};
+pub use transport_kind::TransportKind;

@@ -76,10 +76,10 @@ pub fn install() -> Result<PrometheusHandle, Error> {
     }
     let recorder = PrometheusBuilder::new()
         .set_buckets(LATENCY_BUCKETS)
-        .map_err(|e| Error::Metrics(e.to_string()))?
+        .map_err(|e| Error::Metrics(e.into()))?
         .build_recorder();
     let handle = recorder.handle();
-    metrics::set_global_recorder(recorder).map_err(|e| Error::Metrics(e.to_string()))?;
+    metrics::set_global_recorder(recorder).map_err(|e| Error::Metrics(e.into()))?;
     describe();
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
@@ -128,7 +128,7 @@ pub fn method_label(name: &str) -> &'static str {
         method::LOGGING_SET_LEVEL,
         method::CANCELLED,
         method::PROGRESS,
-        mcp_proto::modern::SUBSCRIPTIONS_LISTEN,
+        mcp_proto::listen::SUBSCRIPTIONS_LISTEN,
         "notifications/roots/list_changed",
         "response",
     ];

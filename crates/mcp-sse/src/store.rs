@@ -21,15 +21,16 @@
 //! answers [`StoreError::Unavailable`] (transports answer 503 with a JSON body).
 //!
 //! ```
+//! use mcp_sse::TransportKind;
 //! use mcp_sse::store::{
-//!     DeliveryEvent, MemoryStore, NewSession, ReplicaBus, SessionStore, TransportKind,
+//!     DeliveryEvent, MemoryStore, NewSession, ReplicaBus, SessionStore,
 //! };
 //! use std::time::Duration;
 //!
 //! # async fn run() -> Result<(), mcp_sse::store::StoreError> {
 //! let store = MemoryStore::new();
 //! let mut deliveries = store.subscribe().await?;
-//! let session = NewSession::new("s1", TransportKind::Legacy)
+//! let session = NewSession::new("s1", TransportKind::LegacySse)
 //!     .subject(Some("alice".into()))
 //!     .idle_timeout(Duration::from_secs(300));
 //! store.create(session).await?;
@@ -46,16 +47,40 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mcp_proto::{BoxFuture, SessionState};
+use mcp_proto::{BoxError, BoxFuture, SessionState};
+
+use crate::TransportKind;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// What a store operation can fail with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// The store's own error (a Redis error, a serde error) is kept as the
+/// [`source`](std::error::Error::source) of [`StoreError::Unavailable`],
+/// [`StoreError::Failed`] and [`StoreError::InvalidConfig`]:
+///
+/// ```
+/// use std::error::Error as _;
+/// use mcp_sse::store::StoreError;
+///
+/// let cause = serde_json::from_str::<u32>("x").unwrap_err();
+/// let err = StoreError::failed("stored state is unreadable").with_source(cause);
+/// assert!(matches!(&err, StoreError::Failed { detail, .. } if detail == "stored state is unreadable"));
+/// assert!(err.source().unwrap().is::<serde_json::Error>());
+/// assert!(!err.is_unavailable());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The store cannot be reached or did not answer in time (transports answer 503).
-    #[error("session store unavailable: {0}")]
-    Unavailable(String),
+    #[error("session store unavailable: {detail}")]
+    Unavailable {
+        /// What could not be done.
+        detail: String,
+        /// The store's error, when there is one (none for a timeout).
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A session with this id already exists.
     #[error("session {0} already exists")]
     SessionExists(String),
@@ -73,45 +98,66 @@ pub enum StoreError {
     #[error("session store closed")]
     Closed,
     /// The store answered with an error or with data this version cannot read.
-    #[error("session store failed: {0}")]
-    Failed(String),
+    #[error("session store failed: {detail}")]
+    Failed {
+        /// What failed.
+        detail: String,
+        /// The store's error or the decoding error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The store's configuration is unusable (a bad URL, a zero limit).
-    #[error("invalid session store configuration: {0}")]
-    InvalidConfig(String),
+    #[error("invalid session store configuration: {detail}")]
+    InvalidConfig {
+        /// What is wrong.
+        detail: String,
+        /// The parse or connection error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl StoreError {
+    /// [`StoreError::Unavailable`] without a source (add one with [`StoreError::with_source`]).
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// [`StoreError::Failed`] without a source (add one with [`StoreError::with_source`]).
+    pub fn failed(detail: impl Into<String>) -> Self {
+        Self::Failed {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// [`StoreError::InvalidConfig`] without a source (add one with
+    /// [`StoreError::with_source`]).
+    pub fn invalid_config(detail: impl Into<String>) -> Self {
+        Self::InvalidConfig {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// Sets the cause of an [`StoreError::Unavailable`], [`StoreError::Failed`] or
+    /// [`StoreError::InvalidConfig`]; other variants have none and are returned unchanged.
+    pub fn with_source(mut self, cause: impl Into<BoxError>) -> Self {
+        if let Self::Unavailable { source, .. }
+        | Self::Failed { source, .. }
+        | Self::InvalidConfig { source, .. } = &mut self
+        {
+            *source = Some(cause.into());
+        }
+        self
+    }
+
     /// Whether the request should be answered with 503 (retry later) rather than 500.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Full(_))
-    }
-}
-
-/// Which transport a session belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// Legacy HTTP+SSE: the session lives as long as its `GET /sse` stream.
-    Legacy,
-    /// Streamable HTTP: the session lives until `DELETE`, idle expiry or its lifetime.
-    Streamable,
-}
-
-impl TransportKind {
-    /// The stored name: `legacy` or `streamable`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Legacy => "legacy",
-            Self::Streamable => "streamable",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "legacy" => Some(Self::Legacy),
-            "streamable" => Some(Self::Streamable),
-            _ => None,
-        }
+        matches!(self, Self::Unavailable { .. } | Self::Full(_))
     }
 }
 
@@ -224,6 +270,7 @@ pub struct SessionRecord {
 
 /// What a delivery carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DeliveryEvent {
     /// A server-to-client JSON-RPC message (serialized) to write on the session's stream.
     Message(String),
@@ -335,6 +382,7 @@ pub struct StoredEvent {
 
 /// What [`SessionStore::read_events_after`] finds.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Replay {
     /// Every stored event after the position, in order (empty: nothing new).
     Events(Vec<StoredEvent>),
@@ -475,8 +523,8 @@ pub trait ReplicaBus: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         let _ = (replica, session_id, payload);
         Box::pin(async {
-            Err(StoreError::Failed(
-                "this store cannot forward messages between replicas".into(),
+            Err(StoreError::failed(
+                "this store cannot forward messages between replicas",
             ))
         })
     }
@@ -491,8 +539,8 @@ pub trait ReplicaBus: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let _ = (session_id, payload);
         Box::pin(async {
-            Err(StoreError::Failed(
-                "this store cannot broadcast to replicas".into(),
+            Err(StoreError::failed(
+                "this store cannot broadcast to replicas",
             ))
         })
     }
@@ -1052,7 +1100,7 @@ mod tests {
     use mcp_proto::ProtocolVersion;
 
     fn alice(id: &str) -> NewSession {
-        NewSession::new(id, TransportKind::Streamable).subject(Some("alice".into()))
+        NewSession::new(id, TransportKind::StreamableHttp).subject(Some("alice".into()))
     }
 
     #[tokio::test]
@@ -1060,12 +1108,12 @@ mod tests {
         let store = MemoryStore::new();
         let created = store.create(alice("s1")).await.unwrap();
         assert_eq!(created.owner, "local");
-        assert_eq!(created.kind, TransportKind::Streamable);
+        assert_eq!(created.kind, TransportKind::StreamableHttp);
         assert_eq!(created.subject.as_deref(), Some("alice"));
-        assert_eq!(
+        assert!(matches!(
             store.create(alice("s1")).await,
-            Err(StoreError::SessionExists("s1".into()))
-        );
+            Err(StoreError::SessionExists(s)) if s == "s1"
+        ));
 
         let state = SessionState {
             protocol_version: Some(ProtocolVersion::V2025_03_26),
@@ -1162,10 +1210,10 @@ mod tests {
             .create(alice("b").idle_timeout(Duration::from_millis(20)))
             .await
             .unwrap();
-        assert_eq!(
+        assert!(matches!(
             store.create(alice("c")).await,
-            Err(StoreError::Full("2 sessions".into()))
-        );
+            Err(StoreError::Full(s)) if s == "2 sessions"
+        ));
         tokio::time::sleep(Duration::from_millis(40)).await;
         // "b" expired: its room is reused.
         store.create(alice("c")).await.unwrap();
@@ -1186,19 +1234,17 @@ mod tests {
         }
         // Queue full: the producer waits, then gets a specific error.
         let started = std::time::Instant::now();
-        assert_eq!(
+        assert!(matches!(
             store.deliver("s", "4").await,
-            Err(StoreError::Full(
-                "delivery queue of 4 still full after 50ms".into()
-            ))
-        );
+            Err(StoreError::Full(s)) if s == "delivery queue of 4 still full after 50ms"
+        ));
         assert!(started.elapsed() >= Duration::from_millis(50));
 
         let mut first = store.subscribe().await.unwrap();
-        assert_eq!(
+        assert!(matches!(
             store.subscribe().await.unwrap_err(),
             StoreError::AlreadySubscribed
-        );
+        ));
         let got = first.recv().await.unwrap();
         assert_eq!(got.event, DeliveryEvent::Message("0".into()));
         drop(first);
@@ -1279,15 +1325,32 @@ mod tests {
 
     #[test]
     fn transport_kinds_round_trip_and_errors_say_what_failed() {
-        for kind in [TransportKind::Legacy, TransportKind::Streamable] {
+        for kind in [TransportKind::LegacySse, TransportKind::StreamableHttp] {
             assert_eq!(TransportKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(TransportKind::parse("grpc"), None);
         assert_eq!(
-            StoreError::Unavailable("timed out after 2s".into()).to_string(),
+            StoreError::unavailable("timed out after 2s").to_string(),
             "session store unavailable: timed out after 2s"
         );
-        assert!(StoreError::Unavailable(String::new()).is_unavailable());
-        assert!(!StoreError::Failed(String::new()).is_unavailable());
+        assert!(StoreError::unavailable("").is_unavailable());
+        assert!(!StoreError::failed("").is_unavailable());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = StoreError::unavailable("cannot reach the store").with_source(io);
+        let source = std::error::Error::source(&err).unwrap();
+        assert_eq!(
+            source
+                .downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+        assert_eq!(
+            mcp_proto::error_chain(&err),
+            "session store unavailable: cannot reach the store: refused"
+        );
+        // Variants without a cause stay as they are.
+        assert!(
+            std::error::Error::source(&StoreError::Closed.with_source(String::from("x"))).is_none()
+        );
     }
 }

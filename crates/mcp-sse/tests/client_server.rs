@@ -13,7 +13,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mcp_proto::types::LoggingLevel;
 use mcp_proto::{McpServer, NoArgs, ProtocolVersion, ToolContext, ToolError};
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use mcp_sse::{Error, McpHttpServer, RunningServer};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -136,7 +137,7 @@ async fn start_deep_backlog() -> (
 
 fn endpoints(server: &RunningServer) -> [(String, TransportKind); 2] {
     [
-        (server.url("/sse"), TransportKind::Sse),
+        (server.url("/sse"), TransportKind::LegacySse),
         (server.url("/mcp"), TransportKind::StreamableHttp),
     ]
 }
@@ -159,7 +160,7 @@ async fn client_and_server_agree_over_both_transports() {
     let (server, _) = start().await;
     for (url, kind) in endpoints(&server) {
         let client = McpClient::builder(&url).connect().await.unwrap();
-        assert_eq!(client.transport_kind(), kind);
+        assert_eq!(client.transport_kind(), Some(kind));
         assert_eq!(client.protocol_version(), ProtocolVersion::V2025_11_25);
         assert_eq!(client.server_info().unwrap().name, "Test Server");
         assert_eq!(server.server().session_count(), 1, "{kind:?}");
@@ -415,7 +416,7 @@ async fn two_hundred_concurrent_sessions_each_get_their_own_answers() {
     const CALLS: usize = 5;
     let (server, addr, stop) = start_deep_backlog().await;
     let urls = [
-        (format!("http://{addr}/sse"), TransportKind::Sse),
+        (format!("http://{addr}/sse"), TransportKind::LegacySse),
         (format!("http://{addr}/mcp"), TransportKind::StreamableHttp),
     ];
     let started = Instant::now();
@@ -428,7 +429,7 @@ async fn two_hundred_concurrent_sessions_each_get_their_own_answers() {
                     .connect()
                     .await
                     .unwrap();
-                assert_eq!(client.transport_kind(), kind);
+                assert_eq!(client.transport_kind(), Some(kind));
                 // Interleave: every call in flight at once, answers in reverse order of
                 // sending (longer delays first).
                 let calls = (0..CALLS).map(|c| {

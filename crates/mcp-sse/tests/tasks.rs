@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use mcp_proto::client_features::ElicitParams;
 use mcp_proto::task::{TaskLimits, TaskStatus};
 use mcp_proto::types::ClientCapabilities;
-use mcp_proto::types_input::ElicitParams;
 use mcp_proto::{McpServer, ProtocolVersion, TaskSupport, ToolContext, ToolDef, ToolError};
 use mcp_sse::client::{McpClient, ToolCallStart};
 use mcp_sse::{Error, McpHttpServer, RunningServer, ServerConfig};

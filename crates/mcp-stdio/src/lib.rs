@@ -6,7 +6,7 @@
 //! else ever reaches stdout. Desktop and IDE hosts start MCP servers this way.
 //!
 //! - [`StdioServer`] serves any [`mcp_proto::McpService`] (such as [`mcp_proto::McpServer`])
-//!   on stdin/stdout, or on any pair of byte streams: one session per connection (legacy
+//!   on stdin/stdout, or on any pair of byte streams: one session per connection (stateful
 //!   `initialize` sessions and 2026-07-28 requests carrying their `_meta` alike), requests
 //!   running concurrently, server-to-client requests (elicitation, sampling, roots),
 //!   notifications, cancellation and progress. A line over [`StdioConfig::max_line_bytes`]

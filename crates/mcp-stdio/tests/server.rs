@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use mcp_proto::client_features::ElicitParams;
 use mcp_proto::types::ProgressParams;
-use mcp_proto::types_input::ElicitParams;
 use mcp_proto::{McpServer, NoArgs, ToolContext, ToolError};
 use mcp_stdio::{StdioConfig, StdioServer};
 use schemars::JsonSchema;

@@ -5,7 +5,21 @@ use std::time::Duration;
 use async_openai::error::OpenAIError;
 
 /// Errors of the Responses API as this crate reports them.
+///
+/// Failures of the HTTP exchange keep `async-openai`'s error as their
+/// [`source`](std::error::Error::source):
+///
+/// ```
+/// use std::error::Error as _;
+/// use async_openai::error::OpenAIError;
+///
+/// let bad_json = serde_json::from_str::<u32>("{").unwrap_err();
+/// let err = responses_client::Error::from(OpenAIError::JSONDeserialize(bad_json, "{".into()));
+/// assert!(matches!(err, responses_client::Error::InvalidResponse(_)));
+/// assert!(err.source().unwrap().is::<OpenAIError>());
+/// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// HTTP 424 `external_connector_error`: an MCP server's tools could not be fetched or used.
     #[error("MCP connector failed: {0}")]
@@ -25,14 +39,14 @@ pub enum Error {
         message: String,
     },
     /// The API could not be reached (connection refused, TLS, DNS...).
-    #[error("could not reach the Responses API: {0}")]
-    Transport(String),
+    #[error("could not reach the Responses API")]
+    Transport(#[source] OpenAIError),
     /// The API answered something that is not a valid response or event.
-    #[error("the Responses API sent something unreadable: {0}")]
-    InvalidResponse(String),
+    #[error("the Responses API sent something unreadable")]
+    InvalidResponse(#[source] OpenAIError),
     /// A streaming response broke off.
-    #[error("the response stream failed: {0}")]
-    Stream(String),
+    #[error("the response stream failed")]
+    Stream(#[source] OpenAIError),
     /// The request was rejected before it was sent.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -141,13 +155,10 @@ impl From<OpenAIError> for Error {
                     }
                 }
             }
-            OpenAIError::Reqwest(e) => Error::Transport(e.to_string()),
-            OpenAIError::JSONDeserialize(e, content) => {
-                Error::InvalidResponse(format!("{e}: {content}"))
-            }
-            OpenAIError::StreamError(e) => Error::Stream(e.to_string()),
             OpenAIError::InvalidArgument(e) => Error::InvalidRequest(e),
-            other => Error::InvalidResponse(other.to_string()),
+            e @ OpenAIError::Reqwest(_) => Error::Transport(e),
+            e @ OpenAIError::StreamError(_) => Error::Stream(e),
+            other => Error::InvalidResponse(other),
         }
     }
 }

@@ -8,6 +8,7 @@ use async_openai::types::responses::Tool;
 
 /// Which tools need the caller's approval before they run.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequireApproval {
     /// No tool needs approval (`"never"`).
     Never,
@@ -24,6 +25,7 @@ pub enum RequireApproval {
 
 /// Which of the server's tools the model may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AllowedTools {
     /// Just these names (a plain list on the wire).
     Names(Vec<String>),

@@ -46,6 +46,7 @@ impl ListedTool {
 
 /// What a `tools/call` produced.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ToolCallOutcome {
     /// The tool ran; its result as the text the `mcp_call` item's `output` carries (for a FastMCP
     /// tool returning a list, compact JSON such as `[6,4,2]`).
@@ -66,6 +67,7 @@ pub enum ToolCallOutcome {
 
 /// Why an MCP server could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectorError {
     /// The server answered with a non-success HTTP status, e.g. 401 Unauthorized.
     #[error("Http status code: {status} ({reason})")]

@@ -823,7 +823,7 @@ impl Run<'_> {
                 self.shared.model.next_step(input),
             )
             .await
-            .map_err(|_| Error::Model("the model did not answer in time".to_owned()))??;
+            .map_err(|_| Error::Model("the model did not answer in time".into()))??;
             match step {
                 ModelStep::Answer(text) => {
                     self.message(text).await;
@@ -896,11 +896,12 @@ pub(crate) async fn run(
             Ok(body)
         }
         Err(error) => {
-            tracing::warn!(response_id = %run.id, %error, "response failed");
+            let message = mcp_proto::error_chain(&error);
+            tracing::warn!(response_id = %run.id, error = %message, "response failed");
             let mut body = run.body("failed");
-            body["error"] = json!({"code": "server_error", "message": error.to_string()});
+            body["error"] = json!({"code": "server_error", "message": message});
             run.emit("response.failed", json!({"response": body})).await;
-            Err(ApiError::server(error.to_string()))
+            Err(ApiError::server(message))
         }
     }
 }

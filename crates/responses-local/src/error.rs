@@ -5,26 +5,39 @@ use http::StatusCode;
 use serde::Serialize;
 
 /// Errors of this crate (building and serving the endpoint, and model failures).
+///
+/// The cause (an I/O error, a model's own error) is the [`source`](std::error::Error::source):
+///
+/// ```
+/// use std::error::Error as _;
+///
+/// let err = responses_local::Error::Model("out of ideas".into());
+/// assert_eq!(err.to_string(), "the model failed");
+/// assert_eq!(err.source().unwrap().to_string(), "out of ideas");
+/// assert_eq!(mcp_proto::error_chain(&err), "the model failed: out of ideas");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The listening socket could not be bound.
-    #[error("could not listen on {addr}: {source}")]
+    #[error("could not listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: String,
         /// The I/O error.
+        #[source]
         source: std::io::Error,
     },
     /// The HTTP server stopped with an I/O error.
-    #[error("the HTTP server failed: {0}")]
+    #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
     /// The configured API key is empty or has characters an `Authorization` header cannot carry.
     #[error("the API key must be non-empty visible ASCII without spaces")]
     InvalidApiKey,
-    /// The model could not decide the next step.
-    #[error("the model failed: {0}")]
-    Model(String),
+    /// The model could not decide the next step; the source says why (a model's own error,
+    /// or a description).
+    #[error("the model failed")]
+    Model(#[source] mcp_proto::BoxError),
     /// The model asked for a tool that was not offered to it.
     #[error("the model asked for tool '{name}' on '{server_label}', which was not offered")]
     UnknownToolChosen {

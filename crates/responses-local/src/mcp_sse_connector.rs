@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use mcp_proto::{CallToolResult, ContentBlock};
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::client::McpClient;
 use serde_json::Value;
 
 use crate::connector::{
@@ -55,8 +55,8 @@ impl McpConnector for HttpMcpConnector {
     ) -> BoxFuture<'static, Result<Box<dyn McpConnection>, ConnectorError>> {
         let config = self.clone();
         Box::pin(async move {
+            // The transport follows the URL: legacy SSE for a path ending in `/sse`.
             let mut builder = McpClient::builder(target.server_url.clone())
-                .transport(TransportKind::Auto)
                 .connect_timeout(config.connect_timeout)
                 .request_timeout(config.request_timeout)
                 .client_info(mcp_proto::Implementation::new("openai-mcp", "1.0.0"));
@@ -156,7 +156,7 @@ fn map_error(e: mcp_sse::Error) -> ConnectorError {
             code: e.code,
             message: e.message,
         },
-        other => ConnectorError::Unreachable(other.to_string()),
+        other => ConnectorError::Unreachable(mcp_proto::error_chain(&other)),
     }
 }
 

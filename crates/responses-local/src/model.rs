@@ -30,6 +30,7 @@ pub struct ToolOffer {
 
 /// How a tool call of the current turn ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ActivityResult {
     /// The call returned this output text.
     Output(String),
@@ -81,6 +82,7 @@ impl ModelInput {
 
 /// What the model does next.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ModelStep {
     /// Call a tool with these arguments.
     CallTool {

@@ -232,7 +232,7 @@ impl responses_local::Model for Hang {
     {
         Box::pin(async {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-            Err(responses_local::Error::Model("unreachable".to_owned()))
+            Err(responses_local::Error::Model("unreachable".into()))
         })
     }
 }

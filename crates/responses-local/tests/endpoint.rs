@@ -837,10 +837,10 @@ impl responses_local::Model for TestModel {
                 TestModel::Shout => Ok(responses_local::ModelStep::Answer(
                     input.latest_user_text().to_uppercase(),
                 )),
-                TestModel::Fail => Err(responses_local::Error::Model("out of ideas".to_owned())),
+                TestModel::Fail => Err(responses_local::Error::Model("out of ideas".into())),
                 TestModel::Hang => {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
-                    Err(responses_local::Error::Model("unreachable".to_owned()))
+                    Err(responses_local::Error::Model("unreachable".into()))
                 }
             }
         })

@@ -21,10 +21,11 @@ use mcp_oauth_client::{
     OAuthConfig,
 };
 use mcp_proto::ErrorObject;
+use mcp_proto::client_features::ElicitParams;
 use mcp_proto::types::ClientCapabilities;
-use mcp_proto::types_input::ElicitParams;
 use mcp_proto::{Implementation, ProtocolVersion};
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use serde_json::{Map, Value, json};
 
 /// What the suite tells the fixture.
@@ -45,7 +46,7 @@ fn invocation() -> anyhow::Result<Invocation> {
     let version = std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(ProtocolVersion::LATEST_LEGACY);
+        .unwrap_or(ProtocolVersion::LATEST_STATEFUL);
     let context = std::env::var("MCP_CONFORMANCE_CONTEXT")
         .ok()
         .and_then(|c| serde_json::from_str(&c).ok());
@@ -196,7 +197,7 @@ async fn answer(method: String, params: Value) -> Result<Value, ErrorObject> {
 }
 
 /// The 2026-07-28 era: `server/discover`, then the scenario's requests.
-async fn modern(inv: &Invocation) -> anyhow::Result<()> {
+async fn stateless(inv: &Invocation) -> anyhow::Result<()> {
     let builder = McpClient::builder(inv.url.clone())
         .transport(TransportKind::StreamableHttp)
         .protocol_version(inv.version)
@@ -311,8 +312,8 @@ async fn modern(inv: &Invocation) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The legacy era (2025-11-25 and before): `initialize`, then the scenario's calls.
-async fn legacy(inv: &Invocation) -> anyhow::Result<()> {
+/// The stateful era (2025-11-25 and before): `initialize`, then the scenario's calls.
+async fn stateful(inv: &Invocation) -> anyhow::Result<()> {
     let oauth = oauth_config(inv)?;
     let builder = McpClient::builder(inv.url.clone())
         .transport(TransportKind::StreamableHttp)
@@ -389,8 +390,8 @@ async fn main() -> anyhow::Result<()> {
         inv.scenario, inv.version, inv.url
     );
     if inv.version.is_stateless() {
-        modern(&inv).await
+        stateless(&inv).await
     } else {
-        legacy(&inv).await
+        stateful(&inv).await
     }
 }

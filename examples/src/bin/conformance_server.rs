@@ -2,7 +2,7 @@
 //! conformance suite (`@modelcontextprotocol/conformance`) names, registered through
 //! [`McpServer::builder`] and served by [`McpHttpServer`] at `/mcp` on `127.0.0.1:--port`.
 //!
-//! The same handlers serve both eras: in a legacy (2025-11-25) session their questions to the
+//! The same handlers serve both eras: in a stateful (2025-11-25) session their questions to the
 //! client travel as server-to-client requests on the call's SSE stream; under 2026-07-28 they
 //! become `InputRequiredResult` rounds. `cargo xtask conformance` starts it.
 
@@ -12,13 +12,15 @@ use std::time::Duration;
 mod tasks;
 
 use clap::Parser;
-use mcp_proto::modern::Change;
+use mcp_proto::client_features::{CreateMessageParams, ElicitParams};
+use mcp_proto::listen::Change;
 use mcp_proto::types::{
     Completion, ContentBlock, LoggingLevel, PromptMessage, Resource, ResourceContents,
     ResourceTemplate, Role,
 };
-use mcp_proto::types_input::{CreateMessageParams, ElicitParams};
-use mcp_proto::{CallToolResult, InputRequest, McpServer, NoArgs, ToolContext, ToolDef, ToolError};
+use mcp_proto::{
+    CallToolResult, InputRequest, McpServer, NoArgs, ServerBuilder, ToolContext, ToolDef, ToolError,
+};
 use mcp_sse::McpHttpServer;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -74,7 +76,7 @@ fn content_str(content: &Option<mcp_proto::types::JsonObject>, key: &str) -> Str
         .unwrap_or_default()
 }
 
-fn sampled_text(r: &mcp_proto::types_input::CreateMessageResult) -> String {
+fn sampled_text(r: &mcp_proto::client_features::CreateMessageResult) -> String {
     r.content.as_text().unwrap_or_default().to_owned()
 }
 
@@ -324,10 +326,12 @@ async fn input_multiple(ctx: ToolContext, _: NoArgs) -> ToolResult {
         .await;
     let mut answers = answers.into_iter();
     let mut next = || -> Result<Value, ToolError> {
-        answers
-            .next()
-            .unwrap_or_else(|| Err(mcp_proto::InputError::Malformed("no answer".into())))
-            .map_err(ToolError::from)
+        match answers.next() {
+            Some(answer) => answer.map_err(ToolError::from),
+            None => Err(ToolError::new(
+                "the client gave fewer answers than questions",
+            )),
+        }
     };
     let name = next()?;
     let greeting = next()?;
@@ -468,9 +472,16 @@ fn user(content: ContentBlock) -> PromptMessage {
 }
 
 fn server() -> Result<McpServer, mcp_proto::Error> {
-    let no_args = |name: &str, description: &str| ToolDef::new(name, description);
-    tasks::register(McpServer::builder("mcp-conformance-test-server"))
-        .version("1.0.0")
+    let server = McpServer::builder("mcp-conformance-test-server").version("1.0.0");
+    let server = tasks::register(input_required_tools(notifying_tools(content_tools(server))));
+    prompts(resources(server))
+        .completion(|_| async { Ok(Completion::default()) })
+        .build()
+}
+
+/// The tools whose results are content of each kind, errors, and the JSON Schema tool.
+fn content_tools(server: ServerBuilder) -> ServerBuilder {
+    server
         .tool("test_simple_text", "Returns a simple text response", simple_text)
         .tool("test_image_content", "Returns an image", image_content)
         .tool("test_audio_content", "Returns audio", audio_content)
@@ -480,25 +491,7 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
             "Returns text, an image and an embedded resource",
             multiple_content_types,
         )
-        .tool("test_tool_with_logging", "Sends three log messages while it runs", tool_with_logging)
-        .tool("test_tool_with_progress", "Reports progress in three steps", tool_with_progress)
         .tool("test_error_handling", "Always fails with a tool error", error_handling)
-        .tool("test_sampling", "Asks the client's model to answer a prompt", sampling)
-        .tool("test_elicitation", "Asks the user for a response", elicitation)
-        .tool(
-            "test_elicitation_sep1034_defaults",
-            "Asks the user for a form whose fields have defaults",
-            elicitation_defaults,
-        )
-        .tool(
-            "test_elicitation_sep1330_enums",
-            "Asks the user to pick from enum fields",
-            elicitation_enums,
-        )
-        .tool_with(
-            no_args("test_missing_capability", "Needs the sampling capability"),
-            missing_capability,
-        )
         .tool_with(
             ToolDef::new(
                 "json_schema_2020_12_tool",
@@ -519,6 +512,46 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
                 "additionalProperties": false
             }))),
             json_schema_tool,
+        )
+}
+
+/// The tools that talk back while they run: logs, progress, sampling, elicitation, list
+/// changes, a custom header.
+fn notifying_tools(server: ServerBuilder) -> ServerBuilder {
+    server
+        .tool(
+            "test_tool_with_logging",
+            "Sends three log messages while it runs",
+            tool_with_logging,
+        )
+        .tool(
+            "test_tool_with_progress",
+            "Reports progress in three steps",
+            tool_with_progress,
+        )
+        .tool(
+            "test_sampling",
+            "Asks the client's model to answer a prompt",
+            sampling,
+        )
+        .tool(
+            "test_elicitation",
+            "Asks the user for a response",
+            elicitation,
+        )
+        .tool(
+            "test_elicitation_sep1034_defaults",
+            "Asks the user for a form whose fields have defaults",
+            elicitation_defaults,
+        )
+        .tool(
+            "test_elicitation_sep1330_enums",
+            "Asks the user to pick from enum fields",
+            elicitation_enums,
+        )
+        .tool_with(
+            ToolDef::new("test_missing_capability", "Needs the sampling capability"),
+            missing_capability,
         )
         .tool(
             "test_custom_header",
@@ -545,6 +578,11 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
             "Announces a prompt list change to listeners",
             trigger_prompt_change,
         )
+}
+
+/// The multi-round (input required) tools.
+fn input_required_tools(server: ServerBuilder) -> ServerBuilder {
+    server
         .tool(
             "test_input_required_result_elicitation",
             "MRTR: returns InputRequiredResult with elicitation request",
@@ -585,6 +623,11 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
             "MRTR: asks only for what the client declared",
             input_capabilities,
         )
+}
+
+/// The static resources and the resource template.
+fn resources(server: ServerBuilder) -> ServerBuilder {
+    server
         .resource(
             resource(
                 "test://static-text",
@@ -647,6 +690,11 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
                 Ok(text_contents(&uri, "application/json", &body.to_string()))
             },
         )
+}
+
+/// The prompts, with and without arguments, and the one that needs input.
+fn prompts(server: ServerBuilder) -> ServerBuilder {
+    server
         .prompt(
             "test_simple_prompt",
             "A simple prompt without arguments",
@@ -709,8 +757,6 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
                 )))])
             },
         )
-        .completion(|_| async { Ok(Completion::default()) })
-        .build()
 }
 
 #[tokio::main]

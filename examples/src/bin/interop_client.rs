@@ -17,7 +17,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use serde_json::{Value, json};
 
 /// Command line.
@@ -56,11 +57,12 @@ enum Transport {
 }
 
 impl Transport {
-    fn kind(self) -> TransportKind {
+    /// The HTTP transport; `None` for stdio.
+    fn http_kind(self) -> Option<TransportKind> {
         match self {
-            Transport::Sse => TransportKind::Sse,
-            Transport::Streamable => TransportKind::StreamableHttp,
-            Transport::Stdio => TransportKind::Custom,
+            Transport::Sse => Some(TransportKind::LegacySse),
+            Transport::Streamable => Some(TransportKind::StreamableHttp),
+            Transport::Stdio => None,
         }
     }
 }
@@ -87,8 +89,10 @@ async fn exchange(args: &Args) -> anyhow::Result<Value> {
 async fn connect_http(args: &Args, timeout: Duration) -> anyhow::Result<McpClient> {
     let mut builder = McpClient::builder(args.url.clone())
         .connect_timeout(timeout)
-        .request_timeout(timeout)
-        .transport(args.transport.map_or(TransportKind::Auto, Transport::kind));
+        .request_timeout(timeout);
+    if let Some(kind) = args.transport.and_then(Transport::http_kind) {
+        builder = builder.transport(kind);
+    }
     if let Some(token) = &args.token {
         builder = builder.bearer_token(token);
     }
@@ -98,9 +102,9 @@ async fn connect_http(args: &Args, timeout: Duration) -> anyhow::Result<McpClien
 /// Lists, calls, closes; returns the JSON report.
 async fn report(client: McpClient, n_dice: u32) -> anyhow::Result<Value> {
     let transport = match client.transport_kind() {
-        TransportKind::Sse => "sse",
-        TransportKind::Custom => "stdio",
-        _ => "streamable",
+        Some(TransportKind::LegacySse) => "sse",
+        None => "stdio",
+        Some(_) => "streamable",
     };
     let tools = client.list_tools().await?;
     let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();

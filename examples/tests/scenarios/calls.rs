@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_sse::Error as ClientError;
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -43,7 +44,7 @@ impl Kind {
 /// Connects one session of `kind` at `base` (e.g. `http://127.0.0.1:8080`).
 pub async fn connect(base: &str, kind: Kind) -> McpClient {
     let (path, transport) = match kind {
-        Kind::Legacy => ("/sse", TransportKind::Sse),
+        Kind::Legacy => ("/sse", TransportKind::LegacySse),
         Kind::Streamable => ("/mcp", TransportKind::StreamableHttp),
     };
     McpClient::builder(format!("{base}{path}"))
@@ -144,13 +145,20 @@ impl Tally {
     pub async fn call(&self, client: &McpClient, prefix: &str, n: u64) -> Result<(), CallFailure> {
         let token = token(prefix, n);
         self.calls.fetch_add(1, Ordering::Relaxed);
-        match echo(client, &token).await {
-            Ok(got) => {
-                self.record_answer(&token, &got);
-                Ok(())
-            }
-            Err(why) => Err(why),
-        }
+        self.attempt(client, &token).await
+    }
+
+    /// Tries a call counted already (a retry, or the first attempt after [`Tally::count`])
+    /// and records the answer if one came back.
+    pub async fn attempt(&self, client: &McpClient, token: &str) -> Result<(), CallFailure> {
+        let got = echo(client, token).await?;
+        self.record_answer(token, &got);
+        Ok(())
+    }
+
+    /// Counts a call whose attempts follow.
+    pub fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a token that came back.

@@ -89,10 +89,8 @@ async fn any_replica_serves_resumes_and_deletes_a_streamable_session() {
             }
         };
         assert_eq!(answer["id"], 20, "replica {i} replayed {answer}");
-        assert_eq!(
-            answer["result"]["structuredContent"]["result"],
-            token.as_str()
-        );
+        let echoed = &answer["result"]["structuredContent"]["result"];
+        assert_eq!(echoed, token.as_str(), "replica {i} replayed {answer}");
     }
 
     // DELETE on replica 2: 404 on 0 and 1, and a second DELETE is 404 too.
@@ -158,10 +156,8 @@ async fn a_legacy_stream_carries_in_order_the_answers_to_posts_on_every_replica(
     for (id, token) in sent {
         let answer = stream.next_json(STREAM_WAIT).await;
         assert_eq!(answer["id"], id, "out of order: {answer}");
-        assert_eq!(
-            answer["result"]["structuredContent"]["result"],
-            token.as_str()
-        );
+        let echoed = &answer["result"]["structuredContent"]["result"];
+        assert_eq!(echoed, token.as_str(), "the answer to {id}: {answer}");
     }
 }
 
@@ -175,12 +171,12 @@ fn jwt_tool(args: &[&str], paths: &[(&str, &Path)]) -> String {
     process::output_checked(command).unwrap().trim().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs redis-server and nginx: cargo xtask replicas"]
-async fn sessions_belong_to_their_subject_on_every_replica() {
+/// Three `dice_server_auth --echo` replicas sharing one key pair, and tokens for two
+/// subjects of it: alice's and bob's.
+fn auth_cluster(name: &str) -> (Cluster, String, String) {
     let keys = process::log_dir()
         .join("cluster")
-        .join("replicas-auth-keys");
+        .join(format!("{name}-keys"));
     std::fs::create_dir_all(&keys).unwrap();
     let key = keys.join("private.pem");
     let public = keys.join("public.pem");
@@ -192,10 +188,16 @@ async fn sessions_belong_to_their_subject_on_every_replica() {
     let bob = jwt_tool(&["sign", "--subject", "bob"], &[("--private-key", &key)]);
     let binary = Path::new(env!("CARGO_BIN_EXE_dice_server_auth"));
     let config = ClusterConfig::new(binary, REPLICAS)
-        .name("replicas-auth")
+        .name(name)
         .arg("--echo");
-    let cluster =
-        Cluster::start(config.arg("--private-key-file").arg(key.to_string_lossy())).unwrap();
+    let config = config.arg("--private-key-file").arg(key.to_string_lossy());
+    (Cluster::start(config).unwrap(), alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs redis-server and nginx: cargo xtask replicas"]
+async fn a_streamable_session_belongs_to_its_subject_on_every_replica() {
+    let (cluster, alice, bob) = auth_cluster("subject-streamable");
     let (alice, bob) = (Some(alice.as_str()), Some(bob.as_str()));
     let raw = RawClient::new();
     let mcp = cluster.replica_urls("/mcp");
@@ -237,9 +239,16 @@ async fn sessions_belong_to_their_subject_on_every_replica() {
         "bob's own session: {}",
         reply.describe()
     );
+}
 
-    // Legacy: alice's stream on replica 0; bob's POSTs to its endpoint are 404 on every
-    // replica, alice's are accepted on every replica and answered on her stream.
+/// Alice's legacy stream on replica 0: bob's POSTs to its endpoint are 404 on every replica,
+/// alice's are accepted on every replica and answered on her stream.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs redis-server and nginx: cargo xtask replicas"]
+async fn a_legacy_session_belongs_to_its_subject_on_every_replica() {
+    let (cluster, alice, bob) = auth_cluster("subject-legacy");
+    let (alice, bob) = (Some(alice.as_str()), Some(bob.as_str()));
+    let raw = RawClient::new();
     let (mut stream, id) = raw
         .open_legacy(&cluster.replica_url(0, "/sse"), alice)
         .await;
@@ -282,10 +291,8 @@ async fn sessions_belong_to_their_subject_on_every_replica() {
         );
         let answer = stream.next_json(STREAM_WAIT).await;
         assert_eq!(answer["id"], id, "{answer}");
-        assert_eq!(
-            answer["result"]["structuredContent"]["result"],
-            token.as_str()
-        );
+        let echoed = &answer["result"]["structuredContent"]["result"];
+        assert_eq!(echoed, token.as_str(), "the answer to {id}: {answer}");
     }
 }
 
@@ -431,8 +438,10 @@ async fn call_with_retries(
 ) {
     let prefix = format!("d-{:016x}", rand::random::<u64>());
     for n in 0..calls {
+        let token = token(&prefix, n);
+        tally.count();
         for attempt in 1..=3 {
-            match tally.call(&client, &prefix, n).await {
+            match tally.attempt(&client, &token).await {
                 Ok(()) => break,
                 Err(why) if attempt == 3 => tally.record_lost(&why),
                 Err(CallFailure::SessionGone(why)) => {

@@ -24,7 +24,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcp_sse::client::{McpClient, TransportKind};
+use mcp_sse::TransportKind;
+use mcp_sse::client::McpClient;
 use mcp_stack_tests::cluster::{Cluster, ClusterConfig};
 use mcp_stack_tests::process;
 use serde_json::{Value, json};
@@ -277,7 +278,7 @@ async fn good_load(base: &str, token: &str, sessions: usize, calls: u64) -> Load
         .map(|s| {
             let n = calls / sessions as u64 + u64::from((s as u64) < calls % sessions as u64);
             let (path, kind) = match s % 2 {
-                0 => ("/sse", TransportKind::Sse),
+                0 => ("/sse", TransportKind::LegacySse),
                 _ => ("/mcp", TransportKind::StreamableHttp),
             };
             let session = good_session(format!("{base}{path}"), kind, token.to_owned(), n);
@@ -289,7 +290,10 @@ async fn good_load(base: &str, token: &str, sessions: usize, calls: u64) -> Load
                 total.calls += session.calls;
                 total.ok += session.ok;
                 total.latencies.extend(session.latencies);
-                total.failures.extend(session.failures.into_iter().take(20));
+                let room = 20usize.saturating_sub(total.failures.len());
+                total
+                    .failures
+                    .extend(session.failures.into_iter().take(room));
             })
         })
         .collect();

@@ -1,4 +1,4 @@
-//! The replicated run of `cargo xtask bench` (issue 11): what sharing sessions through Redis
+//! The replicated run of `cargo xtask bench`: what sharing sessions through Redis
 //! costs, in calls per second and in Redis round trips per call.
 //!
 //! Two deployments run side by side, each a real nginx doing round robin (no stickiness) in
@@ -40,7 +40,7 @@ use super::{Plan, Ratios};
 
 /// Replicas sharing sessions through Redis.
 pub const REPLICAS: usize = 3;
-/// Most Redis round trips a streamable POST may cost (issue 11).
+/// Most Redis round trips a streamable POST may cost.
 pub const TARGET_STREAMABLE_ROUND_TRIPS: f64 = 1.0;
 /// Most Redis round trips a legacy SSE call that crosses replicas may cost on its request path.
 pub const TARGET_LEGACY_CROSSING_ROUND_TRIPS: f64 = 2.0;
@@ -594,6 +594,17 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
             (*key, sorted.swap_remove(sorted.len() / 2))
         })
         .collect();
+    print_rates(plan, &medians, &ratios);
+    print_round_trips(report);
+    round_trip_verdicts(report)
+}
+
+/// The rates of each deployment, and the replicated ones against the in-memory ones.
+fn print_rates(
+    plan: &Plan,
+    medians: &std::collections::BTreeMap<(usize, usize), PhaseResult>,
+    ratios: &Ratios<'_>,
+) {
     println!();
     println!(
         "Replicated (nginx round robin in front of both; median of {} run(s); CPU: nginx, replicas and Redis together{}):",
@@ -690,6 +701,10 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
             }
         }
     }
+}
+
+/// The table of Redis round trips per call.
+fn print_round_trips(report: &ReplicatedReport) {
     println!();
     println!(
         "Redis round trips per call (commands from clients in Redis's MONITOR stream, background over an idle window subtracted; request path + the owner's delivery reads):"
@@ -729,6 +744,10 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
         }
     }
     println!();
+}
+
+/// Prints the round-trip targets' verdicts; returns how many were missed.
+fn round_trip_verdicts(report: &ReplicatedReport) -> usize {
     let mut missed = 0;
     for (scenario, sessions, outcome) in &report.round_trips {
         let Some(target) = scenario.target else {

@@ -61,7 +61,7 @@ impl McpServer {
         if tool.task_support == TaskSupport::Forbidden {
             return Ok(None);
         }
-        let Era::Modern(meta) = &call.era else {
+        let Era::Stateless(meta) = &call.era else {
             return Ok(None);
         };
         let negotiated = meta.client_capabilities.has_extension(task::EXTENSION);
@@ -90,7 +90,7 @@ impl McpServer {
         (tool, args): (&RegisteredTool, Value),
         host: TaskHost,
     ) -> Option<Result<Value, ErrorObject>> {
-        let rounds = match self.modern_rounds(raw, &binding) {
+        let rounds = match self.stateless_rounds(raw, &binding) {
             Ok(r) => Arc::new(Mutex::new(r)),
             Err(e) => return Some(Err(e)),
         };
@@ -147,8 +147,8 @@ impl McpServer {
             return Err(ErrorObject::method_not_found(method));
         };
         let negotiated = match &call.era {
-            Era::Modern(meta) => meta.client_capabilities.has_extension(task::EXTENSION),
-            Era::Legacy => false,
+            Era::Stateless(meta) => meta.client_capabilities.has_extension(task::EXTENSION),
+            Era::Stateful => false,
         };
         if !negotiated {
             return Err(extension_required(method));
@@ -295,10 +295,10 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::client_features::ElicitParams;
     use crate::service::{MessageContext, Session};
     use crate::task::{MemoryTaskStore, TaskLimits, TaskRuntime};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
-    use crate::types_input::ElicitParams;
     use crate::{McpService, Message, ProtocolVersion};
 
     /// Runs each task on a thread of its own; short sleeps on a thread too.
@@ -345,7 +345,9 @@ mod tests {
             ])
             .await;
         let name = |i: usize| -> Result<String, ToolError> {
-            let v = answers[i].clone()?;
+            let v = answers[i]
+                .as_ref()
+                .map_err(|e| ToolError::new(e.to_string()))?;
             Ok(v["content"]["name"].as_str().unwrap_or("?").to_owned())
         };
         Ok(format!("{} {}", name(0)?, name(1)?))
@@ -422,7 +424,7 @@ mod tests {
             }
         }
 
-        /// One modern request; `tasks` declares the extension. Returns the whole response.
+        /// One stateless request; `tasks` declares the extension. Returns the whole response.
         fn send(&self, method: &str, mut params: Value, tasks: bool) -> Value {
             let caps = if tasks {
                 json!({"elicitation": {}, "extensions": {task::EXTENSION: {}}})

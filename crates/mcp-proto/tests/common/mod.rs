@@ -553,7 +553,7 @@ pub fn full_server() -> McpServer {
 }
 
 /// `_meta` of a 2026-07-28 request.
-pub fn modern_meta() -> Value {
+pub fn stateless_meta() -> Value {
     json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientInfo": {"name": "schema-tests", "version": "0.0.1"},

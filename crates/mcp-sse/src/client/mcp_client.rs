@@ -18,29 +18,13 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::modern::{InputHandler, ModernClient};
+use super::stateless::{InputHandler, StatelessClient};
 use super::{
     AbortOnDrop, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INCOMING_CAPACITY, DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_REQUEST_TIMEOUT, Incoming, SseClientTransport, StreamableHttpClientTransport,
     TransportOptions, parse_header, parse_url,
 };
-use crate::Error;
-
-/// Which HTTP transport [`McpClient`] speaks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum TransportKind {
-    /// Legacy HTTP+SSE (2024-11-05): `GET` the SSE URL, `POST` to its endpoint.
-    Sse,
-    /// Streamable HTTP (2025-03-26 and later): `POST` to the MCP URL.
-    StreamableHttp,
-    /// Legacy SSE when the URL's path ends in `/sse`, streamable HTTP otherwise (the rule
-    /// FastMCP's client uses).
-    #[default]
-    Auto,
-    /// A transport given to [`McpClientBuilder::connect_with`] (such as `mcp-stdio`'s child
-    /// process transport).
-    Custom,
-}
+use crate::{Error, TransportKind};
 
 /// A transport [`McpClient`] can run a session over besides the HTTP ones: it sends each
 /// JSON-RPC message, and everything the peer sends arrives on the [`Incoming`] channel
@@ -64,7 +48,8 @@ pub struct McpClientBuilder {
     headers: Vec<(String, String)>,
     connect_timeout: Duration,
     request_timeout: Duration,
-    kind: TransportKind,
+    /// `None`: chosen from the URL by [`TransportKind::from_url_path`].
+    kind: Option<TransportKind>,
     version: ProtocolVersion,
     info: Implementation,
     capabilities: ClientCapabilities,
@@ -131,9 +116,11 @@ impl McpClientBuilder {
         self
     }
 
-    /// Chooses the transport. Default [`TransportKind::Auto`].
+    /// Chooses the transport. By default it follows the URL: legacy SSE when its path ends in
+    /// `/sse`, streamable HTTP otherwise ([`TransportKind::from_url_path`], the rule FastMCP's
+    /// client uses).
     pub fn transport(mut self, kind: TransportKind) -> Self {
-        self.kind = kind;
+        self.kind = Some(kind);
         self
     }
 
@@ -207,11 +194,11 @@ impl McpClientBuilder {
     }
 
     /// Answers the server's questions (`elicitation/create`, `sampling/createMessage`,
-    /// `roots/list`) in both eras: server-to-client requests of a legacy session, and the
+    /// `roots/list`) in both eras: server-to-client requests of a stateful session, and the
     /// `inputRequests` of a 2026-07-28 `InputRequiredResult` (the request is then retried with
     /// the answers). The handler gets the method and params and returns the result (e.g.
     /// `{"action":"accept","content":{..}}`) or a JSON-RPC error. Without one, such requests
-    /// are refused with `-32601` (legacy) or fail the call (2026-07-28). Declare the matching
+    /// are refused with `-32601` (stateful) or fail the call (2026-07-28). Declare the matching
     /// capabilities with [`McpClientBuilder::capabilities`].
     pub fn on_input<F, Fut>(mut self, handler: F) -> Self
     where
@@ -226,19 +213,13 @@ impl McpClientBuilder {
         self
     }
 
-    /// The transport this builder will use, with `Auto` resolved.
+    /// The transport [`McpClientBuilder::connect`] will use: the one chosen with
+    /// [`McpClientBuilder::transport`], else the one the URL suggests.
     pub fn resolved_transport(&self) -> Result<TransportKind, Error> {
-        Ok(match self.kind {
-            TransportKind::Auto => {
-                let url = parse_url(&self.url)?;
-                if url.path().trim_end_matches('/').ends_with("/sse") {
-                    TransportKind::Sse
-                } else {
-                    TransportKind::StreamableHttp
-                }
-            }
-            other => other,
-        })
+        match self.kind {
+            Some(kind) => Ok(kind),
+            None => Ok(TransportKind::from_url_path(parse_url(&self.url)?.path())),
+        }
     }
 
     /// Runs the session over a transport of your own (see [`MessageTransport`]) and performs
@@ -253,16 +234,11 @@ impl McpClientBuilder {
         if self.version.is_stateless() {
             let _ = transport.close().await;
             return Err(Error::Transport(format!(
-                "protocol {} needs streamable HTTP; this transport speaks legacy sessions",
+                "protocol {} needs streamable HTTP; this transport speaks stateful sessions",
                 self.version.as_str()
             )));
         }
-        let client = self.start(
-            TransportKind::Custom,
-            ClientTransport::Custom(transport),
-            incoming,
-            None,
-        );
+        let client = self.start(None, ClientTransport::Custom(transport), incoming, None);
         client.handshake(self.version, false).await
     }
 
@@ -288,15 +264,15 @@ impl McpClientBuilder {
             let (name, value) = parse_header(name, value)?;
             options.headers.append(name, value);
         }
-        let modern_version = if self.version.is_stateless() {
+        let stateless_version = if self.version.is_stateless() {
             Some(self.version)
         } else if self.discover_first && kind == TransportKind::StreamableHttp {
             Some(ProtocolVersion::LATEST)
         } else {
             None
         };
-        let modern = if let Some(version) = modern_version {
-            Some(Arc::new(ModernClient::new(
+        let stateless = if let Some(version) = stateless_version {
+            Some(Arc::new(StatelessClient::new(
                 options.http_client()?,
                 parse_url(&self.url)?,
                 version,
@@ -311,12 +287,7 @@ impl McpClientBuilder {
             None
         };
         let (transport, incoming) = match kind {
-            TransportKind::Custom => {
-                return Err(Error::Transport(
-                    "TransportKind::Custom needs McpClientBuilder::connect_with".into(),
-                ));
-            }
-            TransportKind::Sse => {
+            TransportKind::LegacySse => {
                 let (t, rx) = SseClientTransport::connect(&self.url, options).await?;
                 (ClientTransport::Sse(t), rx)
             }
@@ -325,18 +296,18 @@ impl McpClientBuilder {
                 (ClientTransport::Streamable(t), rx)
             }
         };
-        let mut client = self.start(kind, transport, incoming, modern.clone());
-        if let Some(modern) = modern {
-            match modern.discover().await {
+        let mut client = self.start(Some(kind), transport, incoming, stateless.clone());
+        if let Some(stateless) = stateless {
+            match stateless.discover().await {
                 Ok(discovered) => {
                     client.discovered_info = discovered.server_info();
                     return Ok(client);
                 }
                 Err(e) if self.version.is_stateless() => return Err(e),
                 Err(e) => {
-                    // Not a 2026-07-28 server: the legacy handshake, like the Python client.
+                    // Not a 2026-07-28 server: the stateful `initialize` handshake, like the Python client.
                     tracing::debug!(error = %e, "server/discover failed; falling back to initialize");
-                    client.modern = None;
+                    client.stateless = None;
                 }
             }
         }
@@ -346,10 +317,10 @@ impl McpClientBuilder {
     /// The client with its dispatch task running, before any handshake.
     fn start(
         &self,
-        kind: TransportKind,
+        kind: Option<TransportKind>,
         transport: ClientTransport,
         incoming: mpsc::Receiver<Incoming>,
-        modern: Option<Arc<ModernClient>>,
+        stateless: Option<Arc<StatelessClient>>,
     ) -> McpClient {
         let session =
             ClientSession::new(self.info.clone()).with_capabilities(self.capabilities.clone());
@@ -371,7 +342,7 @@ impl McpClientBuilder {
             transport,
             kind,
             init: None,
-            modern,
+            stateless,
             discovered_info: None,
             _dispatcher: AbortOnDrop(dispatcher.abort_handle()),
         }
@@ -403,10 +374,11 @@ impl McpClientBuilder {
 pub struct McpClient {
     shared: Arc<Shared>,
     transport: ClientTransport,
-    kind: TransportKind,
+    /// `None` for a transport given to [`McpClientBuilder::connect_with`].
+    kind: Option<TransportKind>,
     init: Option<InitializeResult>,
     /// The 2026-07-28 era, when selected.
-    pub(super) modern: Option<Arc<ModernClient>>,
+    pub(super) stateless: Option<Arc<StatelessClient>>,
     /// The server's identity from `server/discover`.
     discovered_info: Option<Implementation>,
     _dispatcher: AbortOnDrop,
@@ -493,8 +465,8 @@ impl McpClient {
             headers: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            kind: TransportKind::Auto,
-            version: ProtocolVersion::LATEST_LEGACY,
+            kind: None,
+            version: ProtocolVersion::LATEST_STATEFUL,
             info: Implementation::new("mcp-sse", env!("CARGO_PKG_VERSION")),
             capabilities: ClientCapabilities::default(),
             incoming_capacity: DEFAULT_INCOMING_CAPACITY,
@@ -514,22 +486,22 @@ impl McpClient {
         Self::builder(String::new())
     }
 
-    /// The transport in use ([`TransportKind::Sse`], [`TransportKind::StreamableHttp`] or
-    /// [`TransportKind::Custom`]).
-    pub fn transport_kind(&self) -> TransportKind {
+    /// The HTTP transport in use; `None` for a transport given to
+    /// [`McpClientBuilder::connect_with`] (such as `mcp-stdio`'s child process).
+    pub fn transport_kind(&self) -> Option<TransportKind> {
         self.kind
     }
 
     /// The negotiated protocol version.
     pub fn protocol_version(&self) -> ProtocolVersion {
-        if let Some(m) = &self.modern {
+        if let Some(m) = &self.stateless {
             return m.version();
         }
         self.shared
             .state()
             .session
             .protocol_version()
-            .unwrap_or(ProtocolVersion::LATEST_LEGACY)
+            .unwrap_or(ProtocolVersion::LATEST_STATEFUL)
     }
 
     /// The server's name and version from `initialize`.
@@ -541,8 +513,8 @@ impl McpClient {
     }
 
     /// The `server/discover` result, in the 2026-07-28 era.
-    pub fn discover_result(&self) -> Option<mcp_proto::types_input::DiscoverResult> {
-        self.modern.as_ref().and_then(|m| {
+    pub fn discover_result(&self) -> Option<mcp_proto::stateless::DiscoverResult> {
+        self.stateless.as_ref().and_then(|m| {
             m.discovered
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -555,7 +527,7 @@ impl McpClient {
         self.init.as_ref()
     }
 
-    /// The server's session id (`Mcp-Session-Id`, or the legacy endpoint's `session_id`).
+    /// The server's session id (`Mcp-Session-Id`, or the legacy SSE endpoint's `session_id`).
     pub fn session_id(&self) -> Option<String> {
         match &self.transport {
             ClientTransport::Sse(t) => t.session_id(),
@@ -584,7 +556,7 @@ impl McpClient {
             match pages.next(page.next_cursor)? {
                 Some(next) => cursor = Some(next),
                 None => {
-                    return Ok(match &self.modern {
+                    return Ok(match &self.stateless {
                         Some(m) => m.accept_tools(tools),
                         None => tools,
                     });
@@ -611,7 +583,7 @@ impl McpClient {
         on_progress: impl Fn(ProgressParams) + Send + Sync + 'static,
     ) -> Result<CallToolResult, Error> {
         let mut params = call_params(name, arguments)?;
-        if let Some(m) = &self.modern {
+        if let Some(m) = &self.stateless {
             params["_meta"] = json!({ "progressToken": "progress-0" });
             let value = m
                 .request(
@@ -647,7 +619,7 @@ impl McpClient {
     /// `notifications/cancelled` is sent); [`Error::SessionClosed`] when the session ended
     /// before the answer; transport errors ([`Error::Http`], [`Error::Connect`], ...).
     pub async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, Error> {
-        if let Some(m) = &self.modern {
+        if let Some(m) = &self.stateless {
             return m.request(method, params, None).await;
         }
         let (id, message, answer) = {
@@ -700,7 +672,7 @@ impl McpClient {
 
     /// Sends a notification.
     pub async fn notify(&self, method: &str, params: Option<Value>) -> Result<(), Error> {
-        if self.modern.is_some() {
+        if self.stateless.is_some() {
             // No notification is meaningful to a stateless server.
             tracing::debug!(method, "not sent: 2026-07-28 has no client notifications");
             return Ok(());
@@ -910,9 +882,13 @@ fn handle_message(shared: &Shared, transport: &ClientTransport, message: Message
                 }
             });
         }
+        Ok(other) => tracing::debug!(event = ?other, "client event ignored"),
         Err(mcp_proto::Error::UnknownResponse(id)) => {
             tracing::debug!(%id, "answer to a request no longer waiting (timed out?)");
         }
-        Err(error) => tracing::warn!(%error, "unusable message from the server"),
+        Err(error) => {
+            let error = mcp_proto::error_chain(&error);
+            tracing::warn!(%error, "unusable message from the server");
+        }
     }
 }

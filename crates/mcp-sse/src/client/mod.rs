@@ -9,12 +9,12 @@
 //! request ids, matching answers, the `initialize` handshake, pagination, progress callbacks
 //! and timeouts.
 
-mod legacy;
+mod legacy_sse;
 mod mcp_client;
-mod modern;
 #[cfg(test)]
 mod oauth_tests;
 mod sse_parser;
+mod stateless;
 mod streamable;
 mod tasks;
 #[cfg(test)]
@@ -30,10 +30,10 @@ use mcp_proto::{Decoded, Message, RequestId};
 
 use crate::Error;
 
-pub use legacy::SseClientTransport;
-pub use mcp_client::{McpClient, McpClientBuilder, MessageTransport, TransportKind};
-pub use modern::{InputHandler, MAX_INPUT_ROUNDS};
+pub use legacy_sse::SseClientTransport;
+pub use mcp_client::{McpClient, McpClientBuilder, MessageTransport};
 pub use sse_parser::{EventTooLarge, SseEvent, SseParser};
+pub use stateless::{InputHandler, MAX_INPUT_ROUNDS};
 pub use streamable::{MAX_RESUME_ATTEMPTS, StreamableHttpClientTransport};
 pub use tasks::ToolCallStart;
 
@@ -188,14 +188,14 @@ async fn send_within(
     tokio::time::timeout(wait, request.send())
         .await
         .map_err(|_| Error::Timeout(wait, what))?
-        .map_err(|e| connect_error(url, &e))
+        .map_err(|e| connect_error(url, e))
 }
 
 /// A header value marked sensitive (kept out of debug output and HTTP/2 header tables).
 fn sensitive(value: &str) -> Result<HeaderValue, Error> {
     let mut header = HeaderValue::from_str(value).map_err(|e| Error::InvalidHeader {
         name: AUTHORIZATION.to_string(),
-        detail: e.to_string(),
+        source: e.into(),
     })?;
     header.set_sensitive(true);
     Ok(header)
@@ -219,7 +219,7 @@ fn shared_reqwest_client(connect_timeout: Duration) -> Result<reqwest::Client, E
     let client = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .build()
-        .map_err(|e| Error::Transport(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(Error::HttpClient)?;
     if clients.len() < CACHED_CLIENTS {
         clients.push((connect_timeout, client.clone()));
     }
@@ -231,17 +231,18 @@ pub(crate) fn parse_header(name: &str, value: &str) -> Result<(HeaderName, Heade
     let header_name =
         HeaderName::from_bytes(name.as_bytes()).map_err(|e| Error::InvalidHeader {
             name: name.to_owned(),
-            detail: e.to_string(),
+            source: e.into(),
         })?;
     let header_value = HeaderValue::from_str(value).map_err(|e| Error::InvalidHeader {
         name: name.to_owned(),
-        detail: e.to_string(),
+        source: e.into(),
     })?;
     Ok((header_name, header_value))
 }
 
 /// What a transport delivers from the server.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Incoming {
     /// A JSON-RPC message (response, notification or server request).
     Message(Message),
@@ -261,29 +262,22 @@ pub enum Incoming {
 fn parse_url(url: &str) -> Result<reqwest::Url, Error> {
     let parsed = reqwest::Url::parse(url).map_err(|e| Error::InvalidUrl {
         url: url.to_owned(),
-        detail: e.to_string(),
+        source: e.into(),
     })?;
     match parsed.scheme() {
         "http" | "https" => Ok(parsed),
         other => Err(Error::InvalidUrl {
             url: url.to_owned(),
-            detail: format!("scheme {other:?} is not http or https"),
+            source: format!("scheme {other:?} is not http or https").into(),
         }),
     }
 }
 
-/// A `reqwest` failure as [`Error::Connect`], with its cause chain.
-fn connect_error(url: &reqwest::Url, err: &reqwest::Error) -> Error {
-    let mut detail = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
+/// A `reqwest` failure as [`Error::Connect`], keeping it as the source.
+fn connect_error(url: &reqwest::Url, err: reqwest::Error) -> Error {
     Error::Connect {
         url: url.to_string(),
-        detail,
+        source: err,
     }
 }
 
@@ -322,7 +316,7 @@ async fn read_body(
     limit: usize,
 ) -> Result<Vec<u8>, Error> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| connect_error(url, &e))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| connect_error(url, e))? {
         if body.len() + chunk.len() > limit {
             return Err(Error::MessageTooLarge { limit });
         }

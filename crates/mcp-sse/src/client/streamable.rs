@@ -314,7 +314,7 @@ impl StreamableHttpClientTransport {
                         return (!answered).then_some(Error::MessageTooLarge { limit: e.limit });
                     }
                 },
-                Some(Err(e)) => connect_error(&url, &e),
+                Some(Err(e)) => connect_error(&url, e),
                 None => Error::Transport(match &id {
                     Some(id) => format!(
                         "the event stream from {url} ended before the response to request {id}"

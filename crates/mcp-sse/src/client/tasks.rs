@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use mcp_proto::modern::META_CLIENT_CAPABILITIES;
+use mcp_proto::stateless::META_CLIENT_CAPABILITIES;
 use mcp_proto::task::{
     DetailedTask, EXTENSION, RESULT_TASK, TASKS_CANCEL, TASKS_GET, TASKS_UPDATE, TaskStatus,
 };
@@ -15,7 +15,7 @@ use mcp_proto::{CallToolResult, parse_result};
 use serde_json::{Value, json};
 
 use super::McpClient;
-use super::modern::ModernClient;
+use super::stateless::StatelessClient;
 use crate::Error;
 
 /// How a call started as a task came back.
@@ -33,8 +33,8 @@ const MIN_POLL: Duration = Duration::from_millis(50);
 const MAX_POLL: Duration = Duration::from_secs(5);
 
 impl McpClient {
-    fn tasks_era(&self) -> Result<&ModernClient, Error> {
-        self.modern.as_deref().ok_or_else(|| {
+    fn tasks_era(&self) -> Result<&StatelessClient, Error> {
+        self.stateless.as_deref().ok_or_else(|| {
             Error::Transport(
                 "tool calls run as tasks need protocol 2026-07-28 (a stateless client)".into(),
             )

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::test_fixtures::{Recorded, expire_session, legacy_router, serve, streamable_router};
 use super::*;
 use crate::Error;
+use crate::TransportKind;
 
 async fn legacy_fixture() -> (std::net::SocketAddr, Arc<Recorded>) {
     let recorded = Arc::new(Recorded::default());
@@ -222,8 +223,9 @@ async fn legacy_post_to_a_forgotten_session_is_http_404() {
 #[test]
 fn bad_urls_and_headers_are_specific_errors() {
     let err = parse_url("ftp://127.0.0.1/sse").unwrap_err();
+    assert_eq!(err.to_string(), "invalid URL \"ftp://127.0.0.1/sse\"");
     assert_eq!(
-        err.to_string(),
+        mcp_proto::error_chain(&err),
         "invalid URL \"ftp://127.0.0.1/sse\": scheme \"ftp\" is not http or https"
     );
     assert!(matches!(
@@ -517,7 +519,7 @@ fn urls(
     addr_mcp: std::net::SocketAddr,
 ) -> [(String, TransportKind); 2] {
     [
-        (format!("http://{addr_sse}/sse"), TransportKind::Sse),
+        (format!("http://{addr_sse}/sse"), TransportKind::LegacySse),
         (
             format!("http://{addr_mcp}/mcp"),
             TransportKind::StreamableHttp,
@@ -537,7 +539,7 @@ async fn client_initializes_lists_calls_and_reports_progress_over_both_transport
             .connect()
             .await
             .unwrap();
-        assert_eq!(client.transport_kind(), kind);
+        assert_eq!(client.transport_kind(), Some(kind));
         assert_eq!(client.protocol_version(), ProtocolVersion::V2025_11_25);
         assert_eq!(client.server_info().unwrap().name, "fixture");
         assert_eq!(client.server_info().unwrap().version, "1.2.3");
@@ -756,16 +758,43 @@ async fn client_connect_errors_keep_http_status_over_both_transports() {
         matches!(&err, Error::Connect { url, .. } if url == &format!("http://127.0.0.1:{port}/mcp")),
         "{err:?}"
     );
+    // The cause is reqwest's own error, and below it the refused connection.
+    let source = std::error::Error::source(&err).unwrap();
+    assert!(
+        source
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_connect),
+        "{source:?}"
+    );
+    let mut root: &dyn std::error::Error = source;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    assert_eq!(
+        root.downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{}",
+        mcp_proto::error_chain(&err)
+    );
     let err = McpClient::builder("http://127.0.0.1:1/mcp")
         .header("bad header", "x")
         .connect()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidHeader { .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::InvalidHeader { name, .. } if name == "bad header"),
+        "{err:?}"
+    );
+    assert!(
+        std::error::Error::source(&err)
+            .unwrap()
+            .is::<http::header::InvalidHeaderName>()
+    );
 }
 
 #[tokio::test]
-async fn a_legacy_only_server_fails_a_pinned_2026_client_and_discover_first_falls_back() {
+async fn a_stateful_only_server_fails_a_pinned_2026_client_and_discover_first_falls_back() {
     let (addr, recorded) = streamable_fixture(true).await;
     // Pinned to 2026-07-28: `server/discover` is the whole handshake, and this server
     // refuses it (it wants a session).
@@ -785,7 +814,7 @@ async fn a_legacy_only_server_fails_a_pinned_2026_client_and_discover_first_fall
         sent[0]["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
         "2026-07-28"
     );
-    // Discover first: the refusal sends the client to the legacy handshake.
+    // Discover first: the refusal sends the client to the stateful `initialize` handshake.
     let client = McpClient::builder(format!("http://{addr}/mcp"))
         .discover_first(true)
         .connect()
@@ -846,17 +875,17 @@ async fn client_server_stream_delivers_notifications_and_server_pings() {
 #[test]
 fn auto_picks_legacy_sse_for_paths_ending_in_sse() {
     let kind = |url: &str| McpClient::builder(url).resolved_transport().unwrap();
-    assert_eq!(kind("http://h/sse"), TransportKind::Sse);
-    assert_eq!(kind("http://h/api/sse/"), TransportKind::Sse);
+    assert_eq!(kind("http://h/sse"), TransportKind::LegacySse);
+    assert_eq!(kind("http://h/api/sse/"), TransportKind::LegacySse);
     assert_eq!(kind("http://h/mcp"), TransportKind::StreamableHttp);
     assert_eq!(kind("http://h/ssex"), TransportKind::StreamableHttp);
     assert_eq!(kind("http://h/"), TransportKind::StreamableHttp);
     assert_eq!(
         McpClient::builder("http://h/mcp")
-            .transport(TransportKind::Sse)
+            .transport(TransportKind::LegacySse)
             .resolved_transport()
             .unwrap(),
-        TransportKind::Sse
+        TransportKind::LegacySse
     );
     assert!(matches!(
         McpClient::builder("h/mcp").resolved_transport(),

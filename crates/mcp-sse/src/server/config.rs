@@ -7,7 +7,7 @@ use std::time::Duration;
 pub struct ServerConfig {
     /// Path of the legacy SSE stream (`GET`). Default `/sse`.
     pub sse_path: String,
-    /// Path legacy clients POST messages to. Default `/messages/`.
+    /// Path legacy SSE clients POST messages to. Default `/messages/`.
     pub messages_path: String,
     /// Path of the streamable HTTP endpoint. Default `/mcp`.
     pub mcp_path: String,
@@ -86,7 +86,7 @@ pub struct ServerConfig {
     /// Longest time to receive a request's whole body; then 408. Default 30 s.
     pub body_read_timeout: Duration,
     /// Longest a write to a client may wait (a client that stops reading a stream): the
-    /// connection is closed and what it held (a legacy session, a stream) released.
+    /// connection is closed and what it held (a legacy SSE session, a stream) released.
     /// Default 30 s.
     pub write_timeout: Duration,
     /// On shutdown, how long `/readyz` answers 503 while the listener still accepts, so load

@@ -1,6 +1,6 @@
 //! A bounded, append-only log of the events of one SSE stream.
 //!
-//! Every stream the server writes (a legacy session stream, a streamable POST's response
+//! Every stream the server writes (a legacy SSE session stream, a streamable POST's response
 //! stream, a standalone GET stream) is a log: producers append without ever blocking, and
 //! readers follow it from a position. The log keeps at most `capacity` events; older ones
 //! are dropped. That is the overflow rule for every outbound queue: a reader that falls

@@ -180,7 +180,7 @@ pub(crate) fn check_initialize(
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum EventFraming {
     /// `event: message` with no id (legacy SSE).
-    Legacy,
+    LegacySse,
     /// `id: <stream>-<seq>` + `event: message` (streamable HTTP), priming events as `id` + empty data.
     Resumable {
         /// The stream id.
@@ -190,7 +190,7 @@ pub(crate) enum EventFraming {
 
 pub(crate) fn frame_event(framing: EventFraming, seq: u64, data: Option<&str>, out: &mut Vec<u8>) {
     match framing {
-        EventFraming::Legacy => {}
+        EventFraming::LegacySse => {}
         EventFraming::Resumable { stream_id } => {
             out.extend_from_slice(format!("id: {stream_id}-{seq}\n").as_bytes());
         }
@@ -225,7 +225,7 @@ pub(crate) fn sse_response(body: Body) -> Response {
 
 /// Follows a log from `from`, framing each event, with keep-alive comments when idle.
 /// Ends when the log is finished, when the reader lags behind the log's window, or when
-/// `stop` fires. `prefix` is written first (e.g. the legacy `endpoint` event). `guard` is
+/// `stop` fires. `prefix` is written first (e.g. the legacy SSE `endpoint` event). `guard` is
 /// dropped when the body ends or the client goes away.
 pub(crate) fn follow_log<G: Send + 'static>(
     log: Arc<EventLog>,

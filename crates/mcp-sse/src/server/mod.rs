@@ -5,11 +5,11 @@ mod connections;
 mod event_log;
 mod health;
 mod http_util;
-mod legacy;
-mod modern;
+mod legacy_sse;
 mod observe;
 mod resume;
 mod state;
+mod stateless;
 mod streamable;
 mod tasks;
 mod transport_error;
@@ -140,16 +140,16 @@ impl McpHttpServer {
         let c = &self.state.config;
         let mut router = Router::new();
         if c.legacy_sse {
-            router = router.route(&c.sse_path, get(legacy::open_stream));
+            router = router.route(&c.sse_path, get(legacy_sse::open_stream));
             let messages = c.messages_path.clone();
-            router = router.route(&messages, post(legacy::post_message));
+            router = router.route(&messages, post(legacy_sse::post_message));
             let alternate = match messages.strip_suffix('/') {
                 Some(trimmed) if !trimmed.is_empty() => Some(trimmed.to_owned()),
                 Some(_) => None,
                 None => Some(format!("{messages}/")),
             };
             if let Some(alt) = alternate {
-                router = router.route(&alt, post(legacy::post_message));
+                router = router.route(&alt, post(legacy_sse::post_message));
             }
         }
         if c.streamable_http {
@@ -254,7 +254,7 @@ impl McpHttpServer {
     /// `max_connections` open (more wait in the listen backlog) and
     /// `max_connections_per_address` from one client address (more are closed at once), request
     /// headers read within `header_read_timeout`, and each write done within `write_timeout` (a
-    /// client that stops reading is disconnected, its streams and legacy session released).
+    /// client that stops reading is disconnected, its streams and legacy SSE session released).
     /// Handlers see the client's address as [`axum::extract::ConnectInfo<SocketAddr>`].
     pub async fn serve_listener(
         self,

@@ -19,20 +19,16 @@ use super::event_log::EventLog;
 use super::transport_error::TransportError;
 use mcp_proto::types::method::CANCELLED;
 
-use crate::store::{
-    CallSlotRequest, DeliveryEvent, NewSession, SharedStore, StoreError, TransportKind,
-};
-
-/// Which transport a session belongs to.
-pub(crate) type SessionKind = TransportKind;
+use crate::TransportKind;
+use crate::store::{CallSlotRequest, DeliveryEvent, NewSession, SharedStore, StoreError};
 
 /// One live session of either transport.
 #[derive(Debug)]
 pub(crate) struct HttpSession {
     pub(crate) id: String,
-    pub(crate) kind: SessionKind,
+    pub(crate) kind: TransportKind,
     pub(crate) proto: Arc<Session>,
-    /// Legacy: the session stream. Streamable: the standalone GET stream, when open.
+    /// Legacy SSE: the session stream. Streamable: the standalone GET stream, when open.
     pub(crate) stream: Mutex<Option<Arc<EventLog>>>,
     last_seen: Mutex<Instant>,
     created: Instant,
@@ -90,7 +86,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl HttpSession {
     fn new(
         id: String,
-        kind: SessionKind,
+        kind: TransportKind,
         proto: Session,
         subject: Option<Arc<str>>,
         closed: CancellationToken,
@@ -237,7 +233,7 @@ impl ServerState {
     /// shutdown); [`ServerState::store_session`] then records it in the store.
     pub(crate) fn create_session(
         &self,
-        kind: SessionKind,
+        kind: TransportKind,
         subject: Option<Arc<str>>,
     ) -> Result<Arc<HttpSession>, TransportError> {
         if self.draining.load(Ordering::SeqCst) {
@@ -294,7 +290,7 @@ impl ServerState {
     fn new_http_session(
         &self,
         id: String,
-        kind: SessionKind,
+        kind: TransportKind,
         state: SessionState,
         subject: Option<Arc<str>>,
     ) -> HttpSession {
@@ -409,8 +405,8 @@ impl ServerState {
         let idle = match session.kind {
             // Its replica restarts the idle time on every keep-alive tick while the stream is
             // open; a replica that dies leaves a record that expires a few ticks later.
-            TransportKind::Legacy => (self.config.keep_alive * 4).max(Duration::from_secs(10)),
-            TransportKind::Streamable => self.config.session_idle_timeout,
+            TransportKind::LegacySse => (self.config.keep_alive * 4).max(Duration::from_secs(10)),
+            TransportKind::StreamableHttp => self.config.session_idle_timeout,
         };
         let new = NewSession::new(session.id.clone(), session.kind)
             .state(session.proto.state())
@@ -437,7 +433,7 @@ impl ServerState {
     pub(crate) async fn find_session(
         self: &Arc<Self>,
         id: &str,
-        kind: SessionKind,
+        kind: TransportKind,
         subject: Option<&str>,
         lookup: Lookup,
     ) -> Result<FoundSession, TransportError> {
@@ -530,7 +526,7 @@ impl ServerState {
     fn local_copy(
         &self,
         id: &str,
-        kind: SessionKind,
+        kind: TransportKind,
         subject: Option<&str>,
         owned_here: bool,
     ) -> Option<Arc<HttpSession>> {

@@ -15,9 +15,10 @@ use super::http_util::{
 };
 use super::resume::{event_stream_key, frame_stored, mirror_to_store, replay_response_stream};
 use super::state::{
-    CallSlots, ClientKey, FoundSession, HttpSession, LogOutbound, Lookup, ServerState, SessionKind,
+    CallSlots, ClientKey, FoundSession, HttpSession, LogOutbound, Lookup, ServerState,
 };
 use super::transport_error::{TransportError, json_body};
+use crate::TransportKind;
 use crate::store::Replay;
 
 /// The session header (see [`crate::headers`]).
@@ -44,9 +45,9 @@ fn header_version(headers: &HeaderMap) -> Result<Option<ProtocolVersion>, Transp
 }
 
 /// Whether a POST is served in the 2026-07-28 era: no session, and a protocol version header
-/// or a request `_meta` naming a protocol version, unless the header names a legacy version
+/// or a request `_meta` naming a protocol version, unless the header names a stateful version
 /// and no `_meta` names one.
-fn is_modern(headers: &HeaderMap, messages: &[Result<Message, mcp_proto::Response>]) -> bool {
+fn is_stateless(headers: &HeaderMap, messages: &[Result<Message, mcp_proto::Response>]) -> bool {
     if headers.contains_key(SESSION_ID_HEADER) {
         return false;
     }
@@ -58,7 +59,7 @@ fn is_modern(headers: &HeaderMap, messages: &[Result<Message, mcp_proto::Respons
         };
         params
             .and_then(|p| p.get("_meta"))
-            .and_then(|m| m.get(mcp_proto::modern::META_PROTOCOL_VERSION))
+            .and_then(|m| m.get(mcp_proto::stateless::META_PROTOCOL_VERSION))
             .is_some()
     });
     match header_str(headers, PROTOCOL_VERSION_HEADER) {
@@ -87,7 +88,7 @@ async fn existing_session(
 ) -> Result<FoundSession, TransportError> {
     let id = session_id_header(headers)?;
     state
-        .find_session(id, SessionKind::Streamable, subject, lookup)
+        .find_session(id, TransportKind::StreamableHttp, subject, lookup)
         .await
 }
 
@@ -128,7 +129,7 @@ async fn post_session(
         });
     }
     let (session, saved, slots) = if is_initialize {
-        let session = state.create_session(SessionKind::Streamable, subject)?;
+        let session = state.create_session(TransportKind::StreamableHttp, subject)?;
         (session, None, None)
     } else {
         let lookup = Lookup::calls(messages);
@@ -177,9 +178,9 @@ pub(crate) async fn post(
     )
     .await?;
     let (messages, is_batch) = decode_messages(&bytes, &state.config)?;
-    if is_modern(headers, &messages) {
+    if is_stateless(headers, &messages) {
         return Ok(
-            super::modern::post(&state, headers, messages, is_batch, parts.extensions).await,
+            super::stateless::post(&state, headers, messages, is_batch, parts.extensions).await,
         );
     }
     let requested_version = header_version(headers)?;

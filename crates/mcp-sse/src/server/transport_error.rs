@@ -59,7 +59,8 @@ impl From<crate::store::StoreError> for TransportError {
             StoreError::Full(_) => return Self::TooManySessions,
             _ => {}
         }
-        tracing::warn!(error = %e, "session store");
+        let chain = mcp_proto::error_chain(&e);
+        tracing::warn!(error = %chain, "session store");
         if e.is_unavailable() {
             Self::StoreUnavailable(e.to_string())
         } else {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mcp_proto::types_input::ElicitParams;
+use mcp_proto::client_features::ElicitParams;
 use mcp_proto::{
     InputRequest, NoArgs, ServerBuilder, TaskSupport, ToolContext, ToolDef, ToolError,
 };

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use mcp_proto::jsonrpc::code;
-use mcp_proto::modern::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, unsupported_version};
+use mcp_proto::stateless::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION, unsupported_version};
 use mcp_proto::types::method;
 use mcp_proto::{ErrorObject, Message, ProtocolVersion, Request, Response as RpcResponse, Session};
 use serde_json::Value;
@@ -40,7 +40,7 @@ fn header_mismatch(message: impl Into<String>) -> ErrorObject {
     ErrorObject::new(code::HEADER_MISMATCH, message)
 }
 
-/// Checks a modern request's headers and `_meta`; the error is what to answer.
+/// Checks a stateless request's headers and `_meta`; the error is what to answer.
 fn check_request(headers: &HeaderMap, request: &Request) -> Result<ProtocolVersion, ErrorObject> {
     let header_version = headers
         .get(PROTOCOL_VERSION_HEADER)
@@ -107,7 +107,7 @@ fn check_request(headers: &HeaderMap, request: &Request) -> Result<ProtocolVersi
         let header = header
             .to_str()
             .ok()
-            .and_then(mcp_proto::modern::decode_header_value)
+            .and_then(mcp_proto::http_headers::decode_header_value)
             .ok_or_else(|| {
                 header_mismatch("Header mismatch: Mcp-Name header value is malformed")
             })?;
@@ -121,7 +121,7 @@ fn check_request(headers: &HeaderMap, request: &Request) -> Result<ProtocolVersi
     Ok(version)
 }
 
-/// The HTTP status of a lone JSON-RPC error on the modern wire.
+/// The HTTP status of a lone JSON-RPC error on the stateless wire.
 fn status_of(error: &ErrorObject) -> StatusCode {
     match error.code {
         code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
@@ -142,7 +142,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Serves one modern POST.
+/// Serves one stateless POST.
 pub(crate) async fn post(
     state: &Arc<ServerState>,
     headers: &HeaderMap,
@@ -169,7 +169,7 @@ pub(crate) async fn post(
         Message::Request(r) => r,
         other => {
             // Notifications and stray responses: nothing to answer in a stateless era.
-            tracing::debug!(message = %other.to_json(), "modern notification ignored");
+            tracing::debug!(message = %other.to_json(), "stateless notification ignored");
             return StatusCode::ACCEPTED.into_response();
         }
     };
@@ -186,7 +186,7 @@ pub(crate) async fn post(
         })
         .collect();
     let mut extensions = extensions;
-    extensions.insert(mcp_proto::modern::ParamHeaders(params));
+    extensions.insert(mcp_proto::http_headers::ParamHeaders(params));
     let session = Arc::new(Session::stateless(version));
     let log = Arc::new(state.new_log());
     let outbound = Arc::new(LogOutbound {
@@ -197,7 +197,7 @@ pub(crate) async fn post(
     let task_session = Arc::clone(&session);
     // A `subscriptions/listen` stream lasts until the client leaves: it is not a call for
     // the shutdown drain to wait for; the shutdown closes its stream, which ends it.
-    let long_lived = request.method == mcp_proto::modern::SUBSCRIPTIONS_LISTEN;
+    let long_lived = request.method == mcp_proto::listen::SUBSCRIPTIONS_LISTEN;
     let work = async move {
         let reply = task_state
             .run_message(
@@ -247,8 +247,8 @@ pub(crate) async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_proto::modern::Change;
-    use mcp_proto::types_input::{CreateMessageParams, ElicitParams};
+    use mcp_proto::client_features::{CreateMessageParams, ElicitParams};
+    use mcp_proto::listen::Change;
     use mcp_proto::{McpServer, NoArgs, ToolContext, ToolError};
     use serde_json::json;
 
@@ -283,7 +283,7 @@ mod tests {
     }
 
     async fn start() -> crate::RunningServer {
-        let server = McpServer::builder("modern-test")
+        let server = McpServer::builder("stateless-test")
             .version("1.0.0")
             .tool("greet", "Asks for a name.", greet)
             .tool("needs_sampling", "Needs sampling.", needs_sampling)
@@ -502,11 +502,11 @@ mod tests {
         assert!(result["ttlMs"].is_u64());
         assert_eq!(
             result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
-            "modern-test"
+            "stateless-test"
         );
         assert_eq!(result["capabilities"]["tools"]["listChanged"], true);
         assert!(result["capabilities"].get("logging").is_none());
-        // A legacy initialize (no version header, no _meta) still opens a session.
+        // A stateful initialize (no version header, no _meta) still opens a session.
         let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
         let resp = reqwest::Client::new()
             .post(&url)
@@ -661,7 +661,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn legacy_sessions_get_list_changes_on_their_get_stream() {
+    async fn stateful_sessions_get_list_changes_on_their_get_stream() {
         let server = start().await;
         let url = server.url("/mcp");
         let http = reqwest::Client::new();
@@ -720,7 +720,7 @@ mod tests {
 
     #[test]
     fn base64_sentinel_values_decode() {
-        use mcp_proto::modern::decode_header_value;
+        use mcp_proto::http_headers::decode_header_value;
         assert_eq!(
             decode_header_value(" us-west1 ").as_deref(),
             Some("us-west1")

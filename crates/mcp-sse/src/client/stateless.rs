@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use http::header::{ACCEPT, CONTENT_TYPE};
+use mcp_proto::http_headers;
 use mcp_proto::jsonrpc::{ErrorObject, code};
-use mcp_proto::modern::{self, client_meta};
+use mcp_proto::stateless::DiscoverResult;
+use mcp_proto::stateless::{self, client_meta};
 use mcp_proto::types::{ClientCapabilities, JsonObject, ProgressParams, method};
-use mcp_proto::types_input::DiscoverResult;
 use mcp_proto::{BoxFuture, Implementation, Message, Notification, ProtocolVersion, Tool};
 use serde_json::{Map, Value, json};
 
@@ -39,8 +40,8 @@ pub type InputHandler =
 pub(crate) type ProgressCallback = Arc<dyn Fn(ProgressParams) + Send + Sync>;
 pub(crate) type NotificationCallback = Arc<dyn Fn(Notification) + Send + Sync>;
 
-/// The modern-era state of a client.
-pub(crate) struct ModernClient {
+/// The stateless-era state of a client.
+pub(crate) struct StatelessClient {
     http: HttpClient,
     url: reqwest::Url,
     version: Mutex<ProtocolVersion>,
@@ -56,9 +57,9 @@ pub(crate) struct ModernClient {
     pub(crate) discovered: Mutex<Option<DiscoverResult>>,
 }
 
-impl std::fmt::Debug for ModernClient {
+impl std::fmt::Debug for StatelessClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModernClient")
+        f.debug_struct("StatelessClient")
             .field("url", &self.url.as_str())
             .field("version", &self.version())
             .finish_non_exhaustive()
@@ -72,7 +73,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// How one POST ended.
 type Round = Result<Value, ErrorObject>;
 
-impl ModernClient {
+impl StatelessClient {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         http: HttpClient,
@@ -119,7 +120,7 @@ impl ModernClient {
         let mut known = lock(&self.tools);
         tools
             .into_iter()
-            .filter(|t| match modern::tool_header_params(t) {
+            .filter(|t| match http_headers::tool_header_params(t) {
                 Ok(_) => {
                     known.insert(t.name.clone(), t.clone());
                     true
@@ -180,7 +181,7 @@ impl ModernClient {
                 Err(e) => return Err(Error::Protocol(mcp_proto::Error::Rpc(e))),
             };
             if value.get("resultType").and_then(Value::as_str)
-                != Some(modern::RESULT_INPUT_REQUIRED)
+                != Some(stateless::RESULT_INPUT_REQUIRED)
             {
                 return Ok(value);
             }
@@ -248,7 +249,7 @@ impl ModernClient {
             .header(CONTENT_TYPE, "application/json")
             .header(PROTOCOL_VERSION_HEADER, version.as_str())
             .body(message.to_vec());
-        for (name, value) in modern::standard_headers(method, Some(&params)) {
+        for (name, value) in http_headers::standard_headers(method, Some(&params)) {
             post = post.header(name, value);
         }
         if method == method::TOOLS_CALL {
@@ -258,7 +259,7 @@ impl ModernClient {
                 .and_then(|n| lock(&self.tools).get(n).cloned());
             if let Some(tool) = tool {
                 let args = params.get("arguments").cloned().unwrap_or(Value::Null);
-                for (name, value) in modern::param_headers(&tool, &args) {
+                for (name, value) in http_headers::param_headers(&tool, &args) {
                     post = post.header(name, value);
                 }
             }
@@ -311,7 +312,7 @@ impl ModernClient {
         let mut parser = SseParser::new(self.max_message_bytes);
         let mut body = response.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| connect_error(&self.url, &e))?;
+            let chunk = chunk.map_err(|e| connect_error(&self.url, e))?;
             parser.feed(&chunk).map_err(|_| Error::MessageTooLarge {
                 limit: self.max_message_bytes,
             })?;
@@ -358,7 +359,7 @@ impl ModernClient {
 
 #[cfg(test)]
 mod tests {
-    use mcp_proto::types_input::ElicitParams;
+    use mcp_proto::client_features::ElicitParams;
     use mcp_proto::{McpServer, NoArgs, ToolContext, ToolError};
 
     use super::*;
@@ -382,7 +383,7 @@ mod tests {
     }
 
     async fn start() -> crate::RunningServer {
-        let server = McpServer::builder("modern-client-test")
+        let server = McpServer::builder("stateless-client-test")
             .version("2.0.0")
             .tool("greet", "Asks for a name.", greet)
             .build()
@@ -437,7 +438,7 @@ mod tests {
                 expected,
                 "{version} {discover_first}"
             );
-            assert_eq!(client.server_info().unwrap().name, "modern-client-test");
+            assert_eq!(client.server_info().unwrap().name, "stateless-client-test");
             assert_eq!(client.list_tools().await.unwrap()[0].name, "greet");
             let r = client.call_tool("greet", json!({})).await.unwrap();
             assert_eq!(r.content[0].as_text(), Some("Hello, Ada!"), "{version}");
@@ -447,7 +448,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_modern_call_without_an_input_handler_fails_with_a_clear_error() {
+    async fn a_stateless_call_without_an_input_handler_fails_with_a_clear_error() {
         let server = start().await;
         let client = McpClient::builder(server.url("/mcp"))
             .protocol_version(ProtocolVersion::V2026_07_28)

@@ -1,10 +1,10 @@
-//! Types of the requests a server makes of the client (sampling, elicitation, roots), of
-//! the 2026-07-28 discovery, and of multi round-trip requests.
+//! Types of the requests a server makes of the client: sampling, elicitation and roots
+//! (the spec's client features).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::types::{ContentBlock, Implementation, JsonObject, Role, ServerCapabilities};
+use crate::types::{ContentBlock, JsonObject, Role};
 
 /// One message in a sampling request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,28 +150,4 @@ pub struct Root {
 pub struct ListRootsResult {
     /// The roots.
     pub roots: Vec<Root>,
-}
-
-/// Result of `server/discover` (2026-07-28).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DiscoverResult {
-    /// Protocol versions the server speaks.
-    pub supported_versions: Vec<String>,
-    /// Its capabilities.
-    pub capabilities: ServerCapabilities,
-    /// How to use it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instructions: Option<String>,
-    /// `io.modelcontextprotocol/serverInfo` and other metadata.
-    #[serde(rename = "_meta", default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<JsonObject>,
-}
-
-impl DiscoverResult {
-    /// The server's name and version from `_meta`.
-    pub fn server_info(&self) -> Option<Implementation> {
-        let v = self.meta.as_ref()?.get(crate::modern::META_SERVER_INFO)?;
-        serde_json::from_value(v.clone()).ok()
-    }
 }

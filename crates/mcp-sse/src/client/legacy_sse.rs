@@ -159,7 +159,7 @@ async fn open_stream(
             Some(Ok(chunk)) => parser
                 .feed(&chunk)
                 .map_err(|e| Error::MessageTooLarge { limit: e.limit })?,
-            Some(Err(e)) => return Err(connect_error(sse_url, &e)),
+            Some(Err(e)) => return Err(connect_error(sse_url, e)),
             None => {
                 return Err(Error::Transport(format!(
                     "the SSE stream at {sse_url} ended before its endpoint event"
@@ -174,7 +174,7 @@ fn resolve_endpoint(sse_url: &reqwest::Url, event: &SseEvent) -> Result<reqwest:
     let raw = event.data.trim();
     let endpoint = sse_url.join(raw).map_err(|e| Error::InvalidUrl {
         url: raw.to_owned(),
-        detail: format!("endpoint event: {e}"),
+        source: e.into(),
     })?;
     if endpoint.origin() != sse_url.origin() {
         return Err(Error::CrossOriginEndpoint {
@@ -218,7 +218,7 @@ async fn read_stream(
                 }
             }
             Some(Err(e)) => {
-                tracing::debug!(%sse_url, error = %connect_error(&sse_url, &e), "SSE stream broke");
+                tracing::debug!(%sse_url, error = %mcp_proto::error_chain(&connect_error(&sse_url, e)), "SSE stream broke");
                 return;
             }
             None => {

@@ -15,10 +15,9 @@ use super::http_util::{
     EventFraming, check_initialize, check_origin, decode_messages, follow_log, read_body,
     sse_response,
 };
-use super::state::{
-    ClientKey, LogOutbound, Lookup, ServerState, SessionKind, SessionTag, StoreOutbound,
-};
+use super::state::{ClientKey, LogOutbound, Lookup, ServerState, SessionTag, StoreOutbound};
 use super::transport_error::TransportError;
+use crate::TransportKind;
 use crate::store::SharedStore;
 
 /// Ends the session when its stream's body is dropped (client gone or stream finished).
@@ -72,7 +71,7 @@ pub(crate) async fn open_stream(
     check_origin(request.headers(), &state.config)?;
     let subject = AuthSubject::of(request.extensions());
     let client = ClientKey::of(subject.as_deref(), request.extensions());
-    let session = state.create_session(SessionKind::Legacy, subject.clone())?;
+    let session = state.create_session(TransportKind::LegacySse, subject.clone())?;
     state.store_session(&session, &client).await?;
     let log = Arc::new(state.new_log());
     session.set_stream(Some(Arc::clone(&log)));
@@ -101,7 +100,7 @@ pub(crate) async fn open_stream(
     let body = follow_log(
         log,
         0,
-        EventFraming::Legacy,
+        EventFraming::LegacySse,
         Some(prefix),
         state.config.keep_alive,
         session.closed.clone(),
@@ -139,7 +138,7 @@ pub(crate) async fn post_message(
         Err(_) => Lookup::Calls(0),
     };
     let found = state
-        .find_session(id, SessionKind::Legacy, subject.as_deref(), lookup)
+        .find_session(id, TransportKind::LegacySse, subject.as_deref(), lookup)
         .await?;
     let (mut messages, is_batch) = decoded?;
     check_initialize(&messages, is_batch, bytes.len(), &state.config)?;
