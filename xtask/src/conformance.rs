@@ -9,22 +9,27 @@
 //! 3. Runs every client scenario of both sets, `auth/*` included (the fixture authorizes with
 //!    `mcp-oauth-client`), one by one, against the client fixture; auth scenarios are also
 //!    counted on their own.
-//! 4. Scenarios a set marks "never scored" (extensions, pending) run and are reported on their
-//!    own line; they do not fail the run. There is no expected-failures list.
+//! 4. Scenarios a set marks "never scored" (extensions, pending) run and are reported as such
+//!    (`[not scored]`, with the verdict); they do not fail the run. There is no
+//!    expected-failures list.
 //!
-//! Prints a line per scenario and per set, then `N passed, N failed`; exits 1 on any scored
-//! failure. Logs and the suite's outputs go to `<target>/xtask-logs/conformance/`.
+//! Every scenario is a test of a `libtest-mimic` harness (`<rev>/server/<scenario>`,
+//! `<rev>/client/<scenario>`): one line each, the failures' details and the usual
+//! `test result:` line; exits 1 on any scored failure. Logs and the suite's outputs go to
+//! `<target>/xtask-logs/conformance/`.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use libtest_mimic::{Arguments, Trial};
 
-use crate::process::{self, BackgroundProcess};
+use mcp_stack_tests::process::{self, BackgroundProcess};
 
 /// The requirement sets, each run at its own wire.
 const REVISIONS: [&str; 2] = ["2025-11-25", "2026-07-28"];
@@ -143,22 +148,23 @@ fn read_server_checks(dir: &Path) -> anyhow::Result<BTreeMap<String, Verdict>> {
     Ok(verdicts)
 }
 
-/// Totals of one set.
-#[derive(Debug, Default)]
-struct Tally {
-    passed: usize,
-    failed: usize,
-    /// Of `passed` and `failed`: the `auth/*` scenarios.
-    auth_passed: usize,
-    auth_failed: usize,
-    not_scored: Vec<String>,
-}
-
-fn mark(verdict: &Verdict) -> &'static str {
-    match verdict {
-        Verdict::Passed => "passed",
-        Verdict::Failed(_) => "FAILED",
-    }
+/// A test of a scenario whose verdict is `verdict`; a never-scored one always passes and
+/// prints its verdict.
+fn verdict_trial(
+    name: String,
+    scored: bool,
+    verdict: impl FnOnce() -> Verdict + Send + 'static,
+) -> Trial {
+    let kind = if scored { "" } else { "not scored" };
+    Trial::test(name.clone(), move || match verdict() {
+        Verdict::Passed => Ok(()),
+        Verdict::Failed(why) if scored => Err(why.into()),
+        Verdict::Failed(why) => {
+            println!("{name} (not scored) failed: {why}");
+            Ok(())
+        }
+    })
+    .with_kind(kind)
 }
 
 struct Suite {
@@ -277,169 +283,99 @@ fn installer_value(output: &str, key: &str) -> Option<PathBuf> {
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"))
+        .unwrap_or_else(|| mcp_stack_tests::workspace_root().join("target"))
+}
+
+/// Builds the fixtures: the server's and the client's binaries.
+fn build_fixtures(root: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let mut build = process::cargo();
+    build
+        .current_dir(root)
+        .args(["build", "-p", "mcp-examples"]);
+    build.args(["--bin", "conformance_server", "--bin", "conformance_client"]);
+    process::run_checked(build)?;
+    let bin_dir = target_dir().join("debug");
+    Ok((
+        bin_dir.join("conformance_server"),
+        bin_dir.join("conformance_client"),
+    ))
+}
+
+/// Installs Node 22 and the suite into `.tools/`.
+fn install_suite(root: &Path) -> anyhow::Result<Suite> {
+    let mut install = Command::new("bash");
+    install
+        .current_dir(root)
+        .arg(root.join("scripts/install-peers.sh"));
+    install.args(["node", "conformance"]);
+    let installed = process::output_checked(install)?;
+    let value = |key| installer_value(&installed, key).with_context(|| format!("no {key}="));
+    let suite = Suite {
+        node: value("NODE")?,
+        cli: value("CONFORMANCE")?,
+        out: process::log_dir().join("conformance"),
+    };
+    fs::create_dir_all(&suite.out)?;
+    Ok(suite)
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let root = crate::workspace_root();
-    let revisions: Vec<&str> = REVISIONS
-        .into_iter()
-        .filter(|r| args.requirements.is_empty() || args.requirements.iter().any(|a| a == r))
-        .collect();
-
-    println!("building the fixtures (mcp-examples: conformance_server, conformance_client)");
-    let mut build = process::cargo();
-    build.current_dir(&root).args([
-        "build",
-        "-p",
-        "mcp-examples",
-        "--bin",
-        "conformance_server",
-        "--bin",
-        "conformance_client",
-    ]);
-    process::run_checked(build)?;
-    let bin_dir = target_dir().join("debug");
-    let server_bin = bin_dir.join("conformance_server");
-    let client_bin = bin_dir.join("conformance_client");
-
-    println!("installing Node 22 and the conformance suite into .tools/");
-    let mut install = Command::new("bash");
-    install
-        .current_dir(&root)
-        .arg(root.join("scripts").join("install-peers.sh"))
-        .args(["node", "conformance"]);
-    let installed = process::output_checked(install)?;
-    let suite = Suite {
-        node: installer_value(&installed, "NODE").context("the installer printed no NODE=")?,
-        cli: installer_value(&installed, "CONFORMANCE")
-            .context("the installer printed no CONFORMANCE=")?,
-        out: process::log_dir().join("conformance"),
-    };
-    fs::create_dir_all(&suite.out)?;
-
+    let root = mcp_stack_tests::workspace_root();
+    let (server_bin, client_bin) = build_fixtures(&root)?;
+    let suite = Arc::new(install_suite(&root)?);
     let port = process::free_port()?;
     let mut server_command = Command::new(&server_bin);
     server_command.arg("--port").arg(port.to_string());
-    let mut server = BackgroundProcess::spawn(
-        "conformance_server",
-        server_command,
-        &suite.out.join("fixture-server.log"),
-    )?;
+    let log = suite.out.join("fixture-server.log");
+    let mut server = BackgroundProcess::spawn("conformance_server", server_command, &log)?;
     server.wait_for_tcp(
         SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
         Duration::from_secs(20),
     )?;
     let url = format!("http://127.0.0.1:{port}/mcp");
 
-    let mut total_passed = 0;
-    let mut total_failed = 0;
-    let mut set_lines = Vec::new();
-    for rev in &revisions {
+    let mut trials = Vec::new();
+    let chosen =
+        |rev: &&&str| args.requirements.is_empty() || args.requirements.iter().any(|a| a == **rev);
+    for rev in REVISIONS.iter().filter(chosen) {
         let listing = suite.listing(rev)?;
-        let mut server_tally = Tally::default();
-        let mut client_tally = Tally::default();
+        let not_scored = |leg: &'static str| {
+            let unscored = listing.not_scored.iter().filter(move |(_, l)| l == leg);
+            unscored.map(|(scenario, _)| (scenario.clone(), false))
+        };
         if !args.client_only {
-            println!("\n== server scenarios, requirements {rev} ({url}) ==");
+            // The suite runs the whole server leg at once; each scenario's verdict is a test.
             let verdicts = suite.server_leg(rev, &url)?;
             server.ensure_running()?;
-            for scenario in &listing.server {
-                let verdict = verdicts
-                    .get(scenario)
-                    .cloned()
-                    .unwrap_or_else(|| Verdict::Failed("no result".into()));
-                println!("  {:<7} {scenario}", mark(&verdict));
-                match &verdict {
-                    Verdict::Passed => server_tally.passed += 1,
-                    Verdict::Failed(why) => {
-                        println!("          {why}");
-                        server_tally.failed += 1;
-                    }
-                }
-            }
-            for (scenario, leg) in &listing.not_scored {
-                if leg != "server" {
-                    continue;
-                }
-                if let Some(v) = verdicts.get(scenario) {
-                    server_tally
-                        .not_scored
-                        .push(format!("{scenario} {}", mark(v)));
-                }
+            let scored = listing.server.iter().map(|s| (s.clone(), true));
+            for (scenario, scored) in scored.chain(not_scored("server")) {
+                let verdict = verdicts.get(&scenario).cloned();
+                let verdict = verdict.unwrap_or_else(|| Verdict::Failed("no result".into()));
+                trials.push(verdict_trial(
+                    format!("{rev}/server/{scenario}"),
+                    scored,
+                    || verdict,
+                ));
             }
         }
         if !args.server_only {
-            println!("\n== client scenarios, requirements {rev} ==");
-            let unscored_client = listing
-                .not_scored
-                .iter()
-                .filter(|(_, leg)| leg == "client")
-                .map(|(s, _)| (s.clone(), false));
-            let scenarios: Vec<(String, bool)> = listing
-                .client
-                .iter()
-                .map(|s| (s.clone(), true))
-                .chain(unscored_client)
-                .collect();
-            for (scenario, scored) in scenarios {
-                let verdict = suite.client_scenario(rev, &scenario, &client_bin, !scored)?;
-                let auth = scenario.starts_with("auth/");
-                if scored {
-                    println!("  {:<7} {scenario}", mark(&verdict));
-                    match &verdict {
-                        Verdict::Passed => {
-                            client_tally.passed += 1;
-                            client_tally.auth_passed += usize::from(auth);
-                        }
-                        Verdict::Failed(why) => {
-                            println!("          {why}");
-                            client_tally.failed += 1;
-                            client_tally.auth_failed += usize::from(auth);
-                        }
-                    }
-                } else {
-                    println!("  {:<7} {scenario} (not scored)", mark(&verdict));
-                    client_tally
-                        .not_scored
-                        .push(format!("{scenario} {}", mark(&verdict)));
-                }
+            let scored = listing.client.iter().map(|s| (s.clone(), true));
+            for (scenario, scored) in scored.chain(not_scored("client")) {
+                let (suite, client, rev) = (Arc::clone(&suite), client_bin.clone(), *rev);
+                let name = format!("{rev}/client/{scenario}");
+                trials.push(verdict_trial(name, scored, move || {
+                    let verdict = suite.client_scenario(rev, &scenario, &client, !scored);
+                    verdict.unwrap_or_else(|error| Verdict::Failed(format!("{error:#}")))
+                }));
             }
         }
-        let not_scored: Vec<String> = server_tally
-            .not_scored
-            .iter()
-            .chain(&client_tally.not_scored)
-            .cloned()
-            .collect();
-        println!(
-            "  not scored (never fail the run): {}",
-            not_scored.join(", ")
-        );
-        set_lines.push(format!(
-            "requirements {rev}: server {}/{} passed; client {}/{} passed (auth/* {}/{})",
-            server_tally.passed,
-            server_tally.passed + server_tally.failed,
-            client_tally.passed,
-            client_tally.passed + client_tally.failed,
-            client_tally.auth_passed,
-            client_tally.auth_passed + client_tally.auth_failed,
-        ));
-        total_passed += server_tally.passed + client_tally.passed;
-        total_failed += server_tally.failed + client_tally.failed;
     }
-    server.stop();
-
-    println!();
-    for line in &set_lines {
-        println!("{line}");
-    }
-    println!("{total_passed} passed, {total_failed} failed");
-    Ok(if total_failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let arguments = Arguments {
+        test_threads: Some(1),
+        ..Arguments::default()
+    };
+    Ok(libtest_mimic::run(&arguments, trials).exit_code())
 }
 
 #[cfg(test)]

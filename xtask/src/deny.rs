@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 
-use crate::process;
+use mcp_stack_tests::process;
 
 /// The checks run when none are named.
 const DEFAULT_CHECKS: [&str; 3] = ["licenses", "bans", "sources"];
@@ -24,7 +24,7 @@ pub struct Args {
 
 /// Installs cargo-deny if needed and runs the checks; the exit code is cargo-deny's verdict.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let root = crate::workspace_root();
+    let root = mcp_stack_tests::workspace_root();
     let installer = root.join("scripts").join("install-cargo-deny.sh");
     let mut install = Command::new("bash");
     install.arg(&installer);

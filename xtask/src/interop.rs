@@ -3,9 +3,9 @@
 //! `scripts/install-peers.sh py`. The peer side of each scenario is a script in `interop/`.
 //!
 //! The command builds the example binaries, installs the peers, starts the servers on free
-//! loopback ports (logs in `<target>/xtask-logs/interop/`), runs every scenario under
-//! `timeout`, prints one `PASS`/`FAIL` line per scenario and finally `N passed, N failed`;
-//! it exits non-zero on any failure.
+//! loopback ports (logs in `<target>/xtask-logs/interop/`), then runs every scenario under
+//! `timeout` as a test of a `libtest-mimic` harness: one `test <name> ... ok|FAILED` line each,
+//! the failures' reasons and the usual `test result:` line; it exits non-zero on any failure.
 //!
 //! 1. **Python clients → our `dice_server`** (`interop/python_clients.py`): `mcp.Client` in its
 //!    default mode (probes `server/discover`; must negotiate 2026-07-28 on both transports)
@@ -34,7 +34,6 @@
 
 mod checks;
 pub(crate) mod peers;
-mod report;
 mod typescript;
 
 use std::collections::BTreeMap;
@@ -46,10 +45,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use libtest_mimic::{Arguments, Failed, Trial};
 
-use crate::process::{self, BackgroundProcess};
+use mcp_stack_tests::process::{self, BackgroundProcess};
 use peers::{Peer, PeerRun};
-use report::{Outcome, Report};
 
 /// How long a server may take to accept connections.
 const SERVER_START_TIMEOUT: Duration = Duration::from_secs(45);
@@ -88,33 +87,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         python,
         work_dir,
         limit: Duration::from_secs(args.timeout.max(1)),
-        filter: args.filter,
-        report: Report::default(),
+        servers: Vec::new(),
+        trials: Vec::new(),
+        dice_port: 0,
+        auth_port: 0,
+        token: String::new(),
     };
-    run.group(
-        "1. Python mcp/fastmcp clients -> our dice servers",
-        Run::python_clients,
-    );
-    run.group(
-        "2. our McpClient -> FastMCP; JWT cross-check",
-        Run::our_client,
-    );
-    run.group("3. OpenAI SDK -> our Responses endpoint", Run::openai);
-    run.group(
-        "4. TypeScript SDK and MCP Inspector -> our dice servers; stdio peers",
-        Run::typescript_and_stdio,
-    );
-
-    println!();
-    if run.report.failed() > 0 {
-        println!("failed: {}", run.report.failures().join(", "));
-    }
-    println!("{}", run.report.summary());
-    Ok(if run.report.failed() == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    run.dice_port = run.start_ours("dice_server", &[])?;
+    (run.auth_port, run.token) = run.start_dice_server_auth()?;
+    run.group("1. python", Run::python_clients);
+    run.group("2. rust", Run::our_client);
+    run.group("2. jwt", Run::jwt_cross_check);
+    run.group("3. openai", Run::openai);
+    run.group("4. typescript", Run::typescript_and_stdio);
+    let arguments = Arguments {
+        filter: args.filter,
+        test_threads: Some(1),
+        ..Arguments::default()
+    };
+    let trials = std::mem::take(&mut run.trials);
+    Ok(libtest_mimic::run(&arguments, trials).exit_code())
 }
 
 /// What a scenario expects from its peer run.
@@ -127,28 +119,30 @@ enum Expect {
     Refused(&'static str),
 }
 
-/// The state of one `cargo xtask interop` run.
+/// The state of one `cargo xtask interop` run: the servers (running until the scenarios
+/// are done) and the scenarios to run.
 struct Run {
     binaries: BTreeMap<String, PathBuf>,
     python: PathBuf,
     work_dir: PathBuf,
     limit: Duration,
-    filter: Option<String>,
-    report: Report,
+    servers: Vec<BackgroundProcess>,
+    trials: Vec<Trial>,
+    /// Our `dice_server`.
+    dice_port: u16,
+    /// Our `dice_server_auth` and the token it minted.
+    auth_port: u16,
+    token: String,
 }
 
 impl Run {
-    /// Runs one group; a setup failure is reported as the failed scenario `<group>/setup`.
+    /// Sets up one group's scenarios; a setup failure becomes the failed scenario
+    /// `<group>/setup`.
     fn group(&mut self, title: &str, body: fn(&mut Run) -> anyhow::Result<()>) {
-        println!("\n== {title} ==");
-        let started = Instant::now();
         if let Err(error) = body(self) {
-            let name = format!("{}/setup", title.split('.').next().unwrap_or(title));
-            self.report.record(
-                &name,
-                started.elapsed(),
-                Outcome::Fail(format!("{error:#}")),
-            );
+            let failure = Failed::from(format!("{error:#}"));
+            self.trials
+                .push(Trial::test(format!("{title}/setup"), || Err(failure)));
         }
     }
 
@@ -159,36 +153,28 @@ impl Run {
             .with_context(|| format!("no binary {name}"))
     }
 
-    fn selected(&self, name: &str) -> bool {
-        self.filter.as_deref().is_none_or(|f| name.contains(f))
-    }
-
-    /// Runs a scenario (unless filtered out) and records its outcome.
+    /// Adds a scenario: `peer` run under `timeout`, judged by `expect`.
     fn scenario(&mut self, name: &str, peer: Peer, expect: Expect) {
-        if !self.selected(name) {
-            return;
-        }
-        let started = Instant::now();
-        let outcome = match peer.run(self.limit) {
-            Ok(run) => judge(&run, &expect, self.limit),
-            Err(error) => Outcome::Fail(format!("{error:#}")),
-        };
-        self.report.record(name, started.elapsed(), outcome);
+        let limit = self.limit;
+        self.trials.push(Trial::test(name, move || {
+            let run = peer.run(limit).map_err(|e| format!("{e:#}"))?;
+            judge(&run, &expect, limit).map_err(Failed::from)
+        }));
     }
 
-    /// Starts a server on a free port and waits until it accepts connections.
-    fn start(&self, name: &str, command: Command, port: u16) -> anyhow::Result<BackgroundProcess> {
+    /// Starts a server on `port` and waits until it accepts connections; it runs until the
+    /// scenarios are done.
+    fn start(&mut self, name: &str, command: Command, port: u16) -> anyhow::Result<u16> {
         let log = self.work_dir.join(format!("{name}.log"));
         let mut server = BackgroundProcess::spawn(name, command, &log)?;
-        server.wait_for_tcp(
-            SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            SERVER_START_TIMEOUT,
-        )?;
-        Ok(server)
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        server.wait_for_tcp(addr, SERVER_START_TIMEOUT)?;
+        self.servers.push(server);
+        Ok(port)
     }
 
     /// Starts one of our example servers: `<binary> --port P <extra>`.
-    fn start_ours(&self, binary: &str, extra: &[&str]) -> anyhow::Result<(BackgroundProcess, u16)> {
+    fn start_ours(&mut self, binary: &str, extra: &[&str]) -> anyhow::Result<u16> {
         let port = process::free_port()?;
         let mut command = Command::new(self.binary(binary)?);
         command
@@ -196,38 +182,33 @@ impl Run {
             .arg(port.to_string())
             .args(extra)
             .env("RUST_LOG", "info");
-        Ok((self.start(binary, command, port)?, port))
+        self.start(binary, command, port)
     }
 
     /// Starts `dice_server_auth` and reads the token it minted.
-    fn start_dice_server_auth(&self) -> anyhow::Result<(BackgroundProcess, u16, String)> {
+    fn start_dice_server_auth(&mut self) -> anyhow::Result<(u16, String)> {
         let token_file = self.work_dir.join("dice_server_auth.token");
         let _ = fs::remove_file(&token_file);
         let token_arg = token_file.to_string_lossy().into_owned();
-        let (server, port) = self.start_ours("dice_server_auth", &["--token-file", &token_arg])?;
-        let token = wait_for_file(&token_file, Duration::from_secs(10))?;
-        Ok((server, port, token))
+        let port = self.start_ours("dice_server_auth", &["--token-file", &token_arg])?;
+        Ok((port, wait_for_file(&token_file, Duration::from_secs(10))?))
     }
 
     /// Starts the seed's FastMCP server (`transport` "sse" or "http"), optionally behind
     /// `JWTVerifier` with the public key in `public_key`.
-    fn start_fastmcp(
-        &self,
-        transport: &str,
-        public_key: Option<&Path>,
-    ) -> anyhow::Result<(BackgroundProcess, u16)> {
+    fn start_fastmcp(&mut self, transport: &str, public_key: Option<&Path>) -> anyhow::Result<u16> {
         let port = process::free_port()?;
         let mut command = Command::new(&self.python);
         command
             .arg(peers::script("fastmcp_dice_server.py"))
             .args(["--transport", transport, "--port", &port.to_string()])
-            .current_dir(crate::workspace_root());
+            .current_dir(mcp_stack_tests::workspace_root());
         let mut name = format!("fastmcp-{transport}");
         if let Some(key) = public_key {
             command.arg("--public-key-file").arg(key);
             name.push_str("-auth");
         }
-        Ok((self.start(&name, command, port)?, port))
+        self.start(&name, command, port)
     }
 
     fn python_script(&self, script: &str) -> Peer {
@@ -236,8 +217,7 @@ impl Run {
 
     /// Group 1: the Python `mcp` and `fastmcp` clients against our dice servers.
     fn python_clients(&mut self) -> anyhow::Result<()> {
-        let (_plain, port) = self.start_ours("dice_server", &[])?;
-        let (_auth, auth_port, token) = self.start_dice_server_auth()?;
+        let (port, auth_port, token) = (self.dice_port, self.auth_port, self.token.clone());
         for (transport, path) in [("streamable", "/mcp"), ("sse", "/sse")] {
             let url = format!("http://127.0.0.1:{port}{path}");
             // The mcp 2.x client probes server/discover first on both transports.
@@ -298,29 +278,32 @@ impl Run {
         peer
     }
 
-    /// Group 2: our client against FastMCP servers, and the JWT cross-check.
-    fn our_client(&mut self) -> anyhow::Result<()> {
-        let client = self.binary("interop_client")?.to_owned();
-        let jwt_tool = self.binary("jwt_tool")?.to_owned();
-
-        // Our development key pair and token.
-        let our_private = self.work_dir.join("ours.private.pem");
-        let our_public = self.work_dir.join("ours.public.pem");
-        let minted = Peer::new(&jwt_tool)
+    /// Our development key pair (`<name>.private.pem`, `<name>.public.pem` in the work
+    /// directory) and a token it signed: the public key's path and the token.
+    fn mint_our_token(&self, name: &str) -> anyhow::Result<(PathBuf, String)> {
+        let private = self.work_dir.join(format!("{name}.private.pem"));
+        let public = self.work_dir.join(format!("{name}.public.pem"));
+        let minted = Peer::new(self.binary("jwt_tool")?)
             .args(["mint", "--audience", AUDIENCE, "--private-key-out"])
-            .arg(our_private.to_string_lossy())
+            .arg(private.to_string_lossy())
             .arg("--public-key-out")
-            .arg(our_public.to_string_lossy())
+            .arg(public.to_string_lossy())
             .run(self.limit)?;
         if minted.code != Some(0) {
             bail!("jwt_tool mint failed: {}", minted.tail());
         }
-        let our_token = minted.stdout.trim().to_owned();
+        Ok((public, minted.stdout.trim().to_owned()))
+    }
 
-        let (_sse, sse_port) = self.start_fastmcp("sse", None)?;
-        let (_http, http_port) = self.start_fastmcp("http", None)?;
-        let (_sse_auth, sse_auth_port) = self.start_fastmcp("sse", Some(&our_public))?;
-        let (_http_auth, http_auth_port) = self.start_fastmcp("http", Some(&our_public))?;
+    /// Group 2: our client against FastMCP servers, plain and behind FastMCP's verifier.
+    fn our_client(&mut self) -> anyhow::Result<()> {
+        let client = self.binary("interop_client")?.to_owned();
+        let (our_public, our_token) = self.mint_our_token("ours")?;
+
+        let sse_port = self.start_fastmcp("sse", None)?;
+        let http_port = self.start_fastmcp("http", None)?;
+        let sse_auth_port = self.start_fastmcp("sse", Some(&our_public))?;
+        let http_auth_port = self.start_fastmcp("http", Some(&our_public))?;
 
         let targets = [
             ("sse", sse_port, sse_auth_port, "/sse"),
@@ -363,7 +346,13 @@ impl Run {
             );
         }
 
-        // FastMCP's verifier and our token.
+        Ok(())
+    }
+
+    /// Group 2 too: FastMCP's verifier and our token, our verifier and FastMCP's token.
+    fn jwt_cross_check(&mut self) -> anyhow::Result<()> {
+        let jwt_tool = self.binary("jwt_tool")?.to_owned();
+        let (our_public, our_token) = self.mint_our_token("jwt-check")?;
         let python = self.python.clone();
         let verify_ours = |audience: &str| {
             Peer::python(&python, "fastmcp_jwt.py")
@@ -418,10 +407,8 @@ impl Run {
 
     /// Group 3: the seed's OpenAI script against our local Responses endpoint.
     fn openai(&mut self) -> anyhow::Result<()> {
-        let (_plain, port) = self.start_ours("dice_server", &[])?;
-        let (_auth, auth_port, token) = self.start_dice_server_auth()?;
-        let (_responses, responses_port) =
-            self.start_ours("responses_local", &["--api-key", OPENAI_API_KEY])?;
+        let (port, auth_port, token) = (self.dice_port, self.auth_port, self.token.clone());
+        let responses_port = self.start_ours("responses_local", &["--api-key", OPENAI_API_KEY])?;
         let base_url = format!("http://127.0.0.1:{responses_port}/v1");
         let plain_url = format!("http://127.0.0.1:{port}");
         let auth_url = format!("http://127.0.0.1:{auth_port}");
@@ -476,32 +463,26 @@ fn check_streamable_report(stdout: &str) -> anyhow::Result<String> {
     checks::check_interop_client_report(stdout, "streamable")
 }
 
-/// Turns a finished peer run into an outcome.
-fn judge(run: &PeerRun, expect: &Expect, limit: Duration) -> Outcome {
+/// Whether a finished peer run met `expect`; why not.
+fn judge(run: &PeerRun, expect: &Expect, limit: Duration) -> Result<(), String> {
     if run.timed_out() {
-        return Outcome::Fail(format!("no result within {limit:?}\n{}", run.tail()));
+        return Err(format!("no result within {limit:?}\n{}", run.tail()));
     }
     match (expect, run.code) {
-        (Expect::Success, Some(0)) => Outcome::Pass(last_line(&run.stdout)),
-        (Expect::Checked(check), Some(0)) => match check(&run.stdout) {
-            Ok(detail) => Outcome::Pass(detail),
-            Err(error) => Outcome::Fail(format!("{error:#}")),
-        },
-        (Expect::Refused(needle), Some(1)) => {
-            if run.stderr.contains(needle) {
-                Outcome::Pass(format!("refused: {}", last_line(&run.stderr)))
-            } else {
-                Outcome::Fail(format!(
-                    "refused, but stderr lacks {needle:?}:\n{}",
-                    run.tail()
-                ))
-            }
+        (Expect::Success, Some(0)) => Ok(()),
+        (Expect::Checked(check), Some(0)) => {
+            check(&run.stdout).map(drop).map_err(|e| format!("{e:#}"))
         }
-        (Expect::Refused(_), code) => Outcome::Fail(format!(
+        (Expect::Refused(needle), Some(1)) if run.stderr.contains(needle) => Ok(()),
+        (Expect::Refused(needle), Some(1)) => Err(format!(
+            "refused, but stderr lacks {needle:?}:\n{}",
+            run.tail()
+        )),
+        (Expect::Refused(_), code) => Err(format!(
             "expected a refusal (exit 1), got exit {code:?}:\n{}",
             last_line(&run.stdout)
         )),
-        (_, code) => Outcome::Fail(format!("exit {code:?}:\n{}", run.tail())),
+        (_, code) => Err(format!("exit {code:?}:\n{}", run.tail())),
     }
 }
 
@@ -554,15 +535,15 @@ mod tests {
     fn successes_need_exit_zero() {
         assert_eq!(
             judge(&finished(0, "x\n{\"ok\":1}\n", ""), &Expect::Success, LIMIT),
-            Outcome::Pass("{\"ok\":1}".into())
+            Ok(())
         );
         assert_eq!(
             judge(&finished(1, "", "FAIL: broke"), &Expect::Success, LIMIT),
-            Outcome::Fail("exit Some(1):\nFAIL: broke".into())
+            Err("exit Some(1):\nFAIL: broke".into())
         );
         assert_eq!(
             judge(&finished(124, "", "slow"), &Expect::Success, LIMIT),
-            Outcome::Fail("no result within 60s\nslow".into())
+            Err("no result within 60s\nslow".into())
         );
     }
 
@@ -576,11 +557,11 @@ mod tests {
                 &expect,
                 LIMIT
             ),
-            Outcome::Pass("[4]".into())
+            Ok(())
         );
         assert_eq!(
             judge(&finished(0, "no dice", ""), &expect, LIMIT),
-            Outcome::Fail("not the dice answer: \"no dice\"".into())
+            Err("not the dice answer: \"no dice\"".into())
         );
     }
 
@@ -593,7 +574,7 @@ mod tests {
                 &expect,
                 LIMIT
             ),
-            Outcome::Pass("refused: error: Http status code: 401 (Unauthorized)".into())
+            Ok(())
         );
         assert_eq!(
             judge(
@@ -601,11 +582,11 @@ mod tests {
                 &expect,
                 LIMIT
             ),
-            Outcome::Fail("refused, but stderr lacks \"401\":\nerror: connection refused".into())
+            Err("refused, but stderr lacks \"401\":\nerror: connection refused".into())
         );
         assert_eq!(
             judge(&finished(0, "{\"dice\":[1]}", ""), &expect, LIMIT),
-            Outcome::Fail("expected a refusal (exit 1), got exit Some(0):\n{\"dice\":[1]}".into())
+            Err("expected a refusal (exit 1), got exit Some(0):\n{\"dice\":[1]}".into())
         );
     }
 

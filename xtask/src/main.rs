@@ -1,8 +1,9 @@
 //! Project automation, run as `cargo xtask <command>` (the alias lives in `.cargo/config.toml`).
 //!
 //! Commands:
-//! - `e2e`: the seed's flow with real processes: dice servers, the local Responses endpoint, and
-//!   raw `POST /v1/responses` checks over both transports (see [`e2e`]).
+//! - `e2e`: the guide's flow with real processes (dice servers, the local Responses endpoint,
+//!   raw `POST /v1/responses` over both transports): the `e2e` tests of
+//!   `examples/tests/scenarios`, which `cargo test` runs too.
 //! - `bench`: both transports against a bare axum JSON echo in the same run, auth cost, and
 //!   memory per idle SSE session (see [`bench`]).
 //! - `conformance`: the official MCP conformance suite against our fixture server and client,
@@ -10,34 +11,32 @@
 //! - `interop`: the Python `mcp`, `fastmcp` and `openai` packages against our servers and
 //!   endpoint, and our client against FastMCP (see [`interop`]).
 //! - `replicas`: three dice server replicas sharing sessions through a real Redis behind a
-//!   real nginx (round robin, no stickiness), driven by our client and the Python clients;
-//!   the cluster harness is [`cluster`] (see [`replicas`]).
+//!   real nginx (round robin, no stickiness), driven by our client and the Python clients:
+//!   installs redis-server, nginx and the Python peers, then runs the ignored `replicas` tests
+//!   of `examples/tests/scenarios`.
 //! - `soak`: well-behaved clients and one abusive client at the same time, on one process
-//!   and on three replicas on Redis behind nginx: success rate, p99, memory (see [`soak`]).
+//!   and on three replicas on Redis behind nginx: success rate, p99, memory (the ignored
+//!   `soak` tests of `examples/tests/scenarios`).
 //! - `deny`: installs cargo-deny into `.tools/` and runs `cargo deny check licenses bans sources`.
 //! - `sans-io`: fails if the normal dependency closure of `mcp-proto` reaches an I/O runtime
 //!   (tokio, hyper, axum, reqwest, mio, tokio-util), printing the path that leads there.
 //!
-//! Each command lives in its own module; the helpers for
-//! starting servers and peers (log capture, readiness waits, free ports, CPU pinning) are in
-//! [`process`].
+//! Each other command lives in its own module. Scenarios are Rust tests (in `examples/tests/`), run
+//! with `cargo test` (see [`cargo_test`]); the helpers for starting servers and peers (log
+//! capture, readiness waits, free ports, redis-server, the nginx cluster) are the
+//! `mcp-stack-tests` crate's.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
-mod cluster;
 mod conformance;
 mod deny;
-mod e2e;
 mod interop;
-mod process;
-mod replicas;
 mod sans_io;
-mod soak;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mcp_stack_tests::workspace_root;
 
 /// Project automation for the MCP stack workspace.
 #[derive(Debug, Parser)]
@@ -52,7 +51,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// End-to-end flow: dice server, local Responses endpoint and the client, over real sockets.
-    E2e(e2e::Args),
+    E2e,
     /// Benchmarks of the transports and the protocol core.
     Bench(bench::Args),
     /// The official MCP conformance suite against our fixture server and our client.
@@ -60,9 +59,9 @@ enum Command {
     /// Interoperability with the Python `mcp`, `fastmcp` and `openai` packages.
     Interop(interop::Args),
     /// Three replicas on Redis behind nginx: shared sessions, a killed replica, a Redis restart.
-    Replicas(replicas::Args),
+    Replicas(ReplicasArgs),
     /// Well-behaved clients beside an abusive one, on one process and on three replicas.
-    Soak(soak::Args),
+    Soak(SoakArgs),
     /// Install cargo-deny into `.tools/` and check licenses, bans and sources.
     Deny(deny::Args),
     /// Check that `mcp-proto` stays free of I/O runtimes (reads `cargo metadata`).
@@ -72,12 +71,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::E2e(args) => e2e::run(args),
+        Command::E2e => cargo_test("e2e::", false, &[]),
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Interop(args) => interop::run(args),
-        Command::Replicas(args) => replicas::run(args),
-        Command::Soak(args) => soak::run(args),
+        Command::Replicas(args) => replicas(args),
+        Command::Soak(args) => soak(args),
         Command::Deny(args) => deny::run(args),
         Command::SansIo(args) => sans_io::run(args),
     };
@@ -90,13 +89,76 @@ fn main() -> ExitCode {
     }
 }
 
-/// The root of the workspace (the directory holding the root `Cargo.toml`).
-fn workspace_root() -> PathBuf {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest_dir)
+/// Options of `cargo xtask replicas`.
+#[derive(Debug, clap::Args)]
+struct ReplicasArgs {
+    /// Run only the tests whose name contains this text (e.g. `kill`, `python`).
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+/// Installs what the replica tests run (each script does nothing when it is there), then runs
+/// them.
+fn replicas(args: ReplicasArgs) -> anyhow::Result<ExitCode> {
+    install_redis_and_nginx()?;
+    interop::peers::install_python()?;
+    cargo_test(args.filter.as_deref().unwrap_or("replicas::"), true, &[])
+}
+
+/// Options of `cargo xtask soak`.
+#[derive(Debug, clap::Args)]
+struct SoakArgs {
+    /// The short form CI runs: 1 000 sessions and 10 000 calls per deployment (else 10 000
+    /// and 100 000).
+    #[arg(long)]
+    quick: bool,
+    /// Only the one-process deployment.
+    #[arg(long)]
+    one_process: bool,
+}
+
+/// Installs redis-server and nginx, then runs the soak tests.
+fn soak(args: SoakArgs) -> anyhow::Result<ExitCode> {
+    install_redis_and_nginx()?;
+    let filter = if args.one_process {
+        "soak::soak_one_process"
+    } else {
+        "soak::"
+    };
+    let full: &[_] = if args.quick {
+        &[]
+    } else {
+        &[("MCP_SOAK_FULL", "1")]
+    };
+    cargo_test(filter, true, full)
+}
+
+/// Runs `scripts/install-redis.sh` and `scripts/install-nginx.sh` (each does nothing when its
+/// program is there).
+fn install_redis_and_nginx() -> anyhow::Result<()> {
+    for script in ["scripts/install-redis.sh", "scripts/install-nginx.sh"] {
+        let mut command = std::process::Command::new("bash");
+        command.arg(workspace_root().join(script));
+        mcp_stack_tests::process::run_checked(command)?;
+    }
+    Ok(())
+}
+
+/// Runs the scenario tests of `examples/tests/scenarios` whose names contain `filter` (with
+/// `ignored`, those marked `#[ignore]`: they need peers the command installed first), one at a
+/// time; failures print like every other Rust test's. `--workspace` resolves features as
+/// `cargo test --workspace` does, so what that built is reused, not built again.
+fn cargo_test(filter: &str, ignored: bool, envs: &[(&str, &str)]) -> anyhow::Result<ExitCode> {
+    let mut command = mcp_stack_tests::process::cargo();
+    command
+        .current_dir(workspace_root())
+        .envs(envs.iter().copied())
+        .args(["test", "--workspace", "--test", "scenarios", "--", filter]);
+    if ignored {
+        command.args(["--ignored", "--test-threads", "1", "--nocapture"]);
+    }
+    mcp_stack_tests::process::run_checked(command)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
@@ -106,7 +168,7 @@ mod tests {
     #[test]
     fn every_command_parses() {
         let cli = Cli::try_parse_from(["xtask", "e2e"]).unwrap();
-        assert!(matches!(cli.command, Command::E2e(_)));
+        assert!(matches!(cli.command, Command::E2e));
         let cli = Cli::try_parse_from(["xtask", "sans-io"]).unwrap();
         assert!(matches!(cli.command, Command::SansIo(_)));
         let cli = Cli::try_parse_from(["xtask", "deny"]).unwrap();

@@ -15,7 +15,9 @@ use mcp_proto::types::{
     Completion, ContentBlock, LoggingLevel, PromptMessage, Resource, ResourceContents,
     ResourceTemplate, Role,
 };
-use mcp_proto::{CallToolResult, InputRequest, McpServer, NoArgs, ToolContext, ToolDef, ToolError};
+use mcp_proto::{
+    CallToolResult, InputRequest, McpServer, NoArgs, ServerBuilder, ToolContext, ToolDef, ToolError,
+};
 use mcp_sse::McpHttpServer;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -467,9 +469,16 @@ fn user(content: ContentBlock) -> PromptMessage {
 }
 
 fn server() -> Result<McpServer, mcp_proto::Error> {
-    let no_args = |name: &str, description: &str| ToolDef::new(name, description);
-    McpServer::builder("mcp-conformance-test-server")
-        .version("1.0.0")
+    let server = McpServer::builder("mcp-conformance-test-server").version("1.0.0");
+    let server = input_required_tools(notifying_tools(content_tools(server)));
+    prompts(resources(server))
+        .completion(|_| async { Ok(Completion::default()) })
+        .build()
+}
+
+/// The tools whose results are content of each kind, errors, and the JSON Schema tool.
+fn content_tools(server: ServerBuilder) -> ServerBuilder {
+    server
         .tool("test_simple_text", "Returns a simple text response", simple_text)
         .tool("test_image_content", "Returns an image", image_content)
         .tool("test_audio_content", "Returns audio", audio_content)
@@ -479,25 +488,7 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
             "Returns text, an image and an embedded resource",
             multiple_content_types,
         )
-        .tool("test_tool_with_logging", "Sends three log messages while it runs", tool_with_logging)
-        .tool("test_tool_with_progress", "Reports progress in three steps", tool_with_progress)
         .tool("test_error_handling", "Always fails with a tool error", error_handling)
-        .tool("test_sampling", "Asks the client's model to answer a prompt", sampling)
-        .tool("test_elicitation", "Asks the user for a response", elicitation)
-        .tool(
-            "test_elicitation_sep1034_defaults",
-            "Asks the user for a form whose fields have defaults",
-            elicitation_defaults,
-        )
-        .tool(
-            "test_elicitation_sep1330_enums",
-            "Asks the user to pick from enum fields",
-            elicitation_enums,
-        )
-        .tool_with(
-            no_args("test_missing_capability", "Needs the sampling capability"),
-            missing_capability,
-        )
         .tool_with(
             ToolDef::new(
                 "json_schema_2020_12_tool",
@@ -518,6 +509,46 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
                 "additionalProperties": false
             }))),
             json_schema_tool,
+        )
+}
+
+/// The tools that talk back while they run: logs, progress, sampling, elicitation, list
+/// changes, a custom header.
+fn notifying_tools(server: ServerBuilder) -> ServerBuilder {
+    server
+        .tool(
+            "test_tool_with_logging",
+            "Sends three log messages while it runs",
+            tool_with_logging,
+        )
+        .tool(
+            "test_tool_with_progress",
+            "Reports progress in three steps",
+            tool_with_progress,
+        )
+        .tool(
+            "test_sampling",
+            "Asks the client's model to answer a prompt",
+            sampling,
+        )
+        .tool(
+            "test_elicitation",
+            "Asks the user for a response",
+            elicitation,
+        )
+        .tool(
+            "test_elicitation_sep1034_defaults",
+            "Asks the user for a form whose fields have defaults",
+            elicitation_defaults,
+        )
+        .tool(
+            "test_elicitation_sep1330_enums",
+            "Asks the user to pick from enum fields",
+            elicitation_enums,
+        )
+        .tool_with(
+            ToolDef::new("test_missing_capability", "Needs the sampling capability"),
+            missing_capability,
         )
         .tool(
             "test_custom_header",
@@ -544,6 +575,11 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
             "Announces a prompt list change to listeners",
             trigger_prompt_change,
         )
+}
+
+/// The multi-round (input required) tools.
+fn input_required_tools(server: ServerBuilder) -> ServerBuilder {
+    server
         .tool(
             "test_input_required_result_elicitation",
             "MRTR: returns InputRequiredResult with elicitation request",
@@ -584,6 +620,11 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
             "MRTR: asks only for what the client declared",
             input_capabilities,
         )
+}
+
+/// The static resources and the resource template.
+fn resources(server: ServerBuilder) -> ServerBuilder {
+    server
         .resource(
             resource(
                 "test://static-text",
@@ -646,6 +687,11 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
                 Ok(text_contents(&uri, "application/json", &body.to_string()))
             },
         )
+}
+
+/// The prompts, with and without arguments, and the one that needs input.
+fn prompts(server: ServerBuilder) -> ServerBuilder {
+    server
         .prompt(
             "test_simple_prompt",
             "A simple prompt without arguments",
@@ -708,8 +754,6 @@ fn server() -> Result<McpServer, mcp_proto::Error> {
                 )))])
             },
         )
-        .completion(|_| async { Ok(Completion::default()) })
-        .build()
 }
 
 #[tokio::main]

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::sse::{SseEvent, SseParser};
+use mcp_sse::client::{DEFAULT_MAX_MESSAGE_BYTES, SseEvent, SseParser};
 
 /// The protocol version the streamable sessions negotiate.
 pub const STREAMABLE_VERSION: &str = "2025-06-18";
@@ -163,10 +163,11 @@ fn reply_payload(headers: &HeaderMap, body: Bytes) -> anyhow::Result<Bytes> {
     if !is_sse {
         return Ok(body);
     }
-    let mut parser = SseParser::default();
-    parser.push(&body)?;
+    let mut parser = SseParser::new(DEFAULT_MAX_MESSAGE_BYTES);
+    parser.feed(&body)?;
     while let Some(event) = parser.next_event() {
-        if event.event == "message" {
+        // Skipping the priming event (an id and empty data) of a resumable stream.
+        if event.event == "message" && !event.data.is_empty() {
             return Ok(Bytes::from(event.data));
         }
     }
@@ -339,7 +340,7 @@ impl LegacyStream {
         let mut stream = Self {
             _connection: connection,
             body: response.into_body(),
-            parser: SseParser::default(),
+            parser: SseParser::new(DEFAULT_MAX_MESSAGE_BYTES),
             endpoint: String::new(),
         };
         let event = stream.next_event().await?;
@@ -359,7 +360,7 @@ impl LegacyStream {
             match self.body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        self.parser.push(&data)?;
+                        self.parser.feed(&data)?;
                     }
                 }
                 Some(Err(e)) => bail!("reading the SSE stream: {e}"),
@@ -372,7 +373,7 @@ impl LegacyStream {
     pub async fn expect_reply(&mut self, id: u64) -> anyhow::Result<()> {
         loop {
             let event = self.next_event().await?;
-            if event.event == "message" {
+            if event.event == "message" && !event.data.is_empty() {
                 return check_reply(event.data.as_bytes(), id);
             }
         }

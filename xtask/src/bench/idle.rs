@@ -8,7 +8,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
 use super::client::{EchoSession, HttpConnection, LegacyStream, legacy_initialize};
-use crate::process;
+use mcp_stack_tests::process;
 
 /// Streams opened at once.
 const OPEN_CONCURRENCY: usize = 64;
@@ -20,7 +20,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 /// What each idle connection holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum IdleKind {
-    /// A legacy SSE session, stream open and initialized (the measurement of issue 4).
+    /// A legacy SSE session, stream open and initialized (what the idle target is about).
     Initialized,
     /// A legacy SSE stream with its `endpoint` event read, never initialized.
     StreamOnly,

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use super::client::{BenchSession, EchoSession, LegacySession, StreamableSession};
 use super::server::{ECHO_PATH, ECHO_SSE_PATH, ECHO_SSE_STREAM_PATH};
-use crate::process;
+use mcp_stack_tests::process;
 
 /// What a phase drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

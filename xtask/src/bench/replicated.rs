@@ -1,4 +1,4 @@
-//! The replicated run of `cargo xtask bench` (issue 11): what sharing sessions through Redis
+//! The replicated run of `cargo xtask bench`: what sharing sessions through Redis
 //! costs, in calls per second and in Redis round trips per call.
 //!
 //! Two deployments run side by side, each a real nginx doing round robin (no stickiness) in
@@ -40,7 +40,7 @@ use super::{Plan, Ratios};
 
 /// Replicas sharing sessions through Redis.
 pub const REPLICAS: usize = 3;
-/// Most Redis round trips a streamable POST may cost (issue 11).
+/// Most Redis round trips a streamable POST may cost.
 pub const TARGET_STREAMABLE_ROUND_TRIPS: f64 = 1.0;
 /// Most Redis round trips a legacy SSE call that crosses replicas may cost on its request path.
 pub const TARGET_LEGACY_CROSSING_ROUND_TRIPS: f64 = 2.0;
@@ -165,7 +165,7 @@ pub fn missing_tools() -> Option<String> {
     ]
     .into_iter()
     .filter(|(program, _)| {
-        crate::process::find_on_path(program).is_none()
+        mcp_stack_tests::process::find_on_path(program).is_none()
             && !std::path::Path::new("/usr/sbin").join(program).is_file()
     })
     .map(|(_, what)| what)
@@ -177,8 +177,8 @@ pub fn missing_tools() -> Option<String> {
 pub struct Deployment {
     lb: SocketAddr,
     replicas: Vec<SocketAddr>,
-    redis: Option<SocketAddr>,
-    cluster: crate::cluster::Cluster,
+    redis: Option<String>,
+    cluster: mcp_stack_tests::cluster::Cluster,
 }
 
 impl Deployment {
@@ -186,17 +186,16 @@ impl Deployment {
     /// everything pinned to CPU 0 when `pin`.
     fn start(store: Store, dice_server: &std::path::Path, pin: bool) -> anyhow::Result<Self> {
         let mut config = match store {
-            Store::Memory => crate::cluster::ClusterConfig::new(dice_server, 1)
+            Store::Memory => mcp_stack_tests::cluster::ClusterConfig::new(dice_server, 1)
                 .name("bench-memory")
                 .memory_sessions(),
-            Store::Redis => {
-                crate::cluster::ClusterConfig::new(dice_server, REPLICAS).name("bench-redis")
-            }
+            Store::Redis => mcp_stack_tests::cluster::ClusterConfig::new(dice_server, REPLICAS)
+                .name("bench-redis"),
         };
         if pin {
             config = config.replica_cpus(SERVER_CPUS);
         }
-        let cluster = crate::cluster::Cluster::start(config)
+        let cluster = mcp_stack_tests::cluster::Cluster::start(config)
             .with_context(|| format!("starting {}", store.label()))?;
         let local = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let replicas = cluster
@@ -212,7 +211,7 @@ impl Deployment {
         let deployment = Self {
             lb: local(cluster.lb_port()),
             replicas,
-            redis: (store == Store::Redis).then(|| local(cluster.redis_port())),
+            redis: (store == Store::Redis).then(|| cluster.redis_url()),
             cluster,
         };
         if pin {
@@ -291,7 +290,7 @@ fn parent_pid(stat: &str) -> Option<u32> {
 /// Pins `pids` (all threads of each) to `cpus`.
 fn pin_all(pids: &[u32], cpus: &str) -> anyhow::Result<()> {
     for &pid in pids {
-        crate::process::pin_running_process(pid, cpus)
+        mcp_stack_tests::process::pin_running_process(pid, cpus)
             .with_context(|| format!("pinning pid {pid} to CPU {cpus}"))?;
     }
     Ok(())
@@ -526,6 +525,7 @@ async fn count_round_trips(
 ) -> anyhow::Result<RoundTrips> {
     let redis = deployment
         .redis
+        .as_deref()
         .context("the deployment has no Redis to count round trips on")?;
     let opening = futures::future::join_all(
         (0..sessions).map(|_| open_scenario_session(deployment, scenario)),
@@ -594,6 +594,17 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
             (*key, sorted.swap_remove(sorted.len() / 2))
         })
         .collect();
+    print_rates(plan, &medians, &ratios);
+    print_round_trips(report);
+    round_trip_verdicts(report)
+}
+
+/// The rates of each deployment, and the replicated ones against the in-memory ones.
+fn print_rates(
+    plan: &Plan,
+    medians: &std::collections::BTreeMap<(usize, usize), PhaseResult>,
+    ratios: &Ratios<'_>,
+) {
     println!();
     println!(
         "Replicated (nginx round robin in front of both; median of {} run(s); CPU: nginx, replicas and Redis together{}):",
@@ -690,6 +701,10 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
             }
         }
     }
+}
+
+/// The table of Redis round trips per call.
+fn print_round_trips(report: &ReplicatedReport) {
     println!();
     println!(
         "Redis round trips per call (commands from clients in Redis's MONITOR stream, background over an idle window subtracted; request path + the owner's delivery reads):"
@@ -729,6 +744,10 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
         }
     }
     println!();
+}
+
+/// Prints the round-trip targets' verdicts; returns how many were missed.
+fn round_trip_verdicts(report: &ReplicatedReport) -> usize {
     let mut missed = 0;
     for (scenario, sessions, outcome) in &report.round_trips {
         let Some(target) = scenario.target else {

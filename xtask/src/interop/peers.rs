@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::process::{self, find_on_path};
+use mcp_stack_tests::process::{self, find_on_path};
 
 /// The example binaries the scenarios run.
 pub const BINARIES: [&str; 5] = [
@@ -24,7 +24,7 @@ pub const BINARIES: [&str; 5] = [
 pub fn build_binaries() -> anyhow::Result<BTreeMap<String, PathBuf>> {
     let mut command = process::cargo();
     command
-        .current_dir(crate::workspace_root())
+        .current_dir(mcp_stack_tests::workspace_root())
         .args(["build", "--package", "mcp-examples"])
         .arg("--message-format=json-render-diagnostics");
     for name in BINARIES {
@@ -42,7 +42,7 @@ pub fn build_binaries() -> anyhow::Result<BTreeMap<String, PathBuf>> {
 
 /// Installs the pinned Python peers (idempotent) and returns the venv's `python`.
 pub fn install_python() -> anyhow::Result<PathBuf> {
-    let script = crate::workspace_root().join("scripts/install-peers.sh");
+    let script = mcp_stack_tests::workspace_root().join("scripts/install-peers.sh");
     let mut command = Command::new("bash");
     command.arg(&script).arg("py");
     let stdout = process::output_checked(command)?;
@@ -70,7 +70,7 @@ pub struct NodePeers {
 
 /// Installs Node 22, the TypeScript SDK and the MCP Inspector (pinned) into `.tools/`.
 pub fn install_node_peers() -> anyhow::Result<NodePeers> {
-    let script = crate::workspace_root().join("scripts/install-peers.sh");
+    let script = mcp_stack_tests::workspace_root().join("scripts/install-peers.sh");
     let mut command = Command::new("bash");
     command.arg(&script).args(["node", "ts", "inspector"]);
     let stdout = process::output_checked(command)?;
@@ -94,7 +94,7 @@ pub fn install_node_peers() -> anyhow::Result<NodePeers> {
 
 /// A script in the repository's `interop/` folder.
 pub fn script(name: &str) -> PathBuf {
-    crate::workspace_root().join("interop").join(name)
+    mcp_stack_tests::workspace_root().join("interop").join(name)
 }
 
 /// Fails unless the coreutils `timeout` program is available.
@@ -198,7 +198,7 @@ impl Peer {
             .arg(&self.program)
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(crate::workspace_root())
+            .current_dir(mcp_stack_tests::workspace_root())
             .stdin(Stdio::null());
         let output = command
             .output()

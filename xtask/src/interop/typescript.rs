@@ -11,7 +11,6 @@ use super::{Expect, LEGACY, MODERN, Run, checks};
 impl Run {
     /// Group 4; see the module documentation.
     pub(super) fn typescript_and_stdio(&mut self) -> anyhow::Result<()> {
-        println!("interop: installing Node 22, the TypeScript SDK and the MCP Inspector");
         let node = peers::install_node_peers()?;
         let dice = self.binary("dice_server")?.to_string_lossy().into_owned();
         self.ts_scenarios(&node, &dice)?;
@@ -55,8 +54,7 @@ impl Run {
             .ts_peer(node)
             .args(["--command", dice, "--arg", "--stdio"]);
         self.scenario("ts/stdio", stdio, Expect::Checked(check_ts_report));
-        let (_plain, port) = self.start_ours("dice_server", &[])?;
-        let (_auth, auth_port, token) = self.start_dice_server_auth()?;
+        let (port, auth_port, token) = (self.dice_port, self.auth_port, self.token.clone());
         for (transport, path) in [("sse", "/sse"), ("streamable", "/mcp")] {
             let url = format!("http://127.0.0.1:{port}{path}");
             let plain = self.ts_peer(node).args(["--url", &url]);
@@ -124,8 +122,7 @@ impl Run {
             call,
             Expect::Checked(check_inspector_call),
         );
-        let (_plain, port) = self.start_ours("dice_server", &[])?;
-        let url = format!("http://127.0.0.1:{port}/mcp");
+        let url = format!("http://127.0.0.1:{}/mcp", self.dice_port);
         let http = inspector().args([
             url.as_str(),
             "--transport",

@@ -1,4 +1,4 @@
-//! Helpers for the commands that start servers and peers.
+//! Starting, waiting for and measuring real processes.
 //!
 //! - [`BackgroundProcess`]: a child process whose stdout and stderr go to a log file, that runs in
 //!   its own process group and is killed (with everything it started, e.g. the binary behind
@@ -11,11 +11,7 @@
 //! - [`pin_running_process`], [`process_rss_kib`], [`process_cpu_time`], [`open_files_limit`],
 //!   [`raise_open_files_limit`]: measuring and tuning running processes (Linux `/proc`).
 //!
-//! Everything here is blocking `std` code: the commands are sequential scripts.
-
-// Several helpers wait for the commands that later issues fill in (e2e, bench, conformance,
-// interop); until then they are used only by the tests below.
-#![allow(dead_code)]
+//! Everything here is blocking `std` code.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -120,7 +116,9 @@ impl BackgroundProcess {
         }
     }
 
-    /// Prints the end of the log to stderr under a header naming the process.
+    /// Prints the end of the log to stderr under a header naming the process (what a failed
+    /// test or command shows).
+    #[allow(clippy::print_stderr)]
     pub fn print_log(&self) {
         eprintln!(
             "----- {} log ({}) -----\n{}\n----- end of {} log -----",
@@ -489,6 +487,7 @@ pub fn cargo_executables(cargo_json: &str) -> std::collections::BTreeMap<String,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

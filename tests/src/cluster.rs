@@ -8,33 +8,25 @@
 //! file per process. Dropping the [`Cluster`] stops nginx, the replicas and Redis (each process
 //! group gets SIGTERM, then SIGKILL after two seconds).
 //!
-//! ```ignore
-//! let binaries = cluster::build_examples()?;
-//! let config = ClusterConfig::new(&binaries["dice_server"], 3).name("replicas").arg("--echo");
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use mcp_stack_tests::cluster::{Cluster, ClusterConfig};
+//! let dice_server = std::path::Path::new("target/debug/dice_server");
+//! let config = ClusterConfig::new(dice_server, 3).name("replicas").arg("--echo");
 //! let mut cluster = Cluster::start(config)?;
 //! let url = cluster.lb_url("/mcp"); // http://127.0.0.1:<nginx port>/mcp
 //! cluster.kill_replica(1)?; // SIGKILL
 //! cluster.restart_replica(1)?; // same port, same replica id
 //! cluster.stop_redis();
 //! cluster.start_redis()?;
+//! # Ok(()) }
 //! ```
 //!
 //! With [`ClusterConfig::memory_sessions`] there is no Redis: each replica keeps its sessions
 //! in memory (the baseline: one replica behind the same nginx).
-//!
-//! Stable API (the bench relies on it): [`build_examples`], [`ClusterConfig`] (`new`, `name`,
-//! `arg`, `args`, `env`, `replica_cpus`, `memory_sessions`), [`Cluster`] (`start`, `lb_url`,
-//! `lb_port`, `replica_url`, `replica_urls`, `replica_count`, `replica_id`, `replica_pid`,
-//! `redis_url`, `redis_port`, `redis_pid`, `nginx_pid`, `pids`, `ensure_running`, `dir`,
-//! `redis_cli`, `kill_replica`, `restart_replica`, `stop_redis`, `start_redis`, `print_logs`).
 
-// The bench uses parts of the API the replica scenarios do not.
-#![allow(dead_code)]
-
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -43,6 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::process::{self, BackgroundProcess};
+use crate::redis::{Persistence, RedisServer};
 
 /// How long a process of the cluster may take to become ready.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,23 +47,6 @@ pub const NGINX_WORKER_CONNECTIONS: u32 = 16_384;
 pub const NGINX_WORKER_NOFILE: u64 = 65_536;
 /// How long nginx waits for an upstream's next byte: long, so idle SSE streams stay open.
 pub const NGINX_READ_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Builds every binary of `mcp-examples` (dev profile) and returns their paths by name.
-pub fn build_examples() -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    let mut command = process::cargo();
-    command
-        .current_dir(crate::workspace_root())
-        .args(["build", "--package", "mcp-examples", "--bins"])
-        .arg("--message-format=json-render-diagnostics");
-    let stdout = process::output_checked(command)?;
-    let found = process::cargo_executables(&stdout);
-    for name in ["dice_server", "dice_server_auth", "jwt_tool"] {
-        if !found.contains_key(name) {
-            bail!("cargo built no executable named {name}");
-        }
-    }
-    Ok(found)
-}
 
 /// What to start: see [`Cluster::start`].
 #[derive(Debug, Clone)]
@@ -162,9 +138,7 @@ struct Replica {
 pub struct Cluster {
     config: ClusterConfig,
     dir: PathBuf,
-    redis_port: u16,
-    redis: Option<BackgroundProcess>,
-    redis_starts: usize,
+    redis: Option<RedisServer>,
     replicas: Vec<Replica>,
     lb_port: u16,
     nginx: Option<BackgroundProcess>,
@@ -178,17 +152,6 @@ impl Cluster {
         if config.replicas == 0 {
             bail!("a cluster needs at least one replica");
         }
-        let redis_server = if config.shared_sessions {
-            // redis-cli (Debian's redis-tools, a dependency of redis-server) checks readiness.
-            process::find_on_path("redis-cli").context(
-                "redis-cli is not on PATH; install it with `bash scripts/install-redis.sh`",
-            )?;
-            Some(process::find_on_path("redis-server").context(
-                "redis-server is not on PATH; install it with `bash scripts/install-redis.sh`",
-            )?)
-        } else {
-            None
-        };
         let nginx = nginx_program().context(
             "nginx is not on PATH (nor in /usr/sbin); install it with `bash scripts/install-nginx.sh`",
         )?;
@@ -196,10 +159,8 @@ impl Cluster {
         if dir.exists() {
             fs::remove_dir_all(&dir).with_context(|| format!("emptying {}", dir.display()))?;
         }
-        for sub in ["redis", "nginx/temp"] {
-            fs::create_dir_all(dir.join(sub))
-                .with_context(|| format!("creating {}", dir.join(sub).display()))?;
-        }
+        let temp = dir.join("nginx/temp");
+        fs::create_dir_all(&temp).with_context(|| format!("creating {}", temp.display()))?;
         let mut replicas = Vec::with_capacity(config.replicas);
         for i in 0..config.replicas {
             replicas.push(Replica {
@@ -210,17 +171,16 @@ impl Cluster {
             });
         }
         let mut cluster = Self {
-            redis_port: process::free_port()?,
             lb_port: process::free_port()?,
             config,
             dir,
             redis: None,
-            redis_starts: 0,
             replicas,
             nginx: None,
         };
-        if let Some(redis_server) = &redis_server {
-            cluster.start_redis_with(redis_server)?;
+        if cluster.config.shared_sessions {
+            let dir = cluster.dir.join("redis");
+            cluster.redis = Some(RedisServer::start(&dir, Persistence::AppendOnly)?);
         }
         for i in 0..cluster.replicas.len() {
             cluster.start_replica(i)?;
@@ -257,11 +217,6 @@ impl Cluster {
         self.replicas.len()
     }
 
-    /// Replica `i`'s id in Redis (`replica-<i>`).
-    pub fn replica_id(&self, i: usize) -> Option<&str> {
-        self.replicas.get(i).map(|r| r.id.as_str())
-    }
-
     /// Replica `i`'s process id while it runs (for CPU and memory figures).
     pub fn replica_pid(&self, i: usize) -> Option<u32> {
         self.replicas
@@ -270,19 +225,17 @@ impl Cluster {
             .map(BackgroundProcess::id)
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>` (empty when the sessions are in memory).
     pub fn redis_url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.redis_port)
-    }
-
-    /// Redis's port (the same across [`Cluster::stop_redis`] and [`Cluster::start_redis`]).
-    pub fn redis_port(&self) -> u16 {
-        self.redis_port
+        self.redis
+            .as_ref()
+            .map(RedisServer::url)
+            .unwrap_or_default()
     }
 
     /// Redis's process id while it runs.
     pub fn redis_pid(&self) -> Option<u32> {
-        self.redis.as_ref().map(BackgroundProcess::id)
+        self.redis.as_ref().and_then(RedisServer::pid)
     }
 
     /// nginx's master process id.
@@ -299,7 +252,7 @@ impl Cluster {
                 .iter()
                 .filter_map(|r| r.process.as_ref().map(BackgroundProcess::id)),
         );
-        pids.extend(self.redis.iter().map(BackgroundProcess::id));
+        pids.extend(self.redis_pid());
         pids
     }
 
@@ -332,7 +285,7 @@ impl Cluster {
             .arg("-h")
             .arg("127.0.0.1")
             .arg("-p")
-            .arg(self.redis_port.to_string())
+            .arg(self.redis.as_ref().map_or(0, RedisServer::port).to_string())
             .args(args)
             .stdin(Stdio::null());
         process::output_checked(command)
@@ -374,7 +327,7 @@ impl Cluster {
     /// Stops Redis (SIGTERM: it writes its append-only file and exits; SIGKILL after two
     /// seconds). Does nothing when it is not running.
     pub fn stop_redis(&mut self) {
-        if let Some(mut redis) = self.redis.take() {
+        if let Some(redis) = &mut self.redis {
             redis.stop();
         }
     }
@@ -382,20 +335,21 @@ impl Cluster {
     /// Starts Redis again on the same port with the same directory (its append-only file
     /// brings the sessions back) and waits until it answers `PING`.
     pub fn start_redis(&mut self) -> anyhow::Result<()> {
-        if self.redis.is_some() {
-            return Ok(());
+        match &mut self.redis {
+            Some(redis) if !redis.is_running() => redis.start_again(),
+            Some(_) => Ok(()),
+            None => bail!("this cluster keeps sessions in memory; it has no Redis to start"),
         }
-        if !self.config.shared_sessions {
-            bail!("this cluster keeps sessions in memory; it has no Redis to start");
-        }
-        let program = process::find_on_path("redis-server").context("redis-server is gone")?;
-        self.start_redis_with(&program)
     }
 
     /// Prints the end of every running process's log to stderr (after a failure).
+    #[allow(clippy::print_stderr)]
     pub fn print_logs(&self) {
-        for process in self.redis.iter().chain(self.nginx.iter()) {
-            process.print_log();
+        if let Some(redis) = &self.redis {
+            redis.print_log();
+        }
+        if let Some(nginx) = &self.nginx {
+            nginx.print_log();
         }
         for replica in &self.replicas {
             if let Some(process) = &replica.process {
@@ -411,52 +365,6 @@ impl Cluster {
                 error_log.display()
             );
         }
-    }
-
-    fn start_redis_with(&mut self, program: &Path) -> anyhow::Result<()> {
-        let data = self.dir.join("redis");
-        let mut command = Command::new(program);
-        command
-            .arg("--port")
-            .arg(self.redis_port.to_string())
-            .args(["--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&data)
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
-            .args(["--save", ""])
-            .args(["--daemonize", "no", "--protected-mode", "yes"])
-            .args(["--maxclients", "10000", "--logfile", ""]);
-        self.redis_starts += 1;
-        let log = self.dir.join(format!("redis-{}.log", self.redis_starts));
-        let mut redis = BackgroundProcess::spawn("redis-server", command, &log)?;
-        let _ = process::raise_open_files_limit(redis.id());
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.redis_port));
-        redis.wait_for_tcp(addr, START_TIMEOUT)?;
-        // Accepting connections is not enough: it answers once the append-only file is loaded.
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            redis.ensure_running()?;
-            let answer = Command::new("redis-cli")
-                .args(["-h", "127.0.0.1", "-p"])
-                .arg(self.redis_port.to_string())
-                .arg("PING")
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .output();
-            if answer.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "PONG") {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "redis-server on port {} never answered PING; log:\n{}",
-                    self.redis_port,
-                    redis.log_tail(process::LOG_TAIL_LINES)
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        self.redis = Some(redis);
-        Ok(())
     }
 
     fn start_replica(&mut self, i: usize) -> anyhow::Result<()> {
@@ -551,6 +459,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A failing test (a panic) shows what the processes said.
+        if std::thread::panicking() {
+            self.print_logs();
+        }
         // Front to back: nginx, the replicas, then Redis.
         drop(self.nginx.take());
         for replica in &mut self.replicas {
