@@ -1,11 +1,11 @@
-//! # mcp-examples: the seed's dice flow in Rust
+//! # mcp-examples: the dice flow of FastMCP's OpenAI integration guide, in Rust
 //!
 //! The binaries in `src/bin` are thin: the logic lives in the crates.
 //!
-//! - `dice_server`: the seed's "Dice Roller" with one tool, `roll_dice(n_dice) -> list[int]`,
+//! - `dice_server`: the guide's "Dice Roller" with one tool, `roll_dice(n_dice) -> list[int]`,
 //!   over legacy HTTP+SSE at `/sse` and streamable HTTP at `/mcp`, on `127.0.0.1:8000`.
 //! - `dice_server_auth`: the same behind bearer-JWT auth (audience `dice-server`), minting and
-//!   printing a development token as the seed does.
+//!   printing a development token as the guide does.
 //!
 //! Both run as replicas of one service with `--redis redis://HOST:PORT` (or `MCP_REDIS_URL`,
 //! see [`ReplicaArgs`]): sessions live in Redis, so any replica serves any request of any
@@ -14,7 +14,7 @@
 //! seconds)`, which runs as a task for clients that ask (see `dice_task`).
 //! - `dice_task`: calls `roll_dice_slowly` as a task and follows it to its result.
 //! - `responses_local`: the local stand-in for OpenAI's `POST /v1/responses`.
-//! - `dice_client`: the seed's Python call in Rust; without `OPENAI_API_KEY` it runs the whole
+//! - `dice_client`: the guide's Python call in Rust; without `OPENAI_API_KEY` it runs the whole
 //!   flow on this machine (dice server + local Responses endpoint, in-process).
 //!
 //! This library holds the dice tool they share:
@@ -28,14 +28,14 @@
 
 use std::net::SocketAddr;
 
-/// The dice tool of the seed.
+/// The dice tool of FastMCP's OpenAI integration guide.
 pub mod dice {
     use mcp_proto::{McpServer, ToolError};
     use rand::Rng;
     use schemars::JsonSchema;
     use serde::Deserialize;
 
-    /// The seed's description of `roll_dice`.
+    /// The guide's description of `roll_dice`.
     pub const DESCRIPTION: &str = "Roll `n_dice` 6-sided dice and return the results.";
 
     /// Arguments of `roll_dice`.

@@ -1,5 +1,5 @@
-//! The seed's "Dice Roller" MCP server: `roll_dice(n_dice)` over legacy HTTP+SSE (`/sse`) and
-//! streamable HTTP (`/mcp`).
+//! The "Dice Roller" MCP server of FastMCP's OpenAI integration guide: `roll_dice(n_dice)` over
+//! legacy HTTP+SSE (`/sse`) and streamable HTTP (`/mcp`).
 //!
 //! Several replicas behind a load balancer share their sessions through Redis:
 //! `dice_server --port 8001 --redis redis://127.0.0.1:6379 --replica-id a` (the URL may also come

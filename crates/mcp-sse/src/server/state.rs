@@ -725,7 +725,8 @@ impl ServerState {
         extensions: http::Extensions,
     ) -> BoxFuture<'static, Option<Message>> {
         let state = Arc::clone(self);
-        let (method, id, tool) = crate::server::observe::message_labels(&message);
+        let crate::metrics::MessageLabels { method, id, tool } =
+            crate::metrics::MessageLabels::of(&message);
         let transport = crate::server::observe::transport_of(&extensions, &self.config);
         let span = tracing::info_span!("mcp.message", transport, session = %SessionTag(session.id().unwrap_or("-")), %method, id = ?id.as_ref().map(ToString::to_string));
         Box::pin(
