@@ -1,18 +1,20 @@
-//! # mcp-examples: the seed's dice flow in Rust
+//! # mcp-examples: the dice flow of FastMCP's OpenAI integration guide, in Rust
 //!
 //! The binaries in `src/bin` are thin: the logic lives in the crates.
 //!
-//! - `dice_server`: the seed's "Dice Roller" with one tool, `roll_dice(n_dice) -> list[int]`,
+//! - `dice_server`: the guide's "Dice Roller" with one tool, `roll_dice(n_dice) -> list[int]`,
 //!   over legacy HTTP+SSE at `/sse` and streamable HTTP at `/mcp`, on `127.0.0.1:8000`.
 //! - `dice_server_auth`: the same behind bearer-JWT auth (audience `dice-server`), minting and
-//!   printing a development token as the seed does.
+//!   printing a development token as the guide does.
 //!
 //! Both run as replicas of one service with `--redis redis://HOST:PORT` (or `MCP_REDIS_URL`,
 //! see [`ReplicaArgs`]): sessions live in Redis, so any replica serves any request of any
 //! session behind a load balancer without stickiness. `--echo` adds the `echo(token)` tool
-//! the replica tests use ([`dice::server_with_echo`]).
+//! the replica tests use ([`dice::server_with_echo`]); `--slow` adds `roll_dice_slowly(n_dice,
+//! seconds)`, which runs as a task for clients that ask (see `dice_task`).
+//! - `dice_task`: calls `roll_dice_slowly` as a task and follows it to its result.
 //! - `responses_local`: the local stand-in for OpenAI's `POST /v1/responses`.
-//! - `dice_client`: the seed's Python call in Rust; without `OPENAI_API_KEY` it runs the whole
+//! - `dice_client`: the guide's Python call in Rust; without `OPENAI_API_KEY` it runs the whole
 //!   flow on this machine (dice server + local Responses endpoint, in-process).
 //!
 //! This library holds the dice tool they share:
@@ -26,14 +28,14 @@
 
 use std::net::SocketAddr;
 
-/// The dice tool of the seed.
+/// The dice tool of FastMCP's OpenAI integration guide.
 pub mod dice {
     use mcp_proto::{McpServer, ToolError};
     use rand::Rng;
     use schemars::JsonSchema;
     use serde::Deserialize;
 
-    /// The seed's description of `roll_dice`.
+    /// The guide's description of `roll_dice`.
     pub const DESCRIPTION: &str = "Roll `n_dice` 6-sided dice and return the results.";
 
     /// Arguments of `roll_dice`.
@@ -91,12 +93,58 @@ pub mod dice {
 
     /// The "Dice Roller" server, with `echo(token) -> str` after `roll_dice` when `echo` is set.
     pub fn server_with_echo(echo_tool: bool) -> Result<McpServer, mcp_proto::Error> {
-        let builder = McpServer::builder("Dice Roller").tool("roll_dice", DESCRIPTION, roll_dice);
-        let builder = if echo_tool {
-            builder.tool("echo", ECHO_DESCRIPTION, echo)
-        } else {
-            builder
-        };
+        server_with_tools(echo_tool, false)
+    }
+
+    /// The description of `roll_dice_slowly`.
+    pub const SLOW_DESCRIPTION: &str =
+        "Roll `n_dice` 6-sided dice, taking `seconds` seconds; runs as a task when the client can.";
+
+    /// Longest `roll_dice_slowly` takes, in seconds.
+    pub const SLOW_MAX_SECONDS: u32 = 600;
+
+    /// Arguments of `roll_dice_slowly`.
+    #[derive(Debug, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct RollDiceSlowly {
+        /// How many dice to roll (1 to 100).
+        #[schemars(range(min = 1, max = 100))]
+        pub n_dice: u32,
+        /// How long to take, in seconds (at most 600).
+        #[schemars(range(max = 600))]
+        pub seconds: u32,
+    }
+
+    /// Rolls `n_dice` dice one after the other over `seconds` seconds: a call longer than a
+    /// proxy's timeout, which a client runs as a task (2026-07-28 `io.modelcontextprotocol/tasks`)
+    /// and polls, or calls plainly and waits.
+    pub async fn roll_dice_slowly(args: RollDiceSlowly) -> Result<Vec<u8>, ToolError> {
+        let total = std::time::Duration::from_secs(u64::from(args.seconds.min(SLOW_MAX_SECONDS)));
+        let pause = total / args.n_dice.max(1);
+        let mut rolls = Vec::new();
+        for _ in 0..args.n_dice {
+            tokio::time::sleep(pause).await;
+            rolls.push(rand::thread_rng().gen_range(1..=6));
+        }
+        Ok(rolls)
+    }
+
+    /// The "Dice Roller" server: `roll_dice`, then `echo` when `echo_tool` is set, then
+    /// `roll_dice_slowly` (task-optional) when `slow_tool` is set.
+    pub fn server_with_tools(
+        echo_tool: bool,
+        slow_tool: bool,
+    ) -> Result<McpServer, mcp_proto::Error> {
+        let mut builder =
+            McpServer::builder("Dice Roller").tool("roll_dice", DESCRIPTION, roll_dice);
+        if echo_tool {
+            builder = builder.tool("echo", ECHO_DESCRIPTION, echo);
+        }
+        if slow_tool {
+            let def = mcp_proto::ToolDef::new("roll_dice_slowly", SLOW_DESCRIPTION)
+                .task_support(mcp_proto::TaskSupport::Optional);
+            builder = builder.tool_with(def, roll_dice_slowly);
+        }
         builder.build()
     }
 }
@@ -136,8 +184,9 @@ impl ReplicaArgs {
         let store = mcp_redis::RedisStore::connect(config)
             .await
             .map_err(|error| anyhow::anyhow!("cannot use Redis at {shown}: {error}"))?;
-        tracing::info!(redis = %shown, replica_id = %replica_id, "sessions shared through Redis");
-        Ok(server.session_store(std::sync::Arc::new(store)))
+        tracing::info!(redis = %shown, replica_id = %replica_id, "sessions and tasks shared through Redis");
+        let store = std::sync::Arc::new(store);
+        Ok(server.session_store(store.clone()).task_store(store))
     }
 }
 
@@ -160,6 +209,10 @@ pub struct LimitArgs {
     /// Longest wait of one write to a client that does not read, in milliseconds.
     #[arg(long, value_name = "MS")]
     pub write_timeout_ms: Option<u64>,
+    /// Keep-alive tick, in milliseconds: SSE keep-alive comments, and the replica heartbeat
+    /// in Redis (a replica counts as dead three ticks after its last one).
+    #[arg(long, value_name = "MS")]
+    pub keep_alive_ms: Option<u64>,
 }
 
 impl LimitArgs {
@@ -175,6 +228,7 @@ impl LimitArgs {
             .header_read_timeout_ms
             .map_or(config.header_read_timeout, ms);
         config.write_timeout = self.write_timeout_ms.map_or(config.write_timeout, ms);
+        config.keep_alive = self.keep_alive_ms.map_or(config.keep_alive, ms);
         config
     }
 }
@@ -340,6 +394,53 @@ mod tests {
         assert_eq!(schema["required"], serde_json::json!(["token"]));
         assert_eq!(schema["properties"]["token"]["type"], "string");
         assert_eq!(schema["properties"]["delay_ms"]["maximum"], 10_000);
+    }
+
+    #[tokio::test]
+    async fn roll_dice_slowly_runs_as_a_task_over_http_and_plainly_for_plain_calls() {
+        use mcp_sse::client::{McpClient, ToolCallStart};
+        let service = dice::server_with_tools(false, true).unwrap();
+        let tools = service.tools();
+        assert_eq!(tools[1].name, "roll_dice_slowly");
+        assert_eq!(
+            serde_json::to_value(tools[1].execution).unwrap(),
+            serde_json::json!({"taskSupport": "optional"})
+        );
+        let running = mcp_sse::McpHttpServer::new(service)
+            .spawn("127.0.0.1:0")
+            .await
+            .unwrap();
+        let client = McpClient::builder(running.url("/mcp"))
+            .protocol_version(mcp_proto::ProtocolVersion::V2026_07_28)
+            .connect()
+            .await
+            .unwrap();
+        let args = serde_json::json!({"n_dice": 4, "seconds": 1});
+        let started = std::time::Instant::now();
+        let ToolCallStart::Task(task) = client
+            .start_tool_task("roll_dice_slowly", args.clone())
+            .await
+            .unwrap()
+        else {
+            panic!("roll_dice_slowly runs as a task")
+        };
+        assert!(started.elapsed() < std::time::Duration::from_millis(900));
+        let result = client
+            .wait_task(&task.task_id, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+        let rolls = result.structured_content.unwrap()["result"].clone();
+        assert_eq!(rolls.as_array().unwrap().len(), 4);
+        let plain = client.call_tool("roll_dice_slowly", args).await.unwrap();
+        assert_eq!(
+            plain.structured_content.unwrap()["result"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+        running.shutdown().await.unwrap();
     }
 
     #[test]

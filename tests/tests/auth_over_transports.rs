@@ -1,4 +1,4 @@
-//! `mcp-auth` in front of `mcp-sse`, over real sockets and both transports: the seed's
+//! `mcp-auth` in front of `mcp-sse`, over real sockets and both transports: the guide's
 //! bearer-JWT flow, the caller's identity reaching tool handlers, and scope checks inside a tool.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -191,7 +191,7 @@ mod tests {
                 },
                 None,
             ),
-            (AuthError::InvalidConfig { reason: "x".into() }, None),
+            (AuthError::invalid_config("x"), None),
         ];
         for (error, expected) in cases {
             assert_eq!(www_authenticate(&error, context()), expected, "{error:?}");
@@ -253,12 +253,6 @@ mod tests {
             .body_error_code(),
             "temporarily_unavailable"
         );
-        assert_eq!(
-            AuthError::InvalidKey {
-                reason: String::new()
-            }
-            .body_error_code(),
-            "server_error"
-        );
+        assert_eq!(AuthError::invalid_key("").body_error_code(), "server_error");
     }
 }

@@ -13,7 +13,7 @@ use rsa::traits::PublicKeyParts;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::AuthError;
+use crate::{AuthError, Cause};
 
 /// Default `sub` of development tokens.
 pub const DEV_SUBJECT: &str = "dev-user";
@@ -58,10 +58,8 @@ impl std::fmt::Debug for RsaKeyPair {
     }
 }
 
-fn key_error(reason: impl std::fmt::Display) -> AuthError {
-    AuthError::KeyGeneration {
-        reason: reason.to_string(),
-    }
+fn key_error(cause: impl std::error::Error + Send + Sync + 'static) -> AuthError {
+    AuthError::KeyGeneration(Cause::new(cause))
 }
 
 impl RsaKeyPair {
@@ -77,9 +75,7 @@ impl RsaKeyPair {
     pub fn from_private_key_pem(pem: &str) -> Result<Self, AuthError> {
         let private_key = RsaPrivateKey::from_pkcs8_pem(pem)
             .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-            .map_err(|e| AuthError::InvalidKey {
-                reason: format!("not an RSA private key PEM: {e}"),
-            })?;
+            .map_err(|e| AuthError::invalid_key("not an RSA private key PEM").with_source(e))?;
         Self::from_private_key(private_key)
     }
 
@@ -289,10 +285,7 @@ impl TokenBuilder<'_> {
     pub fn sign(self) -> Result<String, AuthError> {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = self.kid.clone();
-        jsonwebtoken::encode(&header, &self.claims(), &self.key_pair.encoding_key).map_err(|e| {
-            AuthError::TokenSigning {
-                reason: e.to_string(),
-            }
-        })
+        jsonwebtoken::encode(&header, &self.claims(), &self.key_pair.encoding_key)
+            .map_err(|e| AuthError::TokenSigning(Cause::new(e)))
     }
 }

@@ -3,6 +3,8 @@
 //! How each error becomes an HTTP response (status, `WWW-Authenticate`, JSON body) is decided in one
 //! place, [`crate::challenge`].
 
+use std::sync::Arc;
+
 /// Everything that can go wrong while configuring authentication or checking a bearer token.
 ///
 /// Messages never contain the token or values copied from it.
@@ -84,25 +86,25 @@ pub enum AuthError {
     InvalidKey {
         /// Why the key was rejected.
         reason: String,
+        /// The parser's error, when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// A configuration value is invalid (bad URL, algorithm from another key family, ...).
     #[error("invalid configuration: {reason}")]
     InvalidConfig {
         /// What is wrong.
         reason: String,
+        /// The underlying error (a URL parse error, an HTTP client error), when there is one.
+        #[source]
+        source: Option<Cause>,
     },
     /// Generating a development RSA key pair failed.
-    #[error("RSA key generation failed: {reason}")]
-    KeyGeneration {
-        /// The underlying error.
-        reason: String,
-    },
+    #[error("RSA key generation failed")]
+    KeyGeneration(#[source] Cause),
     /// Signing a development token failed.
-    #[error("token signing failed: {reason}")]
-    TokenSigning {
-        /// The underlying error.
-        reason: String,
-    },
+    #[error("token signing failed")]
+    TokenSigning(#[source] Cause),
     /// A custom [`crate::TokenVerifier`] rejected the token for its own reason.
     #[error("the token was rejected: {reason}")]
     Rejected {
@@ -110,3 +112,81 @@ pub enum AuthError {
         reason: String,
     },
 }
+
+impl AuthError {
+    /// [`AuthError::InvalidKey`] without a source.
+    pub fn invalid_key(reason: impl Into<String>) -> Self {
+        Self::InvalidKey {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// [`AuthError::InvalidConfig`] without a source.
+    pub fn invalid_config(reason: impl Into<String>) -> Self {
+        Self::InvalidConfig {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// Sets the cause of an [`AuthError::InvalidKey`] or [`AuthError::InvalidConfig`]; other
+    /// variants are returned unchanged.
+    pub fn with_source(
+        mut self,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        if let Self::InvalidKey { source, .. } | Self::InvalidConfig { source, .. } = &mut self {
+            *source = Some(Cause::new(cause));
+        }
+        self
+    }
+}
+
+/// The cause an [`AuthError`] keeps as its [`source`](std::error::Error::source): any error,
+/// shared so that the error stays cheap to clone (verifiers cache failures), and compared by
+/// its message.
+///
+/// ```
+/// use std::error::Error as _;
+/// use mcp_auth::{AuthError, RsaKeyPair};
+///
+/// let err = RsaKeyPair::from_private_key_pem("not a key").unwrap_err();
+/// assert!(matches!(&err, AuthError::InvalidKey { reason, .. } if reason == "not an RSA private key PEM"));
+/// let cause = err.source().unwrap().downcast_ref::<mcp_auth::Cause>().unwrap();
+/// assert!(!cause.to_string().is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Wraps an error (or a message).
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(Arc::from(error.into()))
+    }
+
+    /// The wrapped error, for downcasting to its concrete type.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}

@@ -29,19 +29,18 @@ pub(crate) struct JwksSettings {
 
 impl JwksSettings {
     pub(crate) fn new(url: &str) -> Result<Self, AuthError> {
-        let url = Url::parse(url).map_err(|e| AuthError::InvalidConfig {
-            reason: format!("bad JWKS URL: {e}"),
-        })?;
+        let url = Url::parse(url)
+            .map_err(|e| AuthError::invalid_config("bad JWKS URL").with_source(e))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(AuthError::InvalidConfig {
-                reason: "the JWKS URL must use http or https".to_owned(),
-            });
+            return Err(AuthError::invalid_config(
+                "the JWKS URL must use http or https".to_owned(),
+            ));
         }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
-            .map_err(|e| AuthError::InvalidConfig {
-                reason: format!("cannot build the HTTP client: {e}"),
+            .map_err(|e| {
+                AuthError::invalid_config("cannot build the HTTP client").with_source(e)
             })?;
         Ok(Self {
             url,
@@ -266,9 +265,7 @@ pub(crate) fn parse_key_set(body: &[u8], max_keys: usize) -> Result<Vec<Verifica
             break;
         }
         let parsed = serde_json::from_value::<Jwk>(entry.clone())
-            .map_err(|e| AuthError::InvalidKey {
-                reason: e.to_string(),
-            })
+            .map_err(|e| AuthError::invalid_key("not a JWK").with_source(e))
             .and_then(|jwk| VerificationKey::from_jwk(&jwk));
         match parsed {
             Ok(key) => keys.push(key),

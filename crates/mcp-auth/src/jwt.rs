@@ -91,7 +91,7 @@ impl JwtVerifier {
     /// (symmetric, encryption) are skipped; at least one must remain.
     pub fn from_jwks(jwks: &Value) -> Result<Self, AuthError> {
         let keys = crate::jwks::parse_key_set(jwks.to_string().as_bytes(), usize::MAX)
-            .map_err(|reason| AuthError::InvalidKey { reason })?;
+            .map_err(AuthError::invalid_key)?;
         Ok(Self::with_keys(KeySource::Static(Arc::from(keys))))
     }
 
@@ -157,22 +157,24 @@ impl JwtVerifier {
             let algorithm = Algorithm::from_str(name)
                 .ok()
                 .filter(|alg| family_of(*alg) != AlgorithmFamily::Hmac)
-                .ok_or_else(|| AuthError::InvalidConfig {
-                    reason: format!("`{name}` is not an accepted asymmetric signature algorithm"),
+                .ok_or_else(|| {
+                    AuthError::invalid_config(format!(
+                        "`{name}` is not an accepted asymmetric signature algorithm"
+                    ))
                 })?;
             if let KeySource::Static(keys) = &self.keys
                 && !keys.iter().any(|key| key.family == family_of(algorithm))
             {
-                return Err(AuthError::InvalidConfig {
-                    reason: format!("no configured key can verify {name}"),
-                });
+                return Err(AuthError::invalid_config(format!(
+                    "no configured key can verify {name}"
+                )));
             }
             algorithms.push(algorithm);
         }
         if algorithms.is_empty() {
-            return Err(AuthError::InvalidConfig {
-                reason: "the algorithm allow-list is empty".to_owned(),
-            });
+            return Err(AuthError::invalid_config(
+                "the algorithm allow-list is empty".to_owned(),
+            ));
         }
         self.algorithms = Some(algorithms);
         Ok(self)

@@ -49,9 +49,7 @@ pub(crate) fn family_of(algorithm: Algorithm) -> AlgorithmFamily {
 }
 
 fn invalid_key(reason: impl Into<String>) -> AuthError {
-    AuthError::InvalidKey {
-        reason: reason.into(),
-    }
+    AuthError::invalid_key(reason)
 }
 
 impl VerificationKey {

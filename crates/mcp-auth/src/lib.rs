@@ -88,7 +88,7 @@ pub mod metrics;
 mod token_cache;
 
 pub use dev_keys::{DEV_ISSUER, DEV_SUBJECT, DEV_TOKEN_LIFETIME, RsaKeyPair, TokenBuilder};
-pub use error::AuthError;
+pub use error::{AuthError, Cause};
 pub use identity::{Identity, TokenVerifier};
 pub use jwt::{DEFAULT_LEEWAY, JwtVerifier, MAX_TOKEN_BYTES};
 pub use layer::{

@@ -107,7 +107,7 @@ pub fn resource_metadata_url(resource: &str) -> Result<String, AuthError> {
 }
 
 fn parse_resource(resource: &str) -> Result<Url, AuthError> {
-    let invalid = |reason: String| AuthError::InvalidConfig { reason };
+    let invalid = AuthError::invalid_config;
     let url = Url::parse(resource)
         .map_err(|e| invalid(format!("the resource `{resource}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {

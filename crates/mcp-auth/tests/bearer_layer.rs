@@ -668,9 +668,9 @@ async fn other_key_formats_verify_the_same_tokens() {
         .unwrap_err();
     assert_eq!(
         err,
-        AuthError::InvalidConfig {
-            reason: "`HS256` is not an accepted asymmetric signature algorithm".to_owned()
-        }
+        AuthError::invalid_config(
+            "`HS256` is not an accepted asymmetric signature algorithm".to_owned()
+        )
     );
     let err = JwtVerifier::from_public_key_pem(pkcs1)
         .unwrap()
@@ -678,9 +678,7 @@ async fn other_key_formats_verify_the_same_tokens() {
         .unwrap_err();
     assert_eq!(
         err,
-        AuthError::InvalidConfig {
-            reason: "no configured key can verify ES256".to_owned()
-        }
+        AuthError::invalid_config("no configured key can verify ES256".to_owned())
     );
 }
 

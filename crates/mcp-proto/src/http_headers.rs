@@ -37,6 +37,9 @@ pub fn standard_headers(method: &str, params: Option<&Value>) -> Vec<(&'static s
     let field = match method {
         crate::types::method::TOOLS_CALL | crate::types::method::PROMPTS_GET => Some("name"),
         crate::types::method::RESOURCES_READ => Some("uri"),
+        crate::task::TASKS_GET | crate::task::TASKS_UPDATE | crate::task::TASKS_CANCEL => {
+            Some("taskId")
+        }
         _ => None,
     };
     if let Some(name) = field.and_then(|f| params?.get(f)).and_then(Value::as_str) {
@@ -218,6 +221,7 @@ mod tests {
             annotations: None,
             icons: None,
             meta: None,
+            execution: None,
         };
         let good = tool(
             json!({"region":{"type":"string","x-mcp-header":"Region"},"n":{"type":"integer","x-mcp-header":"N"},"q":{"type":"string"}}),

@@ -71,7 +71,7 @@ impl InputRequest {
     }
 
     /// Checks that an answer has the shape of this request's result.
-    fn check_answer(&self, answer: &Value) -> Result<(), String> {
+    pub(crate) fn check_answer(&self, answer: &Value) -> Result<(), String> {
         let ok = match self {
             InputRequest::Sampling(_) => {
                 serde_json::from_value::<CreateMessageResult>(answer.clone()).is_ok()
@@ -90,7 +90,7 @@ impl InputRequest {
     }
 
     /// The capability the client must have declared, if it lacks it.
-    fn missing_capability(&self, caps: &ClientCapabilities) -> Option<&'static str> {
+    pub(crate) fn missing_capability(&self, caps: &ClientCapabilities) -> Option<&'static str> {
         match self {
             InputRequest::Sampling(_) if caps.sampling.is_none() => Some("sampling"),
             InputRequest::Elicitation(p) => match (&caps.elicitation, p.mode.as_deref()) {

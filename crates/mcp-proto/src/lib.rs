@@ -48,6 +48,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Tool calls can run as tasks (the 2026-07-28 `io.modelcontextprotocol/tasks` extension):
+//! see [`task`] for the records, their state machine and the store and runtime a transport
+//! provides.
+//!
 //! ## How it fits
 //! `mcp-sse` serves any [`McpService`] over the legacy HTTP+SSE transport and streamable
 //! HTTP, and drives [`ClientSession`] for its client; `mcp-auth` puts the caller's identity in
@@ -66,6 +70,8 @@ pub mod schema;
 mod server;
 pub mod service;
 pub mod stateless;
+pub mod task;
+mod task_run;
 mod tool;
 pub mod types;
 mod version;
@@ -84,6 +90,7 @@ pub use service::{
     AuthSubject, BoxFuture, McpService, MessageContext, NoOutbound, Outbound, SendError, Session,
     SessionState,
 };
+pub use task::{TaskHost, TaskSupport};
 pub use tool::{
     ArgsOnly, IntoToolOutput, NoArgs, ToolContext, ToolDef, ToolError, ToolHandler, WithContext,
     schema_object,

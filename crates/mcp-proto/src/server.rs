@@ -25,6 +25,7 @@ use crate::schema::SchemaProfile;
 use crate::service::{BoxFuture, McpService, MessageContext, Session};
 use crate::stateless::DiscoverResult;
 use crate::stateless::{self, RequestMeta, RequestStateSigner, StateError};
+use crate::task;
 use crate::tool::{CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler};
 use crate::types::{
     CallToolParams, CallToolResult, CancelledParams, CompleteParams, CompleteResult, Completion,
@@ -34,6 +35,8 @@ use crate::types::{
     ResourceUriParams, ResourcesCapability, ServerCapabilities, SetLevelParams, Tool, method,
 };
 use crate::version::ProtocolVersion;
+
+mod tasks;
 
 /// Default number of items on one page of a list result.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -471,18 +474,25 @@ impl McpServer {
         }
     }
 
-    fn discover(&self) -> DiscoverResult {
+    fn discover(&self, extensions: &http::Extensions) -> DiscoverResult {
         let mut meta = Map::new();
         meta.insert(
             stateless::META_SERVER_INFO.into(),
             to_value(&self.inner.info),
         );
+        let mut capabilities = self.capabilities_for(ProtocolVersion::LATEST);
+        if self.offers_tasks(extensions) {
+            capabilities
+                .extensions
+                .get_or_insert_with(Map::new)
+                .insert(task::EXTENSION.into(), json!({}));
+        }
         DiscoverResult {
             supported_versions: ProtocolVersion::supported_strings()
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
-            capabilities: self.capabilities_for(ProtocolVersion::LATEST),
+            capabilities,
             instructions: self.inner.instructions.clone(),
             meta: Some(meta),
         }
@@ -568,6 +578,7 @@ impl McpServer {
             input,
             request_log_level: log_level,
             listeners: Arc::clone(&self.inner.listeners),
+            task: None,
         }
     }
 
@@ -584,42 +595,14 @@ impl McpServer {
         F: FnOnce(ToolContext) -> Fut,
         Fut: Future<Output = T>,
     {
-        let cancellation = call.ctx.session.begin_request(call.id.clone());
         let rounds = match &call.era {
             Era::Stateful => None,
-            Era::Stateless(_) => {
-                let mut responses = Map::new();
-                if let Some(state) = params.get("requestState") {
-                    let token = state.as_str().ok_or_else(|| {
-                        ErrorObject::invalid_params("requestState must be a string")
-                    })?;
-                    let verified = self.inner.signer.verify(token, &binding).map_err(|e| {
-                        call.ctx.session.end_request(&call.id);
-                        state_error(e)
-                    })?;
-                    responses = verified.responses;
-                }
-                match params.get("inputResponses") {
-                    None => {}
-                    Some(Value::Object(answers)) => {
-                        for (k, v) in answers {
-                            responses.insert(k.clone(), v.clone());
-                        }
-                    }
-                    Some(_) => {
-                        call.ctx.session.end_request(&call.id);
-                        return Err(ErrorObject::invalid_params(
-                            "inputResponses must be an object",
-                        ));
-                    }
-                }
-                let rounds = Rounds {
-                    responses,
-                    ..Rounds::default()
-                };
-                Some((Arc::new(Mutex::new(rounds)), CancellationSignal::new()))
-            }
+            Era::Stateless(_) => Some((
+                Arc::new(Mutex::new(self.stateless_rounds(params, &binding)?)),
+                CancellationSignal::new(),
+            )),
         };
+        let cancellation = call.ctx.session.begin_request(call.id.clone());
         let ctx = self.tool_context(call, rounds.clone(), cancellation.clone());
         let outcome = match &rounds {
             None => run_until_cancelled(&cancellation, handler(ctx)).await,
@@ -644,6 +627,40 @@ impl McpServer {
                 }
             }
             (None, _) => RunOutcome::Cancelled,
+        })
+    }
+
+    /// The answers a stateless request brings: those its verified `requestState` carries and
+    /// its `inputResponses`.
+    fn stateless_rounds(&self, params: &Value, binding: &str) -> Result<Rounds, ErrorObject> {
+        let mut responses = Map::new();
+        if let Some(state) = params.get("requestState") {
+            let token = state
+                .as_str()
+                .ok_or_else(|| ErrorObject::invalid_params("requestState must be a string"))?;
+            let verified = self
+                .inner
+                .signer
+                .verify(token, binding)
+                .map_err(state_error)?;
+            responses = verified.responses;
+        }
+        match params.get("inputResponses") {
+            None => {}
+            Some(Value::Object(answers)) => {
+                for (k, v) in answers {
+                    responses.insert(k.clone(), v.clone());
+                }
+            }
+            Some(_) => {
+                return Err(ErrorObject::invalid_params(
+                    "inputResponses must be an object",
+                ));
+            }
+        }
+        Ok(Rounds {
+            responses,
+            ..Rounds::default()
         })
     }
 
@@ -676,23 +693,13 @@ impl McpServer {
         let tool = &self.inner.tools[i];
         let mut args = Value::Object(params.arguments.take().unwrap_or_default());
         tool.normalize_arguments(&mut args);
-        let invalid_args = |detail: String| {
-            let message = format!("Invalid arguments for tool '{}': {detail}", params.name);
-            if version.argument_errors_are_tool_errors() {
-                Ok(to_value(
-                    CallToolResult::error_text(message).for_version(version),
-                ))
-            } else {
-                Err(ErrorObject::invalid_params(message))
-            }
-        };
         if let Some(headers) = call.ctx.extensions.get::<http_headers::ParamHeaders>()
             && let Err(e) = http_headers::check_param_headers(&tool.tool, &args, headers)
         {
             return Some(Err(e));
         }
         if let Err(detail) = tool.validate(&args) {
-            return Some(invalid_args(detail));
+            return Some(invalid_arguments(version, &params.name, detail));
         }
         // Only a stateless request can need input rounds, whose requestState is bound to this.
         let binding = if matches!(call.era, Era::Stateless(_)) {
@@ -700,6 +707,15 @@ impl McpServer {
         } else {
             String::new()
         };
+        match self.task_host(call, tool) {
+            Ok(None) => {}
+            Ok(Some(host)) => {
+                return self
+                    .call_as_task(call, &raw, binding, (tool, args), host)
+                    .await;
+            }
+            Err(e) => return Some(Err(e)),
+        }
         let outcome = self
             .run(call, &raw, binding.clone(), move |ctx| {
                 tool.invoke(ctx, args)
@@ -711,16 +727,7 @@ impl McpServer {
             Ok(RunOutcome::NeedsInput { needed, responses }) => {
                 Some(Ok(self.input_required(needed, responses, binding)))
             }
-            Ok(RunOutcome::Done(Ok(result))) => Some(Ok(to_value(result.for_version(version)))),
-            Ok(RunOutcome::Done(Err(CallFailure::InvalidArguments(detail)))) => {
-                Some(invalid_args(detail))
-            }
-            Ok(RunOutcome::Done(Err(CallFailure::Tool(e)))) => Some(Ok(to_value(
-                CallToolResult::error_text(e.message()).for_version(version),
-            ))),
-            Ok(RunOutcome::Done(Err(CallFailure::Panicked))) => Some(Err(ErrorObject::internal(
-                format!("tool '{}' failed unexpectedly", params.name),
-            ))),
+            Ok(RunOutcome::Done(done)) => Some(call_result(version, &params.name, done)),
         }
     }
 
@@ -943,7 +950,10 @@ impl McpServer {
                     })
             }),
             (method::COMPLETION_COMPLETE, _) => self.complete(raw).await,
-            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover())),
+            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover(&ctx.extensions))),
+            (task::TASKS_GET | task::TASKS_UPDATE | task::TASKS_CANCEL, true) => {
+                self.task_request(&call, &method, raw).await
+            }
             (listen::SUBSCRIPTIONS_LISTEN, true) => match self.listen(&call, raw).await {
                 Some(o) => o,
                 None => return cancelled(&id),
@@ -1013,6 +1023,40 @@ impl McpServer {
             }
             other => tracing::debug!(method = other, "ignoring notification"),
         }
+    }
+}
+
+/// A `tools/call` answer from how the handler ended.
+fn call_result(
+    version: ProtocolVersion,
+    tool: &str,
+    done: Result<CallToolResult, CallFailure>,
+) -> Result<Value, ErrorObject> {
+    match done {
+        Ok(result) => Ok(to_value(result.for_version(version))),
+        Err(CallFailure::InvalidArguments(detail)) => invalid_arguments(version, tool, detail),
+        Err(CallFailure::Tool(e)) => Ok(to_value(
+            CallToolResult::error_text(e.message()).for_version(version),
+        )),
+        Err(CallFailure::Panicked) => Err(ErrorObject::internal(format!(
+            "tool '{tool}' failed unexpectedly"
+        ))),
+    }
+}
+
+/// Arguments that do not fit the schema: a tool error from 2025-11-25, else `-32602`.
+fn invalid_arguments(
+    version: ProtocolVersion,
+    tool: &str,
+    detail: String,
+) -> Result<Value, ErrorObject> {
+    let message = format!("Invalid arguments for tool '{tool}': {detail}");
+    if version.argument_errors_are_tool_errors() {
+        Ok(to_value(
+            CallToolResult::error_text(message).for_version(version),
+        ))
+    } else {
+        Err(ErrorObject::invalid_params(message))
     }
 }
 

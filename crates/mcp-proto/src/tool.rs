@@ -80,6 +80,8 @@ pub struct ToolContext {
     pub(crate) request_log_level: Option<LoggingLevel>,
     /// The server's `subscriptions/listen` streams.
     pub(crate) listeners: Arc<crate::listen::Listeners>,
+    /// The task this call runs as (or may become), when it is a task call.
+    pub(crate) task: Option<Arc<crate::task_run::TaskLink>>,
 }
 
 impl std::fmt::Debug for ToolContext {
@@ -165,9 +167,30 @@ impl ToolContext {
     /// Asks the client a question; see [`crate::input`] for how each era carries it. Under
     /// 2026-07-28 the question's key is `input_<k>` for the k-th question of the call.
     pub async fn ask(&self, request: InputRequest) -> Result<Value, InputError> {
+        if let Some(task) = self.task.as_ref().and_then(|t| t.input()) {
+            return task.ask(None, request, &self.client_capabilities).await;
+        }
         self.input
             .ask(None, request, &self.client_capabilities)
             .await
+    }
+
+    /// Makes a deferred task call (see [`crate::ToolDef::defer_task`]) a task: the client
+    /// gets its `CreateTaskResult` now and the handler runs on in the background, where its
+    /// questions become the task's `inputRequests`. Does nothing in a call that is not a
+    /// task call or is one already.
+    pub async fn start_task(&self) {
+        if let Some(task) = &self.task {
+            task.start().await;
+        }
+    }
+
+    /// The id of the task this call runs as, once it is one.
+    pub fn task_id(&self) -> Option<&str> {
+        self.task
+            .as_ref()
+            .and_then(|t| t.input())
+            .map(|i| i.task_id())
     }
 
     /// Asks the client a question under a key of the handler's choosing: under 2026-07-28
@@ -178,6 +201,11 @@ impl ToolContext {
         key: impl Into<String>,
         request: InputRequest,
     ) -> Result<Value, InputError> {
+        if let Some(task) = self.task.as_ref().and_then(|t| t.input()) {
+            return task
+                .ask(Some(key.into()), request, &self.client_capabilities)
+                .await;
+        }
         self.input
             .ask(Some(key.into()), request, &self.client_capabilities)
             .await
@@ -509,6 +537,8 @@ pub struct ToolDef {
     icons: Option<Vec<Icon>>,
     meta: Option<JsonObject>,
     input_schema: Option<JsonObject>,
+    task_support: crate::task::TaskSupport,
+    defer_task: bool,
 }
 
 impl ToolDef {
@@ -522,7 +552,25 @@ impl ToolDef {
             icons: None,
             meta: None,
             input_schema: None,
+            task_support: crate::task::TaskSupport::Forbidden,
+            defer_task: false,
         }
+    }
+
+    /// Whether the tool may run as a task (see [`crate::task`]); listed as
+    /// `execution.taskSupport` under 2026-07-28.
+    pub fn task_support(mut self, support: crate::task::TaskSupport) -> Self {
+        self.task_support = support;
+        self
+    }
+
+    /// The call runs as a plain call (input rounds answered with `InputRequiredResult`)
+    /// until the handler calls [`ToolContext::start_task`]; only then is the task created and
+    /// the `CreateTaskResult` sent. Without this, a task call becomes a task before the
+    /// handler starts.
+    pub fn defer_task(mut self) -> Self {
+        self.defer_task = true;
+        self
     }
 
     /// Lists and validates arguments against this JSON Schema, verbatim, instead of the one
@@ -567,6 +615,10 @@ pub(crate) struct RegisteredTool {
     validated_schema: Option<JsonObject>,
     validator: jsonschema::Validator,
     call: Box<ErasedCall>,
+    /// Whether it may run as a task.
+    pub(crate) task_support: crate::task::TaskSupport,
+    /// Whether the handler decides when the task starts.
+    pub(crate) defer_task: bool,
 }
 
 impl std::fmt::Debug for RegisteredTool {
@@ -611,6 +663,11 @@ impl RegisteredTool {
             annotations: def.annotations,
             icons: def.icons,
             meta: def.meta,
+            execution: (def.task_support != crate::task::TaskSupport::Forbidden).then_some(
+                crate::task::ToolExecution {
+                    task_support: Some(def.task_support),
+                },
+            ),
         };
         let handler = Arc::new(handler);
         let call: Box<ErasedCall> = Box::new(move |ctx, args| {
@@ -627,6 +684,8 @@ impl RegisteredTool {
             validated_schema: None,
             validator,
             call,
+            task_support: def.task_support,
+            defer_task: def.defer_task,
         })
     }
 

@@ -177,6 +177,9 @@ pub struct ServerCapabilities {
     /// Tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<ListChangedCapability>,
+    /// Extensions by identifier (2026-07-28), e.g. [`crate::task::EXTENSION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<JsonObject>,
 }
 
 impl ServerCapabilities {
@@ -209,6 +212,16 @@ pub struct ClientCapabilities {
     /// Tasks (2025-11-25 experimental).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<JsonObject>,
+    /// Extensions by identifier (2026-07-28), e.g. [`crate::task::EXTENSION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<JsonObject>,
+}
+
+impl ClientCapabilities {
+    /// Whether the client declared the extension `id`.
+    pub fn has_extension(&self, id: &str) -> bool {
+        self.extensions.as_ref().is_some_and(|e| e.contains_key(id))
+    }
 }
 
 /// Params of `initialize`.
@@ -294,6 +307,9 @@ pub struct Tool {
     /// Extra metadata (2025-06-18).
     #[serde(rename = "_meta", default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<JsonObject>,
+    /// Whether it may run as a task (listed under 2026-07-28, see [`crate::task`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<crate::task::ToolExecution>,
 }
 
 impl Tool {
@@ -307,6 +323,9 @@ impl Tool {
             out.title = None;
             out.output_schema = None;
             out.meta = None;
+        }
+        if !v.is_stateless() {
+            out.execution = None;
         }
         if !v.has_icons() {
             out.icons = None;
@@ -1014,6 +1033,7 @@ mod tests {
                 theme: None,
             }]),
             meta: None,
+            execution: None,
         };
         let old = serde_json::to_value(tool.for_version(ProtocolVersion::V2024_11_05)).unwrap();
         assert_eq!(

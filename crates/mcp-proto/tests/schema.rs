@@ -494,6 +494,7 @@ fn full_tool() -> Tool {
         }),
         icons: Some(vec![icon()]),
         meta: Some(obj(json!({"example.com/owner": "tests"}))),
+        execution: None,
     }
 }
 
@@ -577,6 +578,7 @@ fn lifecycle_types_round_trip() {
         tools: Some(ListChangedCapability {
             list_changed: Some(true),
         }),
+        extensions: None,
     };
     round_trip(&server_caps, "ServerCapabilities", V2025_03_26);
     round_trip_strict(
@@ -597,6 +599,7 @@ fn lifecycle_types_round_trip() {
         sampling: Some(JsonObject::new()),
         elicitation: Some(JsonObject::new()),
         tasks: None,
+        extensions: None,
     };
     round_trip(&client_caps, "ClientCapabilities", V2025_06_18);
     round_trip_strict(

@@ -18,7 +18,7 @@ pub(crate) struct LuaScript {
 }
 
 impl LuaScript {
-    fn new(name: &'static str, source: &'static str) -> Self {
+    pub(crate) fn new(name: &'static str, source: &'static str) -> Self {
         let sha = redis::Script::new(source).get_hash().to_owned();
         Self { name, source, sha }
     }

@@ -20,6 +20,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::config::RedisConfig;
 use crate::scripts::{LuaScript, Scripts};
 
+mod tasks;
+
 /// Most deliveries read from Redis in one round trip.
 const DELIVERY_BATCH: usize = 256;
 

@@ -91,6 +91,9 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// A tool call run as a task was cancelled before it ended.
+    #[error("task {0} was cancelled")]
+    TaskCancelled(String),
     /// Tool arguments must be a JSON object (or null for none).
     #[error("tool arguments must be a JSON object, got {0}")]
     InvalidArguments(String),

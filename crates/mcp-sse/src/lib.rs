@@ -3,8 +3,8 @@
 //! Serves any [`mcp_proto::McpService`] (such as [`mcp_proto::McpServer`]) over both HTTP
 //! transports from one `axum::Router`, and talks to MCP servers over both as a client.
 //!
-//! - **Legacy HTTP+SSE** (protocol 2024-11-05, the transport of the seed and of FastMCP's
-//!   `transport="sse"`): `GET /sse` opens the session stream, whose first event is `endpoint`
+//! - **Legacy HTTP+SSE** (protocol 2024-11-05, the transport FastMCP's OpenAI integration
+//!   guide uses, FastMCP's `transport="sse"`): `GET /sse` opens the session stream, whose first event is `endpoint`
 //!   with `/messages/?session_id=<id>`; clients `POST` there (202) and read the answers as
 //!   `event: message`.
 //! - **Streamable HTTP** (2025-03-26 and later, including the stateless 2026-07-28 era) at

@@ -35,7 +35,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use mcp_proto::types::method;
-use mcp_proto::{Message, Response};
+use mcp_proto::{Message, RequestId, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::Error;
@@ -137,6 +137,54 @@ pub fn method_label(name: &str) -> &'static str {
         .find(|m| **m == name)
         .copied()
         .unwrap_or("other")
+}
+
+/// What the `mcp.message` span and the request metrics say about a message, the same on
+/// every transport.
+///
+/// ```
+/// use mcp_proto::{Message, RequestId};
+/// use mcp_sse::metrics::MessageLabels;
+///
+/// let call = Message::request(7, "tools/call", Some(serde_json::json!({"name": "roll_dice"})));
+/// let labels = MessageLabels::of(&call);
+/// assert_eq!(labels.method, "tools/call");
+/// assert_eq!(labels.id, Some(RequestId::from(7)));
+/// assert_eq!(labels.tool.as_deref(), Some("roll_dice"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageLabels {
+    /// The JSON-RPC method; `response` for an answer from the client.
+    pub method: String,
+    /// The request id, for a request.
+    pub id: Option<RequestId>,
+    /// For `tools/call`, the tool named.
+    pub tool: Option<String>,
+}
+
+impl MessageLabels {
+    /// The labels of one message.
+    pub fn of(message: &Message) -> Self {
+        match message {
+            Message::Request(r) => Self {
+                tool: (r.method == method::TOOLS_CALL)
+                    .then(|| r.params.as_ref()?.get("name")?.as_str().map(str::to_owned))
+                    .flatten(),
+                method: r.method.clone(),
+                id: Some(r.id.clone()),
+            },
+            Message::Notification(n) => Self {
+                method: n.method.clone(),
+                id: None,
+                tool: None,
+            },
+            Message::Response(_) => Self {
+                method: "response".to_owned(),
+                id: None,
+                tool: None,
+            },
+        }
+    }
 }
 
 /// One handled message, as a transport saw it.
@@ -254,6 +302,32 @@ mod tests {
     use super::*;
     use mcp_proto::ErrorObject;
     use serde_json::json;
+
+    #[test]
+    fn labels_of_a_tool_call_a_notification_and_an_answer() {
+        let call = Message::request(7, "tools/call", Some(json!({"name": "roll_dice"})));
+        assert_eq!(
+            MessageLabels::of(&call),
+            MessageLabels {
+                method: "tools/call".into(),
+                id: Some(RequestId::from(7)),
+                tool: Some("roll_dice".into()),
+            }
+        );
+        let list = Message::request(8, "tools/list", Some(json!({"name": "not a call"})));
+        assert_eq!(MessageLabels::of(&list).tool, None);
+        let note = Message::notification("notifications/initialized", None);
+        assert_eq!(MessageLabels::of(&note).method, "notifications/initialized");
+        let answer = Message::Response(Response::result(RequestId::from(1), json!({})));
+        assert_eq!(
+            MessageLabels::of(&answer),
+            MessageLabels {
+                method: "response".into(),
+                id: None,
+                tool: None,
+            }
+        );
+    }
 
     #[test]
     fn methods_outside_mcp_share_one_label() {

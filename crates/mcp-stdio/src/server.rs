@@ -9,7 +9,7 @@ use mcp_proto::{
     BoxFuture, Decoded, ErrorObject, McpService, Message, MessageContext, Outbound, RequestId,
     Response, SendError, Session,
 };
-use mcp_sse::metrics::HandledMessage;
+use mcp_sse::metrics::{HandledMessage, MessageLabels};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -213,19 +213,6 @@ async fn write_lines<W: AsyncWrite + Unpin>(
 }
 
 /// The method (`response` for an answer), the request id, and the tool of a `tools/call`.
-fn labels(message: &Message) -> (String, Option<RequestId>, Option<String>) {
-    match message {
-        Message::Request(r) => {
-            let tool = (r.method == method::TOOLS_CALL)
-                .then(|| r.params.as_ref()?.get("name")?.as_str().map(str::to_owned))
-                .flatten();
-            (r.method.clone(), Some(r.id.clone()), tool)
-        }
-        Message::Notification(n) => (n.method.clone(), None, None),
-        Message::Response(_) => ("response".to_owned(), None, None),
-    }
-}
-
 fn too_long(bytes: usize, config: &StdioConfig) -> Message {
     mcp_sse::metrics::record_limit_rejection("line_bytes");
     tracing::warn!(
@@ -329,7 +316,7 @@ impl Connection {
 
     /// Hands one message to the service, with the call timeout for requests.
     async fn handle(&self, message: Message) -> Option<Message> {
-        let (method, id, tool) = labels(&message);
+        let MessageLabels { method, id, tool } = MessageLabels::of(&message);
         let span = tracing::info_span!("mcp.message", transport = "stdio", %method, id = ?id.as_ref().map(ToString::to_string));
         let outbound: Arc<dyn Outbound> = Arc::new(self.outbound.clone());
         let ctx = MessageContext::new(Arc::clone(&self.session)).with_outbound(outbound);

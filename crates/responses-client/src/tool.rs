@@ -85,7 +85,8 @@ impl McpTool {
         self
     }
 
-    /// Adds `Authorization: Bearer <token>` to the headers (the seed's way).
+    /// Adds `Authorization: Bearer <token>` to the headers (the way FastMCP's OpenAI
+    /// integration guide passes it).
     pub fn bearer_token(self, token: impl AsRef<str>) -> Self {
         let value = format!("Bearer {}", token.as_ref());
         self.header("Authorization", value)

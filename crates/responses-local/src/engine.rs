@@ -157,6 +157,48 @@ fn reason_phrase(status: u16, reason: &str) -> String {
     }
 }
 
+/// The `output` and `error` of an `mcp_call` item, and what the model is told, for the
+/// outcome of a call.
+fn call_result(
+    server_label: &str,
+    outcome: Result<ToolCallOutcome, ConnectorError>,
+) -> (Value, Value, ActivityResult) {
+    match outcome {
+        Ok(ToolCallOutcome::Output(text)) => (
+            Value::String(text.clone()),
+            Value::Null,
+            ActivityResult::Output(text),
+        ),
+        Ok(ToolCallOutcome::ToolExecutionError { content }) => {
+            let text: Vec<&str> = content
+                .iter()
+                .filter_map(|c| c.get("text").and_then(Value::as_str))
+                .collect();
+            (
+                Value::Null,
+                json!({"type": "mcp_tool_execution_error", "content": content}),
+                ActivityResult::Failed(text.join(" ")),
+            )
+        }
+        Ok(ToolCallOutcome::ProtocolError { code, message })
+        | Err(ConnectorError::Protocol { code, message }) => (
+            Value::Null,
+            json!({"type": "mcp_protocol_error", "code": code, "message": message}),
+            ActivityResult::Failed(message),
+        ),
+        Err(ConnectorError::Http { status, reason }) => http_failure(status, &reason),
+        Err(ConnectorError::Unreachable(why)) => {
+            tracing::info!(%server_label, %why, "calling an MCP tool: server unreachable");
+            http_failure(UNREACHABLE_STATUS.as_u16(), "")
+        }
+        Err(ConnectorError::Timeout) => (
+            Value::Null,
+            json!({"type": "http_error", "code": 504, "message": "Request timed out"}),
+            ActivityResult::Failed("the request timed out".to_owned()),
+        ),
+    }
+}
+
 /// A failed call's `http_error` for an HTTP status (424 stands for "could not reach").
 fn http_failure(status: u16, reason: &str) -> (Value, Value, ActivityResult) {
     let message = reason_phrase(status, reason);
@@ -580,40 +622,7 @@ impl Run<'_> {
         let outcome = self
             .call_on_server(&server_label, &name, arguments.clone())
             .await;
-        let (output, error, result) = match outcome {
-            Ok(ToolCallOutcome::Output(text)) => (
-                Value::String(text.clone()),
-                Value::Null,
-                ActivityResult::Output(text),
-            ),
-            Ok(ToolCallOutcome::ToolExecutionError { content }) => {
-                let text: Vec<&str> = content
-                    .iter()
-                    .filter_map(|c| c.get("text").and_then(Value::as_str))
-                    .collect();
-                (
-                    Value::Null,
-                    json!({"type": "mcp_tool_execution_error", "content": content}),
-                    ActivityResult::Failed(text.join(" ")),
-                )
-            }
-            Ok(ToolCallOutcome::ProtocolError { code, message })
-            | Err(ConnectorError::Protocol { code, message }) => (
-                Value::Null,
-                json!({"type": "mcp_protocol_error", "code": code, "message": message}),
-                ActivityResult::Failed(message),
-            ),
-            Err(ConnectorError::Http { status, reason }) => http_failure(status, &reason),
-            Err(ConnectorError::Unreachable(why)) => {
-                tracing::info!(%server_label, %why, "calling an MCP tool: server unreachable");
-                http_failure(UNREACHABLE_STATUS.as_u16(), "")
-            }
-            Err(ConnectorError::Timeout) => (
-                Value::Null,
-                json!({"type": "http_error", "code": 504, "message": "Request timed out"}),
-                ActivityResult::Failed("the request timed out".to_owned()),
-            ),
-        };
+        let (output, error, result) = call_result(&server_label, outcome);
         let failed = !error.is_null();
         item["arguments"] = Value::String(arguments_text);
         item["output"] = output;

@@ -166,37 +166,8 @@ pub(crate) fn parse(body: &[u8], max_tools: usize) -> Result<CreateRequest, ApiE
             ));
         }
     };
-
-    let mut tools = Vec::new();
-    let mut tools_echo = Vec::new();
-    match obj.get("tools") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(list)) => {
-            if list.len() > max_tools {
-                return Err(ApiError::array_too_long("tools", max_tools, list.len()));
-            }
-            for (index, tool) in list.iter().enumerate() {
-                let (spec, echo) = parse_tool(index, tool)?;
-                if tools
-                    .iter()
-                    .any(|t: &McpToolSpec| t.server_label == spec.server_label)
-                {
-                    return Err(ApiError::invalid(
-                        format!(
-                            "Duplicate MCP server_label '{}': each mcp tool needs its own label.",
-                            spec.server_label
-                        ),
-                        Some(&format!("tools[{index}].server_label")),
-                        Some("invalid_value"),
-                    ));
-                }
-                tools.push(spec);
-                tools_echo.push(echo);
-            }
-        }
-        Some(other) => return Err(ApiError::invalid_type("tools", "an array", other)),
-    }
-
+    // Checked in this order, so the first problem is the one reported.
+    let (tools, tools_echo) = parse_tools(obj.get("tools"), max_tools)?;
     let previous_response_id = optional_string(&obj, "previous_response_id")?;
     let instructions = optional_string(&obj, "instructions")?;
     let stream = optional_bool(&obj, "stream")?.unwrap_or(false);
@@ -204,74 +175,9 @@ pub(crate) fn parse(body: &[u8], max_tools: usize) -> Result<CreateRequest, ApiE
     let parallel_tool_calls = optional_bool(&obj, "parallel_tool_calls")?.unwrap_or(true);
     let temperature = optional_number(&obj, "temperature")?.unwrap_or(1.0);
     let top_p = optional_number(&obj, "top_p")?.unwrap_or(1.0);
-    let max_tool_calls = match obj.get("max_tool_calls") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
-            Some(n) => Some(n),
-            None => return Err(ApiError::invalid_type("max_tool_calls", "an integer", v)),
-        },
-    };
-    let metadata = match obj.get("metadata") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => {
-            for (key, value) in m {
-                if !value.is_string() {
-                    return Err(ApiError::invalid_type(
-                        &format!("metadata.{key}"),
-                        "a string",
-                        value,
-                    ));
-                }
-            }
-            m.clone()
-        }
-        Some(other) => return Err(ApiError::invalid_type("metadata", "an object", other)),
-    };
-    let (tool_choice, tools_disabled) = match obj.get("tool_choice") {
-        None | Some(Value::Null) => (Value::String("auto".to_owned()), false),
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" | "required" => (Value::String(s.clone()), false),
-            "none" => (Value::String(s.clone()), true),
-            other => {
-                return Err(ApiError::invalid_value(
-                    "tool_choice",
-                    other,
-                    &["none", "auto", "required"],
-                ));
-            }
-        },
-        Some(v @ Value::Object(choice)) => {
-            match choice.get("type").and_then(Value::as_str) {
-                Some("mcp") => {
-                    required_str(choice, "server_label", "tool_choice.server_label")?;
-                    if let Some(name) = choice.get("name").filter(|n| !n.is_null())
-                        && !name.is_string()
-                    {
-                        return Err(ApiError::invalid_type("tool_choice.name", "a string", name));
-                    }
-                }
-                Some(other) => {
-                    return Err(ApiError::invalid(
-                        format!(
-                            "Tool choice '{other}' is not supported by this local endpoint; only 'mcp' is."
-                        ),
-                        Some("tool_choice.type"),
-                        Some("unsupported_value"),
-                    ));
-                }
-                None => return Err(ApiError::missing("tool_choice.type")),
-            }
-            (v.clone(), false)
-        }
-        Some(other) => {
-            return Err(ApiError::invalid_type(
-                "tool_choice",
-                "a string or an object",
-                other,
-            ));
-        }
-    };
-
+    let max_tool_calls = parse_max_tool_calls(obj.get("max_tool_calls"))?;
+    let metadata = parse_metadata(obj.get("metadata"))?;
+    let (tool_choice, tools_disabled) = parse_tool_choice(obj.get("tool_choice"))?;
     Ok(CreateRequest {
         model,
         input,
@@ -289,6 +195,118 @@ pub(crate) fn parse(body: &[u8], max_tools: usize) -> Result<CreateRequest, ApiE
         top_p,
         parallel_tool_calls,
     })
+}
+
+/// `tools`: the `mcp` tools, each with its own `server_label`, and their echo.
+fn parse_tools(
+    value: Option<&Value>,
+    max_tools: usize,
+) -> Result<(Vec<McpToolSpec>, Vec<Value>), ApiError> {
+    let mut tools: Vec<McpToolSpec> = Vec::new();
+    let mut tools_echo = Vec::new();
+    let list = match value {
+        None | Some(Value::Null) => return Ok((tools, tools_echo)),
+        Some(Value::Array(list)) => list,
+        Some(other) => return Err(ApiError::invalid_type("tools", "an array", other)),
+    };
+    if list.len() > max_tools {
+        return Err(ApiError::array_too_long("tools", max_tools, list.len()));
+    }
+    for (index, tool) in list.iter().enumerate() {
+        let (spec, echo) = parse_tool(index, tool)?;
+        if tools.iter().any(|t| t.server_label == spec.server_label) {
+            return Err(ApiError::invalid(
+                format!(
+                    "Duplicate MCP server_label '{}': each mcp tool needs its own label.",
+                    spec.server_label
+                ),
+                Some(&format!("tools[{index}].server_label")),
+                Some("invalid_value"),
+            ));
+        }
+        tools.push(spec);
+        tools_echo.push(echo);
+    }
+    Ok((tools, tools_echo))
+}
+
+/// `max_tool_calls`: a non-negative integer that fits in 32 bits.
+fn parse_max_tool_calls(value: Option<&Value>) -> Result<Option<u32>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => Ok(Some(n)),
+            None => Err(ApiError::invalid_type("max_tool_calls", "an integer", v)),
+        },
+    }
+}
+
+/// `metadata`: an object of strings.
+fn parse_metadata(value: Option<&Value>) -> Result<Map<String, Value>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => {
+            for (key, value) in m {
+                if !value.is_string() {
+                    return Err(ApiError::invalid_type(
+                        &format!("metadata.{key}"),
+                        "a string",
+                        value,
+                    ));
+                }
+            }
+            Ok(m.clone())
+        }
+        Some(other) => Err(ApiError::invalid_type("metadata", "an object", other)),
+    }
+}
+
+/// `tool_choice` as echoed, and whether it disables tools (`none`).
+fn parse_tool_choice(value: Option<&Value>) -> Result<(Value, bool), ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok((Value::String("auto".to_owned()), false)),
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" | "required" => Ok((Value::String(s.clone()), false)),
+            "none" => Ok((Value::String(s.clone()), true)),
+            other => Err(ApiError::invalid_value(
+                "tool_choice",
+                other,
+                &["none", "auto", "required"],
+            )),
+        },
+        Some(v @ Value::Object(choice)) => {
+            check_mcp_tool_choice(choice)?;
+            Ok((v.clone(), false))
+        }
+        Some(other) => Err(ApiError::invalid_type(
+            "tool_choice",
+            "a string or an object",
+            other,
+        )),
+    }
+}
+
+/// An object `tool_choice` must be `{"type": "mcp", "server_label": .., "name"?: ..}`.
+fn check_mcp_tool_choice(choice: &Map<String, Value>) -> Result<(), ApiError> {
+    match choice.get("type").and_then(Value::as_str) {
+        Some("mcp") => {
+            required_str(choice, "server_label", "tool_choice.server_label")?;
+            match choice.get("name").filter(|n| !n.is_null()) {
+                Some(name) if !name.is_string() => {
+                    Err(ApiError::invalid_type("tool_choice.name", "a string", name))
+                }
+                _ => Ok(()),
+            }
+        }
+        Some(other) => Err(ApiError::invalid(
+            format!(
+                "Tool choice '{other}' is not supported by this local endpoint; only 'mcp' is."
+            ),
+            Some("tool_choice.type"),
+            Some("unsupported_value"),
+        )),
+        None => Err(ApiError::missing("tool_choice.type")),
+    }
 }
 
 fn optional_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
@@ -330,145 +348,151 @@ fn required_str<'a>(
 fn parse_input_items(items: &[Value]) -> Result<Vec<InputItem>, ApiError> {
     let mut out = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
-        let at = format!("input[{index}]");
-        let Value::Object(obj) = item else {
-            return Err(ApiError::invalid_type(&at, "an object", item));
-        };
-        let kind = match obj.get("type") {
-            None | Some(Value::Null) => "message",
-            Some(Value::String(s)) => s.as_str(),
-            Some(other) => {
-                return Err(ApiError::invalid_type(
-                    &format!("{at}.type"),
-                    "a string",
-                    other,
-                ));
-            }
-        };
-        match kind {
-            "message" => {
-                let role = required_str(obj, "role", &format!("{at}.role"))?;
-                if !["user", "assistant", "system", "developer"].contains(&role) {
-                    return Err(ApiError::invalid_value(
-                        &format!("{at}.role"),
-                        role,
-                        &["user", "assistant", "system", "developer"],
-                    ));
-                }
-                let text = match obj.get("content") {
-                    None | Some(Value::Null) => {
-                        return Err(ApiError::missing(&format!("{at}.content")));
-                    }
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Array(parts)) => parts
-                        .iter()
-                        .filter_map(|p| p.get("text").and_then(Value::as_str))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    Some(other) => {
-                        return Err(ApiError::invalid_type(
-                            &format!("{at}.content"),
-                            "a string or an array",
-                            other,
-                        ));
-                    }
-                };
-                out.push(InputItem::Message {
-                    role: role.to_owned(),
-                    text,
-                });
-            }
-            "mcp_approval_response" => {
-                let id = required_str(
-                    obj,
-                    "approval_request_id",
-                    &format!("{at}.approval_request_id"),
-                )?;
-                let approve = match obj.get("approve") {
-                    None | Some(Value::Null) => {
-                        return Err(ApiError::missing(&format!("{at}.approve")));
-                    }
-                    Some(Value::Bool(b)) => *b,
-                    Some(other) => {
-                        return Err(ApiError::invalid_type(
-                            &format!("{at}.approve"),
-                            "a boolean",
-                            other,
-                        ));
-                    }
-                };
-                let reason = obj.get("reason").and_then(Value::as_str).map(str::to_owned);
-                out.push(InputItem::ApprovalResponse {
-                    index,
-                    approval_request_id: id.to_owned(),
-                    approve,
-                    reason,
-                });
-            }
-            "mcp_approval_request" => {
-                out.push(InputItem::ApprovalRequest {
-                    id: required_str(obj, "id", &format!("{at}.id"))?.to_owned(),
-                    server_label: required_str(obj, "server_label", &format!("{at}.server_label"))?
-                        .to_owned(),
-                    name: required_str(obj, "name", &format!("{at}.name"))?.to_owned(),
-                    arguments: required_str(obj, "arguments", &format!("{at}.arguments"))?
-                        .to_owned(),
-                });
-            }
-            "mcp_list_tools" => {
-                let server_label =
-                    required_str(obj, "server_label", &format!("{at}.server_label"))?.to_owned();
-                let tools = match obj.get("tools") {
-                    Some(Value::Array(list)) => list
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| {
-                            let param = format!("{at}.tools[{i}]");
-                            let Value::Object(t) = t else {
-                                return Err(ApiError::invalid_type(&param, "an object", t));
-                            };
-                            Ok(ListedTool {
-                                name: required_str(t, "name", &format!("{param}.name"))?.to_owned(),
-                                description: t
-                                    .get("description")
-                                    .and_then(Value::as_str)
-                                    .map(str::to_owned),
-                                input_schema: t
-                                    .get("input_schema")
-                                    .cloned()
-                                    .unwrap_or_else(|| serde_json::json!({"type":"object"})),
-                                annotations: t.get("annotations").filter(|a| !a.is_null()).cloned(),
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                    None | Some(Value::Null) => {
-                        return Err(ApiError::missing(&format!("{at}.tools")));
-                    }
-                    Some(other) => {
-                        return Err(ApiError::invalid_type(
-                            &format!("{at}.tools"),
-                            "an array",
-                            other,
-                        ));
-                    }
-                };
-                out.push(InputItem::ListTools {
-                    server_label,
-                    tools,
-                });
-            }
-            // Earlier calls and references carry no state the endpoint needs.
-            "mcp_call" | "item_reference" => {}
-            other => {
-                return Err(ApiError::invalid_value(
-                    &format!("{at}.type"),
-                    other,
-                    INPUT_ITEM_TYPES,
-                ));
-            }
+        if let Some(parsed) = parse_input_item(index, item)? {
+            out.push(parsed);
         }
     }
     Ok(out)
+}
+
+/// One `input` item; `None` for the kinds that carry no state the endpoint needs.
+fn parse_input_item(index: usize, item: &Value) -> Result<Option<InputItem>, ApiError> {
+    let at = format!("input[{index}]");
+    let Value::Object(obj) = item else {
+        return Err(ApiError::invalid_type(&at, "an object", item));
+    };
+    let kind = match obj.get("type") {
+        None | Some(Value::Null) => "message",
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &format!("{at}.type"),
+                "a string",
+                other,
+            ));
+        }
+    };
+    let field = |key: &str| -> Result<String, ApiError> {
+        Ok(required_str(obj, key, &format!("{at}.{key}"))?.to_owned())
+    };
+    Ok(Some(match kind {
+        "message" => parse_message(obj, &at)?,
+        "mcp_approval_response" => parse_approval_response(obj, &at, index)?,
+        "mcp_approval_request" => InputItem::ApprovalRequest {
+            id: field("id")?,
+            server_label: field("server_label")?,
+            name: field("name")?,
+            arguments: field("arguments")?,
+        },
+        "mcp_list_tools" => InputItem::ListTools {
+            server_label: field("server_label")?,
+            tools: parse_listed_tools(obj, &at)?,
+        },
+        // Earlier calls and references carry no state the endpoint needs.
+        "mcp_call" | "item_reference" => return Ok(None),
+        other => {
+            return Err(ApiError::invalid_value(
+                &format!("{at}.type"),
+                other,
+                INPUT_ITEM_TYPES,
+            ));
+        }
+    }))
+}
+
+/// A `message` item: a known role, and text or content parts (their texts joined by lines).
+fn parse_message(obj: &Map<String, Value>, at: &str) -> Result<InputItem, ApiError> {
+    const ROLES: [&str; 4] = ["user", "assistant", "system", "developer"];
+    let role = required_str(obj, "role", &format!("{at}.role"))?;
+    if !ROLES.contains(&role) {
+        return Err(ApiError::invalid_value(&format!("{at}.role"), role, &ROLES));
+    }
+    let text = match obj.get("content") {
+        None | Some(Value::Null) => return Err(ApiError::missing(&format!("{at}.content"))),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &format!("{at}.content"),
+                "a string or an array",
+                other,
+            ));
+        }
+    };
+    Ok(InputItem::Message {
+        role: role.to_owned(),
+        text,
+    })
+}
+
+/// An `mcp_approval_response` item.
+fn parse_approval_response(
+    obj: &Map<String, Value>,
+    at: &str,
+    index: usize,
+) -> Result<InputItem, ApiError> {
+    let id = required_str(
+        obj,
+        "approval_request_id",
+        &format!("{at}.approval_request_id"),
+    )?;
+    let approve = match obj.get("approve") {
+        None | Some(Value::Null) => return Err(ApiError::missing(&format!("{at}.approve"))),
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &format!("{at}.approve"),
+                "a boolean",
+                other,
+            ));
+        }
+    };
+    Ok(InputItem::ApprovalResponse {
+        index,
+        approval_request_id: id.to_owned(),
+        approve,
+        reason: obj.get("reason").and_then(Value::as_str).map(str::to_owned),
+    })
+}
+
+/// The `tools` of an `mcp_list_tools` item.
+fn parse_listed_tools(obj: &Map<String, Value>, at: &str) -> Result<Vec<ListedTool>, ApiError> {
+    let list = match obj.get("tools") {
+        Some(Value::Array(list)) => list,
+        None | Some(Value::Null) => return Err(ApiError::missing(&format!("{at}.tools"))),
+        Some(other) => {
+            return Err(ApiError::invalid_type(
+                &format!("{at}.tools"),
+                "an array",
+                other,
+            ));
+        }
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let param = format!("{at}.tools[{i}]");
+            let Value::Object(t) = t else {
+                return Err(ApiError::invalid_type(&param, "an object", t));
+            };
+            Ok(ListedTool {
+                name: required_str(t, "name", &format!("{param}.name"))?.to_owned(),
+                description: t
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                input_schema: t
+                    .get("input_schema")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({"type":"object"})),
+                annotations: t.get("annotations").filter(|a| !a.is_null()).cloned(),
+            })
+        })
+        .collect()
 }
 
 fn parse_tool(index: usize, tool: &Value) -> Result<(McpToolSpec, Value), ApiError> {
@@ -476,24 +500,49 @@ fn parse_tool(index: usize, tool: &Value) -> Result<(McpToolSpec, Value), ApiErr
     let Value::Object(obj) = tool else {
         return Err(ApiError::invalid_type(&at, "an object", tool));
     };
+    check_tool_type(obj, &at)?;
+    let server_label = required_str(obj, "server_label", &format!("{at}.server_label"))?.to_owned();
+    let server_url = parse_server_url(obj, &at)?;
+    let headers = parse_headers(obj, &at)?;
+    let allowed = parse_allowed_tools(obj, &at)?;
+    let approval = parse_approval(obj, &format!("{at}.require_approval"))?;
+    let echo = tool_echo(obj, &server_label, &server_url);
+    Ok((
+        McpToolSpec {
+            server_label,
+            server_url,
+            headers,
+            allowed,
+            approval,
+        },
+        echo,
+    ))
+}
+
+/// Only `mcp` tools: another known type is unsupported here, an unknown one invalid.
+fn check_tool_type(obj: &Map<String, Value>, at: &str) -> Result<(), ApiError> {
     let kind = required_str(obj, "type", &format!("{at}.type"))?;
-    if kind != "mcp" {
-        if TOOL_TYPES.contains(&kind) {
-            return Err(ApiError::invalid(
-                format!(
-                    "Tool type '{kind}' is not supported by this local endpoint; only 'mcp' tools are."
-                ),
-                Some(&format!("{at}.type")),
-                Some("unsupported_value"),
-            ));
-        }
-        return Err(ApiError::invalid_value(
-            &format!("{at}.type"),
-            kind,
-            TOOL_TYPES,
+    if kind == "mcp" {
+        return Ok(());
+    }
+    if TOOL_TYPES.contains(&kind) {
+        return Err(ApiError::invalid(
+            format!(
+                "Tool type '{kind}' is not supported by this local endpoint; only 'mcp' tools are."
+            ),
+            Some(&format!("{at}.type")),
+            Some("unsupported_value"),
         ));
     }
-    let server_label = required_str(obj, "server_label", &format!("{at}.server_label"))?.to_owned();
+    Err(ApiError::invalid_value(
+        &format!("{at}.type"),
+        kind,
+        TOOL_TYPES,
+    ))
+}
+
+/// `server_url` (`connector_id` and `tunnel_id` are not supported): an http(s) URL.
+fn parse_server_url(obj: &Map<String, Value>, at: &str) -> Result<String, ApiError> {
     for unsupported in ["connector_id", "tunnel_id"] {
         if obj.get(unsupported).is_some_and(|v| !v.is_null()) {
             return Err(ApiError::invalid(
@@ -515,7 +564,11 @@ fn parse_tool(index: usize, tool: &Value) -> Result<(McpToolSpec, Value), ApiErr
             Some("invalid_value"),
         ));
     }
+    Ok(server_url)
+}
 
+/// `headers` (strings), then `authorization` as a bearer header replacing any other.
+fn parse_headers(obj: &Map<String, Value>, at: &str) -> Result<Vec<(String, String)>, ApiError> {
     let mut headers: Vec<(String, String)> = Vec::new();
     match obj.get("headers") {
         None | Some(Value::Null) => {}
@@ -551,90 +604,81 @@ fn parse_tool(index: usize, tool: &Value) -> Result<(McpToolSpec, Value), ApiErr
         headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
         headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
     }
+    Ok(headers)
+}
 
-    let allowed = match obj.get("allowed_tools") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(names)) => Some(ToolFilter {
-            tool_names: Some(string_list(names, &format!("{at}.allowed_tools"))?),
+/// `allowed_tools`: a list of names or a filter object.
+fn parse_allowed_tools(obj: &Map<String, Value>, at: &str) -> Result<Option<ToolFilter>, ApiError> {
+    let param = format!("{at}.allowed_tools");
+    match obj.get("allowed_tools") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(names)) => Ok(Some(ToolFilter {
+            tool_names: Some(string_list(names, &param)?),
             read_only: None,
-        }),
-        Some(v @ Value::Object(_)) => Some(parse_filter(v, &format!("{at}.allowed_tools"))?),
-        Some(other) => {
-            return Err(ApiError::invalid_type(
-                &format!("{at}.allowed_tools"),
-                "an array or an object",
-                other,
-            ));
-        }
-    };
+        })),
+        Some(v @ Value::Object(_)) => Ok(Some(parse_filter(v, &param)?)),
+        Some(other) => Err(ApiError::invalid_type(
+            &param,
+            "an array or an object",
+            other,
+        )),
+    }
+}
 
-    let approval_param = format!("{at}.require_approval");
-    let approval = match obj.get("require_approval") {
-        None | Some(Value::Null) => ApprovalPolicy::Always,
+/// `require_approval`: `always` (also when absent), `never`, or `{always, never}` filters.
+fn parse_approval(obj: &Map<String, Value>, param: &str) -> Result<ApprovalPolicy, ApiError> {
+    match obj.get("require_approval") {
+        None | Some(Value::Null) => Ok(ApprovalPolicy::Always),
         Some(Value::String(s)) => match s.as_str() {
-            "always" => ApprovalPolicy::Always,
-            "never" => ApprovalPolicy::Never,
-            other => {
-                return Err(ApiError::invalid_value(
-                    &approval_param,
-                    other,
-                    &["always", "never"],
-                ));
-            }
+            "always" => Ok(ApprovalPolicy::Always),
+            "never" => Ok(ApprovalPolicy::Never),
+            other => Err(ApiError::invalid_value(param, other, &["always", "never"])),
         },
         Some(Value::Object(map)) => {
-            for key in map.keys() {
-                if key != "always" && key != "never" {
-                    return Err(ApiError::invalid(
-                        format!("Unknown parameter: '{approval_param}.{key}'."),
-                        Some(&format!("{approval_param}.{key}")),
-                        Some("unknown_parameter"),
-                    ));
-                }
+            if let Some(key) = map.keys().find(|k| *k != "always" && *k != "never") {
+                return Err(ApiError::invalid(
+                    format!("Unknown parameter: '{param}.{key}'."),
+                    Some(&format!("{param}.{key}")),
+                    Some("unknown_parameter"),
+                ));
             }
             let filter = |key: &str| -> Result<Option<ToolFilter>, ApiError> {
                 match map.get(key) {
                     None | Some(Value::Null) => Ok(None),
-                    Some(v) => parse_filter(v, &format!("{approval_param}.{key}")).map(Some),
+                    Some(v) => parse_filter(v, &format!("{param}.{key}")).map(Some),
                 }
             };
-            ApprovalPolicy::Filter {
+            Ok(ApprovalPolicy::Filter {
                 always: filter("always")?,
                 never: filter("never")?,
-            }
+            })
         }
-        Some(other) => {
-            return Err(ApiError::invalid_type(
-                &approval_param,
-                "'always', 'never' or an object",
-                other,
-            ));
-        }
-    };
+        Some(other) => Err(ApiError::invalid_type(
+            param,
+            "'always', 'never' or an object",
+            other,
+        )),
+    }
+}
 
-    // The echo never repeats secrets: `headers` comes back null and `authorization` is dropped.
+/// The tool as the response echoes it: `headers` comes back null and `authorization` is
+/// dropped, so secrets are never repeated.
+fn tool_echo(obj: &Map<String, Value>, server_label: &str, server_url: &str) -> Value {
     let mut echo = Map::new();
     echo.insert("type".to_owned(), Value::String("mcp".to_owned()));
     echo.insert(
         "server_label".to_owned(),
-        Value::String(server_label.clone()),
+        Value::String(server_label.to_owned()),
     );
-    echo.insert("server_url".to_owned(), Value::String(server_url.clone()));
+    echo.insert(
+        "server_url".to_owned(),
+        Value::String(server_url.to_owned()),
+    );
     echo.insert("headers".to_owned(), Value::Null);
     for key in ["allowed_tools", "require_approval", "server_description"] {
         echo.insert(key.to_owned(), obj.get(key).cloned().unwrap_or(Value::Null));
     }
-
-    Ok((
-        McpToolSpec {
-            server_label,
-            server_url,
-            headers,
-            allowed,
-            approval,
-        },
-        Value::Object(echo),
-    ))
+    Value::Object(echo)
 }
 
 fn string_list(values: &[Value], param: &str) -> Result<Vec<String>, ApiError> {

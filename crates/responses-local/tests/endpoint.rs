@@ -11,7 +11,7 @@ use responses_local::LocalResponses;
 use serde_json::{Value, json};
 use support::*;
 
-const SEED_424: &str = r#"{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status code: 401 (Unauthorized)","type":"external_connector_error","param":"tools","code":"http_error"}}"#;
+const GUIDE_424: &str = r#"{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status code: 401 (Unauthorized)","type":"external_connector_error","param":"tools","code":"http_error"}}"#;
 
 #[tokio::test]
 async fn validation_errors_have_exact_bodies() {
@@ -145,9 +145,9 @@ async fn an_unauthorized_mcp_server_gives_the_real_424_byte_for_byte() {
     )
     .await;
     assert_eq!(status, 424);
-    assert_eq!(text, SEED_424);
+    assert_eq!(text, GUIDE_424);
 
-    // With the token in `headers` (the seed's way) and in `authorization`, it works.
+    // With the token in `headers` (the way FastMCP's OpenAI integration guide does it) and in `authorization`, it works.
     let mut request = dice_request("http://auth.test/sse", Some("never"));
     request["tools"][0]["headers"] = json!({"Authorization": format!("Bearer {GOOD_TOKEN}")});
     let body = post_ok(&endpoint, &request).await;
@@ -166,7 +166,7 @@ async fn an_unauthorized_mcp_server_gives_the_real_424_byte_for_byte() {
     let mut request = dice_request("http://auth.test/sse", Some("never"));
     request["stream"] = json!(true);
     let (status, text) = post(&endpoint, &request).await;
-    assert_eq!((status, text.as_str()), (424, SEED_424));
+    assert_eq!((status, text.as_str()), (424, GUIDE_424));
 }
 
 #[tokio::test]

@@ -8,6 +8,9 @@
 
 use std::time::Duration;
 
+#[path = "conformance_server/tasks.rs"]
+mod tasks;
+
 use clap::Parser;
 use mcp_proto::client_features::{CreateMessageParams, ElicitParams};
 use mcp_proto::listen::Change;
@@ -470,7 +473,7 @@ fn user(content: ContentBlock) -> PromptMessage {
 
 fn server() -> Result<McpServer, mcp_proto::Error> {
     let server = McpServer::builder("mcp-conformance-test-server").version("1.0.0");
-    let server = input_required_tools(notifying_tools(content_tools(server)));
+    let server = tasks::register(input_required_tools(notifying_tools(content_tools(server))));
     prompts(resources(server))
         .completion(|_| async { Ok(Completion::default()) })
         .build()

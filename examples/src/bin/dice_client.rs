@@ -1,10 +1,10 @@
-//! The seed's Python call in Rust: ask the Responses API to "Roll a few dice!" with the dice
-//! server as a remote `mcp` tool.
+//! The Python call of FastMCP's OpenAI integration guide, in Rust: ask the Responses API to
+//! "Roll a few dice!" with the dice server as a remote `mcp` tool.
 //!
 //! With `OPENAI_API_KEY` set and `--server-url` naming a public server, it calls OpenAI. Without,
 //! it runs the whole flow on this machine: the dice server and the local Responses endpoint
 //! start in-process. `--auth` protects the dice server with a bearer JWT and shows both the
-//! seed's 424 (no token) and the authorized call.
+//! guide's 424 (no token) and the authorized call.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::time::Duration;

@@ -1,10 +1,11 @@
-//! The seed's "Dice Roller" MCP server: `roll_dice(n_dice)` over legacy HTTP+SSE (`/sse`) and
-//! streamable HTTP (`/mcp`).
+//! The "Dice Roller" MCP server of FastMCP's OpenAI integration guide: `roll_dice(n_dice)` over
+//! legacy HTTP+SSE (`/sse`) and streamable HTTP (`/mcp`).
 //!
 //! Several replicas behind a load balancer share their sessions through Redis:
 //! `dice_server --port 8001 --redis redis://127.0.0.1:6379 --replica-id a` (the URL may also come
 //! from `MCP_REDIS_URL`). Any replica then serves any request of any session, over both
-//! transports, without sticky sessions. `--echo` adds the `echo(token)` tool.
+//! transports, without sticky sessions. `--echo` adds the `echo(token)` tool, `--slow` the
+//! `roll_dice_slowly(n_dice, seconds)` tool, a task for clients that ask.
 //!
 //! `dice_server --stdio` serves the same tools over stdin/stdout instead (newline-delimited
 //! JSON-RPC), the way desktop and IDE hosts start MCP servers; logs go to stderr.
@@ -29,6 +30,10 @@ struct Args {
     /// Also serve `echo(token: str) -> str` (the replica tests use it).
     #[arg(long)]
     echo: bool,
+    /// Also serve `roll_dice_slowly(n_dice, seconds)`, which runs as a task for clients that
+    /// ask (2026-07-28 `io.modelcontextprotocol/tasks`).
+    #[arg(long)]
+    slow: bool,
     /// Serve over stdin/stdout (newline-delimited JSON-RPC) instead of HTTP; exits when
     /// stdin closes.
     #[arg(long, conflicts_with = "stateless")]
@@ -60,7 +65,7 @@ async fn run() -> anyhow::Result<()> {
         stateless: args.stateless,
         ..ServerConfig::default()
     });
-    let service = mcp_examples::dice::server_with_echo(args.echo)?;
+    let service = mcp_examples::dice::server_with_tools(args.echo, args.slow)?;
     args.metrics.apply().await?;
     if args.stdio {
         mcp_stdio::StdioServer::new(service).serve_stdio().await?;

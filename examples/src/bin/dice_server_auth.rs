@@ -1,5 +1,6 @@
-//! The seed's authenticated "Dice Roller": a development RSA key pair, a token for audience
-//! `dice-server` printed at start, and every MCP route behind bearer-JWT verification.
+//! The authenticated "Dice Roller" of FastMCP's OpenAI integration guide: a development RSA
+//! key pair, a token for audience `dice-server` printed at start, and every MCP route behind
+//! bearer-JWT verification.
 //!
 //! Replicas share one key pair (`--private-key-file`, e.g. written by `jwt_tool mint`) and
 //! their sessions through Redis (`--redis URL` or `MCP_REDIS_URL`, `--replica-id`). A session
@@ -64,7 +65,7 @@ async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     args.metrics.apply().await?;
 
-    // Development and testing only, as in the seed: generate a key pair and mint a token.
+    // Development and testing only, as in the guide: generate a key pair and mint a token.
     let key_pair = match &args.private_key_file {
         Some(path) => RsaKeyPair::from_private_key_pem(&std::fs::read_to_string(path)?)?,
         None => RsaKeyPair::generate()?,
@@ -95,7 +96,7 @@ async fn run() -> anyhow::Result<()> {
     if let Some(path) = &args.public_key_file {
         std::fs::write(path, key_pair.public_key_pem())?;
     }
-    // The seed prints the token; do NOT do this in production.
+    // The guide prints the token; do NOT do this in production.
     println!("\n---\n\n🔑 Dice Roller access token:\n\n{access_token}\n\n---\n");
     println!(
         "Dice Roller MCP server (auth): http://{addr}/sse (legacy SSE), http://{addr}/mcp (streamable HTTP)"

@@ -20,6 +20,8 @@ use tokio::sync::Semaphore;
 use crate::calls::{self, CallFailure, Kind, Tally, token};
 use crate::raw::{self, RawClient};
 
+mod tasks;
+
 /// How long the call of the resumption check runs, in milliseconds.
 const RESUME_DELAY_MS: u32 = 700;
 /// Replicas in every cluster.

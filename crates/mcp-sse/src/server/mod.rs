@@ -11,6 +11,7 @@ mod resume;
 mod state;
 mod stateless;
 mod streamable;
+mod tasks;
 mod transport_error;
 
 use std::future::Future;
@@ -98,13 +99,20 @@ impl McpHttpServer {
     /// ```
     pub fn session_store(self, store: Arc<dyn SharedStore>) -> Self {
         let state = &self.state;
+        let new = ServerState::new(Arc::clone(&state.service), state.config.clone(), store);
+        new.set_task_store(state.task_host().store);
         Self {
-            state: Arc::new(ServerState::new(
-                Arc::clone(&state.service),
-                state.config.clone(),
-                store,
-            )),
+            state: Arc::new(new),
         }
+    }
+
+    /// Keeps task records (2026-07-28 `io.modelcontextprotocol/tasks`) in `store`, so that
+    /// any replica answers `tasks/get`, `tasks/update` and `tasks/cancel` for any task.
+    /// Without this call they live in this process, in a
+    /// [`mcp_proto::task::MemoryTaskStore`].
+    pub fn task_store(self, store: Arc<dyn mcp_proto::task::TaskStore>) -> Self {
+        self.state.set_task_store(store);
+        self
     }
 
     /// The session store: the one [`McpHttpServer::session_store`] set, else this process's

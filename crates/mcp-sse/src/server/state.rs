@@ -165,6 +165,8 @@ pub(crate) struct ServerState {
     shared_tasks: AtomicBool,
     /// Shared mode: sessions by server-request prefix, for answers from the client.
     routes: Routes,
+    /// Where tool calls run as tasks, and where their records live.
+    tasks: Mutex<mcp_proto::TaskHost>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -188,19 +190,39 @@ impl ServerState {
         config: ServerConfig,
         store: Arc<dyn SharedStore>,
     ) -> Self {
+        let shutdown = CancellationToken::new();
+        let tasks = crate::server::tasks::host(
+            Arc::new(mcp_proto::task::MemoryTaskStore::new()),
+            &config,
+            shutdown.clone(),
+        )
+        .with_replica(store.replica_id());
         Self {
             service,
             config,
             sessions: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(Instant::now()),
-            shutdown: CancellationToken::new(),
+            shutdown,
             draining: AtomicBool::new(false),
             calls: TaskTracker::new(),
             cancel_calls: CancellationToken::new(),
             store,
             shared_tasks: AtomicBool::new(false),
             routes: Arc::new(Mutex::new(HashMap::new())),
+            tasks: Mutex::new(tasks),
         }
+    }
+
+    /// Keeps task records in `store` from now on.
+    pub(crate) fn set_task_store(&self, store: Arc<dyn mcp_proto::task::TaskStore>) {
+        let mut host = lock(&self.tasks);
+        *host = crate::server::tasks::host(store, &self.config, self.shutdown.clone())
+            .with_replica(self.store.replica_id());
+    }
+
+    /// Where tool calls run as tasks.
+    pub(crate) fn task_host(&self) -> mcp_proto::TaskHost {
+        lock(&self.tasks).clone()
     }
 
     pub(crate) fn session_count(&self) -> usize {
@@ -703,12 +725,15 @@ impl ServerState {
         extensions: http::Extensions,
     ) -> BoxFuture<'static, Option<Message>> {
         let state = Arc::clone(self);
-        let (method, id, tool) = crate::server::observe::message_labels(&message);
+        let crate::metrics::MessageLabels { method, id, tool } =
+            crate::metrics::MessageLabels::of(&message);
         let transport = crate::server::observe::transport_of(&extensions, &self.config);
         let span = tracing::info_span!("mcp.message", transport, session = %SessionTag(session.id().unwrap_or("-")), %method, id = ?id.as_ref().map(ToString::to_string));
         Box::pin(
             async move {
                 let started = std::time::Instant::now();
+                let mut extensions = extensions;
+                extensions.insert(state.task_host());
                 let ctx = MessageContext::new(Arc::clone(&session))
                     .with_outbound(outbound)
                     .with_extensions(extensions);

@@ -90,6 +90,9 @@ fn check_request(headers: &HeaderMap, request: &Request) -> Result<ProtocolVersi
     let name_field = match request.method.as_str() {
         method::TOOLS_CALL | method::PROMPTS_GET => Some("name"),
         method::RESOURCES_READ => Some("uri"),
+        mcp_proto::task::TASKS_GET
+        | mcp_proto::task::TASKS_UPDATE
+        | mcp_proto::task::TASKS_CANCEL => Some("taskId"),
         _ => None,
     };
     if let Some(field) = name_field {

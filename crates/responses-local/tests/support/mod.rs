@@ -242,7 +242,7 @@ pub async fn post_ok(endpoint: &RunningEndpoint, body: &Value) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// The seed's request.
+/// The request of FastMCP's OpenAI integration guide.
 pub fn dice_request(url: &str, require_approval: Option<&str>) -> Value {
     let mut tool = json!({"type":"mcp","server_label":"dice_server","server_url": url});
     if let Some(policy) = require_approval {
@@ -261,7 +261,7 @@ pub fn item_types(response: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The seed's sentence for these values.
+/// The guide's sentence for these values.
 pub fn dice_sentence(values: &[i64]) -> String {
     let shown: Vec<String> = values.iter().map(i64::to_string).collect();
     let list = match shown.as_slice() {

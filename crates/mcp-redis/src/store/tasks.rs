@@ -1,0 +1,388 @@
+//! Task records in Redis (2026-07-28 `io.modelcontextprotocol/tasks`), so that any replica
+//! answers `tasks/get`, `tasks/update` and `tasks/cancel` for any task.
+//!
+//! - `mcp:task:<id>`: the record as JSON, expiring when the record says
+//!   ([`TaskRecord::expires_at_ms`]).
+//! - `mcp:tasks:subject:<subject>`: the ids of a subject's tasks, for its limit of unfinished
+//!   tasks (ended and expired ones are pruned when it creates one).
+//!
+//! A change is a compare-and-set: read, change in Rust, write if the record is still what was
+//! read (else read again). Reading an unfinished task checks its replica's heartbeat in
+//! `mcp:replicas`: when the lease ran out, the replica is taken for dead and the task is
+//! recorded as failed, so a task never stays "working" after its replica died; the failure is
+//! reported at most one heartbeat lease (three keep-alive ticks) after the last heartbeat.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use mcp_proto::BoxFuture;
+use mcp_proto::jsonrpc::ErrorObject;
+use mcp_proto::task::{TaskChange, TaskError, TaskEvent, TaskRecord, TaskStore, now_ms};
+use redis::Value;
+
+use super::{RedisStore, text};
+use crate::scripts::LuaScript;
+
+/// KEYS[1] task key, KEYS[2] the subject's task set. ARGV: record JSON, expiry (ms since the
+/// epoch), most unfinished tasks, task key prefix, task id, set TTL ms. Returns 1 created,
+/// 0 over the limit, -1 the id exists.
+const CREATE: &str = r"
+local active = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local raw = redis.call('GET', ARGV[4] .. id)
+  local live = false
+  if raw then
+    local t = cjson.decode(raw)
+    live = t.status == 'working' or t.status == 'input_required'
+  end
+  if live then active = active + 1 else redis.call('SREM', KEYS[2], id) end
+end
+if active >= tonumber(ARGV[3]) then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return -1 end
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return 1
+";
+
+/// KEYS[1] task key, KEYS[2] the live replicas. Returns nil, or {record JSON, 1 when its
+/// replica's heartbeat is current or it needs none, else 0}.
+const GET: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local t = cjson.decode(raw)
+local alive = 1
+if (t.status == 'working' or t.status == 'input_required') and type(t.owner) == 'string' then
+  local score = redis.call('ZSCORE', KEYS[2], t.owner)
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  if (not score) or tonumber(score) < now then alive = 0 end
+end
+return {raw, alive}
+";
+
+/// KEYS[1] task key. ARGV: the JSON read, the new JSON, its expiry (ms since the epoch).
+/// Returns 1 written, 0 changed meanwhile, -1 gone.
+const SWAP: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return -1 end
+if raw ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+";
+
+struct TaskScripts {
+    create: LuaScript,
+    get: LuaScript,
+    swap: LuaScript,
+}
+
+static SCRIPTS: LazyLock<TaskScripts> = LazyLock::new(|| TaskScripts {
+    create: LuaScript::new("task_create", CREATE),
+    get: LuaScript::new("task_get", GET),
+    swap: LuaScript::new("task_swap", SWAP),
+});
+
+/// Most compare-and-set attempts of one change before giving up.
+const MAX_ATTEMPTS: usize = 16;
+
+/// How often a waiting task looks for answers or a cancellation.
+const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+
+fn unavailable(e: impl std::fmt::Display) -> TaskError {
+    TaskError::Unavailable(e.to_string())
+}
+
+fn encode(record: &TaskRecord) -> Result<String, TaskError> {
+    serde_json::to_string(record).map_err(unavailable)
+}
+
+fn decode(raw: &str) -> Result<TaskRecord, TaskError> {
+    serde_json::from_str(raw).map_err(|e| unavailable(format!("malformed task record: {e}")))
+}
+
+/// The failure recorded for a task whose replica stopped.
+fn replica_died(owner: &str) -> TaskEvent {
+    TaskEvent::Fail(ErrorObject::internal(format!(
+        "the replica running this task ({owner}) stopped: its heartbeat lease ran out"
+    )))
+}
+
+impl RedisStore {
+    fn task_key(&self, id: &str) -> String {
+        format!("{}:task:{id}", self.config.key_prefix)
+    }
+
+    fn task_subject_key(&self, subject: Option<&str>) -> String {
+        format!(
+            "{}:tasks:subject:{}",
+            self.config.key_prefix,
+            subject.unwrap_or("")
+        )
+    }
+
+    async fn create_task(&self, record: TaskRecord, max_active: usize) -> Result<(), TaskError> {
+        let json = encode(&record)?;
+        let key = self.task_key(&record.task_id);
+        let set = self.task_subject_key(record.subject.as_deref());
+        let prefix = format!("{}:task:", self.config.key_prefix);
+        let set_ttl = record.ttl_ms.saturating_add(record.run_limit_ms).max(1);
+        let answer = self
+            .eval(
+                &SCRIPTS.create,
+                &[&key, &set],
+                &[
+                    &json,
+                    &record.expires_at_ms().to_string(),
+                    &max_active.to_string(),
+                    &prefix,
+                    &record.task_id,
+                    &set_ttl.to_string(),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        match answer {
+            Value::Int(1) => Ok(()),
+            Value::Int(0) => Err(TaskError::TooManyTasks { limit: max_active }),
+            other => Err(unavailable(format!(
+                "task {} not created: {other:?}",
+                record.task_id
+            ))),
+        }
+    }
+
+    /// The record as stored (its JSON) and whether its replica still lives.
+    async fn read_task(&self, id: &str) -> Result<Option<(String, bool)>, TaskError> {
+        let key = self.task_key(id);
+        let answer = self
+            .eval(&SCRIPTS.get, &[&key, &self.replicas_key], &[])
+            .await
+            .map_err(unavailable)?;
+        match answer {
+            Value::Nil => Ok(None),
+            Value::Array(items) if items.len() == 2 => {
+                let raw = text(&items[0]).ok_or_else(|| unavailable("malformed task answer"))?;
+                Ok(Some((raw, !matches!(items[1], Value::Int(0)))))
+            }
+            other => Err(unavailable(format!("unexpected task answer: {other:?}"))),
+        }
+    }
+
+    /// Applies `change` with compare-and-set; `None` when the task is gone.
+    async fn swap_task(
+        &self,
+        id: &str,
+        change: TaskChange<'_>,
+    ) -> Result<Option<TaskRecord>, TaskError> {
+        let key = self.task_key(id);
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((raw, _)) = self.read_task(id).await? else {
+                return Ok(None);
+            };
+            let mut record = decode(&raw)?;
+            change(&mut record)?;
+            let json = encode(&record)?;
+            let expiry = record.expires_at_ms().to_string();
+            let answer = self
+                .eval(&SCRIPTS.swap, &[&key], &[&raw, &json, &expiry])
+                .await
+                .map_err(unavailable)?;
+            match answer {
+                Value::Int(1) => return Ok(Some(record)),
+                Value::Int(-1) => return Ok(None),
+                _ => continue,
+            }
+        }
+        Err(unavailable(format!(
+            "task {id} kept changing; gave up after {MAX_ATTEMPTS} attempts"
+        )))
+    }
+
+    async fn get_task(
+        &self,
+        id: &str,
+        subject: Option<&str>,
+    ) -> Result<Option<TaskRecord>, TaskError> {
+        let Some((raw, alive)) = self.read_task(id).await? else {
+            return Ok(None);
+        };
+        let record = decode(&raw)?;
+        if record.subject.as_deref() != subject {
+            return Ok(None);
+        }
+        if alive {
+            return Ok(Some(record));
+        }
+        let owner = record.owner.clone().unwrap_or_default();
+        tracing::warn!(task = %id, replica = %owner, "the replica running a task stopped; the task failed");
+        let died = replica_died(&owner);
+        // Another reader may have recorded it first, or the task may have just ended: both
+        // leave the record as it should be.
+        let failed = self
+            .swap_task(id, &|r: &mut TaskRecord| {
+                if r.status.is_terminal() {
+                    return Ok(());
+                }
+                r.apply(died.clone(), now_ms())
+            })
+            .await?;
+        Ok(failed)
+    }
+}
+
+impl TaskStore for RedisStore {
+    fn create(
+        &self,
+        record: TaskRecord,
+        max_active: usize,
+    ) -> BoxFuture<'_, Result<(), TaskError>> {
+        Box::pin(self.create_task(record, max_active))
+    }
+
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+        subject: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<TaskRecord>, TaskError>> {
+        Box::pin(self.get_task(id, subject))
+    }
+
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        change: TaskChange<'a>,
+    ) -> BoxFuture<'a, Result<TaskRecord, TaskError>> {
+        Box::pin(async move {
+            self.swap_task(id, change)
+                .await?
+                .ok_or_else(|| TaskError::NotFound(id.to_owned()))
+        })
+    }
+
+    /// Redis tells no one of a change here: the watcher looks again after a short interval.
+    fn watch(&self, _id: &str) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(WATCH_INTERVAL))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use mcp_proto::task::{TaskEvent, TaskRecord, TaskStatus, TaskStore, now_ms};
+    use mcp_sse::store::ReplicaBus;
+    use serde_json::json;
+
+    use crate::test_redis::TestRedis;
+    use crate::{RedisConfig, RedisStore};
+
+    async fn replica(redis: &TestRedis, name: &str) -> RedisStore {
+        RedisStore::connect(RedisConfig::new(redis.url()).replica_id(name))
+            .await
+            .unwrap()
+    }
+
+    fn record(id: &str, subject: &str, owner: &str) -> TaskRecord {
+        let mut r = TaskRecord::new(id, Some(subject.into()), now_ms(), 60_000, 100);
+        r.owner = Some(owner.into());
+        r.run_limit_ms = 60_000;
+        r
+    }
+
+    #[tokio::test]
+    async fn any_replica_reads_and_changes_a_task_and_the_limit_counts_unfinished_ones() {
+        let redis = TestRedis::start();
+        let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+        a.heartbeat(Duration::from_secs(30)).await.unwrap();
+        a.create(record("t1", "alice", "a"), 2).await.unwrap();
+        a.create(record("t2", "alice", "a"), 2).await.unwrap();
+        assert_eq!(
+            b.create(record("t3", "alice", "b"), 2).await,
+            Err(mcp_proto::task::TaskError::TooManyTasks { limit: 2 })
+        );
+        assert!(b.get("t1", Some("bob")).await.unwrap().is_none());
+        let seen = b.get("t1", Some("alice")).await.unwrap().unwrap();
+        assert_eq!(seen.status, TaskStatus::Working);
+        let ask = TaskEvent::AskInput {
+            key: "k".into(),
+            request: json!({"method": "elicitation/create"}),
+        };
+        a.update("t1", &|r| r.apply(ask.clone(), now_ms()))
+            .await
+            .unwrap();
+        let answer = TaskEvent::Answer(
+            [("k".to_owned(), json!({"action": "accept"}))]
+                .into_iter()
+                .collect(),
+        );
+        let answered = b
+            .update("t1", &|r| r.apply(answer.clone(), now_ms()))
+            .await
+            .unwrap();
+        assert_eq!(answered.status, TaskStatus::Working);
+        assert_eq!(answered.input_responses["k"], json!({"action": "accept"}));
+        b.update("t2", &|r| r.apply(TaskEvent::Cancel, now_ms()))
+            .await
+            .unwrap();
+        // An ended task frees its place and stays readable.
+        b.create(record("t3", "alice", "b"), 2).await.unwrap();
+        assert_eq!(
+            a.get("t2", Some("alice")).await.unwrap().unwrap().status,
+            TaskStatus::Cancelled
+        );
+        assert_eq!(
+            a.update("nope", &|_| Ok(())).await,
+            Err(mcp_proto::task::TaskError::NotFound("nope".into()))
+        );
+        let ended = a
+            .update("t2", &|r| r.apply(TaskEvent::Complete(json!({})), now_ms()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            ended.to_string(),
+            "task t2 is cancelled and takes no more changes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_whose_replica_stops_beating_is_reported_failed_within_its_lease() {
+        let redis = TestRedis::start();
+        let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+        let lease = Duration::from_millis(300);
+        a.heartbeat(lease).await.unwrap();
+        let beat = Instant::now();
+        a.create(record("t", "alice", "a"), 8).await.unwrap();
+        assert_eq!(
+            b.get("t", Some("alice")).await.unwrap().unwrap().status,
+            TaskStatus::Working
+        );
+        // Replica a stops beating (as if killed): b reports the task failed once the lease ran out.
+        let failed = loop {
+            let t = b.get("t", Some("alice")).await.unwrap().unwrap();
+            if t.status != TaskStatus::Working || beat.elapsed() > Duration::from_secs(5) {
+                break t;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let took = beat.elapsed();
+        assert_eq!(failed.status, TaskStatus::Failed);
+        assert!(
+            took >= lease && took < lease + Duration::from_millis(500),
+            "{took:?}"
+        );
+        let error = failed.error.unwrap();
+        assert_eq!(error.code, -32603);
+        assert_eq!(
+            error.message,
+            "Internal error: the replica running this task (a) stopped: its heartbeat lease ran out"
+        );
+        // A task whose replica beats stays working.
+        b.heartbeat(Duration::from_secs(30)).await.unwrap();
+        b.create(record("live", "alice", "b"), 8).await.unwrap();
+        tokio::time::sleep(lease).await;
+        assert_eq!(
+            a.get("live", Some("alice")).await.unwrap().unwrap().status,
+            TaskStatus::Working
+        );
+    }
+}
