@@ -430,13 +430,13 @@ impl Run {
             }
         };
         let answer = Expect::Checked(|out| {
-            let dice = checks::check_dice_answer(out)?;
+            let dice = checks::check_seed_answer(out)?;
             Ok(format!("{} (dice {dice:?})", out.trim()))
         });
         let seed = with_env(self.python_script("openai_seed.py"), &plain_url, None);
         self.scenario("openai/seed-script", seed, answer);
         let answer = Expect::Checked(|out| {
-            let dice = checks::check_dice_answer(out)?;
+            let dice = checks::check_seed_answer(out)?;
             Ok(format!("{} (dice {dice:?})", out.trim()))
         });
         let seed = with_env(

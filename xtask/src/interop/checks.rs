@@ -131,6 +131,22 @@ pub fn check_dice_answer(stdout: &str) -> anyhow::Result<Vec<u8>> {
     Ok(dice)
 }
 
+/// Dice the local Responses endpoint's deterministic model asks for when the prompt is the
+/// guide's "Roll a few dice!" (`roll_dice({"n_dice":3})`).
+pub const SEED_DICE: usize = 3;
+
+/// Checks the guide's script answer from our local endpoint: the dice answer with exactly
+/// [`SEED_DICE`] dice. Returns the dice.
+pub fn check_seed_answer(stdout: &str) -> anyhow::Result<Vec<u8>> {
+    let dice = check_dice_answer(stdout)?;
+    ensure!(
+        dice.len() == SEED_DICE,
+        "the model asked for {SEED_DICE} dice but the answer has {}: {dice:?}",
+        dice.len()
+    );
+    Ok(dice)
+}
+
 /// Checks `jwt_tool verify`'s JSON line: accepted, with the expected subject.
 pub fn check_verified_identity(stdout: &str, subject: &str) -> anyhow::Result<String> {
     let identity: Value = serde_json::from_str(stdout.trim())
@@ -287,6 +303,17 @@ mod tests {
         assert_eq!(
             check_dice_answer("").unwrap_err().to_string(),
             "the script printed nothing"
+        );
+    }
+
+    #[test]
+    fn the_seed_answer_has_the_dice_the_model_asked_for() {
+        let three = "You rolled 3 dice and got the following results: 6, 4, and 2!";
+        assert_eq!(check_seed_answer(three).unwrap(), vec![6, 4, 2]);
+        let four = "You rolled 4 dice and got the following results: 6, 4, 1, and 2!";
+        assert_eq!(
+            check_seed_answer(four).unwrap_err().to_string(),
+            "the model asked for 3 dice but the answer has 4: [6, 4, 1, 2]"
         );
     }
 
