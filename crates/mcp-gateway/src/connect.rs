@@ -191,7 +191,7 @@ impl RemoteServer {
                     ErrorObject::internal(format!(
                         "cannot connect to {}: {}",
                         self.inner.config.url,
-                        crate::supervisor::error_chain(&e)
+                        mcp_proto::error_chain(&e)
                     ))
                 })
             })
@@ -267,7 +267,7 @@ fn remote_error(error: mcp_sse::Error) -> ErrorObject {
         mcp_sse::Error::Protocol(mcp_proto::Error::Rpc(e)) => e,
         other => ErrorObject::internal(format!(
             "the remote MCP server failed: {}",
-            crate::supervisor::error_chain(&other)
+            mcp_proto::error_chain(&other)
         )),
     }
 }

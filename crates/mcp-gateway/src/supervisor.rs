@@ -177,7 +177,7 @@ async fn run_once(
     let upstream = tokio::select! {
         started = start => match started {
             Ok(upstream) => upstream,
-            Err(error) => return RunEnd::Exited(error_chain(&error)),
+            Err(error) => return RunEnd::Exited(mcp_proto::error_chain(&error)),
         },
         () = stop.cancelled() => return RunEnd::Stopped,
     };
@@ -201,18 +201,6 @@ async fn run_once(
     } else {
         RunEnd::Exited(reason)
     }
-}
-
-/// An error and its causes on one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
