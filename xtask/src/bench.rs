@@ -3,7 +3,7 @@
 //!
 //! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`,
 //! see [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load
-//! generator ([`load`], [`client`]): for 1 and 32 sessions, each on its own keep-alive
+//! generator ([`mcp_loadgen`]): for 1 and 32 sessions, each on its own keep-alive
 //! connection (two for legacy SSE), a closed loop of `tools/call roll_dice {"n_dice":3}` with a
 //! warm-up and a measured window, in the order echo, streamable, legacy SSE, streamable with
 //! auth, streamable with JSON responses, so that ratios compare neighbouring measurements.
@@ -28,10 +28,8 @@
 //! and `--replicated only` runs nothing else, e.g.
 //! `cargo xtask bench --replicated only --quick` (about a minute).
 
-mod client;
 mod gateway;
 mod idle;
-mod load;
 mod redis_monitor;
 mod replicated;
 mod server;
@@ -44,7 +42,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use load::{PhaseResult, Timing, Transport};
+use mcp_loadgen::{Phase, PhaseResult, Target, Timing, ToolCall};
 use mcp_stack_tests::process::{self, BackgroundProcess};
 use server::Mode;
 
@@ -339,6 +337,11 @@ fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The call every phase repeats: `tools/call roll_dice {"n_dice":3}`.
+fn dice_call() -> ToolCall {
+    ToolCall::new("roll_dice", serde_json::json!({"n_dice": 3}))
+}
+
 /// A measured server process.
 #[derive(Debug)]
 struct ServerProcess {
@@ -385,7 +388,7 @@ struct Row {
     key: &'static str,
     label: &'static str,
     server: ServerSlot,
-    transport: Transport,
+    target: Target,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,43 +407,49 @@ const ROWS: [Row; 7] = [
         key: "echo",
         label: "echo (ceiling)",
         server: ServerSlot::Echo,
-        transport: Transport::Echo,
+        target: Target::Echo {
+            path: server::ECHO_PATH,
+        },
     },
     Row {
         key: "streamable",
         label: "streamable",
         server: ServerSlot::Dice,
-        transport: Transport::Streamable,
+        target: Target::Streamable,
     },
     Row {
         key: "sse",
         label: "legacy SSE",
         server: ServerSlot::Dice,
-        transport: Transport::LegacySse,
+        target: Target::LegacySse,
     },
     Row {
         key: "auth",
         label: "streamable + auth",
         server: ServerSlot::DiceAuth,
-        transport: Transport::Streamable,
+        target: Target::Streamable,
     },
     Row {
         key: "json",
         label: "streamable, JSON responses",
         server: ServerSlot::DiceJson,
-        transport: Transport::Streamable,
+        target: Target::Streamable,
     },
     Row {
         key: "echo-sse",
         label: "echo as one SSE event",
         server: ServerSlot::Echo,
-        transport: Transport::EchoSse,
+        target: Target::Echo {
+            path: server::ECHO_SSE_PATH,
+        },
     },
     Row {
         key: "echo-sse-stream",
         label: "echo as chunked SSE stream",
         server: ServerSlot::Echo,
-        transport: Transport::EchoSseStream,
+        target: Target::Echo {
+            path: server::ECHO_SSE_STREAM_PATH,
+        },
     },
 ];
 
@@ -556,30 +565,30 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
 
     let mut results: BTreeMap<(usize, usize), Vec<PhaseResult>> = BTreeMap::new();
     let mut failed = false;
+    let call = dice_call();
     for run in 1..=plan.runs {
         for &sessions in &plan.sessions {
             for &index in &plan.rows {
                 let row = &ROWS[index];
                 let server = servers.get(row.server);
                 let token = (row.server == ServerSlot::DiceAuth).then_some(token.as_str());
-                let outcome = load::run_phase(
-                    row.transport,
-                    server.addr,
+                let phase = Phase {
+                    target: row.target,
+                    addr: server.addr,
                     sessions,
                     token,
-                    &[server.pid()],
-                    plan.timing,
-                )
-                .await;
+                    call: &call,
+                    timing: plan.timing,
+                };
+                let outcome = phase.run(&[server.pid()]).await;
                 let result = match outcome {
                     Ok(result) => result,
                     Err(error) => {
                         for s in servers.all_mut() {
                             s.process.print_log();
                         }
-                        return Err(
-                            error.context(format!("{} with {sessions} session(s)", row.label))
-                        );
+                        return Err(anyhow::Error::new(error)
+                            .context(format!("{} with {sessions} session(s)", row.label)));
                     }
                 };
                 eprintln!(
@@ -612,12 +621,7 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
 
     let medians: BTreeMap<(usize, usize), PhaseResult> = results
         .iter()
-        .map(|(key, runs)| {
-            let mut sorted = runs.clone();
-            sorted.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
-            let median = sorted.swap_remove(sorted.len() / 2);
-            (*key, median)
-        })
+        .filter_map(|(key, runs)| Some((*key, PhaseResult::median_by_rate(runs)?)))
         .collect();
     let ratios = Ratios { runs: &results };
     let missed = report(plan, &medians, &ratios, idle.as_ref());

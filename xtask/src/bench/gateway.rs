@@ -14,8 +14,9 @@ use std::time::Duration;
 use anyhow::Context;
 use mcp_stack_tests::process::{self, BackgroundProcess};
 
-use super::load::{self, PhaseResult, Transport};
-use super::{Plan, log_dir, millis};
+use mcp_loadgen::{Phase, PhaseResult, Target};
+
+use super::{Plan, dice_call, log_dir, millis};
 
 /// The release binaries the row needs (built by the debug xtask before it starts the
 /// release one).
@@ -121,20 +122,23 @@ pub async fn measure(plan: &Plan, bin_dir: &Path) -> anyhow::Result<bool> {
     ];
     let mut failed = false;
     let mut rows: Vec<(usize, [PhaseResult; 3])> = Vec::new();
+    let call = dice_call();
     for &sessions in &plan.sessions {
         let mut results = Vec::new();
         for (i, server) in servers.iter().enumerate() {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[i]));
-            let result = load::run_phase(
-                Transport::Streamable,
+            let phase = Phase {
+                target: Target::Streamable,
                 addr,
                 sessions,
-                None,
-                &[server.id()],
-                plan.timing,
-            )
-            .await
-            .with_context(|| format!("{} with {sessions} session(s)", WAYS[i]))?;
+                token: None,
+                call: &call,
+                timing: plan.timing,
+            };
+            let result = phase
+                .run(&[server.id()])
+                .await
+                .with_context(|| format!("{} with {sessions} session(s)", WAYS[i]))?;
             eprintln!(
                 "  {:<28} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
                 WAYS[i],
