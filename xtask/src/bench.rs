@@ -191,22 +191,7 @@ impl Plan {
                 }
             );
         }
-        let mut rows = Vec::new();
-        let none = args.rows.iter().any(|name| name == "none");
-        for name in args.rows.iter().filter(|name| *name != "none") {
-            match ROWS.iter().position(|row| row.key == name.as_str()) {
-                Some(index) if !rows.contains(&index) => rows.push(index),
-                Some(_) => {}
-                None => bail!(
-                    "--rows takes {}, none; not {name:?}",
-                    ROWS.map(|row| row.key).join(", ")
-                ),
-            }
-        }
-        if rows.is_empty() && !none {
-            rows = (0..DEFAULT_ROWS).collect();
-        }
-        rows.sort_unstable();
+        let rows = rows_to_measure(&args.rows)?;
         Ok(Self {
             timing: Timing {
                 warmup,
@@ -245,6 +230,27 @@ impl Plan {
     fn may_run_replicated(&self) -> bool {
         self.replicated != ReplicatedWhen::No
     }
+}
+
+/// The indexes into [`ROWS`] that `--rows` names, sorted (the default rows when it names none).
+fn rows_to_measure(names: &[String]) -> anyhow::Result<Vec<usize>> {
+    let mut rows = Vec::new();
+    let none = names.iter().any(|name| name == "none");
+    for name in names.iter().filter(|name| *name != "none") {
+        match ROWS.iter().position(|row| row.key == name.as_str()) {
+            Some(index) if !rows.contains(&index) => rows.push(index),
+            Some(_) => {}
+            None => bail!(
+                "--rows takes {}, none; not {name:?}",
+                ROWS.map(|row| row.key).join(", ")
+            ),
+        }
+    }
+    if rows.is_empty() && !none {
+        rows = (0..DEFAULT_ROWS).collect();
+    }
+    rows.sort_unstable();
+    Ok(rows)
 }
 
 /// Runs the command: serves (the hidden `serve`), rebuilds in release mode, or benchmarks.
@@ -461,6 +467,29 @@ struct Servers {
 }
 
 impl Servers {
+    /// Starts the four servers; returns them with a token the `dice-auth` server accepts.
+    fn start(plan: &Plan) -> anyhow::Result<(Self, String)> {
+        let key_pair =
+            mcp_auth::RsaKeyPair::generate().context("generating the development key")?;
+        let token = key_pair
+            .create_token()
+            .audience(server::AUDIENCE)
+            .lifetime(Duration::from_secs(24 * 3600))
+            .sign()?;
+        let public_key = log_dir().join("dice-auth-public-key.pem");
+        std::fs::write(&public_key, key_pair.public_key_pem())
+            .with_context(|| format!("writing {}", public_key.display()))?;
+        let public_key = public_key.to_string_lossy().into_owned();
+        let auth_args = ["--public-key", public_key.as_str()];
+        let servers = Servers {
+            echo: ServerProcess::start("echo", Mode::Echo, &[], plan)?,
+            dice: ServerProcess::start("dice", Mode::Dice, &[], plan)?,
+            dice_auth: ServerProcess::start("dice-auth", Mode::DiceAuth, &auth_args, plan)?,
+            dice_json: ServerProcess::start("dice-json", Mode::Dice, &["--json-response"], plan)?,
+        };
+        Ok((servers, token))
+    }
+
     fn get(&self, slot: ServerSlot) -> &ServerProcess {
         match slot {
             ServerSlot::Echo => &self.echo,
@@ -523,31 +552,13 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One result per run for each (row, sessions).
+type RunResults = BTreeMap<(usize, usize), Vec<PhaseResult>>;
+
 /// The transport rows and the idle sessions; says whether calls failed and how many targets
 /// were missed.
 async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
-    let key_pair = mcp_auth::RsaKeyPair::generate().context("generating the development key")?;
-    let token = key_pair
-        .create_token()
-        .audience(server::AUDIENCE)
-        .lifetime(Duration::from_secs(24 * 3600))
-        .sign()?;
-    let public_key = log_dir().join("dice-auth-public-key.pem");
-    std::fs::write(&public_key, key_pair.public_key_pem())
-        .with_context(|| format!("writing {}", public_key.display()))?;
-    let public_key = public_key.to_string_lossy().into_owned();
-
-    let mut servers = Servers {
-        echo: ServerProcess::start("echo", Mode::Echo, &[], plan)?,
-        dice: ServerProcess::start("dice", Mode::Dice, &[], plan)?,
-        dice_auth: ServerProcess::start(
-            "dice-auth",
-            Mode::DiceAuth,
-            &["--public-key", &public_key],
-            plan,
-        )?,
-        dice_json: ServerProcess::start("dice-json", Mode::Dice, &["--json-response"], plan)?,
-    };
+    let (servers, token) = Servers::start(plan)?;
     eprintln!(
         "xtask bench (pid {}): {}; warm-up {:?}, {:?} measured per phase, {} run(s); load average {}; logs in {}",
         std::process::id(),
@@ -562,8 +573,24 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
         load_average(),
         log_dir().display()
     );
+    let (results, failed) = measure_rows(plan, servers, &token).await?;
+    let idle = if plan.idle_sessions > 0 {
+        Some(idle_phase(plan).await?)
+    } else {
+        None
+    };
+    let ratios = Ratios { runs: &results };
+    let missed = report(plan, &medians(&results), &ratios, idle.as_ref());
+    Ok((failed, missed))
+}
 
-    let mut results: BTreeMap<(usize, usize), Vec<PhaseResult>> = BTreeMap::new();
+/// Every row of the plan at every session count, `plan.runs` times; says whether calls failed.
+async fn measure_rows(
+    plan: &Plan,
+    mut servers: Servers,
+    token: &str,
+) -> anyhow::Result<(RunResults, bool)> {
+    let mut results = RunResults::new();
     let mut failed = false;
     let call = dice_call();
     for run in 1..=plan.runs {
@@ -571,17 +598,15 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
             for &index in &plan.rows {
                 let row = &ROWS[index];
                 let server = servers.get(row.server);
-                let token = (row.server == ServerSlot::DiceAuth).then_some(token.as_str());
                 let phase = Phase {
                     target: row.target,
                     addr: server.addr,
                     sessions,
-                    token,
+                    token: (row.server == ServerSlot::DiceAuth).then_some(token),
                     call: &call,
                     timing: plan.timing,
                 };
-                let outcome = phase.run(&[server.pid()]).await;
-                let result = match outcome {
+                let result = match phase.run(&[server.pid()]).await {
                     Ok(result) => result,
                     Err(error) => {
                         for s in servers.all_mut() {
@@ -591,17 +616,10 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
                             .context(format!("{} with {sessions} session(s)", row.label)));
                     }
                 };
+                let line = phase_line(&result);
                 eprintln!(
-                    "  run {run}: {:<28} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
-                    row.label,
-                    sessions,
-                    result.rps(),
-                    millis(result.p50),
-                    millis(result.p99),
-                    match &result.first_error {
-                        Some(error) => format!(" ({} errors; first: {error})", result.errors),
-                        None => String::new(),
-                    }
+                    "  run {run}: {:<28} {sessions:>4} session(s): {line}",
+                    row.label
                 );
                 failed |= result.errors > 0;
                 results.entry((index, sessions)).or_default().push(result);
@@ -611,21 +629,29 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
             s.process.ensure_running()?;
         }
     }
-    drop(servers);
+    Ok((results, failed))
+}
 
-    let idle = if plan.idle_sessions > 0 {
-        Some(idle_phase(plan).await?)
-    } else {
-        None
-    };
-
-    let medians: BTreeMap<(usize, usize), PhaseResult> = results
+/// The run with the median rate of each row.
+fn medians(results: &RunResults) -> BTreeMap<(usize, usize), PhaseResult> {
+    results
         .iter()
         .filter_map(|(key, runs)| Some((*key, PhaseResult::median_by_rate(runs)?)))
-        .collect();
-    let ratios = Ratios { runs: &results };
-    let missed = report(plan, &medians, &ratios, idle.as_ref());
-    Ok((failed, missed))
+        .collect()
+}
+
+/// `req/s p50 p99 (errors)` of a phase, for the progress lines.
+fn phase_line(result: &PhaseResult) -> String {
+    format!(
+        "{:>9.0} req/s p50 {} p99 {}{}",
+        result.rps(),
+        millis(result.p50),
+        millis(result.p99),
+        match &result.first_error {
+            Some(error) => format!(" ({} errors; first: {error})", result.errors),
+            None => String::new(),
+        }
+    )
 }
 
 async fn idle_phase(plan: &Plan) -> anyhow::Result<idle::IdleReport> {

@@ -342,7 +342,7 @@ impl RoundTrips {
 /// What the replicated run measured.
 pub struct ReplicatedReport {
     /// Throughput phases per (row, sessions), one per run.
-    results: std::collections::BTreeMap<(usize, usize), Vec<PhaseResult>>,
+    results: super::RunResults,
     /// Round trips per scenario (or why the scenario failed).
     round_trips: Vec<(Scenario, usize, anyhow::Result<RoundTrips>)>,
     /// Calls that failed in the throughput phases.
@@ -364,16 +364,32 @@ pub async fn measure(
         Store::Redis.label(),
         super::load_average()
     );
-    let mut results: std::collections::BTreeMap<(usize, usize), Vec<PhaseResult>> =
-        std::collections::BTreeMap::new();
+    let (results, failed) = measure_rates(plan, &mut memory, &mut redis).await?;
+    drop(memory);
+    let round_trips = measure_round_trips(plan, &redis).await;
+    redis.ensure_running()?;
+    Ok(ReplicatedReport {
+        results,
+        round_trips,
+        failed,
+    })
+}
+
+/// The throughput rows on both deployments, `plan.runs` times; says whether calls failed.
+async fn measure_rates(
+    plan: &Plan,
+    memory: &mut Deployment,
+    redis: &mut Deployment,
+) -> anyhow::Result<(super::RunResults, bool)> {
+    let mut results = super::RunResults::new();
     let mut failed = false;
     let call = super::dice_call();
     for run in 1..=plan.runs {
         for &sessions in &plan.sessions {
             for (index, row) in ROWS.iter().enumerate() {
                 let deployment = match row.store {
-                    Store::Memory => &memory,
-                    Store::Redis => &redis,
+                    Store::Memory => &*memory,
+                    Store::Redis => &*redis,
                 };
                 let phase = Phase {
                     target: row.transport,
@@ -383,31 +399,17 @@ pub async fn measure(
                     call: &call,
                     timing: plan.timing,
                 };
-                let outcome = phase.run_grouped(&deployment.serving_groups()).await;
-                let result = match outcome {
+                let what = format!("{} on {}", row.transport.name(), row.store.label());
+                let result = match phase.run_grouped(&deployment.serving_groups()).await {
                     Ok(result) => result,
                     Err(error) => {
                         deployment.print_logs();
-                        return Err(anyhow::Error::new(error).context(format!(
-                            "{} on {} with {sessions} session(s)",
-                            row.transport.name(),
-                            row.store.label()
-                        )));
+                        return Err(anyhow::Error::new(error)
+                            .context(format!("{what} with {sessions} session(s)")));
                     }
                 };
-                eprintln!(
-                    "  run {run}: {:<11} {:<22} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
-                    row.transport.name(),
-                    row.store.label(),
-                    sessions,
-                    result.rps(),
-                    super::millis(result.p50),
-                    super::millis(result.p99),
-                    match &result.first_error {
-                        Some(error) => format!(" ({} errors; first: {error})", result.errors),
-                        None => String::new(),
-                    }
-                );
+                let line = super::phase_line(&result);
+                eprintln!("  run {run}: {what:<37} {sessions:>4} session(s): {line}");
                 failed |= result.errors > 0;
                 results.entry((index, sessions)).or_default().push(result);
             }
@@ -415,8 +417,14 @@ pub async fn measure(
         memory.ensure_running()?;
         redis.ensure_running()?;
     }
-    drop(memory);
+    Ok((results, failed))
+}
 
+/// Every round-trip scenario at every session count (a failed one is reported, not fatal).
+async fn measure_round_trips(
+    plan: &Plan,
+    redis: &Deployment,
+) -> Vec<(Scenario, usize, anyhow::Result<RoundTrips>)> {
     let total_calls: usize = if plan.timing.duration >= Duration::from_secs(5) {
         10_000
     } else {
@@ -426,7 +434,7 @@ pub async fn measure(
     for &sessions in &plan.sessions {
         let per_session = (total_calls / sessions).max(10);
         for scenario in SCENARIOS {
-            let outcome = count_round_trips(&redis, scenario, sessions, per_session, plan).await;
+            let outcome = count_round_trips(redis, scenario, sessions, per_session, plan).await;
             match &outcome {
                 Ok(figures) => eprintln!(
                     "  round trips: {:<46} {:>4} session(s): {:.3} per call on the request path + {:.3} delivery reads ({}; {} calls in {:.2} s; background over {:.2} s idle)",
@@ -447,12 +455,7 @@ pub async fn measure(
             round_trips.push((scenario, sessions, outcome));
         }
     }
-    redis.ensure_running()?;
-    Ok(ReplicatedReport {
-        results,
-        round_trips,
-        failed,
-    })
+    round_trips
 }
 
 async fn open_scenario_session(
@@ -552,12 +555,7 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
     let ratios = Ratios {
         runs: &report.results,
     };
-    let medians: std::collections::BTreeMap<(usize, usize), PhaseResult> = report
-        .results
-        .iter()
-        .filter_map(|(key, runs)| Some((*key, PhaseResult::median_by_rate(runs)?)))
-        .collect();
-    print_rates(plan, &medians, &ratios);
+    print_rates(plan, &super::medians(&report.results), &ratios);
     print_round_trips(report);
     round_trip_verdicts(report)
 }
@@ -638,6 +636,15 @@ fn print_rates(
         }
     }
     println!();
+    print_rate_summaries(plan, medians, ratios);
+}
+
+/// One line per replicated row: its figures beside the in-memory row's, and the ratio.
+fn print_rate_summaries(
+    plan: &Plan,
+    medians: &std::collections::BTreeMap<(usize, usize), PhaseResult>,
+    ratios: &Ratios<'_>,
+) {
     for &sessions in &plan.sessions {
         for (index, row) in ROWS.iter().enumerate() {
             if row.store != Store::Redis {
