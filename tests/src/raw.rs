@@ -138,6 +138,11 @@ impl RawClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|e| panic!("building the test HTTP client: {e}"));
+        Self::with_http(http)
+    }
+
+    /// A client on `http`'s connection pool (and its settings), speaking [`VERSION`].
+    pub fn with_http(http: reqwest::Client) -> Self {
         Self {
             http,
             version: VERSION,
