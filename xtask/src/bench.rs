@@ -281,44 +281,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Builds `xtask` (and for the replicated part `dice_server`) in release mode and runs it with
 /// the same arguments.
 fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
-    let mut build = process::cargo();
-    build.current_dir(mcp_stack_tests::workspace_root()).args([
-        "build",
-        "--release",
-        "--quiet",
-        "--package",
-        "xtask",
-    ]);
-    eprintln!("xtask bench: {}", process::describe(&build));
-    process::run_checked(build)?;
+    build_release("xtask", None)?;
     if plan.may_run_replicated() {
-        let mut build = process::cargo();
-        build.current_dir(mcp_stack_tests::workspace_root()).args([
-            "build",
-            "--release",
-            "--quiet",
-            "--package",
-            "mcp-examples",
-            "--bin",
-            replicated::DICE_SERVER,
-        ]);
-        eprintln!("xtask bench: {}", process::describe(&build));
-        process::run_checked(build)?;
+        build_release("mcp-examples", Some(replicated::DICE_SERVER))?;
     }
     if plan.gateway {
         for (package, bin) in gateway::BINARIES {
-            let mut build = process::cargo();
-            build.current_dir(mcp_stack_tests::workspace_root()).args([
-                "build",
-                "--release",
-                "--quiet",
-                "--package",
-                package,
-                "--bin",
-                bin,
-            ]);
-            eprintln!("xtask bench: {}", process::describe(&build));
-            process::run_checked(build)?;
+            build_release(package, Some(bin))?;
         }
     }
     let exe = std::env::current_exe().context("locating the xtask binary")?;
@@ -346,6 +315,18 @@ fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
 /// The call every phase repeats: `tools/call roll_dice {"n_dice":3}`.
 fn dice_call() -> ToolCall {
     ToolCall::new("roll_dice", serde_json::json!({"n_dice": 3}))
+}
+
+/// `cargo build --release` of `package` (only its binary `bin` when given).
+fn build_release(package: &str, bin: Option<&str>) -> anyhow::Result<()> {
+    let mut build = process::cargo();
+    build.current_dir(mcp_stack_tests::workspace_root());
+    build.args(["build", "--release", "--quiet", "--package", package]);
+    if let Some(bin) = bin {
+        build.args(["--bin", bin]);
+    }
+    eprintln!("xtask bench: {}", process::describe(&build));
+    process::run_checked(build)
 }
 
 /// A measured server process.
