@@ -9,7 +9,7 @@ use crate::support::*;
 use futures::future::BoxFuture;
 use responses_local::{
     ConnectorError, ListedTool, LocalResponses, McpConnection, McpConnector, McpTarget,
-    RunningEndpoint, ToolCallOutcome,
+    ToolCallOutcome,
 };
 use serde_json::{Value, json};
 
