@@ -253,3 +253,58 @@ pub(crate) enum Payload<'a> {
         logprobs: [Null; 0],
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_keep_the_hosted_apis_field_order() {
+        let call = OutputItem::McpCall(McpCall {
+            id: "mcp_1".to_owned(),
+            server_label: "dice_server".to_owned(),
+            name: "roll_dice".to_owned(),
+            arguments: r#"{"n_dice":3}"#.to_owned(),
+            output: None,
+            error: Some(McpCallError::Protocol {
+                code: -32602,
+                message: "Invalid params".to_owned(),
+            }),
+            status: Status::Failed,
+            approval_request_id: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&call).unwrap(),
+            r#"{"type":"mcp_call","id":"mcp_1","server_label":"dice_server","name":"roll_dice","arguments":"{\"n_dice\":3}","output":null,"error":{"type":"mcp_protocol_error","code":-32602,"message":"Invalid params"},"status":"failed","approval_request_id":null}"#
+        );
+        let message = OutputItem::Message {
+            id: "msg_1".to_owned(),
+            status: Status::Completed,
+            role: "assistant",
+            content: vec![OutputText::new("hi".to_owned())],
+        };
+        assert_eq!(
+            serde_json::to_string(&message).unwrap(),
+            r#"{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hi","annotations":[],"logprobs":[]}]}"#
+        );
+    }
+
+    #[test]
+    fn stream_events_start_with_type_and_sequence_number() {
+        let event = StreamEvent {
+            kind: "response.output_text.delta",
+            sequence_number: 7,
+            payload: Payload::TextDelta {
+                item_id: "msg_1",
+                output_index: 2,
+                content_index: 0,
+                delta: "You ",
+                logprobs: [],
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"type":"response.output_text.delta","sequence_number":7,"item_id":"msg_1","output_index":2,"content_index":0,"delta":"You ","logprobs":[]}"#
+        );
+    }
+}

@@ -413,6 +413,10 @@ fn tool_cases() -> Vec<(Value, String)> {
             invalid_type("tools[0].headers.X", "a string", "an integer"),
         ),
         (
+            with_tool(json!({"server_description":5})),
+            invalid_type("tools[0].server_description", "a string", "an integer"),
+        ),
+        (
             with_tool(json!({"authorization":5})),
             invalid_type("tools[0].authorization", "a string", "an integer"),
         ),
