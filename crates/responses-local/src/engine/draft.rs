@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use super::now;
 use crate::history::ChainState;
 use crate::model::ToolOffer;
-use crate::request::{CreateRequest, McpToolChoice, McpToolSpec, ToolChoice, ToolChoiceMode};
+use crate::request::{CreateRequest, McpToolChoice, McpToolSpec, ToolChoice};
 use crate::response::{
     EncodedEvent, InputTokensDetails, Null, OutputItem, OutputTokensDetails, Payload, Reasoning,
     ResponseBody, ResponseError, Status, StreamEvent, TextConfig, Usage,
@@ -51,8 +51,8 @@ impl Draft {
     /// `tool_choice` (none for `"none"`, one server or tool for an `mcp` choice).
     pub fn offers(&self) -> Vec<ToolOffer> {
         let (forced_label, forced_name) = match &self.request.tool_choice {
-            ToolChoice::Mode(ToolChoiceMode::None) => return Vec::new(),
-            ToolChoice::Mode(_) => (None, None),
+            ToolChoice::None => return Vec::new(),
+            ToolChoice::Auto | ToolChoice::Required => (None, None),
             ToolChoice::Mcp(McpToolChoice { server_label, name }) => {
                 (Some(server_label.as_str()), name.as_deref())
             }

@@ -27,7 +27,7 @@ use fault::{Fault, required};
 use input::Input;
 pub(crate) use input::InputItem;
 use shape::{Count, Dict, Flag, List, Number, Obj, Text};
-pub(crate) use tool::{McpToolChoice, McpToolSpec, ToolChoice, ToolChoiceMode};
+pub(crate) use tool::{McpToolChoice, McpToolSpec, ToolChoice};
 #[cfg(test)]
 use tool::{RequireApproval, ToolFilter};
 

@@ -13,23 +13,6 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::fault::{Fault, Kind};
 
-/// A JSON number as the parser read it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Num {
-    Unsigned(u64),
-    Signed(i64),
-    Float(f64),
-}
-
-impl Num {
-    fn kind(self) -> Kind {
-        match self {
-            Num::Float(_) => Kind::Decimal,
-            Num::Unsigned(_) | Num::Signed(_) => Kind::Integer,
-        }
-    }
-}
-
 /// A type read from the JSON kinds it accepts; each `from_*` it does not override answers with
 /// "expected [`EXPECTED`](Shape::EXPECTED), but got ...". `null` reaches a shape only where it is
 /// not optional (e.g. inside an array), and is refused like any other kind.
@@ -49,8 +32,8 @@ pub(crate) trait Shape<'de>: Sized {
         Err(Self::refuse(Kind::Boolean))
     }
 
-    fn from_number(number: Num) -> Result<Self, Fault> {
-        Err(Self::refuse(number.kind()))
+    fn from_number(number: serde_json::Number) -> Result<Self, Fault> {
+        Err(Self::refuse(number_kind(&number)))
     }
 
     fn from_seq<A: SeqAccess<'de>>(_seq: A) -> Result<Self, A::Error> {
@@ -81,6 +64,14 @@ pub(crate) fn read_shape<'de, D: Deserializer<'de>, T: Shape<'de>>(d: D) -> Resu
     d.deserialize_any(ShapeVisitor(PhantomData))
 }
 
+fn number_kind(number: &serde_json::Number) -> Kind {
+    if number.is_f64() {
+        Kind::Decimal
+    } else {
+        Kind::Integer
+    }
+}
+
 struct ShapeVisitor<T>(PhantomData<T>);
 
 impl<'de, T: Shape<'de>> Visitor<'de> for ShapeVisitor<T> {
@@ -95,15 +86,18 @@ impl<'de, T: Shape<'de>> Visitor<'de> for ShapeVisitor<T> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
-        T::from_number(Num::Signed(v)).map_err(E::custom)
+        T::from_number(v.into()).map_err(E::custom)
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        T::from_number(Num::Unsigned(v)).map_err(E::custom)
+        T::from_number(v.into()).map_err(E::custom)
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
-        T::from_number(Num::Float(v)).map_err(E::custom)
+        match serde_json::Number::from_f64(v) {
+            Some(number) => T::from_number(number).map_err(E::custom),
+            None => Err(E::custom(T::refuse(Kind::Decimal))),
+        }
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
@@ -162,12 +156,11 @@ pub(crate) struct Number(pub f64);
 impl Shape<'_> for Number {
     const EXPECTED: &'static str = "a number";
 
-    fn from_number(number: Num) -> Result<Self, Fault> {
-        Ok(Number(match number {
-            Num::Unsigned(n) => n as f64,
-            Num::Signed(n) => n as f64,
-            Num::Float(n) => n,
-        }))
+    fn from_number(number: serde_json::Number) -> Result<Self, Fault> {
+        number
+            .as_f64()
+            .map(Number)
+            .ok_or_else(|| Self::refuse(number_kind(&number)))
     }
 }
 
@@ -178,13 +171,12 @@ pub(crate) struct Count(pub u32);
 impl Shape<'_> for Count {
     const EXPECTED: &'static str = "an integer";
 
-    fn from_number(number: Num) -> Result<Self, Fault> {
-        let count = match number {
-            Num::Unsigned(n) => u32::try_from(n).ok(),
-            Num::Signed(n) => u32::try_from(n).ok(),
-            Num::Float(_) => None,
-        };
-        count.map(Count).ok_or_else(|| Self::refuse(number.kind()))
+    fn from_number(number: serde_json::Number) -> Result<Self, Fault> {
+        number
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Count)
+            .ok_or_else(|| Self::refuse(number_kind(&number)))
     }
 }
 

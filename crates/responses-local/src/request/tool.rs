@@ -288,35 +288,25 @@ impl<'de> Shape<'de> for RequireApproval {
     }
 }
 
-/// `tool_choice`, echoed as given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
+/// `tool_choice`, echoed as given: a mode, or `{"type": "mcp", "server_label": .., "name"?: ..}`
+/// (only this server's tools, or only its tool `name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum ToolChoice {
-    Mode(ToolChoiceMode),
+    None,
+    #[default]
+    Auto,
+    Required,
+    #[serde(untagged)]
     Mcp(McpToolChoice),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ToolChoiceMode {
-    None,
-    Auto,
-    Required,
-}
-
-/// `{"type": "mcp", "server_label": .., "name"?: ..}`: only this server's tools (only `name`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename = "mcp")]
 pub(crate) struct McpToolChoice {
     pub server_label: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-}
-
-impl Default for ToolChoice {
-    fn default() -> Self {
-        ToolChoice::Mode(ToolChoiceMode::Auto)
-    }
 }
 
 #[derive(Deserialize)]
@@ -333,9 +323,9 @@ impl<'de> Shape<'de> for ToolChoice {
 
     fn from_string(text: String) -> Result<Self, Fault> {
         match text.as_str() {
-            "none" => Ok(ToolChoice::Mode(ToolChoiceMode::None)),
-            "auto" => Ok(ToolChoice::Mode(ToolChoiceMode::Auto)),
-            "required" => Ok(ToolChoice::Mode(ToolChoiceMode::Required)),
+            "none" => Ok(ToolChoice::None),
+            "auto" => Ok(ToolChoice::Auto),
+            "required" => Ok(ToolChoice::Required),
             other => Err(Fault::invalid_value(other, &["none", "auto", "required"])),
         }
     }
