@@ -198,6 +198,20 @@ impl Events {
         }
     }
 
+    /// `response.output_item.added` or `.done` with `item`.
+    pub async fn item(&mut self, kind: &'static str, output_index: usize, item: &OutputItem) {
+        self.emit(kind, Payload::Item { output_index, item }).await;
+    }
+
+    /// A progress event (`response.mcp_call.completed`...) of the item `item_id`.
+    pub async fn progress(&mut self, kind: &'static str, output_index: usize, item_id: &str) {
+        let payload = Payload::Progress {
+            output_index,
+            item_id,
+        };
+        self.emit(kind, payload).await;
+    }
+
     /// Encodes and sends an event.
     pub async fn emit(&mut self, kind: &'static str, payload: Payload<'_>) {
         let event = self.encode(kind, payload);

@@ -138,25 +138,14 @@ impl Run<'_> {
         };
         let item = &added;
         self.events
-            .emit(
-                "response.output_item.added",
-                Payload::Item { output_index, item },
-            )
+            .item("response.output_item.added", output_index, item)
             .await;
         for kind in [
             "response.mcp_list_tools.in_progress",
             "response.mcp_list_tools.completed",
         ] {
             let item_id = &id;
-            self.events
-                .emit(
-                    kind,
-                    Payload::Progress {
-                        output_index,
-                        item_id,
-                    },
-                )
-                .await;
+            self.events.progress(kind, output_index, item_id).await;
         }
         let item = OutputItem::McpListTools {
             id,
@@ -165,13 +154,7 @@ impl Run<'_> {
             error: Null,
         };
         self.events
-            .emit(
-                "response.output_item.done",
-                Payload::Item {
-                    output_index,
-                    item: &item,
-                },
-            )
+            .item("response.output_item.done", output_index, &item)
             .await;
         self.draft.output.push(item);
     }
@@ -246,15 +229,7 @@ impl Run<'_> {
             Err(error) => (None, Some(error), Status::Failed),
         };
         let item_id = &call.id;
-        self.events
-            .emit(
-                kind,
-                Payload::Progress {
-                    output_index,
-                    item_id,
-                },
-            )
-            .await;
+        self.events.progress(kind, output_index, item_id).await;
         let activity = ToolActivity {
             server_label: call.server_label.clone(),
             name: call.name.clone(),
@@ -263,13 +238,7 @@ impl Run<'_> {
         };
         let item = OutputItem::McpCall(call);
         self.events
-            .emit(
-                "response.output_item.done",
-                Payload::Item {
-                    output_index,
-                    item: &item,
-                },
-            )
+            .item("response.output_item.done", output_index, &item)
             .await;
         self.draft.output.push(item);
         self.draft.state.push_activity(activity);
@@ -334,15 +303,7 @@ impl Run<'_> {
             arguments,
         };
         for kind in ["response.output_item.added", "response.output_item.done"] {
-            self.events
-                .emit(
-                    kind,
-                    Payload::Item {
-                        output_index,
-                        item: &item,
-                    },
-                )
-                .await;
+            self.events.item(kind, output_index, &item).await;
         }
         self.draft.output.push(item);
         self.draft.state.request_approval(id, pending);
@@ -360,13 +321,7 @@ impl Run<'_> {
             content: Vec::new(),
         };
         self.events
-            .emit(
-                "response.output_item.added",
-                Payload::Item {
-                    output_index,
-                    item: &added,
-                },
-            )
+            .item("response.output_item.added", output_index, &added)
             .await;
         self.stream_text(&item_id, output_index, &text).await;
         let item = OutputItem::Message {
@@ -376,13 +331,7 @@ impl Run<'_> {
             content: vec![OutputText::new(text.clone())],
         };
         self.events
-            .emit(
-                "response.output_item.done",
-                Payload::Item {
-                    output_index,
-                    item: &item,
-                },
-            )
+            .item("response.output_item.done", output_index, &item)
             .await;
         self.draft.output.push(item);
         self.draft.state.push_message(ChatMessage {
