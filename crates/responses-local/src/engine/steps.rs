@@ -136,16 +136,15 @@ impl Run<'_> {
             tools: Vec::new(),
             error: Null,
         };
-        let item = &added;
-        self.events
-            .item("response.output_item.added", output_index, item)
+        let events = &mut self.events;
+        events
+            .item("response.output_item.added", output_index, &added)
             .await;
         for kind in [
             "response.mcp_list_tools.in_progress",
             "response.mcp_list_tools.completed",
         ] {
-            let item_id = &id;
-            self.events.progress(kind, output_index, item_id).await;
+            events.progress(kind, output_index, &id).await;
         }
         let item = OutputItem::McpListTools {
             id,
@@ -248,41 +247,28 @@ impl Run<'_> {
     async fn announce_call(&mut self, output_index: usize, call: &McpCall, arguments: &str) {
         let item = OutputItem::McpCall(call.clone());
         let item_id = &call.id;
-        let events = [
-            (
-                "response.output_item.added",
-                Payload::Item {
-                    output_index,
-                    item: &item,
-                },
-            ),
-            (
-                "response.mcp_call.in_progress",
-                Payload::Progress {
-                    output_index,
-                    item_id,
-                },
-            ),
-            (
-                "response.mcp_call_arguments.delta",
-                Payload::ArgumentsDelta {
-                    output_index,
-                    item_id,
-                    delta: arguments,
-                },
-            ),
-            (
-                "response.mcp_call_arguments.done",
-                Payload::ArgumentsDone {
-                    output_index,
-                    item_id,
-                    arguments,
-                },
-            ),
-        ];
-        for (kind, payload) in events {
-            self.events.emit(kind, payload).await;
-        }
+        let events = &mut self.events;
+        events
+            .item("response.output_item.added", output_index, &item)
+            .await;
+        events
+            .progress("response.mcp_call.in_progress", output_index, item_id)
+            .await;
+        let delta = arguments;
+        let delta = Payload::ArgumentsDelta {
+            output_index,
+            item_id,
+            delta,
+        };
+        events
+            .emit("response.mcp_call_arguments.delta", delta)
+            .await;
+        let done = Payload::ArgumentsDone {
+            output_index,
+            item_id,
+            arguments,
+        };
+        events.emit("response.mcp_call_arguments.done", done).await;
     }
 
     /// An `mcp_approval_request` item; the response ends with it.
