@@ -8,6 +8,11 @@
 //! Unknown fields are ignored, as newer SDKs send fields this endpoint has no use for; only
 //! `require_approval` objects refuse unknown keys, as OpenAI does.
 //!
+//! serde reads the body in one pass, so a body with several problems gets the first one met:
+//! in the body's order, except that `tools` come last (their count is checked before any is
+//! read) and that a tool or an input item is read whole first, to dispatch on its `type`, then
+//! its fields in name order. A required field is missing only once the object around it is read.
+//!
 //! async-openai's request types (`CreateResponse`, `MCPTool`) are not used: they deserialize
 //! with serde's messages (and untagged enums that only say "did not match any variant"), where
 //! this endpoint must answer exactly as OpenAI does.

@@ -527,6 +527,29 @@ async fn every_validation_rule_has_its_exact_400() {
 }
 
 #[tokio::test]
+async fn with_several_problems_the_first_met_in_the_body_is_reported() {
+    let endpoint = start(FakeConnector::default()).await;
+    let cases = [
+        (
+            json!({"input":5}),
+            invalid_type("input", "a string or an array", "an integer"),
+        ),
+        (
+            json!({"tools":[{"type":"banana"}],"stream":"yes","model":"m","input":"hi"}),
+            invalid_type("stream", "a boolean", "a string"),
+        ),
+        (
+            with_tool(json!({"server_url":"ftp://x","headers":{"X":1}})),
+            invalid_type("tools[0].headers.X", "a string", "an integer"),
+        ),
+    ];
+    for (request, expected) in cases {
+        let (status, text) = post(&endpoint, &request).await;
+        assert_eq!((status, text), (400, expected), "request {request}");
+    }
+}
+
+#[tokio::test]
 async fn too_many_tools_are_refused_before_their_items_are_read() {
     let endpoint = start_with(
         responses_local::LocalResponses::builder()
