@@ -16,7 +16,7 @@ use crate::response::McpCallError;
 /// status code: 424 (Failed Dependency)"), so the answer does not tell which local ports are
 /// open; the cause goes to the log. Timeouts and protocol errors of a server that did answer
 /// `initialize` keep their own codes (`timeout_error`, `mcp_protocol_error`).
-pub(crate) fn list_tools_error(server_label: &str, error: &ConnectorError) -> ApiError {
+pub(super) fn list_tools_error(server_label: &str, error: &ConnectorError) -> ApiError {
     let prefix = format!("Error retrieving tool list from MCP server: '{server_label}'.");
     let (detail, code) = match error {
         ConnectorError::Http { status, reason } => (

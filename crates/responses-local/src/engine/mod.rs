@@ -66,7 +66,7 @@ pub(crate) struct Prepared {
     connections: HashMap<String, Box<dyn McpConnection>>,
 }
 
-pub(crate) fn new_id(prefix: &str) -> String {
+fn new_id(prefix: &str) -> String {
     let bytes: [u8; 24] = rand::random();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}_{hex}")
