@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: throughput and latency of our MCP transports against a bare axum
-//! ceiling, the cost of bearer auth, and memory per idle legacy SSE session.
+//! ceiling, the cost of bearer auth, and server memory per idle session.
 //!
 //! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`,
 //! see [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load
@@ -7,7 +7,10 @@
 //! connection (two for legacy SSE), a closed loop of `tools/call roll_dice {"n_dice":3}` with a
 //! warm-up and a measured window, in the order echo, streamable, legacy SSE, streamable with
 //! auth, streamable with JSON responses, so that ratios compare neighbouring measurements.
-//! Then a fresh dice server gets 10 000 idle legacy SSE sessions ([`idle`]).
+//! Then, for each `--idle-kind` (default: echo keep-alive connections as the baseline,
+//! streamable sessions, legacy SSE sessions each with a keep-alive POST connection), a fresh
+//! server gets 10 000 idle sessions and its RSS growth per session is set against the target
+//! ([`idle`]).
 //!
 //! The measurements need an optimized build: started from a debug build (as `cargo xtask`
 //! does), the command builds `xtask` in release mode and runs that binary. It is not a test:
@@ -54,7 +57,6 @@ const RELEASE_MARKER: &str = "XTASK_BENCH_RELEASE";
 const TARGET_STREAMABLE_RATIO: f64 = 0.7;
 const TARGET_SSE_RATIO: f64 = 0.5;
 const TARGET_AUTH_COST: f64 = 0.10;
-const TARGET_IDLE_KIB: f64 = 16.0;
 /// Descriptors the generator and the idle-session server need besides one per session.
 const SPARE_FILES: u64 = 256;
 
@@ -81,8 +83,8 @@ pub struct Args {
     /// Concurrent sessions per phase (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     pub sessions: Vec<usize>,
-    /// Idle legacy SSE sessions for the memory measurement (0 skips it; default 10 000,
-    /// 1 000 with --quick).
+    /// Idle sessions of each --idle-kind for the memory measurement (0 skips it; default
+    /// 10 000, 1 000 with --quick; fewer when the open-file limits are lower).
     #[arg(long)]
     pub idle_sessions: Option<usize>,
     /// Do not pin the server and the generator to separate CPUs.
@@ -91,10 +93,15 @@ pub struct Args {
     /// Exit with 1 when a target is missed.
     #[arg(long)]
     pub strict: bool,
-    /// What the idle connections hold: initialized legacy SSE sessions (the target), bare
-    /// streams, or idle keep-alive connections to the echo server (the axum/hyper baseline).
-    #[arg(long, value_enum, default_value = "initialized")]
-    pub idle_kind: idle::IdleKind,
+    /// What the idle sessions hold, measured in turn (comma-separated): the echo baseline,
+    /// streamable and legacy SSE sessions (the targets), and diagnostics.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "echo,streamable,sse"
+    )]
+    pub idle_kind: Vec<idle::IdleKind>,
     /// Measure only these rows (comma-separated: echo, streamable, sse, auth, json, or none;
     /// diagnostics: echo-sse, echo-sse-stream); default the first five.
     /// Handy with `perf record -p <server pid>`; the ratios need `echo`.
@@ -143,7 +150,7 @@ struct Plan {
     pin: bool,
     strict: bool,
     rows: Vec<usize>,
-    idle_kind: idle::IdleKind,
+    idle_kinds: Vec<idle::IdleKind>,
     /// Whether the replicated part runs (`auto` resolved against `--quick`, not yet against
     /// the installed tools).
     replicated: ReplicatedWhen,
@@ -206,7 +213,12 @@ impl Plan {
             pin,
             strict: args.strict,
             rows,
-            idle_kind: args.idle_kind,
+            idle_kinds: {
+                let mut kinds = args.idle_kind.clone();
+                kinds.sort_unstable();
+                kinds.dedup();
+                kinds
+            },
             replicated: match (args.replicated, args.gateway) {
                 (_, ReplicatedWhen::Only) => ReplicatedWhen::No,
                 (ReplicatedWhen::Auto, _) if args.quick => ReplicatedWhen::No,
@@ -555,13 +567,14 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
         log_dir().display()
     );
     let (results, failed) = measure_rows(plan, servers, &token).await?;
-    let idle = if plan.idle_sessions > 0 {
-        Some(idle_phase(plan).await?)
-    } else {
-        None
-    };
+    let mut idle = Vec::new();
+    if plan.idle_sessions > 0 {
+        for &kind in &plan.idle_kinds {
+            idle.push(idle_phase(plan, kind).await?);
+        }
+    }
     let ratios = Ratios { runs: &results };
-    let missed = report(plan, &medians(&results), &ratios, idle.as_ref());
+    let missed = report(plan, &medians(&results), &ratios, &idle);
     Ok((failed, missed))
 }
 
@@ -635,24 +648,31 @@ fn phase_line(result: &PhaseResult) -> String {
     )
 }
 
-async fn idle_phase(plan: &Plan) -> anyhow::Result<idle::IdleReport> {
+/// A fresh server with `plan.idle_sessions` idle sessions of `kind` (fewer when the open-file
+/// limits do not allow them all).
+async fn idle_phase(plan: &Plan, kind: idle::IdleKind) -> anyhow::Result<idle::IdleReport> {
     let mut count = plan.idle_sessions;
     let own = process::raise_open_files_limit(std::process::id())?;
-    let server = match plan.idle_kind {
-        idle::IdleKind::EchoConnection => ServerProcess::start("echo-idle", Mode::Echo, &[], plan)?,
-        _ => ServerProcess::start("dice-idle", Mode::Dice, &[], plan)?,
+    let server = if kind.on_echo_server() {
+        ServerProcess::start("echo-idle", Mode::Echo, &[], plan)?
+    } else {
+        // Kept-alive connections stay open for the whole measurement.
+        let args = ["--keep-alive-secs", "3600"];
+        ServerProcess::start("dice-idle", Mode::Dice, &args, plan)?
     };
     let theirs = process::raise_open_files_limit(server.pid())?;
-    let fits = usize::try_from(own.min(theirs).saturating_sub(SPARE_FILES)).unwrap_or(usize::MAX);
+    let files = usize::try_from(own.min(theirs).saturating_sub(SPARE_FILES)).unwrap_or(usize::MAX);
+    let fits = files / kind.connections().max(1);
     if fits < count {
         eprintln!(
-            "xtask bench: open-file limits (generator {own}, server {theirs}) allow {fits} idle sessions, not {count}"
+            "xtask bench: open-file limits (generator {own}, server {theirs}) allow {fits} idle sessions of {} connection(s), not {count}",
+            kind.connections()
         );
         count = fits;
     }
     let limit = Duration::from_secs(30)
         + Duration::from_millis(20) * u32::try_from(count).unwrap_or(u32::MAX);
-    match idle::measure_idle(plan.idle_kind, server.addr, server.pid(), count, limit).await {
+    match idle::measure_idle(kind, server.addr, server.pid(), count, limit).await {
         Ok(report) => Ok(report),
         Err(error) => {
             server.process.print_log();
@@ -712,14 +732,14 @@ fn report(
     plan: &Plan,
     results: &BTreeMap<(usize, usize), PhaseResult>,
     ratios: &Ratios<'_>,
-    idle: Option<&idle::IdleReport>,
+    idle: &[idle::IdleReport],
 ) -> usize {
     print_table(plan, results, ratios);
     let mut missed = 0;
     let mut verdict = |name: String, value: String, ok: bool| {
         println!(
             "target {name}: {value} {}",
-            if ok { "ok" } else { "MISSED" }
+            if ok { "PASS" } else { "MISS" }
         );
         if !ok {
             missed += 1;
@@ -727,9 +747,7 @@ fn report(
     };
     println!();
     rate_verdicts(plan, results, ratios, &mut verdict);
-    if let Some(idle) = idle {
-        idle_verdict(idle, &mut verdict);
-    }
+    idle_verdicts(idle, &mut verdict);
     missed
 }
 
@@ -861,29 +879,39 @@ fn rate_verdicts(
     }
 }
 
-/// Memory per idle session.
-fn idle_verdict(idle: &idle::IdleReport, verdict: &mut impl FnMut(String, String, bool)) {
-    let what = match idle.kind {
-        idle::IdleKind::Initialized => "legacy SSE sessions (stream open, initialized)",
-        idle::IdleKind::StreamOnly => "legacy SSE streams (endpoint read, not initialized)",
-        idle::IdleKind::EchoConnection => "keep-alive connections to the echo server",
-    };
-    println!(
-        "idle {what}: {} opened in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed) = {:.1} KiB each",
-        idle.sessions,
-        idle.setup.as_secs_f64(),
-        idle.rss_before_kib as f64 / 1024.0,
-        idle.rss_open_kib as f64 / 1024.0,
-        idle.rss_closed_kib as f64 / 1024.0,
-        idle.kib_per_session()
-    );
-    if idle.kind == idle::IdleKind::Initialized {
-        let per = idle.kib_per_session();
-        verdict(
-            format!("<= {TARGET_IDLE_KIB:.0} KiB per idle SSE session"),
-            format!("{per:.1} KiB"),
-            per <= TARGET_IDLE_KIB,
+/// Memory per idle session of each kind measured, set against the echo baseline and the
+/// targets.
+fn idle_verdicts(idle: &[idle::IdleReport], verdict: &mut impl FnMut(String, String, bool)) {
+    let echo = idle
+        .iter()
+        .find(|r| r.kind == idle::IdleKind::Echo)
+        .map(idle::IdleReport::kib_per_session);
+    for report in idle {
+        let per = report.kib_per_session();
+        println!(
+            "idle {}: {} opened in {:.1} s; server RSS {:.1} MiB -> {:.1} MiB ({:.1} MiB after they closed) = {per:.1} KiB each{}",
+            report.kind.label(),
+            report.sessions,
+            report.setup.as_secs_f64(),
+            report.rss_before_kib as f64 / 1024.0,
+            report.rss_open_kib as f64 / 1024.0,
+            report.rss_closed_kib as f64 / 1024.0,
+            match echo {
+                Some(echo) if report.kind != idle::IdleKind::Echo =>
+                    format!(" ({:+.1} KiB vs an idle echo connection)", per - echo),
+                _ => String::new(),
+            }
         );
+    }
+    for report in idle {
+        if let Some(target) = report.kind.target_kib() {
+            let per = report.kib_per_session();
+            verdict(
+                format!("<= {target:.0} KiB per idle {}", report.kind.label()),
+                format!("{per:.1} KiB"),
+                per <= target,
+            );
+        }
     }
 }
 
@@ -924,6 +952,16 @@ mod tests {
         assert_eq!(normal.timing.warmup, Duration::from_secs(2));
         assert_eq!(normal.sessions, vec![1, 32]);
         assert_eq!(normal.idle_sessions, 10_000);
+        assert_eq!(
+            normal.idle_kinds,
+            [
+                idle::IdleKind::Echo,
+                idle::IdleKind::Streamable,
+                idle::IdleKind::Sse
+            ]
+        );
+        let kinds = plan(&["--idle-kind", "sse,echo,sse"]).unwrap().idle_kinds;
+        assert_eq!(kinds, [idle::IdleKind::Echo, idle::IdleKind::Sse]);
         let quick = plan(&["--quick"]).unwrap();
         assert_eq!(quick.timing.duration, Duration::from_secs(2));
         assert_eq!(quick.timing.warmup, Duration::from_millis(500));

@@ -12,18 +12,20 @@ use crate::AuthError;
 /// [`crate::BearerAuthLayer`] inserts it into the request's [`http::Extensions`]; handlers (and MCP
 /// tools, whose context carries the HTTP request's extensions) read it with
 /// `extensions.get::<mcp_auth::Identity>()`.
+///
+/// Every field is shared: the layer clones a cached identity into each request's extensions,
+/// and that clone only counts references (no string, list or claim is copied per request).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Identity {
     /// The `sub` claim: the user or service the token was issued to.
-    pub subject: Option<String>,
+    pub subject: Option<Arc<str>>,
     /// The OAuth client that obtained the token (`client_id` claim, else `azp`).
-    pub client_id: Option<String>,
+    pub client_id: Option<Arc<str>>,
     /// Granted scopes (`scope` space-separated string, or `scp` array).
-    pub scopes: Vec<String>,
+    pub scopes: Arc<[String]>,
     /// Expiry as seconds since the Unix epoch (`exp`), if the token has one.
     pub expires_at: Option<u64>,
-    /// Every claim of the token, as sent (shared: an identity is cloned into every request's
-    /// extensions, and copying the claims each time would cost more than the cached check).
+    /// Every claim of the token, as sent.
     pub claims: Arc<Map<String, Value>>,
 }
 
@@ -31,7 +33,7 @@ impl Identity {
     /// Builds an identity from a JWT claims object, reading `sub`, `client_id`/`azp`,
     /// `scope`/`scp` and `exp`.
     pub fn from_claims(claims: Map<String, Value>) -> Self {
-        let string_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let string_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(Arc::from);
         let subject = string_claim("sub");
         let client_id = string_claim("client_id").or_else(|| string_claim("azp"));
         let scopes = scopes_from_claims(&claims);
@@ -45,7 +47,7 @@ impl Identity {
         Self {
             subject,
             client_id,
-            scopes,
+            scopes: Arc::from(scopes),
             expires_at,
             claims: Arc::new(claims),
         }
@@ -152,7 +154,7 @@ mod tests {
         })));
         assert_eq!(id.subject.as_deref(), Some("alice"));
         assert_eq!(id.client_id.as_deref(), Some("cli"));
-        assert_eq!(id.scopes, vec!["read".to_owned(), "write".to_owned()]);
+        assert_eq!(*id.scopes, ["read".to_owned(), "write".to_owned()]);
         assert_eq!(id.expires_at, Some(1_900_000_000));
         assert!(id.has_scope("write"));
         assert!(!id.has_scope("admin"));
@@ -164,7 +166,7 @@ mod tests {
             "client_id": "app", "azp": "other", "scp": ["a", "b", 3, "a"]
         })));
         assert_eq!(id.client_id.as_deref(), Some("app"));
-        assert_eq!(id.scopes, vec!["a".to_owned(), "b".to_owned()]);
+        assert_eq!(*id.scopes, ["a".to_owned(), "b".to_owned()]);
         assert_eq!(id.subject, None);
         assert_eq!(id.expires_at, None);
     }

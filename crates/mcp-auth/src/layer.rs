@@ -20,6 +20,10 @@ pub const DEFAULT_MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 /// Verified tokens remembered by default.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
 
+/// Most bytes the verified tokens remembered may hold by default (16 MiB; an entry counts its
+/// claims' JSON twice plus a fixed overhead).
+pub const DEFAULT_TOKEN_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Longest time a verified token is remembered (also bounded by the token's `exp`).
 pub const TOKEN_CACHE_MAX_TTL: Duration = Duration::from_secs(300);
 
@@ -79,6 +83,7 @@ impl BearerAuthLayer {
             verifier,
             cache: Some(Arc::new(VerifiedTokenCache::new(
                 DEFAULT_TOKEN_CACHE_CAPACITY,
+                DEFAULT_TOKEN_CACHE_BYTES,
                 TOKEN_CACHE_MAX_TTL,
             ))),
             resource_metadata: None,
@@ -108,10 +113,23 @@ impl BearerAuthLayer {
         self
     }
 
-    /// How many verified tokens to remember (0 disables the cache). Starts an empty cache.
-    pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
-        self.cache = (capacity > 0)
-            .then(|| Arc::new(VerifiedTokenCache::new(capacity, TOKEN_CACHE_MAX_TTL)));
+    /// How many verified tokens to remember (0 disables the cache), holding at most
+    /// [`DEFAULT_TOKEN_CACHE_BYTES`]. Starts an empty cache.
+    pub fn token_cache_capacity(self, capacity: usize) -> Self {
+        self.token_cache(capacity, DEFAULT_TOKEN_CACHE_BYTES)
+    }
+
+    /// How many verified tokens to remember (0 disables the cache) and about how many bytes
+    /// they may hold (an entry counts its claims' JSON twice plus a fixed overhead). Starts an
+    /// empty cache.
+    pub fn token_cache(mut self, capacity: usize, max_bytes: usize) -> Self {
+        self.cache = (capacity > 0).then(|| {
+            Arc::new(VerifiedTokenCache::new(
+                capacity,
+                max_bytes,
+                TOKEN_CACHE_MAX_TTL,
+            ))
+        });
         self
     }
 
@@ -165,7 +183,7 @@ impl<S> Layer<S> for BearerAuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         BearerAuthService {
             inner,
-            layer: self.clone(),
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -174,7 +192,8 @@ impl<S> Layer<S> for BearerAuthLayer {
 #[derive(Clone, Debug)]
 pub struct BearerAuthService<S> {
     inner: S,
-    layer: BearerAuthLayer,
+    /// Shared, so that each request takes one reference rather than copying the settings.
+    layer: Arc<BearerAuthLayer>,
 }
 
 impl<S, B> Service<Request<B>> for BearerAuthService<S>
@@ -195,19 +214,16 @@ where
         // The clone is not ready; keep the ready one for this request (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
+        let layer = Arc::clone(&self.layer);
         Box::pin(async move {
             match layer.authenticate(request.headers()).await {
                 Ok(identity) => {
                     // Sessions are bound to the subject (else to the client) that created them.
-                    if let Some(subject) = identity
-                        .subject
-                        .as_deref()
-                        .or(identity.client_id.as_deref())
+                    if let Some(subject) = identity.subject.as_ref().or(identity.client_id.as_ref())
                     {
                         request
                             .extensions_mut()
-                            .insert(mcp_proto::AuthSubject::new(subject));
+                            .insert(mcp_proto::AuthSubject::new(Arc::clone(subject)));
                     }
                     request.extensions_mut().insert(identity);
                     inner.call(request).await

@@ -92,7 +92,7 @@ pub use error::{AuthError, Cause};
 pub use identity::{Identity, TokenVerifier};
 pub use jwt::{DEFAULT_LEEWAY, JwtVerifier, MAX_TOKEN_BYTES};
 pub use layer::{
-    BearerAuthLayer, BearerAuthService, DEFAULT_MAX_AUTHORIZATION_BYTES,
+    BearerAuthLayer, BearerAuthService, DEFAULT_MAX_AUTHORIZATION_BYTES, DEFAULT_TOKEN_CACHE_BYTES,
     DEFAULT_TOKEN_CACHE_CAPACITY, TOKEN_CACHE_MAX_TTL,
 };
 pub use metadata::{

@@ -1,5 +1,5 @@
-//! Memory per idle legacy SSE session: the server's RSS before and after opening (and
-//! initializing) many sessions that then stay idle.
+//! Memory per idle session: the server's RSS before and after opening (and initializing) many
+//! sessions that then stay idle, for each kind of idle connection the targets name.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -7,32 +7,78 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
-use mcp_loadgen::{EchoSession, HttpConnection, LegacyStream};
+use mcp_loadgen::{EchoSession, HttpConnection, LegacySession, LegacyStream, StreamableSession};
 use mcp_stack_tests::process;
 
-/// Streams opened at once.
+/// Sessions opened at once.
 const OPEN_CONCURRENCY: usize = 64;
-/// Connections the `initialize` POSTs share.
+/// Connections the `initialize` POSTs share for [`IdleKind::SseSharedPosts`].
 const POST_CONNECTIONS: usize = 16;
 /// How long the server gets to settle before its RSS is read.
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// What each idle connection holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// What each idle session holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum IdleKind {
-    /// A legacy SSE session, stream open and initialized (what the idle target is about).
-    Initialized,
-    /// A legacy SSE stream with its `endpoint` event read, never initialized.
-    StreamOnly,
     /// A keep-alive connection to the echo server after one call: the cost of an idle
-    /// HTTP/1.1 connection in axum/hyper alone.
-    EchoConnection,
+    /// HTTP/1.1 connection in axum/hyper alone (the baseline).
+    Echo,
+    /// A streamable HTTP session, initialized, its client keeping the keep-alive connection it
+    /// initialized on (the streamable target).
+    Streamable,
+    /// A streamable HTTP session, initialized, its connection then closed: the session alone.
+    StreamableClosed,
+    /// A legacy SSE session, initialized, its client keeping the stream and a keep-alive
+    /// connection of its own for the POSTs (the legacy SSE target).
+    Sse,
+    /// A legacy SSE session, initialized over a few POST connections shared by all sessions:
+    /// the stream and the session alone.
+    SseSharedPosts,
+    /// A legacy SSE stream with its `endpoint` event read, never initialized.
+    SseStreamOnly,
+}
+
+impl IdleKind {
+    /// What the report calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Echo => "keep-alive connections to the echo server",
+            Self::Streamable => "streamable sessions (initialized, connection kept)",
+            Self::StreamableClosed => "streamable sessions (initialized, connection closed)",
+            Self::Sse => "legacy SSE sessions (stream + keep-alive POST connection)",
+            Self::SseSharedPosts => "legacy SSE sessions (stream; POSTs on shared connections)",
+            Self::SseStreamOnly => "legacy SSE streams (endpoint read, not initialized)",
+        }
+    }
+
+    /// The target in KiB per session, for the kinds it names.
+    pub fn target_kib(self) -> Option<f64> {
+        match self {
+            Self::Streamable => Some(16.0),
+            Self::Sse => Some(24.0),
+            _ => None,
+        }
+    }
+
+    /// Connections (file descriptors on each side) one session holds while idle.
+    pub fn connections(self) -> usize {
+        match self {
+            Self::Sse => 2,
+            Self::StreamableClosed => 0,
+            _ => 1,
+        }
+    }
+
+    /// Whether the echo server (not the dice server) is measured.
+    pub fn on_echo_server(self) -> bool {
+        self == Self::Echo
+    }
 }
 
 /// What the idle-session measurement found.
 #[derive(Debug, Clone)]
 pub struct IdleReport {
-    /// What each connection holds.
+    /// What each session holds.
     pub kind: IdleKind,
     /// Sessions held open.
     pub sessions: usize,
@@ -40,7 +86,7 @@ pub struct IdleReport {
     pub rss_before_kib: u64,
     /// Server RSS with all of them open and idle.
     pub rss_open_kib: u64,
-    /// Server RSS after they closed.
+    /// Server RSS after the client closed them.
     pub rss_closed_kib: u64,
     /// How long opening and initializing took.
     pub setup: Duration,
@@ -53,11 +99,9 @@ impl IdleReport {
     }
 }
 
-/// Opens `count` idle connections of `kind` on `addr` (for [`IdleKind::Initialized`]: legacy SSE
-/// streams with their `endpoint` event read, each initialized over a few shared POST
-/// connections; `addr` is the echo server's for [`IdleKind::EchoConnection`]) and reads the RSS
-/// of `server_pid` before, while they are open and after they closed. The opening must finish
-/// within `limit`.
+/// Opens `count` idle sessions of `kind` on `addr` (the echo server's for [`IdleKind::Echo`])
+/// and reads the RSS of `server_pid` before, while they are open and after the client closed
+/// them. The opening must finish within `limit`.
 pub async fn measure_idle(
     kind: IdleKind,
     addr: SocketAddr,
@@ -70,7 +114,7 @@ pub async fn measure_idle(
     let started = Instant::now();
     let held = tokio::time::timeout(limit, open_idle(kind, addr, count))
         .await
-        .with_context(|| format!("opening {count} idle connections took over {limit:?}"))??;
+        .with_context(|| format!("opening {count} idle sessions took over {limit:?}"))??;
     let setup = started.elapsed();
     tokio::time::sleep(SETTLE).await;
     let rss_open_kib = process::process_rss_kib(server_pid)?;
@@ -87,62 +131,103 @@ pub async fn measure_idle(
     })
 }
 
-/// What keeps idle connections open until dropped.
+/// What keeps idle sessions open until dropped.
 #[derive(Debug)]
 enum Held {
-    Streams { _open: Vec<LegacyStream> },
-    Echo { _open: Vec<EchoSession> },
+    Echo(Vec<EchoSession>),
+    Streamable(Vec<StreamableSession>),
+    Sse(Vec<LegacySession>),
+    Streams(Vec<LegacyStream>),
+    Nothing,
 }
 
 async fn open_idle(kind: IdleKind, addr: SocketAddr, count: usize) -> anyhow::Result<Held> {
-    if kind == IdleKind::EchoConnection {
-        let sessions = futures::stream::iter(0..count)
-            .map(|_| async move {
+    let what = kind.label();
+    Ok(match kind {
+        IdleKind::Echo => Held::Echo(
+            open_each(count, || async move {
                 let mut session = EchoSession::open(addr, super::server::ECHO_PATH).await?;
                 session.call(&super::dice_call(), 1).await?;
                 anyhow::Ok(session)
             })
-            .buffer_unordered(OPEN_CONCURRENCY)
-            .try_collect()
             .await
-            .context("opening an idle echo connection")?;
-        return Ok(Held::Echo { _open: sessions });
-    }
-    let streams: Vec<LegacyStream> = futures::stream::iter(0..count)
-        .map(|_| LegacyStream::open(addr, None))
+            .with_context(|| format!("opening {what}"))?,
+        ),
+        IdleKind::Streamable | IdleKind::StreamableClosed => {
+            let sessions = open_each(count, || async move {
+                Ok(StreamableSession::open(addr, None).await?)
+            })
+            .await
+            .with_context(|| format!("opening {what}"))?;
+            if kind == IdleKind::StreamableClosed {
+                drop(sessions);
+                Held::Nothing
+            } else {
+                Held::Streamable(sessions)
+            }
+        }
+        IdleKind::Sse => Held::Sse(
+            open_each(count, || async move {
+                Ok(LegacySession::open(addr, None).await?)
+            })
+            .await
+            .with_context(|| format!("opening {what}"))?,
+        ),
+        IdleKind::SseStreamOnly => Held::Streams(
+            open_each(count, || async move {
+                Ok(LegacyStream::open(addr, None).await?)
+            })
+            .await
+            .with_context(|| format!("opening {what}"))?,
+        ),
+        IdleKind::SseSharedPosts => Held::Streams(
+            open_shared_posts(addr, count)
+                .await
+                .with_context(|| format!("opening {what}"))?,
+        ),
+    })
+}
+
+/// `count` results of `open`, [`OPEN_CONCURRENCY`] at a time.
+async fn open_each<T, F, Fut>(count: usize, open: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    futures::stream::iter(0..count)
+        .map(|_| open())
         .buffer_unordered(OPEN_CONCURRENCY)
         .try_collect()
         .await
-        .context("opening an idle SSE session")?;
-    if kind == IdleKind::StreamOnly {
-        return Ok(Held::Streams { _open: streams });
+}
+
+/// Legacy SSE streams, initialized over [`POST_CONNECTIONS`] connections they share.
+async fn open_shared_posts(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<LegacyStream>> {
+    let streams: Vec<LegacyStream> = open_each(count, || async move {
+        Ok(LegacyStream::open(addr, None).await?)
+    })
+    .await?;
+    let mut groups: Vec<Vec<LegacyStream>> = (0..POST_CONNECTIONS).map(|_| Vec::new()).collect();
+    for (i, stream) in streams.into_iter().enumerate() {
+        groups[i % POST_CONNECTIONS].push(stream);
     }
-    let opening = async {
-        let mut groups: Vec<Vec<LegacyStream>> =
-            (0..POST_CONNECTIONS).map(|_| Vec::new()).collect();
-        for (i, stream) in streams.into_iter().enumerate() {
-            groups[i % POST_CONNECTIONS].push(stream);
-        }
-        let tasks: Vec<_> = groups
-            .into_iter()
-            .map(|mut group| {
-                tokio::spawn(async move {
-                    let mut posts = HttpConnection::open(addr).await?;
-                    for stream in &mut group {
-                        stream.initialize(&mut posts, None).await?;
-                    }
-                    anyhow::Ok(group)
-                })
+    let tasks: Vec<_> = groups
+        .into_iter()
+        .map(|mut group| {
+            tokio::spawn(async move {
+                let mut posts = HttpConnection::open(addr).await?;
+                for stream in &mut group {
+                    stream.initialize(&mut posts, None).await?;
+                }
+                anyhow::Ok(group)
             })
-            .collect();
-        let mut all = Vec::with_capacity(count);
-        for task in tasks {
-            all.extend(task.await.context("an initializing task failed")??);
-        }
-        anyhow::Ok(all)
-    };
-    let streams = opening.await.context("initializing an idle SSE session")?;
-    Ok(Held::Streams { _open: streams })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(count);
+    for task in tasks {
+        all.extend(task.await.context("an initializing task failed")??);
+    }
+    Ok(all)
 }
 
 #[cfg(test)]
@@ -150,13 +235,32 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn idle_sessions_are_counted_in_server_memory() {
+    async fn idle_sessions_of_each_kind_are_counted_in_server_memory() {
         let server = mcp_sse::McpHttpServer::new(super::super::server::dice_service().unwrap())
             .spawn("127.0.0.1:0")
             .await
             .unwrap();
+        for kind in [IdleKind::Sse, IdleKind::SseSharedPosts] {
+            let report = measure_idle(
+                kind,
+                server.local_addr(),
+                std::process::id(),
+                40,
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap();
+            assert_eq!((report.kind, report.sessions), (kind, 40));
+            assert!(report.rss_before_kib > 0 && report.rss_open_kib > 0);
+            // Closed streams end their sessions.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while server.server().session_count() > 0 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(server.server().session_count(), 0, "{kind:?}");
+        }
         let report = measure_idle(
-            IdleKind::Initialized,
+            IdleKind::Streamable,
             server.local_addr(),
             std::process::id(),
             40,
@@ -165,13 +269,18 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(report.sessions, 40);
-        assert!(report.rss_before_kib > 0 && report.rss_open_kib > 0);
-        // Closed streams end their sessions.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while server.server().session_count() > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(server.server().session_count(), 0);
+        // Streamable sessions outlive their connections (until their idle timeout).
+        assert_eq!(server.server().session_count(), 40);
         server.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn targets_and_connections_per_kind() {
+        assert_eq!(IdleKind::Streamable.target_kib(), Some(16.0));
+        assert_eq!(IdleKind::Sse.target_kib(), Some(24.0));
+        assert_eq!(IdleKind::Echo.target_kib(), None);
+        assert_eq!(IdleKind::Sse.connections(), 2);
+        assert_eq!(IdleKind::Streamable.connections(), 1);
+        assert!(IdleKind::Echo.on_echo_server() && !IdleKind::Sse.on_echo_server());
     }
 }

@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -78,6 +79,10 @@ pub struct ServeArgs {
     /// Most live sessions (the idle-session measurement opens 10 000).
     #[arg(long, default_value_t = 50_000)]
     pub max_sessions: usize,
+    /// How long a kept-alive connection may stay idle (the server's `header_read_timeout`);
+    /// the idle-session measurement holds its connections open for longer than the default.
+    #[arg(long, default_value_t = 10)]
+    pub keep_alive_secs: u64,
 }
 
 /// Arguments of `roll_dice`.
@@ -190,6 +195,10 @@ async fn serve_async(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         json_response: args.json_response,
         max_sessions: args.max_sessions,
+        // Every session of the bench comes from 127.0.0.1, with up to two connections.
+        max_sessions_per_client: args.max_sessions,
+        max_connections: args.max_sessions.saturating_mul(2).saturating_add(64),
+        header_read_timeout: Duration::from_secs(args.keep_alive_secs.max(1)),
         ..ServerConfig::default()
     };
     match args.mode {

@@ -81,9 +81,9 @@ fn app(runs: Arc<AtomicUsize>) -> Router {
         async move {
             runs.fetch_add(1, Ordering::SeqCst);
             Json(json!({
-                "subject": identity.subject,
-                "client_id": identity.client_id,
-                "scopes": identity.scopes,
+                "subject": identity.subject.as_deref(),
+                "client_id": identity.client_id.as_deref(),
+                "scopes": &*identity.scopes,
                 "iss": identity.claims.get("iss"),
             }))
         }
