@@ -2,7 +2,7 @@
 //! and, in the same process, what the layer adds to an in-process axum request and how a cached
 //! check compares with a bare `serde_json` echo of a `tools/call`. Run with
 //! `cargo bench -p mcp-auth`; the ratios are printed after divan's table.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -131,8 +131,10 @@ pub async fn measure_idle(
     })
 }
 
-/// What keeps idle sessions open until dropped.
+/// What keeps idle sessions open until dropped (the fields are never read: holding them is
+/// the point).
 #[derive(Debug)]
+#[allow(dead_code)]
 enum Held {
     Echo(Vec<EchoSession>),
     Streamable(Vec<StreamableSession>),
