@@ -75,7 +75,7 @@ pub struct ServeArgs {
     /// Answer streamable HTTP calls with a JSON body instead of an SSE stream.
     #[arg(long)]
     pub json_response: bool,
-    /// Most live sessions (the idle-session measurement opens 10 000).
+    /// Most live sessions, and open connections (the idle-session measurement opens 10 000).
     #[arg(long, default_value_t = 50_000)]
     pub max_sessions: usize,
 }
@@ -190,6 +190,9 @@ async fn serve_async(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         json_response: args.json_response,
         max_sessions: args.max_sessions,
+        // Every idle session holds a connection (the default cap, 768, would queue the rest
+        // in the backlog); the generator raises this process's open-file limit to fit.
+        max_connections: args.max_sessions,
         ..ServerConfig::default()
     };
     match args.mode {
