@@ -35,7 +35,9 @@ struct Args {
     /// Serve streamable HTTP without sessions.
     #[arg(long)]
     stateless: bool,
-    /// One child per client session (for servers that keep per-user state).
+    /// One child per client session (for servers that keep per-user state). Not with
+    /// --stateless (no sessions) nor --redis: a session's child runs in one gateway process,
+    /// which the other replicas cannot reach.
     #[arg(long, conflicts_with_all = ["stateless", "redis"])]
     per_session: bool,
     /// Set a variable in the child's environment (repeatable).

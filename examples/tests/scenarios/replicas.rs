@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use crate::calls::{self, CallFailure, Kind, Tally, token};
 use crate::raw::{self, RawClient};
 
+mod gateway;
 mod tasks;
 
 /// How long the call of the resumption check runs, in milliseconds.
