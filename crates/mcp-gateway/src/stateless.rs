@@ -60,36 +60,13 @@ impl Gateway {
             s.client_capabilities = meta.client_capabilities.clone();
             s.client_info = meta.client_info.clone();
         });
-        let method = request.method.clone();
-        match method.as_str() {
-            "server/discover" => {
-                let outcome = self
-                    .child_init(&ctx.session)
-                    .await
-                    .map(|init| discover(&init));
-                return Some(Response {
-                    id: Some(id),
-                    outcome,
-                });
-            }
-            "initialize"
-            | "ping"
-            | "logging/setLevel"
-            | "resources/subscribe"
-            | "resources/unsubscribe"
-            | mcp_proto::listen::SUBSCRIPTIONS_LISTEN => {
-                return Some(Response::error(
-                    Some(id),
-                    ErrorObject::method_not_found(&method),
-                ));
-            }
-            "tools/call" => {
-                if let Some(error) = self.config().tools.check_call(request.params.as_ref()) {
-                    return Some(Response::error(Some(id), error));
-                }
-            }
-            _ => {}
+        if let Some(outcome) = self.answered_here(&request, &ctx).await {
+            return Some(Response {
+                id: Some(id),
+                outcome,
+            });
         }
+        let method = request.method.clone();
         let min_log = meta
             .raw
             .get(stateless::META_LOG_LEVEL)
@@ -124,6 +101,32 @@ impl Gateway {
             }
         };
         Some(response)
+    }
+
+    /// The outcome of a request the gateway answers itself (`server/discover`, methods
+    /// 2026-07-28 removed, calls of hidden tools); `None` for those the child answers.
+    async fn answered_here(&self, request: &Request, ctx: &MessageContext) -> Option<Outcome> {
+        match request.method.as_str() {
+            "server/discover" => Some(
+                self.child_init(&ctx.session)
+                    .await
+                    .map(|init| discover(&init)),
+            ),
+            "initialize"
+            | "ping"
+            | "logging/setLevel"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | mcp_proto::listen::SUBSCRIPTIONS_LISTEN => {
+                Some(Err(ErrorObject::method_not_found(&request.method)))
+            }
+            "tools/call" => self
+                .config()
+                .tools
+                .check_call(request.params.as_ref())
+                .map(Err),
+            _ => None,
+        }
     }
 }
 
