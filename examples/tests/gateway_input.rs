@@ -211,7 +211,7 @@ async fn request_state_is_refused_when_tampered_or_for_another_request() {
     assert_eq!(status, 200);
     assert_eq!(
         refused["error"],
-        json!({"code": -32602, "message": "Invalid params: Invalid requestState: requestState failed verification"})
+        json!({"code": -32602, "message": "Invalid params: Invalid requestState: requestState failed verification (or issued by another gateway process: a retry must reach the one that issued it)"})
     );
     // Bound to the tool and its arguments.
     let other = json!({"name": tool, "arguments": {"x": 1}, "inputResponses": answers,

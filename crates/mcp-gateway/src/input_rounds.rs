@@ -569,7 +569,14 @@ impl ParkedCalls {
 }
 
 fn state_error(error: StateError) -> ErrorObject {
-    ErrorObject::invalid_params(format!("Invalid requestState: {error}"))
+    let hint = match error {
+        // Also what another gateway process's state looks like: each signs with its own key.
+        StateError::Tampered => {
+            " (or issued by another gateway process: a retry must reach the one that issued it)"
+        }
+        _ => "",
+    };
+    ErrorObject::invalid_params(format!("Invalid requestState: {error}{hint}"))
 }
 
 /// `InputRequiredResult` for the questions of a round.

@@ -1,8 +1,10 @@
 //! Two `mcp-gateway` replicas on Redis behind nginx, each with its own `dice_server --stdio
 //! --echo` child: a session opened through one gateway is served by the other, over both
-//! transports, and ended through either. (`--per-session` is refused with `--redis`: a
-//! session's own child lives in one gateway process, which the other replicas cannot reach;
-//! `mcp-gateway`'s CLI tests check the refusal.)
+//! transports, and ended through either. A 2026-07-28 call that needs input waits in the
+//! gateway that runs it: its retry must reach that gateway (the other refuses its
+//! `requestState`). (`--per-session` is refused with `--redis`: a session's own child lives in
+//! one gateway process, which the other replicas cannot reach; `mcp-gateway`'s CLI tests check
+//! the refusal.)
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use mcp_sse::TransportKind;
 use mcp_sse::client::McpClient;
 use mcp_stack_tests::cluster::{Cluster, ClusterConfig};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::calls::token;
 use crate::raw::{self, RawClient};
@@ -18,24 +20,56 @@ use crate::raw::{self, RawClient};
 /// How long a legacy stream may take to carry an answer.
 const STREAM_WAIT: Duration = Duration::from_secs(10);
 
-/// Two gateways serving `dice_server --stdio --echo`, sharing sessions through Redis. The
-/// gateway binary is the one built beside the examples' (`cargo xtask replicas` builds it).
+/// Two gateways serving `dice_server --stdio --echo`, sharing sessions through Redis.
 fn gateway_cluster(name: &str) -> Cluster {
-    let dice = Path::new(env!("CARGO_BIN_EXE_dice_server"));
-    let gateway = dice.with_file_name("mcp-gateway");
+    let dice = env!("CARGO_BIN_EXE_dice_server");
+    gateway_cluster_of(name, &[dice, "--stdio", "--echo"])
+}
+
+/// Two gateways serving `child`, sharing sessions through Redis. The gateway binary is the
+/// one built beside the examples' (`cargo xtask replicas` builds it).
+fn gateway_cluster_of(name: &str, child: &[&str]) -> Cluster {
+    let gateway = Path::new(env!("CARGO_BIN_EXE_dice_server")).with_file_name("mcp-gateway");
     assert!(
         gateway.is_file(),
         "{} is missing: cargo build -p mcp-gateway (cargo xtask replicas does)",
         gateway.display()
     );
-    let child = dice.to_string_lossy().into_owned();
-    let config = ClusterConfig::new(&gateway, 2).name(name).args([
-        "--",
-        child.as_str(),
-        "--stdio",
-        "--echo",
-    ]);
+    let config = ClusterConfig::new(&gateway, 2)
+        .name(name)
+        .arg("--")
+        .args(child.iter().copied());
     Cluster::start(config).unwrap()
+}
+
+/// A 2026-07-28 `tools/call` of `tool` with `extra` params: the JSON-RPC answer.
+async fn call_2026(url: &str, tool: &str, extra: Value) -> Value {
+    let mut params = json!({"name": tool, "arguments": {}, "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
+    }});
+    if let (Value::Object(params), Value::Object(extra)) = (&mut params, extra) {
+        params.extend(extra);
+    }
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let mut data = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim);
+    match data.rfind(|d| !d.is_empty()) {
+        Some(last) => serde_json::from_str(last).unwrap(),
+        None => serde_json::from_str(&text).unwrap(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -128,4 +162,29 @@ async fn a_legacy_stream_on_one_gateway_carries_the_answers_to_posts_on_the_othe
         let echoed = &answer["result"]["structuredContent"]["result"];
         assert_eq!(echoed, token.as_str(), "the answer to {id}: {answer}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs redis-server and nginx: cargo xtask replicas"]
+async fn a_call_waiting_for_input_is_resumed_only_by_the_gateway_running_it() {
+    let fixture = env!("CARGO_BIN_EXE_conformance_server");
+    let cluster = gateway_cluster_of("gateway-input", &[fixture, "--stdio"]);
+    let mcp = cluster.replica_urls("/mcp");
+    let tool = "test_input_required_result_elicitation";
+    let first = call_2026(&mcp[0], tool, json!({})).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let retry = json!({"requestState": first["result"]["requestState"],
+        "inputResponses": {"user_name": {"action": "accept", "content": {"name": "Ada"}}}});
+    let elsewhere = call_2026(&mcp[1], tool, retry.clone()).await;
+    assert_eq!(elsewhere["error"]["code"], -32602, "{elsewhere}");
+    assert_eq!(
+        elsewhere["error"]["message"],
+        "Invalid params: Invalid requestState: requestState failed verification (or issued by \
+         another gateway process: a retry must reach the one that issued it)"
+    );
+    let done = call_2026(&mcp[0], tool, retry).await;
+    assert_eq!(
+        done["result"]["content"][0]["text"], "Hello, Ada!",
+        "{done}"
+    );
 }
