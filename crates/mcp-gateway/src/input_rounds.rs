@@ -737,6 +737,21 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_question_the_child_withdraws_is_not_asked_again() {
+        let rounds = InputRounds::new(caps(json!({"roots": {}})), Map::new());
+        let withdrawn = waiting(rounds.ask(id(1), "roots/list", None));
+        let _kept = waiting(rounds.ask(id(2), "roots/list", None));
+        rounds.withdraw(&id(1));
+        assert!(
+            withdrawn.await.is_err(),
+            "a withdrawn question gets no answer"
+        );
+        let requests = requests(rounds.end_round());
+        assert_eq!(requests.keys().collect::<Vec<_>>(), ["input_1"]);
+        assert_eq!(rounds.bytes(), "{}".len());
+    }
+
     #[test]
     fn a_call_holds_a_bounded_number_of_questions() {
         let rounds = InputRounds::new(caps(json!({"roots": {}})), Map::new());
