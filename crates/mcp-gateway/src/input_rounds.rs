@@ -24,6 +24,7 @@ use mcp_proto::{BoxFuture, ErrorObject, Message, Outbound, RequestId, SendError}
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, oneshot};
 
+use crate::lock;
 use crate::upstream::Outcome;
 
 /// How long the child must stay quiet after a request before the round ends: requests it
@@ -586,10 +587,6 @@ pub(crate) fn input_required(requests: Map<String, Value>, request_state: String
         "inputRequests": requests,
         "requestState": request_state,
     })
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

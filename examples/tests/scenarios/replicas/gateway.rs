@@ -12,10 +12,10 @@ use std::time::Duration;
 use mcp_sse::TransportKind;
 use mcp_sse::client::McpClient;
 use mcp_stack_tests::cluster::{Cluster, ClusterConfig};
+use mcp_stack_tests::raw::{self, RawClient};
 use serde_json::{Value, json};
 
 use crate::calls::token;
-use crate::raw::{self, RawClient};
 
 /// How long a legacy stream may take to carry an answer.
 const STREAM_WAIT: Duration = Duration::from_secs(10);
