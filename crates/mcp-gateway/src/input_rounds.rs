@@ -29,7 +29,7 @@ use crate::upstream::Outcome;
 
 /// How long the child must stay quiet after a request before the round ends: requests it
 /// sends together (several questions at once) go out in one `InputRequiredResult`.
-pub const GATHER_WINDOW: Duration = Duration::from_millis(25);
+pub const GATHER_WINDOW: Duration = Duration::from_millis(50);
 /// Most unanswered requests of the child one call may hold.
 pub const MAX_QUESTIONS: usize = 16;
 /// Most bytes of request params one call's unanswered requests may hold.
