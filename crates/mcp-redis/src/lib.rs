@@ -124,6 +124,8 @@ mod scripts;
 mod server_tests;
 mod store;
 #[cfg(test)]
+mod task_server_tests;
+#[cfg(test)]
 mod test_redis;
 #[cfg(test)]
 mod tests;

@@ -7,18 +7,22 @@
 //!   tasks (ended and expired ones are pruned when it creates one).
 //!
 //! A change is a compare-and-set: read, change in Rust, write if the record is still what was
-//! read (else read again). Reading an unfinished task checks its replica's heartbeat in
+//! read (else read again). The write announces the change on the broadcast stream every
+//! replica reads, in the same script: a replica waiting for the task (a cancellation, an
+//! answer, a listener) wakes within a round trip, wherever the change was made. Reading an unfinished task checks its replica's heartbeat in
 //! `mcp:replicas`: when the lease ran out, the replica is taken for dead and the task is
 //! recorded as failed, so a task never stays "working" after its replica died; the failure is
 //! reported at most one heartbeat lease (three keep-alive ticks) after the last heartbeat.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use mcp_proto::BoxFuture;
 use mcp_proto::jsonrpc::ErrorObject;
 use mcp_proto::task::{TaskChange, TaskError, TaskEvent, TaskRecord, TaskStore, now_ms};
 use redis::Value;
+use tokio::sync::oneshot;
 
 use super::{RedisStore, text};
 use crate::scripts::LuaScript;
@@ -60,13 +64,17 @@ end
 return {raw, alive}
 ";
 
-/// KEYS[1] task key. ARGV: the JSON read, the new JSON, its expiry (ms since the epoch).
-/// Returns 1 written, 0 changed meanwhile, -1 gone.
+/// KEYS[1] task key, KEYS[2] the broadcast stream every replica reads. ARGV: the JSON read,
+/// the new JSON, its expiry (ms since the epoch), the task id, the stream's bound, its TTL
+/// ms. Returns 1 written (and the change announced to every replica), 0 changed meanwhile,
+/// -1 gone.
 const SWAP: &str = r"
 local raw = redis.call('GET', KEYS[1])
 if not raw then return -1 end
 if raw ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 't', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
 return 1
 ";
 
@@ -85,8 +93,50 @@ static SCRIPTS: LazyLock<TaskScripts> = LazyLock::new(|| TaskScripts {
 /// Most compare-and-set attempts of one change before giving up.
 const MAX_ATTEMPTS: usize = 16;
 
-/// How often a waiting task looks for answers or a cancellation.
-const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a waiting task looks again when this replica does not read the broadcast
+/// stream (its deliveries are not subscribed), so no change is announced to it.
+const WATCH_POLL: Duration = Duration::from_millis(100);
+
+/// How often a waiting task looks again although no change was announced: the fallback for
+/// an announcement lost while Redis was away. Changes are announced to every replica as they
+/// are written (the broadcast stream), so a watcher normally wakes within a round trip.
+const WATCH_FALLBACK: Duration = Duration::from_secs(1);
+
+/// The tasks waited for on this replica, woken when a change of theirs is announced.
+#[derive(Debug, Default)]
+pub(crate) struct TaskWatchers {
+    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+}
+
+impl TaskWatchers {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<()>>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves at the next announced change of task `id` (or when the store is dropped).
+    fn watch(&self, id: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.lock();
+        let list = waiting.entry(id.to_owned()).or_default();
+        // Watchers whose futures are gone go first, so a long wait cannot grow the list.
+        list.retain(|w| !w.is_closed());
+        list.push(tx);
+        rx
+    }
+
+    /// Wakes every watcher of task `id`.
+    pub(crate) fn wake(&self, id: &str) {
+        for w in self.lock().remove(id).unwrap_or_default() {
+            let _ = w.send(());
+        }
+    }
+
+    /// How many tasks are waited for.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
 
 fn unavailable(e: impl std::fmt::Display) -> TaskError {
     TaskError::Unavailable(e.to_string())
@@ -184,11 +234,25 @@ impl RedisStore {
             let json = encode(&record)?;
             let expiry = record.expires_at_ms().to_string();
             let answer = self
-                .eval(&SCRIPTS.swap, &[&key], &[&raw, &json, &expiry])
+                .eval(
+                    &SCRIPTS.swap,
+                    &[&key, &self.broadcast_key],
+                    &[
+                        &raw,
+                        &json,
+                        &expiry,
+                        id,
+                        super::BROADCAST_MAX,
+                        &self.delivery_ttl_ms,
+                    ],
+                )
                 .await
                 .map_err(unavailable)?;
             match answer {
-                Value::Int(1) => return Ok(Some(record)),
+                Value::Int(1) => {
+                    self.task_watchers.wake(id);
+                    return Ok(Some(record));
+                }
                 Value::Int(-1) => return Ok(None),
                 _ => continue,
             }
@@ -259,9 +323,25 @@ impl TaskStore for RedisStore {
         })
     }
 
-    /// Redis tells no one of a change here: the watcher looks again after a short interval.
-    fn watch(&self, _id: &str) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(WATCH_INTERVAL))
+    /// Wakes when any replica announces a change of the task (on the broadcast stream this
+    /// replica reads once its deliveries are subscribed), and after [`WATCH_FALLBACK`]
+    /// regardless; without a subscription, after [`WATCH_POLL`].
+    fn watch(&self, id: &str) -> BoxFuture<'static, ()> {
+        let changed = self.task_watchers.watch(id);
+        let fallback = if self
+            .reader_started
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            WATCH_FALLBACK
+        } else {
+            WATCH_POLL
+        };
+        Box::pin(async move {
+            tokio::select! {
+                _ = changed => {}
+                () = tokio::time::sleep(fallback) => {}
+            }
+        })
     }
 }
 
@@ -342,6 +422,40 @@ mod tests {
             ended.to_string(),
             "task t2 is cancelled and takes no more changes"
         );
+    }
+
+    #[tokio::test]
+    async fn a_change_on_one_replica_wakes_a_watcher_on_another_within_a_round_trip() {
+        let redis = TestRedis::start();
+        let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+        // Replica a reads its deliveries (and so the announcements), as a server does.
+        let _deliveries = a.subscribe().await.unwrap();
+        a.create(record("t", "alice", "a"), 8).await.unwrap();
+        // Let the reader take its position on the broadcast stream.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let watch = a.watch("t");
+            assert_eq!(a.task_watchers.len(), 1);
+            let changed = Instant::now();
+            b.update("t", &|r| {
+                r.status_message = Some(format!("{:?}", Instant::now()));
+                Ok(())
+            })
+            .await
+            .unwrap();
+            watch.await;
+            waits.push(changed.elapsed());
+        }
+        waits.sort();
+        // The fallback would take a second; an announcement takes a round trip or two.
+        assert!(waits[2] < Duration::from_millis(200), "{waits:?}");
+        // Woken watchers are forgotten.
+        assert_eq!(a.task_watchers.len(), 0);
+        // A replica that does not read its deliveries falls back to polling.
+        let started = Instant::now();
+        b.watch("t").await;
+        assert!(started.elapsed() < Duration::from_millis(500));
     }
 
     #[tokio::test]
