@@ -422,11 +422,16 @@ impl McpServer {
             },
         };
         let has_resources = !self.inner.resources.is_empty() || !self.inner.templates.is_empty();
+        let follow = match self.tasks_to_follow(call, filter.task_ids).await {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
         let honoured = ListenFilter {
             tools_list_changed: filter.tools_list_changed,
             prompts_list_changed: filter.prompts_list_changed && !self.inner.prompts.is_empty(),
             resources_list_changed: filter.resources_list_changed && has_resources,
             resource_subscriptions: filter.resource_subscriptions.filter(|_| has_resources),
+            task_ids: follow.as_ref().map(|f| f.ids().to_vec()),
         };
         let subscription_id = match &call.id {
             RequestId::String(s) => s.clone(),
@@ -451,7 +456,8 @@ impl McpServer {
             })),
         );
         if outbound.send(ack).await.is_ok() {
-            cancellation.cancelled().await;
+            let tasks = follow.map(|f| f.run(subscription_id, Arc::clone(&outbound)));
+            tasks::until_cancelled(&cancellation, tasks).await;
         }
         self.inner.listeners.remove(key);
         session.end_request(&call.id);

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use super::{Call, Era, McpServer, call_result};
 use crate::cancel::CancellationSignal;
-use crate::jsonrpc::{ErrorObject, code};
-use crate::service::{AuthSubject, BoxFuture};
+use crate::jsonrpc::{ErrorObject, Message, code};
+use crate::listen::{MAX_LISTEN_TASKS, META_SUBSCRIPTION_ID, TASKS_NOTIFICATION};
+use crate::service::{AuthSubject, BoxFuture, Outbound, SendError};
 use crate::task::{
     self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskSupport, new_task_id, now_ms,
 };
@@ -193,6 +194,187 @@ impl McpServer {
         // An acknowledgement: the task's new state is read with tasks/get.
         Ok(json!({}))
     }
+}
+
+impl McpServer {
+    /// The tasks a `subscriptions/listen` stream asked to follow (`notifications.taskIds`)
+    /// and may: those of the caller's subject that exist. Asking without the extension is
+    /// `-32021`; on a transport that runs no tasks, nothing is followed.
+    pub(super) async fn tasks_to_follow(
+        &self,
+        call: &Call<'_>,
+        asked: Option<Vec<String>>,
+    ) -> Result<Option<TaskFollow>, ErrorObject> {
+        let Some(mut ids) = asked else {
+            return Ok(None);
+        };
+        let negotiated = match &call.era {
+            Era::Stateless(meta) => meta.client_capabilities.has_extension(task::EXTENSION),
+            Era::Stateful => false,
+        };
+        if !negotiated {
+            return Err(extension_required("notifications.taskIds"));
+        }
+        if ids.len() > MAX_LISTEN_TASKS {
+            return Err(ErrorObject::invalid_params(format!(
+                "notifications.taskIds lists {} tasks; a stream follows at most {MAX_LISTEN_TASKS}",
+                ids.len()
+            )));
+        }
+        let Some(host) = call.ctx.extensions.get::<TaskHost>() else {
+            return Ok(None);
+        };
+        let subject = AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string());
+        ids.sort();
+        ids.dedup();
+        let mut known = Vec::with_capacity(ids.len());
+        for id in ids {
+            let found = host.store.get(&id, subject.as_deref()).await;
+            if found.map_err(|e| e.to_error_object())?.is_some() {
+                known.push(id);
+            }
+        }
+        Ok(Some(TaskFollow {
+            host: host.clone(),
+            ids: known,
+            subject,
+        }))
+    }
+}
+
+/// The tasks one `subscriptions/listen` stream follows.
+pub(super) struct TaskFollow {
+    host: TaskHost,
+    ids: Vec<String>,
+    subject: Option<String>,
+}
+
+impl TaskFollow {
+    /// The tasks followed.
+    pub(super) fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// Sends each task's state now and at each change (`notifications/tasks`, tagged with
+    /// the subscription), until every task ended (`Ok`) or the stream is gone (`Err`).
+    pub(super) async fn run(
+        self,
+        subscription_id: String,
+        outbound: Arc<dyn Outbound>,
+    ) -> Result<(), SendError> {
+        let follows: Vec<BoxFuture<'static, Result<(), SendError>>> = self
+            .ids
+            .into_iter()
+            .map(|id| {
+                let follow = FollowOne {
+                    host: self.host.clone(),
+                    id,
+                    subject: self.subject.clone(),
+                    subscription_id: subscription_id.clone(),
+                    outbound: Arc::clone(&outbound),
+                };
+                Box::pin(follow.run()) as BoxFuture<'static, _>
+            })
+            .collect();
+        all_ok(follows).await
+    }
+}
+
+/// One task followed on one stream.
+struct FollowOne {
+    host: TaskHost,
+    id: String,
+    subject: Option<String>,
+    subscription_id: String,
+    outbound: Arc<dyn Outbound>,
+}
+
+impl FollowOne {
+    /// Sends the task's state whenever it differs from the last one sent, until it ends or
+    /// is gone (expired).
+    async fn run(self) -> Result<(), SendError> {
+        let store = &self.host.store;
+        let mut sent = None;
+        loop {
+            let changed = store.watch(&self.id);
+            let record = match store.get(&self.id, self.subject.as_deref()).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    tracing::debug!(task = %self.id, error = %e, "cannot read a followed task");
+                    changed.await;
+                    continue;
+                }
+            };
+            let seen = (
+                record.status,
+                record.last_updated_at_ms,
+                record.input_requests.len(),
+            );
+            if sent != Some(seen) {
+                sent = Some(seen);
+                let mut params = record.detailed();
+                params["_meta"] = json!({ META_SUBSCRIPTION_ID: self.subscription_id });
+                let note = Message::notification(TASKS_NOTIFICATION, Some(params));
+                self.outbound.send(note).await?;
+            }
+            if record.status.is_terminal() {
+                return Ok(());
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Runs every future to its end; the first error ends them all.
+async fn all_ok(
+    mut futures: Vec<BoxFuture<'static, Result<(), SendError>>>,
+) -> Result<(), SendError> {
+    std::future::poll_fn(move |cx| {
+        let mut i = 0;
+        while i < futures.len() {
+            match futures[i].as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => {
+                    drop(futures.swap_remove(i));
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => i += 1,
+            }
+        }
+        if futures.is_empty() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Waits for `cancellation`, running `tasks` meanwhile; returns early when they fail (the
+/// stream is gone).
+pub(super) async fn until_cancelled(
+    cancellation: &CancellationSignal,
+    tasks: Option<impl Future<Output = Result<(), SendError>>>,
+) {
+    let mut cancelled = std::pin::pin!(cancellation.cancelled());
+    let Some(tasks) = tasks else {
+        return cancelled.await;
+    };
+    let mut tasks = std::pin::pin!(tasks);
+    let mut tasks_done = false;
+    std::future::poll_fn(move |cx| {
+        if cancelled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if !tasks_done && let Poll::Ready(outcome) = tasks.as_mut().poll(cx) {
+            if outcome.is_err() {
+                return Poll::Ready(());
+            }
+            tasks_done = true;
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// What starting a task needs.
@@ -619,6 +801,156 @@ mod tests {
         assert_eq!(
             t["error"],
             json!({"code": -32001, "message": "the task ran longer than its limit of 0 s"})
+        );
+    }
+
+    /// An outbound that keeps what it is sent, as JSON.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<Value>>);
+
+    impl Outbound for Kept {
+        fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(serde_json::to_value(message).unwrap());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    impl Kept {
+        /// Waits (at most 5 s) until a kept message satisfies `pred`; returns it.
+        fn wait(&self, pred: impl Fn(&Value) -> bool) -> Value {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Some(m) = self.0.lock().unwrap().iter().find(|m| pred(m)) {
+                    return m.clone();
+                }
+                assert!(Instant::now() < deadline, "{:?}", self.0.lock().unwrap());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    impl Client {
+        /// Opens a `subscriptions/listen` stream (`sub-1`) on a thread of its own; returns
+        /// its session (to end it), what it was sent, and the thread.
+        fn listen(
+            &self,
+            notifications: Value,
+            tasks: bool,
+        ) -> (
+            Arc<Session>,
+            Arc<Kept>,
+            std::thread::JoinHandle<Option<Message>>,
+        ) {
+            let caps = if tasks {
+                json!({"extensions": {task::EXTENSION: {}}})
+            } else {
+                json!({})
+            };
+            let params = json!({"notifications": notifications,
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": caps}});
+            let mut ext = http::Extensions::new();
+            ext.insert(self.host.clone());
+            ext.insert(AuthSubject::new(self.subject));
+            let session = Arc::new(Session::stateless(ProtocolVersion::V2026_07_28));
+            let kept = Arc::new(Kept::default());
+            let ctx = MessageContext::new(Arc::clone(&session))
+                .with_outbound(Arc::clone(&kept) as Arc<dyn Outbound>)
+                .with_extensions(ext);
+            let request = Message::request("sub-1", "subscriptions/listen", Some(params));
+            let server = self.server.clone();
+            let thread = std::thread::spawn(move || {
+                futures::executor::block_on(server.handle(request, ctx))
+            });
+            (session, kept, thread)
+        }
+    }
+
+    #[test]
+    fn a_listen_stream_gets_each_followed_task_now_and_at_each_change_until_it_ends() {
+        let c = Client::new(TaskLimits::default());
+        let asking = c.start("ask_name");
+        let running = c.start("forever");
+        c.wait_for(&asking, "input_required");
+        let (session, kept, thread) = c.listen(
+            json!({"toolsListChanged": true, "taskIds": [running, asking, "task-unknown", asking]}),
+            true,
+        );
+        let ack = kept.wait(|m| m["method"] == "notifications/subscriptions/acknowledged");
+        let mut expected = vec![asking.clone(), running.clone()];
+        expected.sort();
+        assert_eq!(
+            ack["params"]["notifications"],
+            json!({"toolsListChanged": true, "taskIds": expected})
+        );
+        let state = |id: &str, status: &str| {
+            let (id, status) = (id.to_owned(), status.to_owned());
+            kept.wait(move |m| {
+                m["method"] == "notifications/tasks"
+                    && m["params"]["taskId"] == id.as_str()
+                    && m["params"]["status"] == status.as_str()
+            })
+        };
+        // The state at subscription time, as tasks/get gives it, tagged with the stream.
+        let now = state(&asking, "input_required");
+        assert_eq!(
+            now["params"]["_meta"],
+            json!({META_SUBSCRIPTION_ID: "sub-1"})
+        );
+        assert_eq!(
+            now["params"]["inputRequests"]["first"]["method"],
+            "elicitation/create"
+        );
+        let mut get = c.get(&asking);
+        for envelope in ["resultType", "_meta"] {
+            get.as_object_mut().unwrap().remove(envelope);
+        }
+        let mut pushed = now["params"].clone();
+        pushed.as_object_mut().unwrap().remove("_meta");
+        assert_eq!(pushed, get);
+        state(&running, "working");
+        // Each change follows.
+        let answer = |name: &str| json!({"action": "accept", "content": {"name": name}});
+        c.send(
+            "tasks/update",
+            json!({"taskId": asking, "inputResponses": {"first": answer("Ada"), "last": answer("L")}}),
+            true,
+        );
+        let done = state(&asking, "completed");
+        assert_eq!(done["params"]["result"]["content"][0]["text"], "Ada L");
+        c.send("tasks/cancel", json!({"taskId": running}), true);
+        state(&running, "cancelled");
+        let sent = kept.0.lock().unwrap().len();
+        // Ended tasks send no more; the stream stays open until the client leaves.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(kept.0.lock().unwrap().len(), sent);
+        assert!(!thread.is_finished());
+        session.cancel_request(&crate::RequestId::from("sub-1"));
+        assert!(thread.join().unwrap().is_none());
+    }
+
+    #[test]
+    fn following_tasks_needs_the_extension_and_a_bounded_list() {
+        let c = Client::new(TaskLimits::default());
+        let id = c.start("forever");
+        let (_, kept, thread) = c.listen(json!({"taskIds": [id]}), false);
+        let reply = serde_json::to_value(thread.join().unwrap().unwrap()).unwrap();
+        assert_eq!(reply["error"]["code"], -32021);
+        assert_eq!(
+            reply["error"]["data"],
+            json!({"requiredCapabilities": {"extensions": {task::EXTENSION: {}}}})
+        );
+        assert!(kept.0.lock().unwrap().is_empty());
+        let many: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
+        let (_, _, thread) = c.listen(json!({"taskIds": many}), true);
+        let reply = serde_json::to_value(thread.join().unwrap().unwrap()).unwrap();
+        assert_eq!(
+            reply["error"],
+            json!({"code": -32602, "message":
+                "Invalid params: notifications.taskIds lists 65 tasks; a stream follows at most 64"})
         );
     }
 
