@@ -131,3 +131,42 @@ async fn a_cancel_on_one_replica_stops_the_task_running_on_another_at_once() {
     let median = latencies[latencies.len() / 2];
     assert!(median < Duration::from_millis(50), "{latencies:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_on_one_replica_gets_the_states_of_a_task_running_on_another() {
+    let redis = TestRedis::start();
+    let dropped: Dropped = Arc::default();
+    let r = replicas(&redis, 2, &dropped).await;
+    let (a, b) = (client(&r[0].url).await, client(&r[1].url).await);
+    let id = start(&a, "nap").await;
+    let mut states = b.listen_tasks(&[&id]).await.unwrap();
+    assert_eq!(states.following(), [id.clone()]);
+    assert_eq!(
+        states.next().await.unwrap().unwrap().status,
+        TaskStatus::Working
+    );
+    let started = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), states.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(end.status, TaskStatus::Completed);
+    assert_eq!(end.result.unwrap()["content"][0]["text"], "napped");
+    // Pushed, not found by the 1 s fallback look.
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    // A wait through replica b ends as soon as the task does on replica a.
+    let id = start(&a, "nap").await;
+    let started = Instant::now();
+    let done = b.wait_task(&id, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(done.content[0], mcp_proto::ContentBlock::text("napped"));
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
