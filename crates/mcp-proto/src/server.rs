@@ -1091,6 +1091,11 @@ impl McpService for McpServer {
         }
     }
 
+    fn resume_orphaned_tasks(&self, host: task::TaskHost) -> BoxFuture<'static, usize> {
+        let server = self.clone();
+        Box::pin(async move { server.resume_orphaned_tasks(&host).await })
+    }
+
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
         let server = self.clone();
         Box::pin(async move {

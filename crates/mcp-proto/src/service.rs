@@ -327,6 +327,14 @@ pub trait McpService: Send + Sync + 'static {
     fn stream_opened(&self, session: &Arc<Session>, outbound: Arc<dyn Outbound>) {
         let _ = (session, outbound);
     }
+
+    /// Called by a transport periodically (its keep-alive tick): takes over, and runs again
+    /// here, tasks of restartable tools whose replica died; returns how many. The default
+    /// restarts none.
+    fn resume_orphaned_tasks(&self, host: crate::task::TaskHost) -> BoxFuture<'static, usize> {
+        let _ = host;
+        Box::pin(async { 0 })
+    }
 }
 
 impl<S: McpService + ?Sized> McpService for Arc<S> {
@@ -340,5 +348,9 @@ impl<S: McpService + ?Sized> McpService for Arc<S> {
 
     fn stream_opened(&self, session: &Arc<Session>, outbound: Arc<dyn Outbound>) {
         (**self).stream_opened(session, outbound)
+    }
+
+    fn resume_orphaned_tasks(&self, host: crate::task::TaskHost) -> BoxFuture<'static, usize> {
+        (**self).resume_orphaned_tasks(host)
     }
 }

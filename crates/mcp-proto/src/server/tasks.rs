@@ -13,10 +13,10 @@ use crate::jsonrpc::{ErrorObject, Message, code};
 use crate::listen::{MAX_LISTEN_TASKS, META_SUBSCRIPTION_ID, TASKS_NOTIFICATION};
 use crate::service::{AuthSubject, BoxFuture, Outbound, SendError};
 use crate::task::{
-    self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskSupport, new_task_id, now_ms,
+    self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskRestart, TaskSupport, new_task_id, now_ms,
 };
 use crate::task_run::{TaskInput, TaskLink, run_task};
-use crate::tool::{CallFailure, RegisteredTool};
+use crate::tool::{CallFailure, RegisteredTool, ToolContext};
 use crate::types::CallToolResult;
 
 /// How the inline part of a task call ended.
@@ -105,6 +105,13 @@ impl McpServer {
             task_signal.clone(),
         );
         ctx.task = Some(Arc::clone(&link));
+        let restart = tool.restartable.then(|| TaskRestart {
+            tool: tool.tool.name.clone(),
+            arguments: args.clone(),
+            protocol_version: call.version,
+            client_capabilities: (*ctx.client_capabilities).clone(),
+            restarts_left: host.limits.max_restarts,
+        });
         let mut handler = tool.invoke(ctx, args);
         if !tool.defer_task {
             link.request_start();
@@ -131,6 +138,7 @@ impl McpServer {
                     link,
                     subject: AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string()),
                     signal: task_signal,
+                    restart,
                 };
                 Some(start.run(handler, call, &tool.tool.name).await)
             }
@@ -239,6 +247,135 @@ impl McpServer {
             ids: known,
             subject,
         }))
+    }
+}
+
+/// Most orphaned tasks one replica looks at per [`McpServer::resume_orphaned_tasks`].
+const ORPHANS_PER_PASS: usize = 16;
+
+impl McpServer {
+    /// Takes over the tasks of restartable tools whose replica died (see
+    /// `ToolDef::restartable`) and runs them again here, from their arguments; fails those
+    /// whose tool this server cannot restart. A task is taken over by one replica only: the
+    /// take-over changes the task's owner from the dead replica to this one, a change the
+    /// store applies atomically. Returns how many were restarted here. Transports call this
+    /// periodically (the keep-alive tick); `host` must name this replica.
+    pub async fn resume_orphaned_tasks(&self, host: &TaskHost) -> usize {
+        let Some(me) = host.replica.clone() else {
+            return 0;
+        };
+        let orphans = match host.store.orphans(ORPHANS_PER_PASS).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for tasks of dead replicas");
+                return 0;
+            }
+        };
+        let mut restarted = 0;
+        for orphan in orphans {
+            if self.take_over(host, orphan, &me).await {
+                restarted += 1;
+            }
+        }
+        restarted
+    }
+
+    /// Claims one orphaned task for replica `me` and runs it again; `false` when another
+    /// replica claimed it first or it cannot run here (then it is failed).
+    async fn take_over(&self, host: &TaskHost, orphan: TaskRecord, me: &str) -> bool {
+        let id = orphan.task_id.clone();
+        let (Some(spec), Some(from)) = (orphan.restart.clone(), orphan.owner.clone()) else {
+            return false;
+        };
+        let tool = self
+            .inner
+            .index
+            .get(&spec.tool)
+            .map(|&i| &self.inner.tools[i])
+            .filter(|t| t.restartable);
+        let Some(tool) = tool else {
+            let why = ErrorObject::internal(format!(
+                "the replica running this task ({from}) stopped, and tool '{}' cannot be restarted on {me}",
+                spec.tool
+            ));
+            let fail = |r: &mut TaskRecord| {
+                if r.owner.as_deref() != Some(from.as_str()) || r.status.is_terminal() {
+                    return Ok(());
+                }
+                r.apply(TaskEvent::Fail(why.clone()), now_ms())
+            };
+            if let Err(e) = host.store.update(&id, &fail).await {
+                tracing::debug!(task = %id, error = %e, "cannot fail an orphaned task");
+            }
+            return false;
+        };
+        let event = TaskEvent::Restart {
+            from: from.clone(),
+            to: me.to_owned(),
+        };
+        let claimed = host
+            .store
+            .update(&id, &|r: &mut TaskRecord| r.apply(event.clone(), now_ms()))
+            .await;
+        let record = match claimed {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(task = %id, error = %e, "task not taken over");
+                return false;
+            }
+        };
+        tracing::info!(task = %id, tool = %spec.tool, dead = %from, "task restarted on this replica");
+        self.rerun(host, record, tool, spec);
+        true
+    }
+
+    /// Runs a taken-over task again, in the background, as its first run did but with no
+    /// request behind it: its questions go to the task (`tasks/update`).
+    fn rerun(&self, host: &TaskHost, record: TaskRecord, tool: &RegisteredTool, spec: TaskRestart) {
+        let signal = CancellationSignal::new();
+        let link = Arc::new(TaskLink::default());
+        link.request_start();
+        link.started(TaskInput::new(
+            host.clone(),
+            record.task_id.clone(),
+            record.subject.clone(),
+        ));
+        let session = Arc::new(crate::service::Session::stateless(spec.protocol_version));
+        let mut extensions = http::Extensions::new();
+        extensions.insert(host.clone());
+        if let Some(subject) = &record.subject {
+            extensions.insert(AuthSubject::new(subject.as_str()));
+        }
+        let outbound: Arc<dyn Outbound> = Arc::new(crate::service::NoOutbound);
+        let ctx = ToolContext {
+            request_id: crate::RequestId::from(record.task_id.clone()),
+            session: Arc::clone(&session),
+            version: spec.protocol_version,
+            progress_token: None,
+            last_progress: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            outbound: Arc::clone(&outbound),
+            cancellation: signal.clone(),
+            extensions: Arc::new(extensions),
+            meta: None,
+            client_capabilities: Arc::new(spec.client_capabilities),
+            input: crate::input::InputChannel::Stream { session, outbound },
+            request_log_level: None,
+            listeners: Arc::clone(&self.inner.listeners),
+            task: Some(link),
+        };
+        let handler = tool.invoke(ctx, spec.arguments);
+        host.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.task_id.clone(), signal.clone());
+        host.runtime.spawn(Box::pin(run_task(
+            host.clone(),
+            record,
+            handler,
+            signal,
+            spec.protocol_version,
+            spec.tool,
+        )));
     }
 }
 
@@ -383,6 +520,7 @@ struct TaskStart {
     link: Arc<TaskLink>,
     subject: Option<String>,
     signal: CancellationSignal,
+    restart: Option<TaskRestart>,
 }
 
 impl TaskStart {
@@ -405,6 +543,7 @@ impl TaskStart {
         );
         record.owner = host.replica.clone();
         record.run_limit_ms = millis(limits.max_duration);
+        record.restart = self.restart;
         if let Err(e) = host
             .store
             .create(record.clone(), limits.max_tasks_per_subject)
@@ -479,7 +618,7 @@ mod tests {
     use super::*;
     use crate::client_features::ElicitParams;
     use crate::service::{MessageContext, Session};
-    use crate::task::{MemoryTaskStore, TaskLimits, TaskRuntime};
+    use crate::task::{MemoryTaskStore, TaskLimits, TaskRuntime, TaskStore};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpService, Message, ProtocolVersion};
 
@@ -505,6 +644,11 @@ mod tests {
                 let _ = rx.await;
             })
         }
+    }
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Again {
+        n: u32,
     }
 
     async fn ask_name(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
@@ -556,6 +700,9 @@ mod tests {
         McpServer::builder("t")
             .tool_with(optional("quick"), |_: NoArgs| async {
                 Ok::<_, ToolError>("done")
+            })
+            .tool_with(optional("again").restartable(), |a: Again| async move {
+                Ok::<_, ToolError>(format!("ran again with {}", a.n))
             })
             .tool_with(optional("forever"), |_: NoArgs| async {
                 std::future::pending::<()>().await;
@@ -951,6 +1098,124 @@ mod tests {
             reply["error"],
             json!({"code": -32602, "message":
                 "Invalid params: notifications.taskIds lists 65 tasks; a stream follows at most 64"})
+        );
+    }
+
+    /// Tasks in memory, shared by "replicas" of one test; tasks owned by `dead` are orphans.
+    #[derive(Debug, Default)]
+    struct SharedTasks(MemoryTaskStore);
+
+    impl task::TaskStore for SharedTasks {
+        fn create(&self, r: TaskRecord, max: usize) -> BoxFuture<'_, Result<(), TaskError>> {
+            self.0.create(r, max)
+        }
+
+        fn get<'a>(
+            &'a self,
+            id: &'a str,
+            subject: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Option<TaskRecord>, TaskError>> {
+            self.0.get(id, subject)
+        }
+
+        fn update<'a>(
+            &'a self,
+            id: &'a str,
+            change: task::TaskChange<'a>,
+        ) -> BoxFuture<'a, Result<TaskRecord, TaskError>> {
+            self.0.update(id, change)
+        }
+
+        fn watch(&self, id: &str) -> BoxFuture<'static, ()> {
+            self.0.watch(id)
+        }
+
+        fn orphans(&self, _max: usize) -> BoxFuture<'_, Result<Vec<TaskRecord>, TaskError>> {
+            let ids = ["again-1", "quick-1"];
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for id in ids {
+                    if let Some(r) = self.0.get(id, Some("alice")).await?
+                        && r.owner.as_deref() == Some("dead")
+                        && r.restarts_on_replica_loss()
+                    {
+                        out.push(r);
+                    }
+                }
+                Ok(out)
+            })
+        }
+    }
+
+    fn orphan(id: &str, tool: &str) -> TaskRecord {
+        let mut r = TaskRecord::new(id, Some("alice".into()), now_ms(), 60_000, 100);
+        r.owner = Some("dead".into());
+        r.run_limit_ms = 60_000;
+        r.restart = Some(TaskRestart {
+            tool: tool.into(),
+            arguments: json!({"n": 7}),
+            protocol_version: ProtocolVersion::V2026_07_28,
+            client_capabilities: Default::default(),
+            restarts_left: 1,
+        });
+        r
+    }
+
+    #[test]
+    fn an_orphaned_restartable_task_is_taken_over_by_exactly_one_replica_and_runs_again() {
+        let store = Arc::new(SharedTasks::default());
+        let replica = |name: &str| {
+            TaskHost::new(store.clone(), Arc::new(Threads), TaskLimits::default())
+                .with_replica(name)
+        };
+        let (b, c) = (replica("b"), replica("c"));
+        futures::executor::block_on(store.create(orphan("again-1", "again"), 8)).unwrap();
+        futures::executor::block_on(store.create(orphan("quick-1", "quick"), 8)).unwrap();
+        let server = server();
+        // Both survivors look at once: one takes the task over, the other is refused.
+        let (sb, sc) = (server.clone(), server.clone());
+        let (hb, hc) = (b.clone(), c.clone());
+        let tb =
+            std::thread::spawn(move || futures::executor::block_on(sb.resume_orphaned_tasks(&hb)));
+        let tc =
+            std::thread::spawn(move || futures::executor::block_on(sc.resume_orphaned_tasks(&hc)));
+        let restarted = tb.join().unwrap() + tc.join().unwrap();
+        assert_eq!(restarted, 1);
+        let c = Client {
+            server,
+            host: b,
+            subject: "alice",
+        };
+        let t = c.wait_for("again-1", "completed");
+        assert_eq!(t["status"], "completed", "{t}");
+        assert_eq!(t["result"]["content"][0]["text"], "ran again with 7");
+        let owner = futures::executor::block_on(store.get("again-1", Some("alice")))
+            .unwrap()
+            .unwrap()
+            .owner;
+        assert!(matches!(owner.as_deref(), Some("b" | "c")), "{owner:?}");
+        assert_eq!(
+            futures::executor::block_on(store.get("again-1", Some("alice")))
+                .unwrap()
+                .unwrap()
+                .restart
+                .unwrap()
+                .restarts_left,
+            0
+        );
+        // A tool that may not be restarted here fails instead, naming why.
+        let t = c.get("quick-1");
+        assert_eq!(t["status"], "failed");
+        let message = t["error"]["message"].as_str().unwrap();
+        let prefix = "Internal error: the replica running this task (dead) stopped, and tool 'quick' cannot be restarted on ";
+        assert!(
+            [format!("{prefix}b"), format!("{prefix}c")].contains(&message.to_owned()),
+            "{message}"
+        );
+        // Nothing is left to take over.
+        assert_eq!(
+            futures::executor::block_on(c.server.resume_orphaned_tasks(&replica("d"))),
+            0
         );
     }
 
