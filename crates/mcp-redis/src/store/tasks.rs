@@ -27,9 +27,10 @@ use tokio::sync::oneshot;
 use super::{RedisStore, text};
 use crate::scripts::LuaScript;
 
-/// KEYS[1] task key, KEYS[2] the subject's task set. ARGV: record JSON, expiry (ms since the
-/// epoch), most unfinished tasks, task key prefix, task id, set TTL ms. Returns 1 created,
-/// 0 over the limit, -1 the id exists.
+/// KEYS[1] task key, KEYS[2] the subject's task set, KEYS[3] the index of restartable tasks.
+/// ARGV: record JSON, expiry (ms since the epoch), most unfinished tasks, task key prefix,
+/// task id, set TTL ms, 1 when the task may be restarted. Returns 1 created, 0 over the
+/// limit, -1 the id exists.
 const CREATE: &str = r"
 local active = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -45,6 +46,7 @@ if active >= tonumber(ARGV[3]) then return 0 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return -1 end
 redis.call('SADD', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[7] == '1' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5]) end
 return 1
 ";
 
@@ -64,10 +66,10 @@ end
 return {raw, alive}
 ";
 
-/// KEYS[1] task key, KEYS[2] the broadcast stream every replica reads. ARGV: the JSON read,
-/// the new JSON, its expiry (ms since the epoch), the task id, the stream's bound, its TTL
-/// ms. Returns 1 written (and the change announced to every replica), 0 changed meanwhile,
-/// -1 gone.
+/// KEYS[1] task key, KEYS[2] the broadcast stream every replica reads, KEYS[3] the index of
+/// restartable tasks. ARGV: the JSON read, the new JSON, its expiry (ms since the epoch), the
+/// task id, the stream's bound, its TTL ms, 1 when the task ended. Returns 1 written (and the
+/// change announced to every replica), 0 changed meanwhile, -1 gone.
 const SWAP: &str = r"
 local raw = redis.call('GET', KEYS[1])
 if not raw then return -1 end
@@ -75,19 +77,48 @@ if raw ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 't', ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[7] == '1' then redis.call('ZREM', KEYS[3], ARGV[4]) end
 return 1
+";
+
+/// KEYS[1] the index of restartable tasks (ids scored by expiry), KEYS[2] the live replicas.
+/// ARGV: task key prefix, most records returned. Returns the records of unfinished indexed
+/// tasks whose replica's heartbeat ran out; drops expired and ended tasks from the index.
+const ORPHANS: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, 999)) do
+  local raw = redis.call('GET', ARGV[1] .. id)
+  if not raw then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local t = cjson.decode(raw)
+    if t.status ~= 'working' and t.status ~= 'input_required' then
+      redis.call('ZREM', KEYS[1], id)
+    elseif type(t.owner) == 'string' then
+      local score = redis.call('ZSCORE', KEYS[2], t.owner)
+      if (not score) or tonumber(score) < now then table.insert(out, raw) end
+    end
+  end
+  if #out >= tonumber(ARGV[2]) then break end
+end
+return out
 ";
 
 struct TaskScripts {
     create: LuaScript,
     get: LuaScript,
     swap: LuaScript,
+    orphans: LuaScript,
 }
 
 static SCRIPTS: LazyLock<TaskScripts> = LazyLock::new(|| TaskScripts {
     create: LuaScript::new("task_create", CREATE),
     get: LuaScript::new("task_get", GET),
     swap: LuaScript::new("task_swap", SWAP),
+    orphans: LuaScript::new("task_orphans", ORPHANS),
 });
 
 /// Most compare-and-set attempts of one change before giving up.
@@ -162,6 +193,10 @@ impl RedisStore {
         format!("{}:task:{id}", self.config.key_prefix)
     }
 
+    fn restartable_key(&self) -> String {
+        format!("{}:tasks:restartable", self.config.key_prefix)
+    }
+
     fn task_subject_key(&self, subject: Option<&str>) -> String {
         format!(
             "{}:tasks:subject:{}",
@@ -176,10 +211,11 @@ impl RedisStore {
         let set = self.task_subject_key(record.subject.as_deref());
         let prefix = format!("{}:task:", self.config.key_prefix);
         let set_ttl = record.ttl_ms.saturating_add(record.run_limit_ms).max(1);
+        let restartable = if record.restart.is_some() { "1" } else { "0" };
         let answer = self
             .eval(
                 &SCRIPTS.create,
-                &[&key, &set],
+                &[&key, &set, &self.restartable_key()],
                 &[
                     &json,
                     &record.expires_at_ms().to_string(),
@@ -187,6 +223,7 @@ impl RedisStore {
                     &prefix,
                     &record.task_id,
                     &set_ttl.to_string(),
+                    restartable,
                 ],
             )
             .await
@@ -233,10 +270,15 @@ impl RedisStore {
             change(&mut record)?;
             let json = encode(&record)?;
             let expiry = record.expires_at_ms().to_string();
+            let ended = if record.status.is_terminal() {
+                "1"
+            } else {
+                "0"
+            };
             let answer = self
                 .eval(
                     &SCRIPTS.swap,
-                    &[&key, &self.broadcast_key],
+                    &[&key, &self.broadcast_key, &self.restartable_key()],
                     &[
                         &raw,
                         &json,
@@ -244,6 +286,7 @@ impl RedisStore {
                         id,
                         super::BROADCAST_MAX,
                         &self.delivery_ttl_ms,
+                        ended,
                     ],
                 )
                 .await
@@ -277,6 +320,17 @@ impl RedisStore {
         if alive {
             return Ok(Some(record));
         }
+        if record.restarts_on_replica_loss() {
+            // Another replica takes it over on its next keep-alive tick (`orphans`).
+            return Ok(Some(record));
+        }
+        self.fail_orphan(record).await
+    }
+
+    /// Records that the task's replica died (unless it ended meanwhile or another replica
+    /// took it over).
+    async fn fail_orphan(&self, record: TaskRecord) -> Result<Option<TaskRecord>, TaskError> {
+        let id = record.task_id.as_str();
         let owner = record.owner.clone().unwrap_or_default();
         tracing::warn!(task = %id, replica = %owner, "the replica running a task stopped; the task failed");
         let died = replica_died(&owner);
@@ -284,13 +338,43 @@ impl RedisStore {
         // leave the record as it should be.
         let failed = self
             .swap_task(id, &|r: &mut TaskRecord| {
-                if r.status.is_terminal() {
+                if r.status.is_terminal() || r.owner.as_deref() != Some(owner.as_str()) {
                     return Ok(());
                 }
                 r.apply(died.clone(), now_ms())
             })
             .await?;
         Ok(failed)
+    }
+
+    /// Unfinished restartable tasks whose replica died; those with no restart left are
+    /// failed here instead.
+    async fn orphaned_tasks(&self, max: usize) -> Result<Vec<TaskRecord>, TaskError> {
+        let prefix = format!("{}:task:", self.config.key_prefix);
+        let answer = self
+            .eval(
+                &SCRIPTS.orphans,
+                &[&self.restartable_key(), &self.replicas_key],
+                &[&prefix, &max.to_string()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let Value::Array(items) = answer else {
+            return Err(unavailable(format!(
+                "unexpected orphans answer: {answer:?}"
+            )));
+        };
+        let mut orphans = Vec::with_capacity(items.len());
+        for item in &items {
+            let raw = text(item).ok_or_else(|| unavailable("malformed orphans answer"))?;
+            let record = decode(&raw)?;
+            if record.restarts_on_replica_loss() {
+                orphans.push(record);
+            } else {
+                self.fail_orphan(record).await?;
+            }
+        }
+        Ok(orphans)
     }
 }
 
@@ -321,6 +405,10 @@ impl TaskStore for RedisStore {
                 .await?
                 .ok_or_else(|| TaskError::NotFound(id.to_owned()))
         })
+    }
+
+    fn orphans(&self, max: usize) -> BoxFuture<'_, Result<Vec<TaskRecord>, TaskError>> {
+        Box::pin(self.orphaned_tasks(max))
     }
 
     /// Wakes when any replica announces a change of the task (on the broadcast stream this
@@ -456,6 +544,94 @@ mod tests {
         let started = Instant::now();
         b.watch("t").await;
         assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    fn restartable(id: &str, owner: &str, restarts_left: u32) -> TaskRecord {
+        let mut r = record(id, "alice", owner);
+        r.restart = Some(mcp_proto::task::TaskRestart {
+            tool: "roll".into(),
+            arguments: json!({"n_dice": 3, "content": []}),
+            protocol_version: mcp_proto::ProtocolVersion::V2026_07_28,
+            client_capabilities: Default::default(),
+            restarts_left,
+        });
+        r
+    }
+
+    #[tokio::test]
+    async fn a_dead_replicas_restartable_task_waits_for_one_take_over_and_spent_ones_fail() {
+        let redis = TestRedis::start();
+        let (a, b, c) = (
+            replica(&redis, "a").await,
+            replica(&redis, "b").await,
+            replica(&redis, "c").await,
+        );
+        let lease = Duration::from_millis(200);
+        a.heartbeat(lease).await.unwrap();
+        b.heartbeat(Duration::from_secs(30)).await.unwrap();
+        a.create(restartable("again", "a", 1), 8).await.unwrap();
+        a.create(restartable("spent", "a", 0), 8).await.unwrap();
+        a.create(restartable("live", "b", 1), 8).await.unwrap();
+        a.create(record("plain", "alice", "a"), 8).await.unwrap();
+        assert!(b.orphans(16).await.unwrap().is_empty());
+        tokio::time::sleep(lease + Duration::from_millis(50)).await;
+        // Read while orphaned: still working, waiting to be taken over.
+        let seen = c.get("again", Some("alice")).await.unwrap().unwrap();
+        assert_eq!(seen.status, TaskStatus::Working);
+        // The spent one is failed by the look for orphans; only the restartable one is listed.
+        let orphans = b.orphans(16).await.unwrap();
+        assert_eq!(
+            orphans
+                .iter()
+                .map(|r| r.task_id.as_str())
+                .collect::<Vec<_>>(),
+            ["again"]
+        );
+        // Arguments survive Redis as they were (an empty array stays an array).
+        assert_eq!(
+            orphans[0].restart.as_ref().unwrap().arguments,
+            json!({"n_dice": 3, "content": []})
+        );
+        let spent = c.get("spent", Some("alice")).await.unwrap().unwrap();
+        assert_eq!(spent.status, TaskStatus::Failed);
+        // Two survivors claim it: one wins, the other is refused.
+        let claim = |to: &str| TaskEvent::Restart {
+            from: "a".into(),
+            to: to.into(),
+        };
+        let (by_b, by_c) = (claim("b"), claim("c"));
+        let change_b = |r: &mut TaskRecord| r.apply(by_b.clone(), now_ms());
+        let change_c = |r: &mut TaskRecord| r.apply(by_c.clone(), now_ms());
+        let (won, lost) = tokio::join!(b.update("again", &change_b), c.update("again", &change_c));
+        assert!(won.is_ok() != lost.is_ok(), "{won:?} {lost:?}");
+        let winner = won.or(lost).unwrap();
+        assert_eq!(winner.status, TaskStatus::Working);
+        // Its new replica beats: no longer an orphan; once ended, out of the index.
+        let owner = winner.owner.clone().unwrap();
+        assert!(owner == "b" || owner == "c");
+        (if owner == "b" { &b } else { &c })
+            .heartbeat(Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(b.orphans(16).await.unwrap().is_empty());
+        b.update("again", &|r| {
+            r.apply(TaskEvent::Complete(json!({})), now_ms())
+        })
+        .await
+        .unwrap();
+        let index: Vec<String> = redis::cmd("ZRANGE")
+            .arg("mcp:tasks:restartable")
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut b.conn.clone())
+            .await
+            .unwrap();
+        assert_eq!(index, ["live"]);
+        // A plain task of the dead replica is failed when read, as before.
+        assert_eq!(
+            c.get("plain", Some("alice")).await.unwrap().unwrap().status,
+            TaskStatus::Failed
+        );
     }
 
     #[tokio::test]

@@ -824,7 +824,8 @@ async fn deliveries_loop(
 }
 
 /// Every `tick`, restarts the idle time of the sessions whose streams are held here and ends
-/// those the store no longer has (expired, or deleted on another replica).
+/// those the store no longer has (expired, or deleted on another replica), and takes over
+/// the restartable tasks of replicas that died.
 async fn keep_alive_loop(
     state: std::sync::Weak<ServerState>,
     store: Arc<dyn SharedStore>,
@@ -843,6 +844,9 @@ async fn keep_alive_loop(
         let Some(ids) = state.upgrade().map(|s| s.held_streams()) else {
             return;
         };
+        if let Some(state) = state.upgrade() {
+            resume_orphaned_tasks(&state).await;
+        }
         if ids.is_empty() {
             continue;
         }
@@ -863,6 +867,14 @@ async fn keep_alive_loop(
                 tracing::warn!(error = %e, sessions = ids.len(), "cannot refresh sessions in the store")
             }
         }
+    }
+}
+
+/// Takes over tasks of restartable tools whose replica died, and runs them here.
+async fn resume_orphaned_tasks(state: &ServerState) {
+    let restarted = state.service.resume_orphaned_tasks(state.task_host()).await;
+    if restarted > 0 {
+        tracing::info!(restarted, "took over tasks of a replica that stopped");
     }
 }
 
