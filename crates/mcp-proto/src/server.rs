@@ -857,49 +857,19 @@ impl McpServer {
 
     async fn dispatch(&self, request: Request, ctx: MessageContext) -> Option<Message> {
         let Request { id, method, params } = request;
-        let session = Arc::clone(&ctx.session);
         let era = match RequestMeta::from_params(params.as_ref()) {
             Some(meta) => Era::Stateless(Box::new(meta)),
             None => Era::Stateful,
         };
-        let version = match &era {
-            Era::Stateless(meta) => match meta.version() {
-                Ok(v) => v,
-                Err(e) => return Some(Message::Response(Response::error(Some(id), e))),
-            },
-            Era::Stateful => session
-                .protocol_version()
-                .unwrap_or(ProtocolVersion::HTTP_DEFAULT),
-        };
         let stateless_era = matches!(era, Era::Stateless(_));
         let raw = params.unwrap_or_else(|| json!({}));
-        if !raw.is_object() {
-            // MCP params are always objects (serde would read a struct from an array).
-            return Some(Message::Response(Response::error(
-                Some(id),
-                ErrorObject::invalid_params("params must be an object"),
-            )));
-        }
-        let i = &self.inner;
-        let has_resources = !i.resources.is_empty() || !i.templates.is_empty();
-        let has_prompts = !i.prompts.is_empty();
-        let undeclared = match method.as_str() {
-            method::RESOURCES_LIST
-            | method::RESOURCE_TEMPLATES_LIST
-            | method::RESOURCES_READ
-            | method::RESOURCES_SUBSCRIBE
-            | method::RESOURCES_UNSUBSCRIBE => !has_resources,
-            method::PROMPTS_LIST | method::PROMPTS_GET => !has_prompts,
-            method::COMPLETION_COMPLETE => self.capabilities().completions.is_none(),
-            _ => false,
+        let checked = self
+            .request_version(&era, &ctx.session)
+            .and_then(|version| self.check_request(&method, &raw).map(|()| version));
+        let version = match checked {
+            Ok(v) => v,
+            Err(e) => return Some(Message::Response(Response::error(Some(id), e))),
         };
-        if undeclared {
-            // A capability the server does not declare: the method does not exist here.
-            return Some(Message::Response(Response::error(
-                Some(id),
-                ErrorObject::method_not_found(&method),
-            )));
-        }
         let meta = raw.get("_meta").and_then(Value::as_object).cloned();
         let call = Call {
             id: id.clone(),
@@ -908,72 +878,8 @@ impl McpServer {
             ctx: &ctx,
             meta,
         };
-        let outcome: Result<Value, ErrorObject> = match (method.as_str(), stateless_era) {
-            (method::TOOLS_CALL, _) => match self.call_tool(&call, raw).await {
-                Some(o) => o,
-                None => return cancelled(&id),
-            },
-            (method::RESOURCES_READ, _) => match self.read_resource(&call, raw).await {
-                Some(o) => o,
-                None => return cancelled(&id),
-            },
-            (method::PROMPTS_GET, _) => match self.get_prompt(&call, raw).await {
-                Some(o) => o,
-                None => return cancelled(&id),
-            },
-            (method::TOOLS_LIST, _) => {
-                parse_paginated(raw).and_then(|p| self.list_tools(version, p))
-            }
-            (method::RESOURCES_LIST, _) => parse_paginated(raw).and_then(|p| {
-                self.page(&self.inner.resources, p, |r| {
-                    r.resource.for_version(version)
-                })
-                .map(|(resources, next_cursor)| {
-                    to_value(ListResourcesResult {
-                        resources,
-                        next_cursor,
-                    })
-                })
-            }),
-            (method::RESOURCE_TEMPLATES_LIST, _) => parse_paginated(raw).and_then(|p| {
-                self.page(&self.inner.templates, p, |t| {
-                    t.template.for_version(version)
-                })
-                .map(|(resource_templates, next_cursor)| {
-                    to_value(ListResourceTemplatesResult {
-                        resource_templates,
-                        next_cursor,
-                    })
-                })
-            }),
-            (method::PROMPTS_LIST, _) => parse_paginated(raw).and_then(|p| {
-                self.page(&self.inner.prompts, p, |p| p.prompt.for_version(version))
-                    .map(|(prompts, next_cursor)| {
-                        to_value(ListPromptsResult {
-                            prompts,
-                            next_cursor,
-                        })
-                    })
-            }),
-            (method::COMPLETION_COMPLETE, _) => self.complete(raw).await,
-            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover(&ctx.extensions))),
-            (task::TASKS_GET | task::TASKS_UPDATE | task::TASKS_CANCEL, true) => {
-                self.task_request(&call, &method, raw).await
-            }
-            (listen::SUBSCRIPTIONS_LISTEN, true) => match self.listen(&call, raw).await {
-                Some(o) => o,
-                None => return cancelled(&id),
-            },
-            (method::INITIALIZE, false) => parse_params::<InitializeParams>(raw)
-                .map(|p| to_value(self.initialize(&session, p))),
-            (method::PING, false) => Ok(to_value(EmptyResult {})),
-            (method::LOGGING_SET_LEVEL, false) => parse_params::<SetLevelParams>(raw).map(|p| {
-                session.update_state(|s| s.log_level = Some(p.level));
-                to_value(EmptyResult {})
-            }),
-            (method::RESOURCES_SUBSCRIBE, false) => self.subscribe(&session, raw, true),
-            (method::RESOURCES_UNSUBSCRIBE, false) => self.subscribe(&session, raw, false),
-            (other, _) => Err(ErrorObject::method_not_found(other)),
+        let Some(outcome) = self.route(&call, &method, raw).await else {
+            return cancelled(&id);
         };
         let outcome = if stateless_era {
             outcome.map(|v| self.stateless_result(&method, v))
@@ -984,6 +890,125 @@ impl McpServer {
             id: Some(id),
             outcome,
         }))
+    }
+
+    /// The protocol version a request speaks: its own `_meta` in the stateless era, the
+    /// negotiated one (or the HTTP default) in a stateful session.
+    fn request_version(
+        &self,
+        era: &Era,
+        session: &Session,
+    ) -> Result<ProtocolVersion, ErrorObject> {
+        match era {
+            Era::Stateless(meta) => meta.version(),
+            Era::Stateful => Ok(session
+                .protocol_version()
+                .unwrap_or(ProtocolVersion::HTTP_DEFAULT)),
+        }
+    }
+
+    /// Rejects params that are not an object and methods of a capability the server does
+    /// not declare (for it, such a method does not exist).
+    fn check_request(&self, method: &str, raw: &Value) -> Result<(), ErrorObject> {
+        if !raw.is_object() {
+            // MCP params are always objects (serde would read a struct from an array).
+            return Err(ErrorObject::invalid_params("params must be an object"));
+        }
+        let i = &self.inner;
+        let has_resources = !i.resources.is_empty() || !i.templates.is_empty();
+        let undeclared = match method {
+            method::RESOURCES_LIST
+            | method::RESOURCE_TEMPLATES_LIST
+            | method::RESOURCES_READ
+            | method::RESOURCES_SUBSCRIBE
+            | method::RESOURCES_UNSUBSCRIBE => !has_resources,
+            method::PROMPTS_LIST | method::PROMPTS_GET => i.prompts.is_empty(),
+            method::COMPLETION_COMPLETE => self.capabilities().completions.is_none(),
+            _ => false,
+        };
+        if undeclared {
+            return Err(ErrorObject::method_not_found(method));
+        }
+        Ok(())
+    }
+
+    /// Runs one request's method; `None` when it was cancelled (no response is sent).
+    async fn route(
+        &self,
+        call: &Call<'_>,
+        method: &str,
+        raw: Value,
+    ) -> Option<Result<Value, ErrorObject>> {
+        let stateless_era = matches!(call.era, Era::Stateless(_));
+        let session = &call.ctx.session;
+        let outcome = match (method, stateless_era) {
+            (method::TOOLS_CALL, _) => return self.call_tool(call, raw).await,
+            (method::RESOURCES_READ, _) => return self.read_resource(call, raw).await,
+            (method::PROMPTS_GET, _) => return self.get_prompt(call, raw).await,
+            (listen::SUBSCRIPTIONS_LISTEN, true) => return self.listen(call, raw).await,
+            (
+                method::TOOLS_LIST
+                | method::RESOURCES_LIST
+                | method::RESOURCE_TEMPLATES_LIST
+                | method::PROMPTS_LIST,
+                _,
+            ) => parse_paginated(raw).and_then(|p| self.list(method, call.version, p)),
+            (method::COMPLETION_COMPLETE, _) => self.complete(raw).await,
+            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover(&call.ctx.extensions))),
+            (task::TASKS_GET | task::TASKS_UPDATE | task::TASKS_CANCEL, true) => {
+                self.task_request(call, method, raw).await
+            }
+            (method::INITIALIZE, false) => {
+                parse_params::<InitializeParams>(raw).map(|p| to_value(self.initialize(session, p)))
+            }
+            (method::PING, false) => Ok(to_value(EmptyResult {})),
+            (method::LOGGING_SET_LEVEL, false) => parse_params::<SetLevelParams>(raw).map(|p| {
+                session.update_state(|s| s.log_level = Some(p.level));
+                to_value(EmptyResult {})
+            }),
+            (method::RESOURCES_SUBSCRIBE, false) => self.subscribe(session, raw, true),
+            (method::RESOURCES_UNSUBSCRIBE, false) => self.subscribe(session, raw, false),
+            (other, _) => Err(ErrorObject::method_not_found(other)),
+        };
+        Some(outcome)
+    }
+
+    /// One page of a `*/list` method's items, as seen by `version`.
+    fn list(
+        &self,
+        method: &str,
+        version: ProtocolVersion,
+        p: PaginatedParams,
+    ) -> Result<Value, ErrorObject> {
+        let i = &self.inner;
+        match method {
+            method::RESOURCES_LIST => self
+                .page(&i.resources, p, |r| r.resource.for_version(version))
+                .map(|(resources, next_cursor)| {
+                    to_value(ListResourcesResult {
+                        resources,
+                        next_cursor,
+                    })
+                }),
+            method::RESOURCE_TEMPLATES_LIST => self
+                .page(&i.templates, p, |t| t.template.for_version(version))
+                .map(|(resource_templates, next_cursor)| {
+                    to_value(ListResourceTemplatesResult {
+                        resource_templates,
+                        next_cursor,
+                    })
+                }),
+            method::PROMPTS_LIST => self
+                .page(&i.prompts, p, |p| p.prompt.for_version(version))
+                .map(|(prompts, next_cursor)| {
+                    to_value(ListPromptsResult {
+                        prompts,
+                        next_cursor,
+                    })
+                }),
+            method::TOOLS_LIST => self.list_tools(version, p),
+            other => Err(ErrorObject::method_not_found(other)),
+        }
     }
 
     /// Adds `resultType` (and caching hints on list and discover results) to a stateless result.

@@ -1,6 +1,7 @@
 //! [`RedisStore`]: the [`SessionStore`] of replicas that share one Redis.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -377,6 +378,9 @@ impl RedisStore {
             block: self.config.delivery_block,
             budget: response,
             reads: Arc::clone(&self.reads),
+            last: "0-0".to_owned(),
+            broadcast_last: None,
+            backoff: INITIAL_BACKOFF,
         };
         tokio::spawn(reader.run());
     }
@@ -400,116 +404,141 @@ struct DeliveryReader {
     block: Duration,
     budget: Duration,
     reads: Arc<AtomicU64>,
+    /// The id of the last entry of this replica's stream queued (`0-0` before any).
+    last: String,
+    /// The broadcast position; `None` until the reader has found the newest broadcast.
+    broadcast_last: Option<String>,
+    /// The wait before the next retry after a failed read.
+    backoff: Duration,
 }
+
+/// The first wait after a failed delivery read; it doubles per failure up to [`MAX_BACKOFF`].
+const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest wait between failed delivery reads.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl DeliveryReader {
     async fn run(mut self) {
-        let mut last = "0-0".to_owned();
-        let mut broadcast_last: Option<String> = None;
-        let mut backoff = Duration::from_millis(50);
         loop {
-            let Some(broadcast_from) = broadcast_last.clone() else {
+            let flow = match self.broadcast_last.clone() {
                 // Broadcasts made before this replica started are not for it.
-                let mut newest_cmd = redis::cmd("XREVRANGE");
-                newest_cmd
-                    .arg(&self.broadcast_key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1);
-                self.reads.fetch_add(1, Ordering::Relaxed);
-                let newest = tokio::select! {
-                    () = self.stop.cancelled() => return,
-                    r = tokio::time::timeout(
-                        self.budget,
-                        newest_cmd.query_async::<redis::streams::StreamRangeReply>(&mut self.conn),
-                    ) => r,
-                };
-                match newest {
-                    Ok(Ok(reply)) => {
-                        broadcast_last = Some(
-                            reply
-                                .ids
-                                .first()
-                                .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
-                        );
-                    }
-                    _ => {
-                        tracing::warn!("reading the broadcast position failed; retrying");
-                        self.pause(&mut backoff).await;
-                    }
-                }
-                continue;
+                None => self.find_broadcast_start().await,
+                Some(broadcast_from) => self.read_batch(&broadcast_from).await,
             };
-            let mut pipe = redis::pipe();
-            pipe.cmd("XTRIM")
-                .arg(&self.key)
-                .arg("MINID")
-                .arg(&last)
-                .ignore()
-                .cmd("XREAD")
-                .arg("COUNT")
-                .arg(DELIVERY_BATCH)
-                .arg("BLOCK")
-                .arg(self.block.as_millis().max(1).to_string())
-                .arg("STREAMS")
-                .arg(&self.key)
-                .arg(&self.broadcast_key)
-                .arg(&last)
-                .arg(&broadcast_from);
-            self.reads.fetch_add(1, Ordering::Relaxed);
-            let read = tokio::select! {
-                () = self.stop.cancelled() => return,
-                r = tokio::time::timeout(self.budget, pipe.query_async::<(Option<StreamReadReply>,)>(&mut self.conn)) => r,
-            };
-            match read {
-                Ok(Ok((Some(reply),))) => {
-                    backoff = Duration::from_millis(50);
-                    for stream in reply.keys {
-                        let broadcast = stream.key == self.broadcast_key;
-                        for entry in stream.ids {
-                            if broadcast {
-                                broadcast_last = Some(entry.id.clone());
-                            } else {
-                                last.clone_from(&entry.id);
-                            }
-                            if let Some(task) = entry.map.get(TASK_CHANGED).and_then(text) {
-                                self.task_watchers.wake(&task);
-                                continue;
-                            }
-                            let Some(delivery) = parse_delivery(&entry) else {
-                                tracing::warn!(id = %entry.id, "skipping a malformed delivery");
-                                continue;
-                            };
-                            tokio::select! {
-                                () = self.stop.cancelled() => return,
-                                sent = self.sender.send(delivery) => if sent.is_err() { return },
-                            }
-                        }
-                    }
-                }
-                Ok(Ok((None,))) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "reading deliveries failed; retrying");
-                    self.pause(&mut backoff).await;
-                }
-                Err(_) => {
-                    tracing::warn!("reading deliveries timed out; retrying");
-                    self.pause(&mut backoff).await;
-                }
-            }
-            if self.stop.is_cancelled() {
+            if flow.is_break() || self.stop.is_cancelled() {
                 return;
             }
         }
     }
 
-    async fn pause(&self, backoff: &mut Duration) {
+    /// Sets the broadcast position to the newest broadcast entry (`0-0` when there is none).
+    async fn find_broadcast_start(&mut self) -> ControlFlow<()> {
+        let mut newest_cmd = redis::cmd("XREVRANGE");
+        newest_cmd
+            .arg(&self.broadcast_key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let newest = tokio::select! {
+            () = self.stop.cancelled() => return ControlFlow::Break(()),
+            r = tokio::time::timeout(
+                self.budget,
+                newest_cmd.query_async::<redis::streams::StreamRangeReply>(&mut self.conn),
+            ) => r,
+        };
+        match newest {
+            Ok(Ok(reply)) => {
+                self.broadcast_last = Some(
+                    reply
+                        .ids
+                        .first()
+                        .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
+                );
+            }
+            _ => {
+                tracing::warn!("reading the broadcast position failed; retrying");
+                self.pause().await;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Trims what is queued, reads the next batch of both streams and queues it.
+    async fn read_batch(&mut self, broadcast_from: &str) -> ControlFlow<()> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XTRIM")
+            .arg(&self.key)
+            .arg("MINID")
+            .arg(&self.last)
+            .ignore()
+            .cmd("XREAD")
+            .arg("COUNT")
+            .arg(DELIVERY_BATCH)
+            .arg("BLOCK")
+            .arg(self.block.as_millis().max(1).to_string())
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(&self.broadcast_key)
+            .arg(&self.last)
+            .arg(broadcast_from);
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let read = tokio::select! {
+            () = self.stop.cancelled() => return ControlFlow::Break(()),
+            r = tokio::time::timeout(self.budget, pipe.query_async::<(Option<StreamReadReply>,)>(&mut self.conn)) => r,
+        };
+        match read {
+            Ok(Ok((Some(reply),))) => {
+                self.backoff = INITIAL_BACKOFF;
+                return self.queue(reply).await;
+            }
+            Ok(Ok((None,))) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reading deliveries failed; retrying");
+                self.pause().await;
+            }
+            Err(_) => {
+                tracing::warn!("reading deliveries timed out; retrying");
+                self.pause().await;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Queues a batch in order, moving each stream's position past what it queued.
+    async fn queue(&mut self, reply: StreamReadReply) -> ControlFlow<()> {
+        for stream in reply.keys {
+            let broadcast = stream.key == self.broadcast_key;
+            for entry in stream.ids {
+                if broadcast {
+                    self.broadcast_last = Some(entry.id.clone());
+                } else {
+                    self.last.clone_from(&entry.id);
+                }
+                if let Some(task) = entry.map.get(TASK_CHANGED).and_then(text) {
+                    self.task_watchers.wake(&task);
+                    continue;
+                }
+                let Some(delivery) = parse_delivery(&entry) else {
+                    tracing::warn!(id = %entry.id, "skipping a malformed delivery");
+                    continue;
+                };
+                tokio::select! {
+                    () = self.stop.cancelled() => return ControlFlow::Break(()),
+                    sent = self.sender.send(delivery) => if sent.is_err() { return ControlFlow::Break(()) },
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn pause(&mut self) {
         tokio::select! {
             () = self.stop.cancelled() => {}
-            () = tokio::time::sleep(*backoff) => {}
+            () = tokio::time::sleep(self.backoff) => {}
         }
-        *backoff = (*backoff * 2).min(Duration::from_secs(1));
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 }
 
