@@ -36,6 +36,7 @@ use crate::types::{
 };
 use crate::version::ProtocolVersion;
 
+mod experimental_tasks;
 mod tasks;
 
 /// Default number of items on one page of a list result.
@@ -464,7 +465,12 @@ impl McpServer {
         None
     }
 
-    fn initialize(&self, session: &Session, params: InitializeParams) -> InitializeResult {
+    fn initialize(
+        &self,
+        session: &Session,
+        params: InitializeParams,
+        extensions: &http::Extensions,
+    ) -> InitializeResult {
         let version = ProtocolVersion::negotiate(&params.protocol_version);
         tracing::debug!(requested = %params.protocol_version, negotiated = %version, client = %params.client_info.name, "initialize");
         session.update_state(|s| {
@@ -472,9 +478,13 @@ impl McpServer {
             s.client_info = Some(params.client_info);
             s.client_capabilities = params.capabilities;
         });
+        let mut capabilities = self.capabilities_for(version);
+        if version == ProtocolVersion::V2025_11_25 && self.offers_tasks(extensions) {
+            capabilities.tasks = Some(experimental_tasks::capability());
+        }
         InitializeResult {
             protocol_version: version.as_str().to_owned(),
-            capabilities: self.capabilities_for(version),
+            capabilities,
             server_info: self.inner.info.for_version(version),
             instructions: self.inner.instructions.clone(),
         }
@@ -713,7 +723,7 @@ impl McpServer {
         } else {
             String::new()
         };
-        match self.task_host(call, tool) {
+        match self.task_host(call, tool, &raw) {
             Ok(None) => {}
             Ok(Some(host)) => {
                 return self
@@ -958,9 +968,14 @@ impl McpServer {
             (task::TASKS_GET | task::TASKS_UPDATE | task::TASKS_CANCEL, true) => {
                 self.task_request(call, method, raw).await
             }
-            (method::INITIALIZE, false) => {
-                parse_params::<InitializeParams>(raw).map(|p| to_value(self.initialize(session, p)))
+            (
+                task::TASKS_GET | task::TASKS_RESULT | task::TASKS_LIST | task::TASKS_CANCEL,
+                false,
+            ) => {
+                return self.experimental_task_request(call, method, raw).await;
             }
+            (method::INITIALIZE, false) => parse_params::<InitializeParams>(raw)
+                .map(|p| to_value(self.initialize(session, p, &call.ctx.extensions))),
             (method::PING, false) => Ok(to_value(EmptyResult {})),
             (method::LOGGING_SET_LEVEL, false) => parse_params::<SetLevelParams>(raw).map(|p| {
                 session.update_state(|s| s.log_level = Some(p.level));

@@ -78,6 +78,19 @@ impl AuthSubject {
     }
 }
 
+/// The stream of a request's session outside any request (the streamable HTTP `GET` stream,
+/// the legacy SSE stream), wherever it is held: transports with sessions put it in each
+/// request's extensions, so that what outlives the request (a task's status notifications)
+/// can still reach the client.
+#[derive(Clone)]
+pub struct SessionStream(pub Arc<dyn Outbound>);
+
+impl std::fmt::Debug for SessionStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionStream")
+    }
+}
+
 /// An [`Outbound`] that has nowhere to send: every message is refused with
 /// [`SendError::Unsupported`]. For transports (or tests) without a server-to-client channel.
 #[derive(Debug, Clone, Copy, Default)]

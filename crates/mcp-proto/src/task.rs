@@ -52,6 +52,14 @@ pub const TASKS_UPDATE: &str = "tasks/update";
 pub const TASKS_CANCEL: &str = "tasks/cancel";
 /// The `resultType` of a `CreateTaskResult`.
 pub const RESULT_TASK: &str = "task";
+/// 2025-11-25 (experimental tasks): the result of a task, once it ended (blocks until then).
+pub const TASKS_RESULT: &str = "tasks/result";
+/// 2025-11-25 (experimental tasks): the tasks of the caller's session.
+pub const TASKS_LIST: &str = "tasks/list";
+/// 2025-11-25 (experimental tasks): a task's new status, on the session's stream.
+pub const TASK_STATUS_NOTIFICATION: &str = "notifications/tasks/status";
+/// 2025-11-25 (experimental tasks): the `_meta` key tying a message to its task.
+pub const META_RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
 
 /// Whether a tool may run as a task (`execution.taskSupport`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +272,9 @@ pub struct TaskRecord {
     /// How to run it again when its replica dies, if its tool may be restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<TaskRestart>,
+    /// The session that created it (2025-11-25 `tasks/list` lists a session's tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl TaskRecord {
@@ -291,6 +302,7 @@ impl TaskRecord {
             owner: None,
             run_limit_ms: 0,
             restart: None,
+            session_id: None,
         }
     }
 
@@ -417,6 +429,42 @@ impl TaskRecord {
         m.insert("ttlMs".into(), json!(self.ttl_ms));
         m.insert("pollIntervalMs".into(), json!(self.poll_interval_ms));
         m
+    }
+
+    /// The 2025-11-25 `Task`: `ttl` and `pollInterval` in milliseconds, no result inlined; a
+    /// tool result with `isError: true` is a `failed` task, as that revision says.
+    pub fn experimental(&self) -> Value {
+        let tool_error = self.status == TaskStatus::Completed
+            && self
+                .result
+                .as_ref()
+                .and_then(|r| r.get("isError"))
+                .and_then(Value::as_bool)
+                == Some(true);
+        let status = if tool_error {
+            TaskStatus::Failed
+        } else {
+            self.status
+        };
+        let mut m = Map::new();
+        m.insert("taskId".into(), json!(self.task_id));
+        m.insert("status".into(), json!(status.as_str()));
+        let message = match (&self.status_message, tool_error) {
+            (Some(msg), _) => Some(msg.as_str()),
+            (None, true) => Some("the tool reported an error (see tasks/result)"),
+            (None, false) => None,
+        };
+        if let Some(msg) = message {
+            m.insert("statusMessage".into(), json!(msg));
+        }
+        m.insert("createdAt".into(), json!(iso8601(self.created_at_ms)));
+        m.insert(
+            "lastUpdatedAt".into(),
+            json!(iso8601(self.last_updated_at_ms)),
+        );
+        m.insert("ttl".into(), json!(self.ttl_ms));
+        m.insert("pollInterval".into(), json!(self.poll_interval_ms));
+        Value::Object(m)
     }
 
     /// The flat `CreateTaskResult` a task-augmented `tools/call` answers with.
@@ -557,6 +605,22 @@ pub trait TaskStore: Send + Sync + std::fmt::Debug {
     fn orphans(&self, max: usize) -> BoxFuture<'_, Result<Vec<TaskRecord>, TaskError>> {
         let _ = max;
         Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// At most `max` tasks of `subject` created in session `session` (2025-11-25
+    /// `tasks/list`), in no particular order. The default cannot list.
+    fn list<'a>(
+        &'a self,
+        subject: Option<&'a str>,
+        session: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<TaskRecord>, TaskError>> {
+        let _ = (subject, session, max);
+        Box::pin(async {
+            Err(TaskError::Unavailable(
+                "this task store cannot list tasks".into(),
+            ))
+        })
     }
 }
 
@@ -770,6 +834,26 @@ impl TaskStore for MemoryTaskStore {
     ) -> BoxFuture<'a, Result<TaskRecord, TaskError>> {
         let out = self.update_now(id, change);
         Box::pin(async move { out })
+    }
+
+    fn list<'a>(
+        &'a self,
+        subject: Option<&'a str>,
+        session: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<TaskRecord>, TaskError>> {
+        let now = now_ms();
+        let found = lock(&self.records)
+            .values()
+            .filter(|r| {
+                r.subject.as_deref() == subject
+                    && r.session_id.as_deref() == Some(session)
+                    && r.expires_at_ms() > now
+            })
+            .take(max)
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(found) })
     }
 
     fn watch(&self, id: &str) -> BoxFuture<'static, ()> {

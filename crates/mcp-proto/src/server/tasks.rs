@@ -11,9 +11,10 @@ use super::{Call, Era, McpServer, call_result};
 use crate::cancel::CancellationSignal;
 use crate::jsonrpc::{ErrorObject, Message, code};
 use crate::listen::{MAX_LISTEN_TASKS, META_SUBSCRIPTION_ID, TASKS_NOTIFICATION};
-use crate::service::{AuthSubject, BoxFuture, Outbound, SendError};
+use crate::service::{AuthSubject, BoxFuture, Outbound, SendError, SessionStream};
 use crate::task::{
-    self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskRestart, TaskSupport, new_task_id, now_ms,
+    self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskRestart, TaskStatus, TaskSupport,
+    new_task_id, now_ms,
 };
 use crate::task_run::{TaskInput, TaskLink, run_task};
 use crate::tool::{CallFailure, RegisteredTool, ToolContext};
@@ -58,13 +59,14 @@ impl McpServer {
         &self,
         call: &Call<'_>,
         tool: &RegisteredTool,
+        raw: &Value,
     ) -> Result<Option<TaskHost>, ErrorObject> {
+        let Era::Stateless(meta) = &call.era else {
+            return self.experimental_task_host(call, tool, raw);
+        };
         if tool.task_support == TaskSupport::Forbidden {
             return Ok(None);
         }
-        let Era::Stateless(meta) = &call.era else {
-            return Ok(None);
-        };
         let negotiated = meta.client_capabilities.has_extension(task::EXTENSION);
         let host = call.ctx.extensions.get::<TaskHost>();
         match (tool.task_support, negotiated, host) {
@@ -113,7 +115,9 @@ impl McpServer {
             restarts_left: host.limits.max_restarts,
         });
         let mut handler = tool.invoke(ctx, args);
-        if !tool.defer_task {
+        let stateful = matches!(call.era, Era::Stateful);
+        // A 2025-11-25 task has no input rounds before it starts: it starts at once.
+        if !tool.defer_task || stateful {
             link.request_start();
         }
         let request = call.ctx.session.begin_request(call.id.clone());
@@ -139,6 +143,7 @@ impl McpServer {
                     subject: AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string()),
                     signal: task_signal,
                     restart,
+                    experimental: stateful.then(|| Experimental::of(call, raw)),
                 };
                 Some(start.run(handler, call, &tool.tool.name).await)
             }
@@ -407,31 +412,62 @@ impl TaskFollow {
                     host: self.host.clone(),
                     id,
                     subject: self.subject.clone(),
-                    subscription_id: subscription_id.clone(),
+                    shape: NoteShape::Listen(subscription_id.clone()),
                     outbound: Arc::clone(&outbound),
                 };
-                Box::pin(follow.run()) as BoxFuture<'static, _>
+                Box::pin(follow.run(None)) as BoxFuture<'static, _>
             })
             .collect();
         all_ok(follows).await
     }
 }
 
+/// The notification a followed task's state goes out as.
+enum NoteShape {
+    /// 2026-07-28 `notifications/tasks` on the `subscriptions/listen` stream with this id.
+    Listen(String),
+    /// 2025-11-25 `notifications/tasks/status` on the task's session stream.
+    SessionStatus,
+}
+
+/// What tells two states of a task apart for its followers.
+type Seen = (TaskStatus, u64, usize);
+
 /// One task followed on one stream.
 struct FollowOne {
     host: TaskHost,
     id: String,
     subject: Option<String>,
-    subscription_id: String,
+    shape: NoteShape,
     outbound: Arc<dyn Outbound>,
 }
 
 impl FollowOne {
-    /// Sends the task's state whenever it differs from the last one sent, until it ends or
-    /// is gone (expired).
-    async fn run(self) -> Result<(), SendError> {
+    fn seen(record: &TaskRecord) -> Seen {
+        (
+            record.status,
+            record.last_updated_at_ms,
+            record.input_requests.len(),
+        )
+    }
+
+    fn note(&self, record: &TaskRecord) -> Message {
+        match &self.shape {
+            NoteShape::Listen(subscription_id) => {
+                let mut params = record.detailed();
+                params["_meta"] = json!({ META_SUBSCRIPTION_ID: subscription_id });
+                Message::notification(TASKS_NOTIFICATION, Some(params))
+            }
+            NoteShape::SessionStatus => {
+                Message::notification(task::TASK_STATUS_NOTIFICATION, Some(record.experimental()))
+            }
+        }
+    }
+
+    /// Sends the task's state whenever it differs from the last one sent (`sent` at first),
+    /// until it ends or is gone (expired).
+    async fn run(self, mut sent: Option<Seen>) -> Result<(), SendError> {
         let store = &self.host.store;
-        let mut sent = None;
         loop {
             let changed = store.watch(&self.id);
             let record = match store.get(&self.id, self.subject.as_deref()).await {
@@ -443,17 +479,10 @@ impl FollowOne {
                     continue;
                 }
             };
-            let seen = (
-                record.status,
-                record.last_updated_at_ms,
-                record.input_requests.len(),
-            );
+            let seen = Self::seen(&record);
             if sent != Some(seen) {
                 sent = Some(seen);
-                let mut params = record.detailed();
-                params["_meta"] = json!({ META_SUBSCRIPTION_ID: self.subscription_id });
-                let note = Message::notification(TASKS_NOTIFICATION, Some(params));
-                self.outbound.send(note).await?;
+                self.outbound.send(self.note(&record)).await?;
             }
             if record.status.is_terminal() {
                 return Ok(());
@@ -521,6 +550,26 @@ struct TaskStart {
     subject: Option<String>,
     signal: CancellationSignal,
     restart: Option<TaskRestart>,
+    /// A 2025-11-25 task (of a session): its wire and its session.
+    experimental: Option<Experimental>,
+}
+
+/// What a 2025-11-25 task call adds: the TTL it asked for, its session, and the session's
+/// stream for its status notifications.
+struct Experimental {
+    ttl_ms: Option<u64>,
+    session_id: Option<String>,
+    stream: Option<SessionStream>,
+}
+
+impl Experimental {
+    fn of(call: &Call<'_>, raw: &Value) -> Self {
+        Self {
+            ttl_ms: raw.pointer("/task/ttl").and_then(Value::as_u64),
+            session_id: call.ctx.session.id().map(str::to_owned),
+            stream: call.ctx.extensions.get::<SessionStream>().cloned(),
+        }
+    }
 }
 
 impl TaskStart {
@@ -544,6 +593,13 @@ impl TaskStart {
         record.owner = host.replica.clone();
         record.run_limit_ms = millis(limits.max_duration);
         record.restart = self.restart;
+        if let Some(experimental) = &self.experimental {
+            // The client may ask for a shorter TTL, not a longer one.
+            if let Some(ttl) = experimental.ttl_ms {
+                record.ttl_ms = record.ttl_ms.min(ttl.max(1));
+            }
+            record.session_id.clone_from(&experimental.session_id);
+        }
         if let Err(e) = host
             .store
             .create(record.clone(), limits.max_tasks_per_subject)
@@ -568,7 +624,25 @@ impl TaskStart {
             call.version,
             tool.to_owned(),
         )));
-        Ok(record.create_result())
+        let Some(experimental) = self.experimental else {
+            return Ok(record.create_result());
+        };
+        if let Some(stream) = experimental.stream {
+            // Status changes go to the session's stream (not the state it starts in: the
+            // answer carries that).
+            let follow = FollowOne {
+                host: host.clone(),
+                id: id.clone(),
+                subject: record.subject.clone(),
+                shape: NoteShape::SessionStatus,
+                outbound: stream.0,
+            };
+            let first = FollowOne::seen(&record);
+            host.runtime.spawn(Box::pin(async move {
+                let _ = follow.run(Some(first)).await;
+            }));
+        }
+        Ok(json!({ "task": record.experimental() }))
     }
 }
 

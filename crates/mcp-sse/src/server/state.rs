@@ -734,6 +734,13 @@ impl ServerState {
                 let started = std::time::Instant::now();
                 let mut extensions = extensions;
                 extensions.insert(state.task_host());
+                if let Some(id) = session.id() {
+                    // The session's own stream, wherever it is held (tasks notify on it).
+                    extensions.insert(mcp_proto::SessionStream(Arc::new(StoreOutbound {
+                        store: Arc::clone(&state.store),
+                        session_id: id.to_owned(),
+                    })));
+                }
                 let ctx = MessageContext::new(Arc::clone(&session))
                     .with_outbound(outbound)
                     .with_extensions(extensions);
