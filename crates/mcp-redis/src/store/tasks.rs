@@ -107,11 +107,24 @@ end
 return out
 ";
 
+/// KEYS[1] a subject's task set. ARGV: task key prefix, most records returned. Returns the
+/// records of the subject's tasks that still exist (the others leave the set).
+const LIST: &str = r"
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local raw = redis.call('GET', ARGV[1] .. id)
+  if raw then table.insert(out, raw) else redis.call('SREM', KEYS[1], id) end
+  if #out >= tonumber(ARGV[2]) then break end
+end
+return out
+";
+
 struct TaskScripts {
     create: LuaScript,
     get: LuaScript,
     swap: LuaScript,
     orphans: LuaScript,
+    list: LuaScript,
 }
 
 static SCRIPTS: LazyLock<TaskScripts> = LazyLock::new(|| TaskScripts {
@@ -119,6 +132,7 @@ static SCRIPTS: LazyLock<TaskScripts> = LazyLock::new(|| TaskScripts {
     get: LuaScript::new("task_get", GET),
     swap: LuaScript::new("task_swap", SWAP),
     orphans: LuaScript::new("task_orphans", ORPHANS),
+    list: LuaScript::new("task_list", LIST),
 });
 
 /// Most compare-and-set attempts of one change before giving up.
@@ -347,6 +361,37 @@ impl RedisStore {
         Ok(failed)
     }
 
+    /// The tasks of `subject` created in `session` (of the subject's at most `max`).
+    async fn list_tasks(
+        &self,
+        subject: Option<&str>,
+        session: &str,
+        max: usize,
+    ) -> Result<Vec<TaskRecord>, TaskError> {
+        let prefix = format!("{}:task:", self.config.key_prefix);
+        let answer = self
+            .eval(
+                &SCRIPTS.list,
+                &[&self.task_subject_key(subject)],
+                &[&prefix, &max.to_string()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let Value::Array(items) = answer else {
+            return Err(unavailable(format!("unexpected list answer: {answer:?}")));
+        };
+        let mut out = Vec::new();
+        for item in &items {
+            let raw = text(item).ok_or_else(|| unavailable("malformed list answer"))?;
+            let record = decode(&raw)?;
+            if record.session_id.as_deref() == Some(session) && record.subject.as_deref() == subject
+            {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Unfinished restartable tasks whose replica died; those with no restart left are
     /// failed here instead.
     async fn orphaned_tasks(&self, max: usize) -> Result<Vec<TaskRecord>, TaskError> {
@@ -409,6 +454,15 @@ impl TaskStore for RedisStore {
 
     fn orphans(&self, max: usize) -> BoxFuture<'_, Result<Vec<TaskRecord>, TaskError>> {
         Box::pin(self.orphaned_tasks(max))
+    }
+
+    fn list<'a>(
+        &'a self,
+        subject: Option<&'a str>,
+        session: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<TaskRecord>, TaskError>> {
+        Box::pin(self.list_tasks(subject, session, max))
     }
 
     /// Wakes when any replica announces a change of the task (on the broadcast stream this
@@ -510,6 +564,38 @@ mod tests {
             ended.to_string(),
             "task t2 is cancelled and takes no more changes"
         );
+    }
+
+    #[tokio::test]
+    async fn any_replica_lists_a_sessions_tasks_of_its_subject() {
+        let redis = TestRedis::start();
+        let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+        let in_session = |id: &str, subject: &str, session: &str| {
+            let mut r = record(id, subject, "a");
+            r.session_id = Some(session.into());
+            r
+        };
+        a.create(in_session("s1-1", "alice", "s1"), 8)
+            .await
+            .unwrap();
+        a.create(in_session("s1-2", "alice", "s1"), 8)
+            .await
+            .unwrap();
+        a.create(in_session("s2-1", "alice", "s2"), 8)
+            .await
+            .unwrap();
+        a.create(in_session("bob", "bob", "s1"), 8).await.unwrap();
+        let mut ids: Vec<String> = b
+            .list(Some("alice"), "s1", 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.task_id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["s1-1", "s1-2"]);
+        assert_eq!(b.list(Some("bob"), "s1", 100).await.unwrap().len(), 1);
+        assert!(b.list(None, "s1", 100).await.unwrap().is_empty());
     }
 
     #[tokio::test]
