@@ -206,7 +206,7 @@ async fn a_listener_on_one_replica_gets_the_states_of_a_task_running_on_another(
     let (a, b) = (client(&r[0].url).await, client(&r[1].url).await);
     let id = start(&a, "nap").await;
     let mut states = b.listen_tasks(&[&id]).await.unwrap();
-    assert_eq!(states.following(), [id.clone()]);
+    assert_eq!(states.following(), std::slice::from_ref(&id));
     assert_eq!(
         states.next().await.unwrap().unwrap().status,
         TaskStatus::Working

@@ -310,7 +310,7 @@ async fn listen_tasks_follows_known_tasks_from_their_state_now_to_their_end() {
         .listen_tasks(&[&task.task_id, "task-nobody-knows"])
         .await
         .unwrap();
-    assert_eq!(states.following(), [task.task_id.clone()]);
+    assert_eq!(states.following(), std::slice::from_ref(&task.task_id));
     let now = states.next().await.unwrap().unwrap();
     assert_eq!(
         (now.task_id.as_str(), now.status),
