@@ -16,6 +16,12 @@
 //! [`TaskRuntime`] through which a transport runs tasks in the background. Transports put a
 //! [`TaskHost`] in each request's extensions; without one, no tool runs as a task.
 //!
+//! The same records serve the experimental tasks of 2025-11-25 on `initialize` sessions
+//! ([`TaskRecord::experimental`], `tasks/result`, `tasks/list`); a `subscriptions/listen`
+//! stream may follow tasks (`notifications.taskIds`, pushed as `notifications/tasks`); and a
+//! restartable tool's task ([`TaskRestart`]) is taken over by another replica when its own
+//! dies ([`TaskEvent::Restart`], [`TaskStore::orphans`]).
+//!
 //! ```
 //! use mcp_proto::task::{TaskEvent, TaskRecord, TaskStatus};
 //! use serde_json::json;

@@ -578,7 +578,8 @@ impl ToolDef {
     /// The tool is safe to run again from its arguments (idempotent): when the replica
     /// running it as a task dies, another replica sharing the task store takes the task over
     /// and runs it again (at most `TaskLimits::max_restarts` times), instead of reporting it
-    /// failed. Answers to its earlier questions are not kept: it asks again.
+    /// failed. Answers to its earlier questions are not kept: it asks again (under new keys:
+    /// `inputRequests` keys are unique over a task's life).
     pub fn restartable(mut self) -> Self {
         self.restartable = true;
         self

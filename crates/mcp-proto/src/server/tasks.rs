@@ -340,11 +340,12 @@ impl McpServer {
         let signal = CancellationSignal::new();
         let link = Arc::new(TaskLink::default());
         link.request_start();
-        link.started(TaskInput::new(
-            host.clone(),
-            record.task_id.clone(),
-            record.subject.clone(),
-        ));
+        // Keys of this run's questions differ from every earlier run's.
+        let run = spec.restarts_left;
+        link.started(
+            TaskInput::new(host.clone(), record.task_id.clone(), record.subject.clone())
+                .with_key_prefix(format!("restart{run}-")),
+        );
         let session = Arc::new(crate::service::Session::stateless(spec.protocol_version));
         let mut extensions = http::Extensions::new();
         extensions.insert(host.clone());
@@ -778,6 +779,14 @@ mod tests {
             .tool_with(optional("again").restartable(), |a: Again| async move {
                 Ok::<_, ToolError>(format!("ran again with {}", a.n))
             })
+            .tool_with(
+                optional("again_ask").restartable(),
+                |ctx: ToolContext, _: Again| async move {
+                    let form = ElicitParams::form("Colour?", serde_json::Map::new());
+                    ctx.elicit_as("colour", form).await?;
+                    Ok::<_, ToolError>("answered")
+                },
+            )
             .tool_with(optional("forever"), |_: NoArgs| async {
                 std::future::pending::<()>().await;
                 Ok::<_, ToolError>("never")
@@ -1205,7 +1214,7 @@ mod tests {
         }
 
         fn orphans(&self, _max: usize) -> BoxFuture<'_, Result<Vec<TaskRecord>, TaskError>> {
-            let ids = ["again-1", "quick-1"];
+            let ids = ["again-1", "quick-1", "ask-1"];
             Box::pin(async move {
                 let mut out = Vec::new();
                 for id in ids {
@@ -1229,7 +1238,10 @@ mod tests {
             tool: tool.into(),
             arguments: json!({"n": 7}),
             protocol_version: ProtocolVersion::V2026_07_28,
-            client_capabilities: Default::default(),
+            client_capabilities: crate::types::ClientCapabilities {
+                elicitation: Some(serde_json::Map::new()),
+                ..Default::default()
+            },
             restarts_left: 1,
         });
         r
@@ -1245,6 +1257,7 @@ mod tests {
         let (b, c) = (replica("b"), replica("c"));
         futures::executor::block_on(store.create(orphan("again-1", "again"), 8)).unwrap();
         futures::executor::block_on(store.create(orphan("quick-1", "quick"), 8)).unwrap();
+        futures::executor::block_on(store.create(orphan("ask-1", "again_ask"), 8)).unwrap();
         let server = server();
         // Both survivors look at once: one takes the task over, the other is refused.
         let (sb, sc) = (server.clone(), server.clone());
@@ -1254,7 +1267,7 @@ mod tests {
         let tc =
             std::thread::spawn(move || futures::executor::block_on(sc.resume_orphaned_tasks(&hc)));
         let restarted = tb.join().unwrap() + tc.join().unwrap();
-        assert_eq!(restarted, 1);
+        assert_eq!(restarted, 2);
         let c = Client {
             server,
             host: b,
@@ -1285,6 +1298,16 @@ mod tests {
         assert!(
             [format!("{prefix}b"), format!("{prefix}c")].contains(&message.to_owned()),
             "{message}"
+        );
+        // A restarted run asks under keys no earlier run used.
+        let t = c.wait_for("ask-1", "input_required");
+        assert_eq!(
+            t["inputRequests"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["restart1-colour"]
         );
         // Nothing is left to take over.
         assert_eq!(
