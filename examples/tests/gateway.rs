@@ -12,6 +12,7 @@ use mcp_proto::types::ClientCapabilities;
 use mcp_sse::TransportKind;
 use mcp_sse::client::McpClient;
 use mcp_sse::{McpHttpServer, RunningServer, ServerConfig};
+use mcp_stack_tests::raw::{RawClient, initialize_at as initialize};
 use serde_json::{Value, json};
 
 const DICE: &str = env!("CARGO_BIN_EXE_dice_server");
@@ -43,62 +44,26 @@ async fn dice_gateway(config: GatewayConfig) -> (Gateway, RunningServer) {
 }
 
 /// POSTs one JSON-RPC message to `/mcp`; returns the status, the session header and the
-/// JSON answer (read from a JSON body or the last SSE `data:` line).
+/// JSON answer (the body's last message: the answer after any notifications).
 async fn post(
     server: &RunningServer,
     session: Option<&str>,
     headers: &[(&str, &str)],
     body: Value,
 ) -> (u16, Option<String>, Value) {
-    let mut request = reqwest::Client::new()
-        .post(server.url("/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .json(&body);
-    if let Some(id) = session {
-        request = request.header("mcp-session-id", id);
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let session = response
-        .headers()
-        .get("mcp-session-id")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let text = response.text().await.unwrap();
-    let json = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .rfind(|d| !d.is_empty())
-        .map_or_else(
-            || serde_json::from_str(&text).unwrap_or(Value::Null),
-            |d| serde_json::from_str(d).unwrap(),
-        );
-    (status, session, json)
-}
-
-fn initialize(id: Value, version: &str) -> Value {
-    json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{
-        "protocolVersion":version,"capabilities":{},"clientInfo":{"name":"test","version":"1"}}})
+    let url = server.url("/mcp");
+    let reply = RawClient::new()
+        .post_with(&url, session, headers, &body)
+        .await;
+    let answer = reply.last_message();
+    (reply.status, reply.session_id, answer)
 }
 
 /// Opens a streamable HTTP session by hand; returns its id.
 async fn open_session(server: &RunningServer) -> String {
-    let (status, session, init) = post(server, None, &[], initialize(json!(1), "2025-11-25")).await;
-    assert_eq!(status, 200, "{init}");
-    let session = session.unwrap();
-    let (status, _, _) = post(
-        server,
-        Some(&session),
-        &[("mcp-protocol-version", "2025-11-25")],
-        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(status, 202);
-    session
+    RawClient::new()
+        .open_session(&server.url("/mcp"), None)
+        .await
 }
 
 #[tokio::test]

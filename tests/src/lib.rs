@@ -8,8 +8,11 @@
 //!   real `redis-server` (the `mcp-redis` tests, the replica clusters).
 //! - [`cluster`]: Redis, N dice server replicas sharing sessions through it, and nginx doing
 //!   round robin in front of them.
+//! - `raw` (feature `raw`): a raw MCP-over-HTTP client for tests that check the wire itself,
+//!   and SSE bodies and streams read with `mcp-sse`'s parser.
 //!
-//! It depends on none of the stack's crates, so any of them can use it in its tests.
+//! Without the `raw` feature it depends on none of the stack's crates, so any of them can use
+//! it in its tests.
 //!
 //! ```
 //! use std::process::Command;
@@ -28,6 +31,8 @@
 
 pub mod cluster;
 pub mod process;
+#[cfg(feature = "raw")]
+pub mod raw;
 pub mod redis;
 
 use std::path::PathBuf;

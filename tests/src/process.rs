@@ -8,8 +8,9 @@
 //! - [`free_port`]: a free TCP port on 127.0.0.1 for a process that cannot be told to use port 0.
 //! - [`pinned`]: a command pinned to some CPUs with `taskset` when it is installed.
 //! - [`run_checked`], [`cargo`], [`log_dir`]: running foreground steps.
-//! - [`pin_running_process`], [`process_rss_kib`], [`process_cpu_time`], [`open_files_limit`],
-//!   [`raise_open_files_limit`]: measuring and tuning running processes (Linux `/proc`).
+//! - [`pin_running_process`], [`process_rss_kib`], [`open_files_limit`],
+//!   [`raise_open_files_limit`], [`process_trees`]: measuring and tuning running processes
+//!   (Linux `/proc`; CPU time is `mcp_loadgen::process_cpu_time`).
 //!
 //! Everything here is blocking `std` code.
 
@@ -391,42 +392,35 @@ fn parse_vm_rss_kib(status: &str) -> Option<u64> {
     (parts.next() == Some("kB")).then_some(value)
 }
 
-/// User plus system CPU time process `pid` has used, all threads together (`/proc/<pid>/stat`);
-/// `None` when the process is gone or the file cannot be read.
-pub fn process_cpu_time(pid: u32) -> Option<Duration> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let ticks = parse_stat_cpu_ticks(&stat)?;
-    let per_second = clock_ticks_per_second();
-    Some(
-        Duration::from_secs(ticks / per_second)
-            + Duration::from_secs_f64((ticks % per_second) as f64 / per_second as f64),
-    )
+/// `roots` and all their descendants (Linux `/proc`), roots first.
+pub fn process_trees(roots: &[u32]) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parent_pid(&stat)?))
+        })
+        .collect();
+    let mut tree = roots.to_vec();
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !tree.contains(&pid) {
+                tree.push(pid);
+            }
+        }
+        next += 1;
+    }
+    tree
 }
 
-/// `utime + stime` (fields 14 and 15) of a `/proc/<pid>/stat` line. The command name (field 2)
-/// may hold spaces and parentheses, so fields are counted after its last `)`.
-fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
-/// `getconf CLK_TCK`, read once; 100 (Linux's usual value) if it cannot be run.
-fn clock_ticks_per_second() -> u64 {
-    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .stderr(Stdio::null())
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok())
-            .and_then(|text| text.trim().parse().ok())
-            .filter(|&ticks| ticks > 0)
-            .unwrap_or(100)
-    })
+/// The parent pid in a `/proc/<pid>/stat` line (the second field after the command's `)`).
+fn parent_pid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The soft and hard limits on open files of process `pid` (`/proc/<pid>/limits`);
@@ -508,25 +502,20 @@ mod tests {
     }
 
     #[test]
-    fn reads_rss_cpu_time_and_open_file_limits() {
+    fn reads_rss_and_open_file_limits() {
         assert_eq!(
             parse_vm_rss_kib("Name:\tx\nVmRSS:\t   12345 kB\nThreads:\t1\n"),
             Some(12345)
         );
         assert_eq!(parse_vm_rss_kib("Name:\tkernel-thread\n"), None);
-        let stat = "42 (a (weird) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 31 0 0 20 0 1 0";
-        assert_eq!(parse_stat_cpu_ticks(stat), Some(281));
-        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
         let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 unlimited            files\n";
         assert_eq!(parse_open_files_limit(limits), Some((1024, u64::MAX)));
 
         let own = std::process::id();
         assert!(process_rss_kib(own).unwrap() > 0);
-        assert!(process_cpu_time(own).is_some());
         let (soft, hard) = open_files_limit(own).unwrap();
         assert!(soft <= hard);
         assert!(process_rss_kib(u32::MAX).is_err());
-        assert_eq!(process_cpu_time(u32::MAX), None);
     }
 
     #[test]
@@ -714,5 +703,25 @@ mod tests {
         assert_eq!(tail_lines("a\nb\nc\n", 2), "b\nc");
         assert_eq!(tail_lines("a", 5), "a");
         assert_eq!(tail_lines("", 5), "");
+    }
+
+    #[test]
+    fn parent_pids_come_after_the_command_name() {
+        assert_eq!(
+            parent_pid("1234 (nginx: worker (x)) S 1200 1234 1234 0 -1"),
+            Some(1200)
+        );
+        assert_eq!(parent_pid("garbage"), None);
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let own = std::process::id();
+        let tree = process_trees(&[own]);
+        assert_eq!(tree[0], own);
+        assert!(tree.contains(&child.id()), "{tree:?}");
+        assert_eq!(process_trees(&[child.id()]), vec![child.id()]);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`,
 //! see [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load
-//! generator ([`load`], [`client`]): for 1 and 32 sessions, each on its own keep-alive
+//! generator ([`mcp_loadgen`]): for 1 and 32 sessions, each on its own keep-alive
 //! connection (two for legacy SSE), a closed loop of `tools/call roll_dice {"n_dice":3}` with a
 //! warm-up and a measured window, in the order echo, streamable, legacy SSE, streamable with
 //! auth, streamable with JSON responses, so that ratios compare neighbouring measurements.
@@ -28,10 +28,8 @@
 //! and `--replicated only` runs nothing else, e.g.
 //! `cargo xtask bench --replicated only --quick` (about a minute).
 
-mod client;
 mod gateway;
 mod idle;
-mod load;
 mod redis_monitor;
 mod replicated;
 mod server;
@@ -44,7 +42,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use load::{PhaseResult, Timing, Transport};
+use mcp_loadgen::{Phase, PhaseResult, Target, Timing, ToolCall};
 use mcp_stack_tests::process::{self, BackgroundProcess};
 use server::Mode;
 
@@ -193,22 +191,7 @@ impl Plan {
                 }
             );
         }
-        let mut rows = Vec::new();
-        let none = args.rows.iter().any(|name| name == "none");
-        for name in args.rows.iter().filter(|name| *name != "none") {
-            match ROWS.iter().position(|row| row.key == name.as_str()) {
-                Some(index) if !rows.contains(&index) => rows.push(index),
-                Some(_) => {}
-                None => bail!(
-                    "--rows takes {}, none; not {name:?}",
-                    ROWS.map(|row| row.key).join(", ")
-                ),
-            }
-        }
-        if rows.is_empty() && !none {
-            rows = (0..DEFAULT_ROWS).collect();
-        }
-        rows.sort_unstable();
+        let rows = rows_to_measure(&args.rows)?;
         Ok(Self {
             timing: Timing {
                 warmup,
@@ -249,6 +232,27 @@ impl Plan {
     }
 }
 
+/// The indexes into [`ROWS`] that `--rows` names, sorted (the default rows when it names none).
+fn rows_to_measure(names: &[String]) -> anyhow::Result<Vec<usize>> {
+    let mut rows = Vec::new();
+    let none = names.iter().any(|name| name == "none");
+    for name in names.iter().filter(|name| *name != "none") {
+        match ROWS.iter().position(|row| row.key == name.as_str()) {
+            Some(index) if !rows.contains(&index) => rows.push(index),
+            Some(_) => {}
+            None => bail!(
+                "--rows takes {}, none; not {name:?}",
+                ROWS.map(|row| row.key).join(", ")
+            ),
+        }
+    }
+    if rows.is_empty() && !none {
+        rows = (0..DEFAULT_ROWS).collect();
+    }
+    rows.sort_unstable();
+    Ok(rows)
+}
+
 /// Runs the command: serves (the hidden `serve`), rebuilds in release mode, or benchmarks.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(BenchCommand::Serve(serve)) = args.command {
@@ -277,44 +281,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Builds `xtask` (and for the replicated part `dice_server`) in release mode and runs it with
 /// the same arguments.
 fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
-    let mut build = process::cargo();
-    build.current_dir(mcp_stack_tests::workspace_root()).args([
-        "build",
-        "--release",
-        "--quiet",
-        "--package",
-        "xtask",
-    ]);
-    eprintln!("xtask bench: {}", process::describe(&build));
-    process::run_checked(build)?;
+    build_release("xtask", None)?;
     if plan.may_run_replicated() {
-        let mut build = process::cargo();
-        build.current_dir(mcp_stack_tests::workspace_root()).args([
-            "build",
-            "--release",
-            "--quiet",
-            "--package",
-            "mcp-examples",
-            "--bin",
-            replicated::DICE_SERVER,
-        ]);
-        eprintln!("xtask bench: {}", process::describe(&build));
-        process::run_checked(build)?;
+        build_release("mcp-examples", Some(replicated::DICE_SERVER))?;
     }
     if plan.gateway {
         for (package, bin) in gateway::BINARIES {
-            let mut build = process::cargo();
-            build.current_dir(mcp_stack_tests::workspace_root()).args([
-                "build",
-                "--release",
-                "--quiet",
-                "--package",
-                package,
-                "--bin",
-                bin,
-            ]);
-            eprintln!("xtask bench: {}", process::describe(&build));
-            process::run_checked(build)?;
+            build_release(package, Some(bin))?;
         }
     }
     let exe = std::env::current_exe().context("locating the xtask binary")?;
@@ -337,6 +310,23 @@ fn run_release_build(plan: &Plan) -> anyhow::Result<ExitCode> {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// The call every phase repeats: `tools/call roll_dice {"n_dice":3}`.
+fn dice_call() -> ToolCall {
+    ToolCall::new("roll_dice", serde_json::json!({"n_dice": 3}))
+}
+
+/// `cargo build --release` of `package` (only its binary `bin` when given).
+fn build_release(package: &str, bin: Option<&str>) -> anyhow::Result<()> {
+    let mut build = process::cargo();
+    build.current_dir(mcp_stack_tests::workspace_root());
+    build.args(["build", "--release", "--quiet", "--package", package]);
+    if let Some(bin) = bin {
+        build.args(["--bin", bin]);
+    }
+    eprintln!("xtask bench: {}", process::describe(&build));
+    process::run_checked(build)
 }
 
 /// A measured server process.
@@ -385,7 +375,7 @@ struct Row {
     key: &'static str,
     label: &'static str,
     server: ServerSlot,
-    transport: Transport,
+    target: Target,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -404,43 +394,49 @@ const ROWS: [Row; 7] = [
         key: "echo",
         label: "echo (ceiling)",
         server: ServerSlot::Echo,
-        transport: Transport::Echo,
+        target: Target::Echo {
+            path: server::ECHO_PATH,
+        },
     },
     Row {
         key: "streamable",
         label: "streamable",
         server: ServerSlot::Dice,
-        transport: Transport::Streamable,
+        target: Target::Streamable,
     },
     Row {
         key: "sse",
         label: "legacy SSE",
         server: ServerSlot::Dice,
-        transport: Transport::LegacySse,
+        target: Target::LegacySse,
     },
     Row {
         key: "auth",
         label: "streamable + auth",
         server: ServerSlot::DiceAuth,
-        transport: Transport::Streamable,
+        target: Target::Streamable,
     },
     Row {
         key: "json",
         label: "streamable, JSON responses",
         server: ServerSlot::DiceJson,
-        transport: Transport::Streamable,
+        target: Target::Streamable,
     },
     Row {
         key: "echo-sse",
         label: "echo as one SSE event",
         server: ServerSlot::Echo,
-        transport: Transport::EchoSse,
+        target: Target::Echo {
+            path: server::ECHO_SSE_PATH,
+        },
     },
     Row {
         key: "echo-sse-stream",
         label: "echo as chunked SSE stream",
         server: ServerSlot::Echo,
-        transport: Transport::EchoSseStream,
+        target: Target::Echo {
+            path: server::ECHO_SSE_STREAM_PATH,
+        },
     },
 ];
 
@@ -452,6 +448,29 @@ struct Servers {
 }
 
 impl Servers {
+    /// Starts the four servers; returns them with a token the `dice-auth` server accepts.
+    fn start(plan: &Plan) -> anyhow::Result<(Self, String)> {
+        let key_pair =
+            mcp_auth::RsaKeyPair::generate().context("generating the development key")?;
+        let token = key_pair
+            .create_token()
+            .audience(server::AUDIENCE)
+            .lifetime(Duration::from_secs(24 * 3600))
+            .sign()?;
+        let public_key = log_dir().join("dice-auth-public-key.pem");
+        std::fs::write(&public_key, key_pair.public_key_pem())
+            .with_context(|| format!("writing {}", public_key.display()))?;
+        let public_key = public_key.to_string_lossy().into_owned();
+        let auth_args = ["--public-key", public_key.as_str()];
+        let servers = Servers {
+            echo: ServerProcess::start("echo", Mode::Echo, &[], plan)?,
+            dice: ServerProcess::start("dice", Mode::Dice, &[], plan)?,
+            dice_auth: ServerProcess::start("dice-auth", Mode::DiceAuth, &auth_args, plan)?,
+            dice_json: ServerProcess::start("dice-json", Mode::Dice, &["--json-response"], plan)?,
+        };
+        Ok((servers, token))
+    }
+
     fn get(&self, slot: ServerSlot) -> &ServerProcess {
         match slot {
             ServerSlot::Echo => &self.echo,
@@ -514,31 +533,13 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One result per run for each (row, sessions).
+type RunResults = BTreeMap<(usize, usize), Vec<PhaseResult>>;
+
 /// The transport rows and the idle sessions; says whether calls failed and how many targets
 /// were missed.
 async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
-    let key_pair = mcp_auth::RsaKeyPair::generate().context("generating the development key")?;
-    let token = key_pair
-        .create_token()
-        .audience(server::AUDIENCE)
-        .lifetime(Duration::from_secs(24 * 3600))
-        .sign()?;
-    let public_key = log_dir().join("dice-auth-public-key.pem");
-    std::fs::write(&public_key, key_pair.public_key_pem())
-        .with_context(|| format!("writing {}", public_key.display()))?;
-    let public_key = public_key.to_string_lossy().into_owned();
-
-    let mut servers = Servers {
-        echo: ServerProcess::start("echo", Mode::Echo, &[], plan)?,
-        dice: ServerProcess::start("dice", Mode::Dice, &[], plan)?,
-        dice_auth: ServerProcess::start(
-            "dice-auth",
-            Mode::DiceAuth,
-            &["--public-key", &public_key],
-            plan,
-        )?,
-        dice_json: ServerProcess::start("dice-json", Mode::Dice, &["--json-response"], plan)?,
-    };
+    let (servers, token) = Servers::start(plan)?;
     eprintln!(
         "xtask bench (pid {}): {}; warm-up {:?}, {:?} measured per phase, {} run(s); load average {}; logs in {}",
         std::process::id(),
@@ -553,46 +554,53 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
         load_average(),
         log_dir().display()
     );
+    let (results, failed) = measure_rows(plan, servers, &token).await?;
+    let idle = if plan.idle_sessions > 0 {
+        Some(idle_phase(plan).await?)
+    } else {
+        None
+    };
+    let ratios = Ratios { runs: &results };
+    let missed = report(plan, &medians(&results), &ratios, idle.as_ref());
+    Ok((failed, missed))
+}
 
-    let mut results: BTreeMap<(usize, usize), Vec<PhaseResult>> = BTreeMap::new();
+/// Every row of the plan at every session count, `plan.runs` times; says whether calls failed.
+async fn measure_rows(
+    plan: &Plan,
+    mut servers: Servers,
+    token: &str,
+) -> anyhow::Result<(RunResults, bool)> {
+    let mut results = RunResults::new();
     let mut failed = false;
+    let call = dice_call();
     for run in 1..=plan.runs {
         for &sessions in &plan.sessions {
             for &index in &plan.rows {
                 let row = &ROWS[index];
                 let server = servers.get(row.server);
-                let token = (row.server == ServerSlot::DiceAuth).then_some(token.as_str());
-                let outcome = load::run_phase(
-                    row.transport,
-                    server.addr,
+                let phase = Phase {
+                    target: row.target,
+                    addr: server.addr,
                     sessions,
-                    token,
-                    &[server.pid()],
-                    plan.timing,
-                )
-                .await;
-                let result = match outcome {
+                    token: (row.server == ServerSlot::DiceAuth).then_some(token),
+                    call: &call,
+                    timing: plan.timing,
+                };
+                let result = match phase.run(&[server.pid()]).await {
                     Ok(result) => result,
                     Err(error) => {
                         for s in servers.all_mut() {
                             s.process.print_log();
                         }
-                        return Err(
-                            error.context(format!("{} with {sessions} session(s)", row.label))
-                        );
+                        return Err(anyhow::Error::new(error)
+                            .context(format!("{} with {sessions} session(s)", row.label)));
                     }
                 };
+                let line = phase_line(&result);
                 eprintln!(
-                    "  run {run}: {:<28} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
-                    row.label,
-                    sessions,
-                    result.rps(),
-                    millis(result.p50),
-                    millis(result.p99),
-                    match &result.first_error {
-                        Some(error) => format!(" ({} errors; first: {error})", result.errors),
-                        None => String::new(),
-                    }
+                    "  run {run}: {:<28} {sessions:>4} session(s): {line}",
+                    row.label
                 );
                 failed |= result.errors > 0;
                 results.entry((index, sessions)).or_default().push(result);
@@ -602,26 +610,29 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
             s.process.ensure_running()?;
         }
     }
-    drop(servers);
+    Ok((results, failed))
+}
 
-    let idle = if plan.idle_sessions > 0 {
-        Some(idle_phase(plan).await?)
-    } else {
-        None
-    };
-
-    let medians: BTreeMap<(usize, usize), PhaseResult> = results
+/// The run with the median rate of each row.
+fn medians(results: &RunResults) -> BTreeMap<(usize, usize), PhaseResult> {
+    results
         .iter()
-        .map(|(key, runs)| {
-            let mut sorted = runs.clone();
-            sorted.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
-            let median = sorted.swap_remove(sorted.len() / 2);
-            (*key, median)
-        })
-        .collect();
-    let ratios = Ratios { runs: &results };
-    let missed = report(plan, &medians, &ratios, idle.as_ref());
-    Ok((failed, missed))
+        .filter_map(|(key, runs)| Some((*key, PhaseResult::median_by_rate(runs)?)))
+        .collect()
+}
+
+/// `req/s p50 p99 (errors)` of a phase, for the progress lines.
+fn phase_line(result: &PhaseResult) -> String {
+    format!(
+        "{:>9.0} req/s p50 {} p99 {}{}",
+        result.rps(),
+        millis(result.p50),
+        millis(result.p99),
+        match &result.first_error {
+            Some(error) => format!(" ({} errors; first: {error})", result.errors),
+            None => String::new(),
+        }
+    )
 }
 
 async fn idle_phase(plan: &Plan) -> anyhow::Result<idle::IdleReport> {

@@ -3,6 +3,8 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use mcp_stdio::StdioCommand;
+
 use crate::Error;
 
 /// Variables every child gets from the gateway's environment unless told otherwise: what
@@ -10,7 +12,8 @@ use crate::Error;
 /// gateway's environment (tokens, keys) reaches the child.
 pub const DEFAULT_PASSED_ENV: [&str; 2] = ["PATH", "HOME"];
 
-/// The child MCP server: a program, its arguments and the environment it gets.
+/// The child MCP server: a [`StdioCommand`] (program, arguments, bounds) and the gateway's
+/// rules for the environment it gets.
 ///
 /// The child starts with an empty environment plus [`DEFAULT_PASSED_ENV`], the variables
 /// named with [`ChildCommand::pass_env`] (copied from the gateway's environment when set) and
@@ -26,38 +29,33 @@ pub const DEFAULT_PASSED_ENV: [&str; 2] = ["PATH", "HOME"];
 /// ```
 #[derive(Debug, Clone)]
 pub struct ChildCommand {
-    program: OsString,
-    args: Vec<OsString>,
+    /// Program, arguments, close grace and line bound; its environment is set at start.
+    command: StdioCommand,
     set: Vec<(String, String)>,
     passed: Vec<String>,
     name: Option<String>,
-    close_grace: Duration,
-    max_line_bytes: usize,
 }
 
 impl ChildCommand {
     /// Starts `program` (looked up in `PATH`).
     pub fn new(program: impl Into<OsString>) -> Self {
         Self {
-            program: program.into(),
-            args: Vec::new(),
+            command: StdioCommand::new(program),
             set: Vec::new(),
             passed: DEFAULT_PASSED_ENV.iter().map(|s| (*s).to_owned()).collect(),
             name: None,
-            close_grace: mcp_stdio::DEFAULT_CLOSE_GRACE,
-            max_line_bytes: mcp_stdio::DEFAULT_MAX_LINE_BYTES,
         }
     }
 
     /// Adds an argument.
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
-        self.args.push(arg.into());
+        self.command = self.command.arg(arg);
         self
     }
 
     /// Adds arguments.
     pub fn args<I: IntoIterator<Item = A>, A: Into<OsString>>(mut self, args: I) -> Self {
-        self.args.extend(args.into_iter().map(Into::into));
+        self.command = self.command.args(args);
         self
     }
 
@@ -88,15 +86,15 @@ impl ChildCommand {
         self
     }
 
-    /// Time the child gets to exit after its stdin closes before it is killed.
+    /// Time the child gets to exit after its stdin closes before it is killed. Default 2 s.
     pub fn close_grace(mut self, grace: Duration) -> Self {
-        self.close_grace = grace;
+        self.command = self.command.close_grace(grace);
         self
     }
 
     /// Bound on one message from the child. Default 4 MiB.
     pub fn max_line_bytes(mut self, limit: usize) -> Self {
-        self.max_line_bytes = limit;
+        self.command = self.command.max_line_bytes(limit);
         self
     }
 
@@ -105,10 +103,10 @@ impl ChildCommand {
         if let Some(name) = &self.name {
             return name.clone();
         }
-        let program = self.program.to_string_lossy();
+        let program = self.command.program();
         match program.rsplit_once('/') {
             Some((_, file)) if !file.is_empty() => file.to_owned(),
-            _ => program.into_owned(),
+            _ => program.to_owned(),
         }
     }
 
@@ -129,13 +127,8 @@ impl ChildCommand {
     }
 
     /// The stdio command that starts the child: cleared environment, stderr captured.
-    pub(crate) fn stdio_command(&self) -> mcp_stdio::StdioCommand {
-        let mut command = mcp_stdio::StdioCommand::new(self.program.clone())
-            .args(self.args.iter().cloned())
-            .env_clear()
-            .capture_stderr()
-            .close_grace(self.close_grace)
-            .max_line_bytes(self.max_line_bytes);
+    pub(crate) fn stdio_command(&self) -> StdioCommand {
+        let mut command = self.command.clone().env_clear().capture_stderr();
         for (key, value) in self.environment() {
             command = command.env(key, value);
         }

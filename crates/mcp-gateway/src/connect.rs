@@ -13,6 +13,9 @@ use mcp_sse::client::{McpClient, McpClientBuilder};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
+use crate::forward::{self, Forward};
+use crate::lock;
+
 /// How [`RemoteServer`] reaches the remote server.
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {
@@ -272,24 +275,27 @@ fn remote_error(error: mcp_sse::Error) -> ErrorObject {
     }
 }
 
+impl Forward for RemoteServer {
+    fn request(
+        &self,
+        request: Request,
+        ctx: MessageContext,
+    ) -> impl Future<Output = Option<Response>> + Send {
+        RemoteServer::request(self, request, ctx)
+    }
+
+    fn notification(
+        &self,
+        notification: Notification,
+        session: &Session,
+    ) -> impl Future<Output = ()> + Send {
+        RemoteServer::notification(self, notification, session)
+    }
+}
+
 impl McpService for RemoteServer {
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
-        let remote = self.clone();
-        Box::pin(async move {
-            match message {
-                Message::Request(r) => remote.request(r, ctx).await.map(Message::Response),
-                Message::Notification(n) => {
-                    remote.notification(n, &ctx.session).await;
-                    None
-                }
-                Message::Response(r) => {
-                    if let Some(id) = &r.id {
-                        ctx.session.complete_server_request(id, r.outcome);
-                    }
-                    None
-                }
-            }
-        })
+        forward::handle(self, message, ctx)
     }
 
     fn stream_opened(&self, session: &Arc<Session>, outbound: Arc<dyn Outbound>) {
@@ -303,8 +309,4 @@ impl McpService for RemoteServer {
         session.cancel_all();
         lock(&self.inner.host).take();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

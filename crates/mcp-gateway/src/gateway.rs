@@ -14,6 +14,8 @@ use mcp_proto::{
 use serde_json::{Value, json};
 
 use crate::command::ChildCommand;
+use crate::forward::{self, Forward};
+use crate::lock;
 use crate::streams::Streams;
 use crate::supervisor::{ChildSpec, Supervisor};
 use crate::tool_filter::ToolFilter;
@@ -415,26 +417,27 @@ fn record_subscription(session: &Session, request: &Request) {
     });
 }
 
+impl Forward for Gateway {
+    fn request(
+        &self,
+        request: Request,
+        ctx: MessageContext,
+    ) -> impl Future<Output = Option<Response>> + Send {
+        Gateway::request(self, request, ctx)
+    }
+
+    fn notification(
+        &self,
+        notification: Notification,
+        session: &Session,
+    ) -> impl Future<Output = ()> + Send {
+        Gateway::notification(self, notification, session)
+    }
+}
+
 impl McpService for Gateway {
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
-        let gateway = self.clone();
-        Box::pin(async move {
-            match message {
-                Message::Request(r) => gateway.request(r, ctx).await.map(Message::Response),
-                Message::Notification(n) => {
-                    gateway.notification(n, &ctx.session).await;
-                    None
-                }
-                Message::Response(r) => {
-                    if let Some(id) = &r.id
-                        && !ctx.session.complete_server_request(id, r.outcome)
-                    {
-                        tracing::debug!(%id, "answer to no request of the MCP server");
-                    }
-                    None
-                }
-            }
-        })
+        forward::handle(self, message, ctx)
     }
 
     fn session_closed(&self, session: &Session) {
@@ -455,8 +458,4 @@ impl McpService for Gateway {
             );
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

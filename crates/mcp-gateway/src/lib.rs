@@ -62,6 +62,7 @@
 mod command;
 mod connect;
 mod error;
+mod forward;
 mod gateway;
 mod readiness;
 mod stateless;
@@ -78,3 +79,8 @@ pub use readiness::with_child_readiness;
 pub use streams::MAX_STREAMS;
 pub use supervisor::{RESTART_BACKOFF_MAX, RESTART_BACKOFF_START};
 pub use tool_filter::{ToolFilter, unknown_tool};
+
+/// Locks `m`, going on with the data a panicking holder left.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, Weak};
 use mcp_proto::types::LoggingLevel;
 use mcp_proto::{Message, Outbound, SendError, Session};
 
+use crate::lock;
+
 /// Most streams kept; a stream opened beyond it gets no notifications of the child.
 pub const MAX_STREAMS: usize = 4096;
 
@@ -115,8 +117,4 @@ pub(crate) fn wants(session: &Session, audience: Audience<'_>) -> bool {
         Audience::LogLevel(level) => session.state().log_level.is_none_or(|min| level >= min),
         Audience::Subscribers(uri) => session.state().subscriptions.iter().any(|u| u == uri),
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

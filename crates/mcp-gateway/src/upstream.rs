@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::command::ChildCommand;
+use crate::lock;
 use crate::streams::{Audience, Streams};
 
 /// Longest stderr line of the child that is logged whole; longer ones are cut.
@@ -633,8 +634,4 @@ async fn log_stderr(name: String, stderr: tokio::process::ChildStderr) {
 /// The id a call has at the child (ids stay below 2^53, exact in every JSON parser).
 fn child_request_id(child_id: u64) -> RequestId {
     RequestId::from(i64::try_from(child_id).unwrap_or(i64::MAX))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

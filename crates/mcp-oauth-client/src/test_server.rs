@@ -53,7 +53,7 @@ impl Default for Behaviour {
 }
 
 /// What the server saw.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Seen {
     pub registrations: Vec<Value>,
     pub authorizations: Vec<HashMap<String, String>>,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::test_server::{Behaviour, TestServer};
+use crate::test_server::{Behaviour, Seen, TestServer};
 use crate::{Error, OAuthClient, OAuthConfig, Recovery};
 
 /// POSTs to the MCP route the way a transport does: the current token, and on 401/403 one
@@ -37,6 +37,15 @@ fn client(server: &TestServer) -> OAuthClient {
     OAuthClient::new(&server.url(), OAuthConfig::new("test client")).unwrap()
 }
 
+/// One call against a server with `behaviour` that must fail: the error, and what the server
+/// saw by then.
+async fn refused(behaviour: Behaviour) -> (Error, Seen) {
+    let server = TestServer::start(behaviour).await;
+    let err = call(&client(&server)).await.unwrap_err();
+    let seen = server.seen().clone();
+    (err, seen)
+}
+
 #[tokio::test]
 async fn a_401_leads_to_registration_authorization_and_a_working_token() {
     let server = TestServer::start(Behaviour::default()).await;
@@ -64,51 +73,47 @@ async fn a_401_leads_to_registration_authorization_and_a_working_token() {
 
 #[tokio::test]
 async fn metadata_for_another_resource_is_refused_before_authorizing() {
-    let server = TestServer::start(Behaviour {
+    let (err, seen) = refused(Behaviour {
         prm_resource: Some("https://evil.example.com/mcp".into()),
         ..Behaviour::default()
     })
     .await;
-    let err = call(&client(&server)).await.unwrap_err();
     assert!(matches!(err, Error::ResourceMismatch { .. }), "{err}");
-    assert!(server.seen().authorizations.is_empty());
+    assert!(seen.authorizations.is_empty());
 }
 
 #[tokio::test]
 async fn a_server_without_s256_is_refused() {
-    let server = TestServer::start(Behaviour {
+    let (err, seen) = refused(Behaviour {
         pkce_methods: Some(vec!["plain"]),
         ..Behaviour::default()
     })
     .await;
-    let err = call(&client(&server)).await.unwrap_err();
     assert!(matches!(err, Error::PkceNotSupported { .. }), "{err}");
-    assert!(server.seen().authorizations.is_empty());
+    assert!(seen.authorizations.is_empty());
 }
 
 #[tokio::test]
 async fn a_tampered_state_stops_before_the_token_request() {
-    let server = TestServer::start(Behaviour {
+    let (err, seen) = refused(Behaviour {
         tamper_state: true,
         ..Behaviour::default()
     })
     .await;
-    let err = call(&client(&server)).await.unwrap_err();
     assert!(matches!(err, Error::StateMismatch), "{err}");
-    assert_eq!(server.seen().authorizations.len(), 1);
-    assert!(server.seen().token_requests.is_empty());
+    assert_eq!(seen.authorizations.len(), 1);
+    assert!(seen.token_requests.is_empty());
 }
 
 #[tokio::test]
 async fn metadata_naming_another_issuer_is_not_used() {
-    let server = TestServer::start(Behaviour {
+    let (err, seen) = refused(Behaviour {
         metadata_issuer: Some("https://attacker.example.com".into()),
         ..Behaviour::default()
     })
     .await;
-    let err = call(&client(&server)).await.unwrap_err();
     assert!(matches!(err, Error::IssuerMismatch { .. }), "{err}");
-    assert!(server.seen().registrations.is_empty());
+    assert!(seen.registrations.is_empty());
 }
 
 #[tokio::test]

@@ -185,51 +185,13 @@ impl InputChannel {
         }
         match self {
             InputChannel::Stream { session, outbound } => {
-                let (id, receiver) = session
-                    .begin_server_request()
-                    .map_err(|e| InputError::Unreachable(e.into()))?;
-                let message =
-                    Message::request(id.clone(), request.method(), Some(request.params()));
-                if let Err(e) = outbound.send(message).await {
-                    session.abandon_server_request(&id);
-                    return Err(InputError::Unreachable(e.into()));
-                }
-                match receiver.await {
-                    Ok(Ok(value)) => Ok(value),
-                    Ok(Err(error)) => Err(InputError::Rejected(error)),
-                    Err(_) => Err(InputError::Unreachable("the session ended".into())),
-                }
+                ask_over_stream(session, outbound.as_ref(), &request).await
             }
             InputChannel::Rounds {
                 rounds,
                 needs_input,
             } => {
-                let answer = {
-                    let mut r = rounds.lock().unwrap_or_else(|p| p.into_inner());
-                    let key = key.unwrap_or_else(|| format!("input_{}", r.asked));
-                    r.asked += 1;
-                    match r.responses.get(&key) {
-                        Some(v) => match request.check_answer(v) {
-                            Ok(()) => Some(v.clone()),
-                            Err(detail) => {
-                                r.failure.get_or_insert_with(|| {
-                                    ErrorObject::invalid_params(format!(
-                                        "inputResponses.{key}: {detail}"
-                                    ))
-                                });
-                                None
-                            }
-                        },
-                        None => {
-                            r.needed.push((
-                                key,
-                                json!({"method": request.method(), "params": request.params()}),
-                            ));
-                            None
-                        }
-                    }
-                };
-                match answer {
+                match recorded_answer(rounds, key, &request) {
                     Some(v) => Ok(v),
                     None => {
                         // End the round: the server answers with InputRequiredResult.
@@ -238,6 +200,56 @@ impl InputChannel {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Sends `request` to the client on the call's stream and waits for its answer.
+async fn ask_over_stream(
+    session: &Session,
+    outbound: &dyn Outbound,
+    request: &InputRequest,
+) -> Result<Value, InputError> {
+    let (id, receiver) = session
+        .begin_server_request()
+        .map_err(|e| InputError::Unreachable(e.into()))?;
+    let message = Message::request(id.clone(), request.method(), Some(request.params()));
+    if let Err(e) = outbound.send(message).await {
+        session.abandon_server_request(&id);
+        return Err(InputError::Unreachable(e.into()));
+    }
+    match receiver.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(InputError::Rejected(error)),
+        Err(_) => Err(InputError::Unreachable("the session ended".into())),
+    }
+}
+
+/// The client's answer to `request` among this round's `inputResponses` (under `key`, or
+/// `input_<n>` for the n-th question); `None` when it has none yet (the question is recorded
+/// for the next round) or a wrong one (the call's failure is recorded).
+fn recorded_answer(
+    rounds: &Mutex<Rounds>,
+    key: Option<String>,
+    request: &InputRequest,
+) -> Option<Value> {
+    let mut r = rounds.lock().unwrap_or_else(|p| p.into_inner());
+    let key = key.unwrap_or_else(|| format!("input_{}", r.asked));
+    r.asked += 1;
+    match r.responses.get(&key) {
+        Some(v) => match request.check_answer(v) {
+            Ok(()) => Some(v.clone()),
+            Err(detail) => {
+                r.failure.get_or_insert_with(|| {
+                    ErrorObject::invalid_params(format!("inputResponses.{key}: {detail}"))
+                });
+                None
+            }
+        },
+        None => {
+            let asked = json!({"method": request.method(), "params": request.params()});
+            r.needed.push((key, asked));
+            None
         }
     }
 }

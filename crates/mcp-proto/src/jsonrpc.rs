@@ -10,6 +10,9 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+mod envelope;
+use envelope::{Body, Entry, Envelope};
+
 /// The JSON-RPC version string every message carries.
 pub const JSONRPC_VERSION: &str = "2.0";
 
@@ -289,13 +292,28 @@ impl Message {
     /// Reads one message from a JSON value, or says why it is not a valid JSON-RPC message.
     /// The error carries the id when one could be read, so the answer can echo it.
     pub fn from_value(value: Value) -> Result<Message, Box<Response>> {
-        let Value::Object(mut map) = value else {
+        match value {
+            Value::Object(map) => Message::from_entry(Entry::Object(Envelope::from_map(map))),
+            _ => Message::from_entry(Entry::NotAnObject),
+        }
+    }
+
+    /// Checks an entry's members and builds the message they describe.
+    fn from_entry(entry: Entry) -> Result<Message, Box<Response>> {
+        let Entry::Object(envelope) = entry else {
             return Err(Box::new(Response::error(
                 None,
                 ErrorObject::invalid_request("a JSON-RPC message must be an object"),
             )));
         };
-        let raw_id = map.remove("id");
+        let Envelope {
+            jsonrpc,
+            id: raw_id,
+            method,
+            params,
+            result,
+            error,
+        } = envelope;
         let id = raw_id.as_ref().and_then(RequestId::from_value);
         let fail = |detail: &str| {
             Err(Box::new(Response::error(
@@ -303,12 +321,12 @@ impl Message {
                 ErrorObject::invalid_request(detail),
             )))
         };
-        match map.remove("jsonrpc") {
+        match jsonrpc {
             Some(Value::String(v)) if v == JSONRPC_VERSION => {}
             _ => return fail("\"jsonrpc\" must be \"2.0\""),
         }
         // `null` is only allowed on an error response about an unreadable request.
-        let is_error_response = !map.contains_key("method") && map.contains_key("error");
+        let is_error_response = method.is_none() && error.is_some();
         if let Some(raw) = &raw_id
             && id.is_none()
             && !(raw.is_null() && is_error_response)
@@ -320,11 +338,11 @@ impl Message {
             };
             return fail(detail);
         }
-        if let Some(method) = map.remove("method") {
+        if let Some(method) = method {
             let Value::String(method) = method else {
                 return fail("\"method\" must be a string");
             };
-            let params = match map.remove("params") {
+            let params = match params {
                 None => None,
                 Some(p @ (Value::Object(_) | Value::Array(_))) => Some(p),
                 Some(_) => return fail("\"params\" must be an object or an array"),
@@ -334,8 +352,6 @@ impl Message {
                 None => Message::Notification(Notification { method, params }),
             });
         }
-        let result = map.remove("result");
-        let error = map.remove("error");
         match (result, error) {
             (Some(result), None) => match id {
                 Some(id) => Ok(Message::Response(Response::result(id, result))),
@@ -386,8 +402,8 @@ impl Serialize for Message {
 
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        Message::from_value(value).map_err(|e| match e.outcome {
+        let entry = Entry::deserialize(deserializer)?;
+        Message::from_entry(entry).map_err(|e| match e.outcome {
             Err(err) => D::Error::custom(err.message),
             Ok(_) => D::Error::custom("invalid JSON-RPC message"),
         })
@@ -412,24 +428,24 @@ pub enum Decoded {
 /// Whether a batch is allowed depends on the protocol version and is decided by the caller
 /// (see [`crate::ProtocolVersion::allows_batches`]).
 pub fn decode(bytes: &[u8]) -> Result<Decoded, Response> {
-    let value: Value = serde_json::from_slice(bytes)
+    let body: Body = serde_json::from_slice(bytes)
         .map_err(|e| Response::error(None, ErrorObject::parse_error(e)))?;
-    match value {
-        Value::Array(items) => {
-            if items.is_empty() {
+    match body {
+        Body::Batch(entries) => {
+            if entries.is_empty() {
                 return Err(Response::error(
                     None,
                     ErrorObject::invalid_request("an empty batch is not a request"),
                 ));
             }
             Ok(Decoded::Batch(
-                items
+                entries
                     .into_iter()
-                    .map(|v| Message::from_value(v).map_err(|e| *e))
+                    .map(|entry| Message::from_entry(entry).map_err(|e| *e))
                     .collect(),
             ))
         }
-        other => Message::from_value(other)
+        Body::Single(entry) => Message::from_entry(entry)
             .map(Decoded::Single)
             .map_err(|e| *e),
     }

@@ -726,6 +726,11 @@ impl RegisteredTool {
 
     /// Checks arguments against the input schema; the error lists the problems.
     pub(crate) fn validate(&self, args: &Value) -> Result<(), String> {
+        // Valid arguments are the common case, and `is_valid` stops at the first problem
+        // without building error values; the problems are listed only when there are some.
+        if self.validator.is_valid(args) {
+            return Ok(());
+        }
         let problems: Vec<String> = self
             .validator
             .iter_errors(args)

@@ -17,6 +17,8 @@ use mcp_sse::store::{ReplicaBus, SessionStore, SharedStore};
 use mcp_sse::{McpHttpServer, ServerConfig};
 use serde_json::{Value, json};
 
+use mcp_stack_tests::raw::{RawClient, Reply};
+
 use crate::test_redis::TestRedis;
 use crate::{RedisConfig, RedisStore};
 
@@ -153,30 +155,7 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// The JSON of every `data:` line of an SSE body (or the body itself when it is JSON).
-fn messages(body: &str) -> Vec<Value> {
-    if let Ok(v) = serde_json::from_str::<Value>(body) {
-        return vec![v];
-    }
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
-struct Reply {
-    status: u16,
-    session: Option<String>,
-    body: String,
-}
-
-impl Reply {
-    fn messages(&self) -> Vec<Value> {
-        messages(&self.body)
-    }
-}
-
+/// `POST /mcp` on `base` at 2025-06-18, in `session` and as `subject` when given.
 async fn post_mcp(
     http: &reqwest::Client,
     base: &str,
@@ -184,31 +163,11 @@ async fn post_mcp(
     subject: Option<&str>,
     body: Value,
 ) -> Reply {
-    let mut request = http
-        .post(format!("{base}/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .json(&body);
-    if let Some(s) = session {
-        request = request
-            .header("mcp-session-id", s)
-            .header("mcp-protocol-version", "2025-06-18");
-    }
+    let mut raw = RawClient::with_http(http.clone()).version("2025-06-18");
     if let Some(s) = subject {
-        request = request.header("x-test-subject", s);
+        raw = raw.header("x-test-subject", s);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let session = response
-        .headers()
-        .get("mcp-session-id")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = response.text().await.unwrap();
-    Reply {
-        status,
-        session,
-        body,
-    }
+    raw.post(&format!("{base}/mcp"), session, None, &body).await
 }
 
 /// `GET /mcp` on `base` for `session`, resuming after `last_event_id` when given.
@@ -280,7 +239,7 @@ async fn streamable_session(
 ) -> String {
     let reply = post_mcp(http, base, None, subject, initialize_request()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let session = reply.session.clone().unwrap();
+    let session = reply.session_id.clone().unwrap();
     assert_eq!(
         reply.messages()[0]["result"]["protocolVersion"],
         "2025-06-18"
@@ -701,7 +660,7 @@ async fn redis_down_is_503_with_json_and_service_resumes_when_it_returns() {
     for _ in 0..40 {
         let reply = post_mcp(&http, &r[0].url, None, None, initialize_request()).await;
         if reply.status == 200 {
-            recovered = reply.session;
+            recovered = reply.session_id;
             break;
         }
         assert_eq!(reply.status, 503, "{}", reply.body);

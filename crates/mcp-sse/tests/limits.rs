@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mcp_proto::{McpServer, ToolError};
 use mcp_sse::{McpHttpServer, RunningServer, ServerConfig};
+use mcp_stack_tests::raw::{RawClient, SseStream, initialize_at};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -52,9 +53,7 @@ async fn read_until_closed(tcp: &mut TcpStream, limit: Duration) -> Option<Strin
 }
 
 fn initialize(id: u64) -> String {
-    json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{
-        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
-    .to_string()
+    initialize_at(id, "2025-06-18").to_string()
 }
 
 fn raw_post(path: &str, body: &str) -> String {
@@ -204,61 +203,46 @@ async fn calls_running_past_the_shutdown_grace_are_answered_with_an_error() {
 }
 
 /// A client of one server: posts JSON-RPC to `/mcp` as `subject` (set by a test layer, as
-/// `mcp-auth` would from a token).
+/// `mcp-auth` would from a token), at 2025-03-26 (batches allowed).
 #[derive(Clone)]
 struct Client {
-    http: reqwest::Client,
+    raw: RawClient,
     url: String,
-    subject: &'static str,
 }
 
 impl Client {
     fn new(url: &str, subject: &'static str) -> Self {
+        let raw = RawClient::new()
+            .version("2025-03-26")
+            .header("x-test-subject", subject);
         Self {
-            http: reqwest::Client::new(),
+            raw,
             url: url.to_owned(),
-            subject,
         }
     }
 
+    /// POSTs `body` (JSON text): the status, the session header and the answer.
     async fn post(&self, session: Option<&str>, body: &str) -> (u16, Option<String>, Value) {
-        let mut request = self
-            .http
-            .post(&self.url)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("x-test-subject", self.subject)
-            .body(body.to_owned());
-        if let Some(session) = session {
-            request = request
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-03-26");
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let session = response
-            .headers()
-            .get("mcp-session-id")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = response.text().await.unwrap();
-        let json = text
-            .lines()
-            .find_map(|l| l.strip_prefix("data: "))
-            .unwrap_or(&text);
-        (
-            status,
-            session,
-            serde_json::from_str(json).unwrap_or(Value::Null),
-        )
+        let body: Value = serde_json::from_str(body).unwrap();
+        let reply = self.raw.post(&self.url, session, None, &body).await;
+        let answer = reply.last_message();
+        (reply.status, reply.session_id, answer)
     }
 
-    /// Opens a session at 2025-03-26 (batches allowed); its id.
+    /// Opens a session; its id, or the refusal.
     async fn open(&self) -> Result<String, (u16, Value)> {
-        let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-            "protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+        let init = initialize_at(0, "2025-03-26");
         match self.post(None, &init.to_string()).await {
             (200, Some(session), _) => Ok(session),
             (status, _, body) => Err((status, body)),
+        }
+    }
+
+    /// Opens the standalone GET stream of `session`, resuming after `last_event_id` if given.
+    async fn get_stream(&self, session: &str, last_event_id: Option<&str>) -> SseStream {
+        match self.raw.get_stream(&self.url, session, last_event_id).await {
+            Ok(stream) => stream,
+            Err(reply) => panic!("GET {}: {}", self.url, reply.describe()),
         }
     }
 }
@@ -326,15 +310,8 @@ async fn one_client_at_its_session_cap_does_not_stop_another() {
         )
     );
     // A session ended gives its slot back.
-    let deleted = alice
-        .http
-        .delete(&url)
-        .header("mcp-session-id", &first)
-        .header("x-test-subject", "alice")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
+    let deleted = alice.raw.delete(&url, &first, None).await;
+    assert_eq!(deleted.status, 200, "{}", deleted.describe());
     alice.open().await.unwrap();
     server.abort();
 }
@@ -408,27 +385,16 @@ async fn an_oversized_initialize_is_refused_and_keeps_nothing() {
     server.shutdown().await.unwrap();
 }
 
-/// Opens the standalone GET stream of `session`, with `last_event_id` when given.
-async fn get_stream(url: &str, session: &str, last_event_id: Option<&str>) -> reqwest::Response {
-    let mut get = reqwest::Client::new()
-        .get(url)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", session)
-        .header("x-test-subject", "-");
-    if let Some(id) = last_event_id {
-        get = get.header("last-event-id", id);
-    }
-    get.send().await.unwrap()
-}
-
 #[tokio::test]
 async fn the_largest_last_event_id_is_not_a_crash() {
     let server = start(ServerConfig::default()).await;
     let url = server.url("/mcp");
-    let session = Client::new(&url, "-").open().await.unwrap();
-    let stream = get_stream(&url, &session, Some("2-18446744073709551615")).await;
-    assert_eq!(stream.status(), 200);
-    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let client = Client::new(&url, "-");
+    let session = client.open().await.unwrap();
+    // A 200 event stream, or the test fails with the answer.
+    client
+        .get_stream(&session, Some("2-18446744073709551615"))
+        .await;
     server.shutdown().await.unwrap();
 }
 
@@ -443,8 +409,7 @@ async fn a_listen_only_session_lives_as_long_as_its_stream() {
     let url = server.url("/mcp");
     let client = Client::new(&url, "-");
     let session = client.open().await.unwrap();
-    let stream = get_stream(&url, &session, None).await;
-    assert_eq!(stream.status(), 200);
+    let stream = client.get_stream(&session, None).await;
     // Several idle timeouts with nothing but the open stream...
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let (status, _, answer) = client.post(Some(&session), &call(3, 1).to_string()).await;

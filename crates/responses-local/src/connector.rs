@@ -20,8 +20,9 @@ pub struct McpTarget {
     pub headers: Vec<(String, String)>,
 }
 
-/// One tool as the MCP server listed it.
-#[derive(Debug, Clone, PartialEq)]
+/// One tool as the MCP server listed it; serialized, it is a tool of an `mcp_list_tools` item
+/// (`input_schema` snake_case, absent fields `null`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ListedTool {
     /// The tool's name, e.g. `roll_dice`.
     pub name: String,

@@ -110,19 +110,16 @@ impl ApiError {
     }
 
     /// 400 "Invalid type for 'x': expected ..., but got ... instead."
-    pub fn invalid_type(param: &str, expected: &str, got: &serde_json::Value) -> Self {
+    pub fn invalid_type(param: &str, expected: &str, got: &str) -> Self {
         Self::invalid(
-            format!(
-                "Invalid type for '{param}': expected {expected}, but got {} instead.",
-                json_kind(got)
-            ),
+            format!("Invalid type for '{param}': expected {expected}, but got {got} instead."),
             Some(param),
             Some("invalid_type"),
         )
     }
 
     /// 400 "Invalid value: 'x'. Supported values are: 'a', 'b', and 'c'."
-    pub fn invalid_value(param: &str, value: &str, supported: &[&str]) -> Self {
+    pub fn invalid_value(param: &str, value: &str, supported: &[String]) -> Self {
         Self::invalid(
             format!(
                 "Invalid value: '{value}'. Supported values are: {}.",
@@ -130,6 +127,17 @@ impl ApiError {
             ),
             Some(param),
             Some("invalid_value"),
+        )
+    }
+
+    /// 400 for a body that is not JSON, in OpenAI's words.
+    pub fn unparsable() -> Self {
+        Self::invalid(
+            "We could not parse the JSON body of your request. (HINT: This likely means you \
+             aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but \
+             what was sent was not valid JSON.)",
+            None,
+            None,
         )
     }
 
@@ -250,19 +258,6 @@ fn mask_key(key: &str) -> String {
 /// A header value echoed in a message, cut to 100 characters.
 fn shorten(value: &str) -> String {
     value.chars().take(100).collect()
-}
-
-/// "an integer", "a string"... as OpenAI's messages name JSON types.
-pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
-        serde_json::Value::Number(_) => "a decimal",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
 }
 
 /// "a", "a and b", "a, b, and c".

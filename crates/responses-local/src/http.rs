@@ -12,13 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use http::{Method, StatusCode, Uri};
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::access::{self, Access};
 use crate::engine::{self, Shared};
 use crate::error::ApiError;
 use crate::request;
+use crate::response::EncodedEvent;
 
 /// Capacity of the per-stream event queue.
 const STREAM_QUEUE: usize = 64;
@@ -38,11 +39,11 @@ pub(crate) fn router(shared: Arc<Shared>, access: Arc<Access>, max_body_bytes: u
         .with_state(shared)
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+fn json_response(status: StatusCode, body: String) -> Response {
     (
         status,
         [(http::header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
+        body,
     )
         .into_response()
 }
@@ -79,7 +80,7 @@ async fn create_response(
     };
     if !stream {
         return match engine::run(&shared, prepared, None).await {
-            Ok(body) => json_response(StatusCode::OK, &body),
+            Ok(body) => json_response(StatusCode::OK, body),
             Err(e) => e.into_response(),
         };
     }
@@ -88,11 +89,18 @@ async fn create_response(
         // Failures are reported in-stream as `response.failed`.
         let _ = engine::run(&shared, prepared, Some(tx)).await;
     });
-    let events = ReceiverStream::new(rx).map(|event: Value| {
-        let kind = event["type"].as_str().unwrap_or("message").to_owned();
-        Ok::<_, Infallible>(Event::default().event(kind).data(event.to_string()))
+    let events = ReceiverStream::new(rx).map(|event: EncodedEvent| {
+        Ok::<_, Infallible>(Event::default().event(event.kind).data(event.data))
     });
     Sse::new(events).into_response()
+}
+
+/// The answer to `DELETE /v1/responses/{id}`.
+#[derive(Serialize)]
+struct Deleted<'a> {
+    id: &'a str,
+    object: &'static str,
+    deleted: bool,
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -119,10 +127,15 @@ async fn retrieve_response(State(shared): State<Arc<Shared>>, Path(id): Path<Str
 
 async fn delete_response(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     if shared.store.remove(&id) {
-        json_response(
-            StatusCode::OK,
-            &json!({"id": id, "object": "response", "deleted": true}),
-        )
+        let deleted = Deleted {
+            id: &id,
+            object: "response",
+            deleted: true,
+        };
+        match serde_json::to_string(&deleted) {
+            Ok(body) => json_response(StatusCode::OK, body),
+            Err(e) => ApiError::server(e.to_string()).into_response(),
+        }
     } else {
         not_found(&id).into_response()
     }

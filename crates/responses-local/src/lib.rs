@@ -79,6 +79,7 @@ mod http;
 mod mcp_sse_connector;
 mod model;
 mod request;
+mod response;
 mod store;
 
 use std::net::SocketAddr;

@@ -221,18 +221,8 @@ fn example_value(root: &Value, schema: &Value, depth: usize) -> Value {
         return Value::Null;
     }
     let schema = resolve(root, schema);
-    if let Some(c) = schema.get("const") {
-        return c.clone();
-    }
-    if let Some(d) = schema.get("default") {
-        return d.clone();
-    }
-    if let Some(first) = schema
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
+    if let Some(given) = given_value(schema) {
+        return given.clone();
     }
     for key in ["anyOf", "oneOf", "allOf"] {
         if let Some(branches) = schema.get(key).and_then(Value::as_array) {
@@ -244,34 +234,8 @@ fn example_value(root: &Value, schema: &Value, depth: usize) -> Value {
             }
         }
     }
-    let kind = match schema.get("type") {
-        Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .unwrap_or("null"),
-        _ if schema.get("properties").is_some() => "object",
-        _ => "",
-    };
-    match kind {
-        "integer" => {
-            let min = schema
-                .get("minimum")
-                .and_then(Value::as_f64)
-                .map(|m| m.ceil() as i64)
-                .or_else(|| {
-                    schema
-                        .get("exclusiveMinimum")
-                        .and_then(Value::as_f64)
-                        .map(|m| m.floor() as i64 + 1)
-                });
-            let mut n = min.unwrap_or(1);
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-                n = n.min(max.floor() as i64);
-            }
-            Value::from(n)
-        }
+    match schema_type(schema) {
+        "integer" => example_integer(schema),
         "number" => {
             let mut n = schema.get("minimum").and_then(Value::as_f64).unwrap_or(1.0);
             if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
@@ -281,7 +245,6 @@ fn example_value(root: &Value, schema: &Value, depth: usize) -> Value {
         }
         "string" => Value::from("example"),
         "boolean" => Value::Bool(false),
-        "null" => Value::Null,
         "array" => {
             let count = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0);
             let items = schema.get("items").cloned().unwrap_or(Value::Null);
@@ -291,20 +254,64 @@ fn example_value(root: &Value, schema: &Value, depth: usize) -> Value {
                     .collect(),
             )
         }
-        "object" => {
-            let mut out = Map::new();
-            let properties = schema.get("properties").and_then(Value::as_object);
-            let required = schema.get("required").and_then(Value::as_array);
-            if let (Some(properties), Some(required)) = (properties, required) {
-                for name in required.iter().filter_map(Value::as_str) {
-                    let property = properties.get(name).cloned().unwrap_or(Value::Null);
-                    out.insert(name.to_owned(), example_value(root, &property, depth + 1));
-                }
-            }
-            Value::Object(out)
-        }
+        "object" => example_object(root, schema, depth),
         _ => Value::Null,
     }
+}
+
+/// The schema's `const`, else its `default`, else its first `enum` value.
+fn given_value(schema: &Value) -> Option<&Value> {
+    schema
+        .get("const")
+        .or_else(|| schema.get("default"))
+        .or_else(|| schema.get("enum").and_then(Value::as_array)?.first())
+}
+
+/// The schema's type: the first non-null one of a list, `object` for bare `properties`.
+fn schema_type(schema: &Value) -> &str {
+    match schema.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        Some(Value::Array(types)) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "",
+    }
+}
+
+/// The minimum (or the exclusive minimum plus one, or 1), capped by the maximum.
+fn example_integer(schema: &Value) -> Value {
+    let min = schema
+        .get("minimum")
+        .and_then(Value::as_f64)
+        .map(|m| m.ceil() as i64)
+        .or_else(|| {
+            schema
+                .get("exclusiveMinimum")
+                .and_then(Value::as_f64)
+                .map(|m| m.floor() as i64 + 1)
+        });
+    let mut n = min.unwrap_or(1);
+    if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
+        n = n.min(max.floor() as i64);
+    }
+    Value::from(n)
+}
+
+/// An object with an example for each required property.
+fn example_object(root: &Value, schema: &Value, depth: usize) -> Value {
+    let mut out = Map::new();
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let required = schema.get("required").and_then(Value::as_array);
+    if let (Some(properties), Some(required)) = (properties, required) {
+        for name in required.iter().filter_map(Value::as_str) {
+            let property = properties.get(name).cloned().unwrap_or(Value::Null);
+            out.insert(name.to_owned(), example_value(root, &property, depth + 1));
+        }
+    }
+    Value::Object(out)
 }
 
 /// The integers of a FastMCP-style result: `[6,4,2]` or `{"result":[6,4,2]}`.

@@ -125,25 +125,96 @@ fn oauth_config(inv: &Invocation) -> anyhow::Result<Option<OAuthConfig>> {
     Ok(Some(config))
 }
 
-/// Applies the scenario's OAuth configuration, if any.
-fn with_oauth(
-    builder: mcp_sse::client::McpClientBuilder,
+/// The client every scenario starts from: our name and capabilities, the form-filling user,
+/// and the scenario's OAuth configuration if any.
+fn client_builder(
+    inv: &Invocation,
     oauth: Option<OAuthConfig>,
 ) -> mcp_sse::client::McpClientBuilder {
+    let builder = McpClient::builder(inv.url.clone())
+        .transport(TransportKind::StreamableHttp)
+        .protocol_version(inv.version)
+        .client_info(Implementation::new("mcp-rs-conformance-client", "1.0.0"))
+        .capabilities(capabilities())
+        .on_input(answer)
+        .request_timeout(Duration::from_secs(20));
     match oauth {
         Some(config) => builder.oauth(config),
         None => builder,
     }
 }
 
+/// Calls tool `name` with `arguments` and logs its content.
+async fn call(client: &McpClient, name: &str, arguments: Value) -> anyhow::Result<()> {
+    let r = client
+        .call_tool(name, arguments)
+        .await
+        .with_context(|| format!("tools/call {name}"))?;
+    eprintln!("{name}: {:?}", r.content);
+    Ok(())
+}
+
 /// Calls the auth scenarios' `test-tool` when the server lists it.
 async fn call_test_tool(client: &McpClient, tools: &[mcp_proto::Tool]) -> anyhow::Result<()> {
     if tools.iter().any(|t| t.name == "test-tool") {
-        let r = client
-            .call_tool("test-tool", json!({}))
-            .await
-            .context("tools/call test-tool")?;
-        eprintln!("test-tool: {:?}", r.content);
+        call(client, "test-tool", json!({})).await?;
+    }
+    Ok(())
+}
+
+/// `json-schema-2020-12-preservation`: echoes the focal tool's input schema back.
+async fn echo_focal_schema(client: &McpClient, tools: &[mcp_proto::Tool]) -> anyhow::Result<()> {
+    if let Some(focal) = tools.iter().find(|t| t.name == "json_schema_2020_12_tool") {
+        let schema = Value::Object(focal.input_schema.clone());
+        call(client, "json_schema_echo", json!({ "schema": schema })).await?;
+    }
+    Ok(())
+}
+
+/// `http-custom-headers`: the calls the scenario's context lists.
+async fn custom_header_calls(client: &McpClient, inv: &Invocation) -> anyhow::Result<()> {
+    let calls = inv
+        .context
+        .as_ref()
+        .and_then(|c| c.get("toolCalls"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for c in calls {
+        let name = c["name"].as_str().unwrap_or_default();
+        call(
+            client,
+            name,
+            c.get("arguments").cloned().unwrap_or(Value::Null),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `http-standard-headers`: every tool, every resource read and every prompt got.
+async fn standard_header_calls(
+    client: &McpClient,
+    tools: &[mcp_proto::Tool],
+) -> anyhow::Result<()> {
+    for tool in tools {
+        call(client, &tool.name, json!({})).await?;
+    }
+    let resources = client.request("resources/list", None).await;
+    let resources = resources.context("resources/list")?;
+    for r in resources["resources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let read = client.request("resources/read", Some(json!({"uri": r["uri"]})));
+        read.await.context("resources/read")?;
+    }
+    let prompts = client.request("prompts/list", None).await;
+    let prompts = prompts.context("prompts/list")?;
+    for p in prompts["prompts"].as_array().cloned().unwrap_or_default() {
+        let get = client.request("prompts/get", Some(json!({"name": p["name"]})));
+        get.await.context("prompts/get")?;
     }
     Ok(())
 }
@@ -198,26 +269,13 @@ async fn answer(method: String, params: Value) -> Result<Value, ErrorObject> {
 
 /// The 2026-07-28 era: `server/discover`, then the scenario's requests.
 async fn stateless(inv: &Invocation) -> anyhow::Result<()> {
-    let builder = McpClient::builder(inv.url.clone())
-        .transport(TransportKind::StreamableHttp)
-        .protocol_version(inv.version)
-        .client_info(Implementation::new("mcp-rs-conformance-client", "1.0.0"))
-        .capabilities(capabilities())
-        .on_input(answer)
-        .request_timeout(Duration::from_secs(20));
-    let client = with_oauth(builder, oauth_config(inv)?)
+    let client = client_builder(inv, oauth_config(inv)?)
         .connect()
         .await
         .context("server/discover")?;
     let tools = client.list_tools().await.context("tools/list")?;
     match inv.scenario.as_str() {
-        "tools_call" => {
-            let r = client
-                .call_tool("add_numbers", json!({"a": 2, "b": 3}))
-                .await
-                .context("tools/call add_numbers")?;
-            eprintln!("add_numbers: {:?}", r.content);
-        }
+        "tools_call" => call(&client, "add_numbers", json!({"a": 2, "b": 3})).await?,
         "sep-2322-client-request-state" => {
             for name in [
                 "test_mrtr_echo_state",
@@ -225,82 +283,18 @@ async fn stateless(inv: &Invocation) -> anyhow::Result<()> {
                 "test_mrtr_no_state",
                 "test_mrtr_no_result_type",
             ] {
-                let r = client
-                    .call_tool(name, json!({}))
-                    .await
-                    .with_context(|| format!("tools/call {name}"))?;
-                eprintln!("{name}: {:?}", r.content);
+                call(&client, name, json!({})).await?;
             }
         }
-        "http-custom-headers" => {
-            let calls = inv
-                .context
-                .as_ref()
-                .and_then(|c| c.get("toolCalls"))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for call in calls {
-                let name = call["name"].as_str().unwrap_or_default();
-                let args = call.get("arguments").cloned().unwrap_or(Value::Null);
-                client
-                    .call_tool(name, args)
-                    .await
-                    .with_context(|| format!("tools/call {name}"))?;
-            }
-        }
+        "http-custom-headers" => custom_header_calls(&client, inv).await?,
         "http-invalid-tool-headers" => {
             // Tools with invalid x-mcp-header annotations were left out of the list.
             for tool in &tools {
-                client
-                    .call_tool(&tool.name, json!({"region": "us-west1"}))
-                    .await
-                    .with_context(|| format!("tools/call {}", tool.name))?;
+                call(&client, &tool.name, json!({"region": "us-west1"})).await?;
             }
         }
-        "http-standard-headers" => {
-            for tool in &tools {
-                client
-                    .call_tool(&tool.name, json!({}))
-                    .await
-                    .with_context(|| format!("tools/call {}", tool.name))?;
-            }
-            let resources = client
-                .request("resources/list", None)
-                .await
-                .context("resources/list")?;
-            for r in resources["resources"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-            {
-                client
-                    .request("resources/read", Some(json!({"uri": r["uri"]})))
-                    .await
-                    .context("resources/read")?;
-            }
-            let prompts = client
-                .request("prompts/list", None)
-                .await
-                .context("prompts/list")?;
-            for p in prompts["prompts"].as_array().cloned().unwrap_or_default() {
-                client
-                    .request("prompts/get", Some(json!({"name": p["name"]})))
-                    .await
-                    .context("prompts/get")?;
-            }
-        }
-        "json-schema-2020-12-preservation" => {
-            if let Some(focal) = tools.iter().find(|t| t.name == "json_schema_2020_12_tool") {
-                client
-                    .call_tool(
-                        "json_schema_echo",
-                        json!({"schema": Value::Object(focal.input_schema.clone())}),
-                    )
-                    .await
-                    .context("tools/call json_schema_echo")?;
-            }
-        }
+        "http-standard-headers" => standard_header_calls(&client, &tools).await?,
+        "json-schema-2020-12-preservation" => echo_focal_schema(&client, &tools).await?,
         _ => {
             // request-metadata, json-schema-ref-no-deref, auth/* and others: discover, list,
             // and call the auth scenarios' tool.
@@ -315,52 +309,20 @@ async fn stateless(inv: &Invocation) -> anyhow::Result<()> {
 /// The stateful era (2025-11-25 and before): `initialize`, then the scenario's calls.
 async fn stateful(inv: &Invocation) -> anyhow::Result<()> {
     let oauth = oauth_config(inv)?;
-    let builder = McpClient::builder(inv.url.clone())
-        .transport(TransportKind::StreamableHttp)
-        .protocol_version(inv.version)
-        .client_info(Implementation::new("mcp-rs-conformance-client", "1.0.0"))
-        .capabilities(capabilities())
-        .on_input(answer)
-        // The auth scenarios' servers have no GET stream.
-        .server_stream(oauth.is_none())
-        .request_timeout(Duration::from_secs(20));
-    let client = with_oauth(builder, oauth)
+    // The auth scenarios' servers have no GET stream.
+    let server_stream = oauth.is_none();
+    let client = client_builder(inv, oauth)
+        .server_stream(server_stream)
         .connect()
         .await
         .context("initialize")?;
     let tools = client.list_tools().await.context("tools/list")?;
     match inv.scenario.as_str() {
-        "tools_call" => {
-            let r = client
-                .call_tool("add_numbers", json!({"a": 2, "b": 3}))
-                .await
-                .context("tools/call add_numbers")?;
-            eprintln!("add_numbers: {:?}", r.content);
-        }
-        "sse-retry" => {
-            let r = client
-                .call_tool("test_reconnection", json!({}))
-                .await
-                .context("tools/call test_reconnection")?;
-            eprintln!("test_reconnection: {:?}", r.content);
-        }
-        "json-schema-2020-12-preservation" => {
-            if let Some(focal) = tools.iter().find(|t| t.name == "json_schema_2020_12_tool") {
-                client
-                    .call_tool(
-                        "json_schema_echo",
-                        json!({"schema": Value::Object(focal.input_schema.clone())}),
-                    )
-                    .await
-                    .context("tools/call json_schema_echo")?;
-            }
-        }
+        "tools_call" => call(&client, "add_numbers", json!({"a": 2, "b": 3})).await?,
+        "sse-retry" => call(&client, "test_reconnection", json!({})).await?,
+        "json-schema-2020-12-preservation" => echo_focal_schema(&client, &tools).await?,
         "elicitation-sep1034-client-defaults" => {
-            let r = client
-                .call_tool("test_client_elicitation_defaults", json!({}))
-                .await
-                .context("tools/call test_client_elicitation_defaults")?;
-            eprintln!("test_client_elicitation_defaults: {:?}", r.content);
+            call(&client, "test_client_elicitation_defaults", json!({})).await?;
         }
         _ => {
             // Any other scenario: the handshake and the tool list are the flow, plus the

@@ -11,6 +11,5 @@
 
 mod calls;
 mod e2e;
-mod raw;
 mod replicas;
 mod soak;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::calls::{self, CallFailure, Kind, Tally, token};
-use crate::raw::{self, RawClient};
+use mcp_stack_tests::raw::{self, RawClient};
 
 mod tasks;
 
@@ -78,7 +78,7 @@ async fn any_replica_serves_resumes_and_deletes_a_streamable_session() {
         .id
         .expect("the first event of a running call's stream has no id");
     for i in [1, 2] {
-        let mut resumed = match raw.resume(&mcp[i], &session, &first_id).await {
+        let mut resumed = match raw.get_stream(&mcp[i], &session, Some(&first_id)).await {
             Ok(stream) => stream,
             Err(reply) => panic!("resuming on replica {i}: {}", reply.describe()),
         };

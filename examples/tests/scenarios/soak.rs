@@ -28,6 +28,7 @@ use mcp_sse::TransportKind;
 use mcp_sse::client::McpClient;
 use mcp_stack_tests::cluster::{Cluster, ClusterConfig};
 use mcp_stack_tests::process;
+use mcp_stack_tests::raw::RawClient;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -318,6 +319,7 @@ async fn abuse_all(base: &str, token: &str) {
 
 /// The abuser's raw HTTP client.
 struct Abuser {
+    raw: RawClient,
     http: reqwest::Client,
     base: String,
     token: String,
@@ -330,50 +332,24 @@ impl Abuser {
             .build()
             .unwrap();
         Self {
+            raw: RawClient::new().version("2025-03-26"),
             http,
             base: base.to_owned(),
             token: token.to_owned(),
         }
     }
 
-    /// POSTs `body` to `/mcp`: status, session id, JSON body (the `data:` of an SSE answer).
+    /// POSTs `body` to `/mcp`: status, session id, the JSON-RPC answer.
     async fn post(&self, session: Option<&str>, body: &Value) -> (u16, Option<String>, Value) {
-        let mut request = self
-            .http
-            .post(format!("{}/mcp", self.base))
-            .bearer_auth(&self.token)
-            .header("accept", "application/json, text/event-stream")
-            .json(body);
-        if let Some(s) = session {
-            request = request
-                .header("mcp-session-id", s)
-                .header("mcp-protocol-version", "2025-03-26");
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let session = response
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok());
-        let session = session.map(str::to_owned);
-        let text = response.text().await.unwrap();
-        let data = text
-            .lines()
-            .find_map(|l| l.strip_prefix("data: "))
-            .unwrap_or(&text);
-        (
-            status,
-            session,
-            serde_json::from_str(data).unwrap_or(Value::Null),
-        )
+        let url = format!("{}/mcp", self.base);
+        let reply = self.raw.post(&url, session, Some(&self.token), body).await;
+        let answer = reply.last_message();
+        (reply.status, reply.session_id, answer)
     }
 
     async fn delete(&self, session: &str) {
-        let request = self
-            .http
-            .delete(format!("{}/mcp", self.base))
-            .bearer_auth(&self.token);
-        let _ = request.header("mcp-session-id", session).send().await;
+        let url = format!("{}/mcp", self.base);
+        self.raw.delete(&url, session, Some(&self.token)).await;
     }
 
     fn initialize(padding: usize) -> Value {

@@ -14,8 +14,9 @@ use std::time::Duration;
 use anyhow::Context;
 use mcp_stack_tests::process::{self, BackgroundProcess};
 
-use super::load::{self, PhaseResult, Transport};
-use super::{Plan, log_dir, millis};
+use mcp_loadgen::{Phase, PhaseResult, Target};
+
+use super::{Plan, dice_call, log_dir, millis, phase_line};
 
 /// The release binaries the row needs (built by the debug xtask before it starts the
 /// release one).
@@ -72,6 +73,42 @@ fn install_mcp_proxy() -> anyhow::Result<(PathBuf, PathBuf)> {
 /// Measures the three ways for each session count; prints the table. Returns whether calls
 /// failed.
 pub async fn measure(plan: &Plan, bin_dir: &Path) -> anyhow::Result<bool> {
+    let (servers, ports) = start_ways(plan, bin_dir)?;
+    let mut failed = false;
+    let mut rows: Vec<(usize, [PhaseResult; 3])> = Vec::new();
+    let call = dice_call();
+    for &sessions in &plan.sessions {
+        let mut results = Vec::new();
+        for (i, server) in servers.iter().enumerate() {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[i]));
+            let phase = Phase {
+                target: Target::Streamable,
+                addr,
+                sessions,
+                token: None,
+                call: &call,
+                timing: plan.timing,
+            };
+            let result = phase
+                .run(&[server.id()])
+                .await
+                .with_context(|| format!("{} with {sessions} session(s)", WAYS[i]))?;
+            let line = phase_line(&result);
+            eprintln!("  {:<28} {sessions:>4} session(s): {line}", WAYS[i]);
+            failed |= result.errors > 0;
+            results.push(result);
+        }
+        if let Ok(three) = <[PhaseResult; 3]>::try_from(results) {
+            rows.push((sessions, three));
+        }
+    }
+    report(&rows);
+    Ok(failed)
+}
+
+/// Starts the dice server directly, behind `mcp-gateway` and behind `mcp-proxy`, in [`WAYS`]
+/// order; returns them with their ports.
+fn start_ways(plan: &Plan, bin_dir: &Path) -> anyhow::Result<([BackgroundProcess; 3], [u16; 3])> {
     let (node, proxy) = install_mcp_proxy()?;
     let dice = bin_dir.join("dice_server").to_string_lossy().into_owned();
     let ports = [
@@ -119,44 +156,7 @@ pub async fn measure(plan: &Plan, bin_dir: &Path) -> anyhow::Result<bool> {
             ports[2],
         )?,
     ];
-    let mut failed = false;
-    let mut rows: Vec<(usize, [PhaseResult; 3])> = Vec::new();
-    for &sessions in &plan.sessions {
-        let mut results = Vec::new();
-        for (i, server) in servers.iter().enumerate() {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[i]));
-            let result = load::run_phase(
-                Transport::Streamable,
-                addr,
-                sessions,
-                None,
-                &[server.id()],
-                plan.timing,
-            )
-            .await
-            .with_context(|| format!("{} with {sessions} session(s)", WAYS[i]))?;
-            eprintln!(
-                "  {:<28} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
-                WAYS[i],
-                sessions,
-                result.rps(),
-                millis(result.p50),
-                millis(result.p99),
-                result
-                    .first_error
-                    .as_ref()
-                    .map(|e| format!(" ({} errors; first: {e})", result.errors))
-                    .unwrap_or_default()
-            );
-            failed |= result.errors > 0;
-            results.push(result);
-        }
-        if let Ok(three) = <[PhaseResult; 3]>::try_from(results) {
-            rows.push((sessions, three));
-        }
-    }
-    report(&rows);
-    Ok(failed)
+    Ok((servers, ports))
 }
 
 fn report(rows: &[(usize, [PhaseResult; 3])]) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 
-use super::client::{EchoSession, HttpConnection, LegacyStream, legacy_initialize};
+use mcp_loadgen::{EchoSession, HttpConnection, LegacyStream};
 use mcp_stack_tests::process;
 
 /// Streams opened at once.
@@ -99,7 +99,7 @@ async fn open_idle(kind: IdleKind, addr: SocketAddr, count: usize) -> anyhow::Re
         let sessions = futures::stream::iter(0..count)
             .map(|_| async move {
                 let mut session = EchoSession::open(addr, super::server::ECHO_PATH).await?;
-                session.call(1).await?;
+                session.call(&super::dice_call(), 1).await?;
                 anyhow::Ok(session)
             })
             .buffer_unordered(OPEN_CONCURRENCY)
@@ -129,7 +129,7 @@ async fn open_idle(kind: IdleKind, addr: SocketAddr, count: usize) -> anyhow::Re
                 tokio::spawn(async move {
                     let mut posts = HttpConnection::open(addr).await?;
                     for stream in &mut group {
-                        legacy_initialize(stream, &mut posts, None).await?;
+                        stream.initialize(&mut posts, None).await?;
                     }
                     anyhow::Ok(group)
                 })
@@ -143,4 +143,35 @@ async fn open_idle(kind: IdleKind, addr: SocketAddr, count: usize) -> anyhow::Re
     };
     let streams = opening.await.context("initializing an idle SSE session")?;
     Ok(Held::Streams { _open: streams })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_sessions_are_counted_in_server_memory() {
+        let server = mcp_sse::McpHttpServer::new(super::super::server::dice_service().unwrap())
+            .spawn("127.0.0.1:0")
+            .await
+            .unwrap();
+        let report = measure_idle(
+            IdleKind::Initialized,
+            server.local_addr(),
+            std::process::id(),
+            40,
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.sessions, 40);
+        assert!(report.rss_before_kib > 0 && report.rss_open_kib > 0);
+        // Closed streams end their sessions.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while server.server().session_count() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(server.server().session_count(), 0);
+        server.shutdown().await.unwrap();
+    }
 }

@@ -9,7 +9,7 @@
 //! pinning, everything that serves (nginx, replicas, Redis) shares CPU 0 and the load generator
 //! has CPU 1, as in the rest of the bench.
 //!
-//! - **Throughput**: the same closed loop as the other rows ([`super::load`]), streamable HTTP
+//! - **Throughput**: the same closed loop as the other rows ([`mcp_loadgen`]), streamable HTTP
 //!   and legacy SSE through the load balancer, in memory then on Redis, for each session count
 //!   and run; the ratio replicated / in memory is taken within each run, then the median.
 //! - **Round trips per call**, counted by Redis itself: the commands its clients send, from
@@ -33,10 +33,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::client::{BenchSession, LegacySession, StreamableSession};
-use super::load::{self, PhaseResult, Transport};
+use mcp_loadgen::{LegacySession, Phase, PhaseResult, Session, StreamableSession, Target};
+
 use super::redis_monitor::{CommandCounts, Monitor};
 use super::{Plan, Ratios};
+use mcp_stack_tests::process::process_trees;
 
 /// Replicas sharing sessions through Redis.
 pub const REPLICAS: usize = 3;
@@ -78,26 +79,26 @@ impl Store {
 /// One throughput row: a transport on a deployment.
 #[derive(Debug, Clone, Copy)]
 struct Row {
-    transport: Transport,
+    transport: Target,
     store: Store,
 }
 
 /// Rows in measuring order: each replicated row right after its in-memory neighbour.
 const ROWS: [Row; 4] = [
     Row {
-        transport: Transport::Streamable,
+        transport: Target::Streamable,
         store: Store::Memory,
     },
     Row {
-        transport: Transport::Streamable,
+        transport: Target::Streamable,
         store: Store::Redis,
     },
     Row {
-        transport: Transport::LegacySse,
+        transport: Target::LegacySse,
         store: Store::Memory,
     },
     Row {
-        transport: Transport::LegacySse,
+        transport: Target::LegacySse,
         store: Store::Redis,
     },
 ];
@@ -115,7 +116,7 @@ enum Route {
 #[derive(Debug, Clone, Copy)]
 struct Scenario {
     label: &'static str,
-    transport: Transport,
+    transport: Target,
     route: Route,
     /// The target on request-path round trips, if the issue sets one.
     target: Option<f64>,
@@ -124,31 +125,31 @@ struct Scenario {
 const SCENARIOS: [Scenario; 5] = [
     Scenario {
         label: "streamable POST through the LB",
-        transport: Transport::Streamable,
+        transport: Target::Streamable,
         route: Route::Balanced,
         target: Some(TARGET_STREAMABLE_ROUND_TRIPS),
     },
     Scenario {
         label: "streamable POST, initialized on A, called on B",
-        transport: Transport::Streamable,
+        transport: Target::Streamable,
         route: Route::Direct { open: 0, call: 1 },
         target: Some(TARGET_STREAMABLE_ROUND_TRIPS),
     },
     Scenario {
         label: "legacy SSE call, stream on A, POST on B",
-        transport: Transport::LegacySse,
+        transport: Target::LegacySse,
         route: Route::Direct { open: 0, call: 1 },
         target: Some(TARGET_LEGACY_CROSSING_ROUND_TRIPS),
     },
     Scenario {
         label: "legacy SSE call, stream and POST on A",
-        transport: Transport::LegacySse,
+        transport: Target::LegacySse,
         route: Route::Direct { open: 0, call: 0 },
         target: None,
     },
     Scenario {
         label: "legacy SSE call through the LB",
-        transport: Transport::LegacySse,
+        transport: Target::LegacySse,
         route: Route::Balanced,
         target: None,
     },
@@ -256,37 +257,6 @@ impl Deployment {
     }
 }
 
-/// `roots` and all their descendants (Linux `/proc`), roots first.
-pub fn process_trees(roots: &[u32]) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            Some((pid, parent_pid(&stat)?))
-        })
-        .collect();
-    let mut tree = roots.to_vec();
-    let mut next = 0;
-    while next < tree.len() {
-        let parent = tree[next];
-        for &(pid, ppid) in &parents {
-            if ppid == parent && !tree.contains(&pid) {
-                tree.push(pid);
-            }
-        }
-        next += 1;
-    }
-    tree
-}
-
-/// The parent pid in a `/proc/<pid>/stat` line (the second field after the command's `)`).
-fn parent_pid(stat: &str) -> Option<u32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Pins `pids` (all threads of each) to `cpus`.
 fn pin_all(pids: &[u32], cpus: &str) -> anyhow::Result<()> {
     for &pid in pids {
@@ -372,7 +342,7 @@ impl RoundTrips {
 /// What the replicated run measured.
 pub struct ReplicatedReport {
     /// Throughput phases per (row, sessions), one per run.
-    results: std::collections::BTreeMap<(usize, usize), Vec<PhaseResult>>,
+    results: super::RunResults,
     /// Round trips per scenario (or why the scenario failed).
     round_trips: Vec<(Scenario, usize, anyhow::Result<RoundTrips>)>,
     /// Calls that failed in the throughput phases.
@@ -394,49 +364,52 @@ pub async fn measure(
         Store::Redis.label(),
         super::load_average()
     );
-    let mut results: std::collections::BTreeMap<(usize, usize), Vec<PhaseResult>> =
-        std::collections::BTreeMap::new();
+    let (results, failed) = measure_rates(plan, &mut memory, &mut redis).await?;
+    drop(memory);
+    let round_trips = measure_round_trips(plan, &redis).await;
+    redis.ensure_running()?;
+    Ok(ReplicatedReport {
+        results,
+        round_trips,
+        failed,
+    })
+}
+
+/// The throughput rows on both deployments, `plan.runs` times; says whether calls failed.
+async fn measure_rates(
+    plan: &Plan,
+    memory: &mut Deployment,
+    redis: &mut Deployment,
+) -> anyhow::Result<(super::RunResults, bool)> {
+    let mut results = super::RunResults::new();
     let mut failed = false;
+    let call = super::dice_call();
     for run in 1..=plan.runs {
         for &sessions in &plan.sessions {
             for (index, row) in ROWS.iter().enumerate() {
                 let deployment = match row.store {
-                    Store::Memory => &memory,
-                    Store::Redis => &redis,
+                    Store::Memory => &*memory,
+                    Store::Redis => &*redis,
                 };
-                let outcome = load::run_phase_grouped(
-                    row.transport,
-                    deployment.lb,
+                let phase = Phase {
+                    target: row.transport,
+                    addr: deployment.lb,
                     sessions,
-                    None,
-                    &deployment.serving_groups(),
-                    plan.timing,
-                )
-                .await;
-                let result = match outcome {
+                    token: None,
+                    call: &call,
+                    timing: plan.timing,
+                };
+                let what = format!("{} on {}", row.transport.name(), row.store.label());
+                let result = match phase.run_grouped(&deployment.serving_groups()).await {
                     Ok(result) => result,
                     Err(error) => {
                         deployment.print_logs();
-                        return Err(error.context(format!(
-                            "{} on {} with {sessions} session(s)",
-                            row.transport.name(),
-                            row.store.label()
-                        )));
+                        return Err(anyhow::Error::new(error)
+                            .context(format!("{what} with {sessions} session(s)")));
                     }
                 };
-                eprintln!(
-                    "  run {run}: {:<11} {:<22} {:>4} session(s): {:>9.0} req/s p50 {} p99 {}{}",
-                    row.transport.name(),
-                    row.store.label(),
-                    sessions,
-                    result.rps(),
-                    super::millis(result.p50),
-                    super::millis(result.p99),
-                    match &result.first_error {
-                        Some(error) => format!(" ({} errors; first: {error})", result.errors),
-                        None => String::new(),
-                    }
-                );
+                let line = super::phase_line(&result);
+                eprintln!("  run {run}: {what:<37} {sessions:>4} session(s): {line}");
                 failed |= result.errors > 0;
                 results.entry((index, sessions)).or_default().push(result);
             }
@@ -444,8 +417,14 @@ pub async fn measure(
         memory.ensure_running()?;
         redis.ensure_running()?;
     }
-    drop(memory);
+    Ok((results, failed))
+}
 
+/// Every round-trip scenario at every session count (a failed one is reported, not fatal).
+async fn measure_round_trips(
+    plan: &Plan,
+    redis: &Deployment,
+) -> Vec<(Scenario, usize, anyhow::Result<RoundTrips>)> {
     let total_calls: usize = if plan.timing.duration >= Duration::from_secs(5) {
         10_000
     } else {
@@ -455,7 +434,7 @@ pub async fn measure(
     for &sessions in &plan.sessions {
         let per_session = (total_calls / sessions).max(10);
         for scenario in SCENARIOS {
-            let outcome = count_round_trips(&redis, scenario, sessions, per_session, plan).await;
+            let outcome = count_round_trips(redis, scenario, sessions, per_session, plan).await;
             match &outcome {
                 Ok(figures) => eprintln!(
                     "  round trips: {:<46} {:>4} session(s): {:.3} per call on the request path + {:.3} delivery reads ({}; {} calls in {:.2} s; background over {:.2} s idle)",
@@ -476,18 +455,13 @@ pub async fn measure(
             round_trips.push((scenario, sessions, outcome));
         }
     }
-    redis.ensure_running()?;
-    Ok(ReplicatedReport {
-        results,
-        round_trips,
-        failed,
-    })
+    round_trips
 }
 
 async fn open_scenario_session(
     deployment: &Deployment,
     scenario: Scenario,
-) -> anyhow::Result<BenchSession> {
+) -> anyhow::Result<Session> {
     let replica = |index: usize| {
         deployment
             .replicas
@@ -496,20 +470,15 @@ async fn open_scenario_session(
             .with_context(|| format!("no replica {index}"))
     };
     Ok(match (scenario.transport, scenario.route) {
-        (Transport::Streamable, Route::Balanced) => {
-            BenchSession::Streamable(StreamableSession::open(deployment.lb, None).await?)
-        }
-        (Transport::Streamable, Route::Direct { open, call }) => {
+        (target, Route::Balanced) => Session::open(target, deployment.lb, None).await?,
+        (Target::Streamable, Route::Direct { open, call }) => {
             let mut session = StreamableSession::open(replica(open)?, None).await?;
             session.reconnect(replica(call)?).await?;
-            BenchSession::Streamable(session)
+            Session::Streamable(session)
         }
-        (Transport::LegacySse, Route::Balanced) => {
-            BenchSession::Legacy(LegacySession::open(deployment.lb, None).await?)
+        (Target::LegacySse, Route::Direct { open, call }) => {
+            Session::Legacy(LegacySession::open_split(replica(open)?, replica(call)?, None).await?)
         }
-        (Transport::LegacySse, Route::Direct { open, call }) => BenchSession::Legacy(
-            LegacySession::open_split(replica(open)?, replica(call)?, None).await?,
-        ),
         (other, _) => bail!("no round-trip scenario for {}", other.name()),
     })
 }
@@ -530,7 +499,7 @@ async fn count_round_trips(
     let opening = futures::future::join_all(
         (0..sessions).map(|_| open_scenario_session(deployment, scenario)),
     );
-    let mut opened: Vec<BenchSession> = tokio::time::timeout(plan.timing.setup_timeout, opening)
+    let mut opened: Vec<Session> = tokio::time::timeout(plan.timing.setup_timeout, opening)
         .await
         .with_context(|| {
             format!(
@@ -555,9 +524,10 @@ async fn count_round_trips(
     let busy_started = Instant::now();
     let idle = busy_started - idle_started;
     let timeout = plan.timing.call_timeout;
+    let call = &super::dice_call();
     let calls = futures::future::join_all(opened.iter_mut().map(|session| async move {
         for id in 1..=per_session as u64 {
-            tokio::time::timeout(timeout, session.call(id))
+            tokio::time::timeout(timeout, session.call(call, id))
                 .await
                 .with_context(|| format!("call {id}: no reply within {timeout:?}"))??;
         }
@@ -585,16 +555,7 @@ pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
     let ratios = Ratios {
         runs: &report.results,
     };
-    let medians: std::collections::BTreeMap<(usize, usize), PhaseResult> = report
-        .results
-        .iter()
-        .map(|(key, runs)| {
-            let mut sorted = runs.clone();
-            sorted.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
-            (*key, sorted.swap_remove(sorted.len() / 2))
-        })
-        .collect();
-    print_rates(plan, &medians, &ratios);
+    print_rates(plan, &super::medians(&report.results), &ratios);
     print_round_trips(report);
     round_trip_verdicts(report)
 }
@@ -675,6 +636,15 @@ fn print_rates(
         }
     }
     println!();
+    print_rate_summaries(plan, medians, ratios);
+}
+
+/// One line per replicated row: its figures beside the in-memory row's, and the ratio.
+fn print_rate_summaries(
+    plan: &Plan,
+    medians: &std::collections::BTreeMap<(usize, usize), PhaseResult>,
+    ratios: &Ratios<'_>,
+) {
     for &sessions in &plan.sessions {
         for (index, row) in ROWS.iter().enumerate() {
             if row.store != Store::Redis {
@@ -757,13 +727,13 @@ fn round_trip_verdicts(report: &ReplicatedReport) -> usize {
         // reply reaches the stream's replica through its delivery reader, whose blocking reads
         // are shown beside the request path but not judged (they batch under load).
         let (what, judged) = match (scenario.transport, outcome) {
-            (Transport::Streamable, Ok(f)) => ("", Some((f.request + f.delivery_reads, f))),
+            (Target::Streamable, Ok(f)) => ("", Some((f.request + f.delivery_reads, f))),
             (_, Ok(f)) => (" on the request path", Some((f.request, f))),
-            (Transport::Streamable, Err(_)) => ("", None),
+            (Target::Streamable, Err(_)) => ("", None),
             (_, Err(_)) => (" on the request path", None),
         };
         let (value, ok) = match judged {
-            Some((value, f)) if scenario.transport != Transport::Streamable => (
+            Some((value, f)) if scenario.transport != Target::Streamable => (
                 format!(
                     "{value:.2} ({:.2} with the owner's delivery reads)",
                     f.request + f.delivery_reads
@@ -832,25 +802,5 @@ mod tests {
         assert_eq!(quiet.request, 0.0);
         assert_eq!(quiet.delivery_reads, 0.0);
         assert_eq!(quiet.breakdown(), "no commands");
-    }
-
-    #[test]
-    fn parent_pids_come_after_the_command_name() {
-        assert_eq!(
-            parent_pid("1234 (nginx: worker (x)) S 1200 1234 1234 0 -1"),
-            Some(1200)
-        );
-        assert_eq!(parent_pid("garbage"), None);
-        let mut child = std::process::Command::new("sleep")
-            .arg("10")
-            .spawn()
-            .unwrap();
-        let own = std::process::id();
-        let tree = process_trees(&[own]);
-        assert_eq!(tree[0], own);
-        assert!(tree.contains(&child.id()), "{tree:?}");
-        assert_eq!(process_trees(&[child.id()]), vec![child.id()]);
-        child.kill().unwrap();
-        child.wait().unwrap();
     }
 }

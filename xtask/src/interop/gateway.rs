@@ -14,7 +14,6 @@ const DENIED: &str = "trigger-long-running-operation";
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::bail;
 use mcp_stack_tests::process;
 
 use super::peers::{self, Peer};
@@ -26,7 +25,7 @@ impl Run {
     pub(super) fn through_gateway(&mut self) -> anyhow::Result<()> {
         let gateway = peers::build_gateway()?;
         let dice = self.binary("dice_server")?.to_owned();
-        let (public_key, token) = self.mint_token("gateway")?;
+        let (public_key, token) = self.mint_our_token("gateway")?;
         let port = self.start_gateway(&gateway, &dice, &[])?;
         let key = public_key.to_string_lossy().into_owned();
         let auth_args = [
@@ -169,21 +168,5 @@ impl Run {
             "mcp-gateway-auth"
         };
         self.start(name, command, port)
-    }
-
-    /// A development key pair (public key file) and a token for [`AUDIENCE`].
-    fn mint_token(&self, name: &str) -> anyhow::Result<(PathBuf, String)> {
-        let private = self.work_dir.join(format!("{name}.private.pem"));
-        let public = self.work_dir.join(format!("{name}.public.pem"));
-        let minted = Peer::new(self.binary("jwt_tool")?)
-            .args(["mint", "--audience", AUDIENCE, "--private-key-out"])
-            .arg(private.to_string_lossy())
-            .arg("--public-key-out")
-            .arg(public.to_string_lossy())
-            .run(self.limit)?;
-        if minted.code != Some(0) {
-            bail!("jwt_tool mint failed: {}", minted.tail());
-        }
-        Ok((public, minted.stdout.trim().to_owned()))
     }
 }

@@ -41,15 +41,17 @@ const CANCELLED_CALLS_DEADLINE: std::time::Duration = std::time::Duration::from_
 /// `POST /messages/?session_id=`) and streamable HTTP (`/mcp`) from one router.
 ///
 /// ```no_run
-/// # async fn run(service: mcp_proto::McpServer) -> Result<(), mcp_sse::Error> {
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use mcp_proto::McpServer;
 /// use mcp_sse::McpHttpServer;
 ///
-/// let server = McpHttpServer::new(service);
-/// let router: axum::Router = server.router(); // mount it, wrap it with your layers...
+/// let server = McpHttpServer::new(McpServer::builder("Dice Roller").build()?);
+/// // Mount its router in your own app and wrap it with your layers...
+/// let router: axum::Router = server.router();
+/// # drop(router);
 /// // ...or let it serve on 127.0.0.1:8000 until Ctrl-C:
-/// McpHttpServer::new(server_service()).serve("127.0.0.1:8000", mcp_sse::ctrl_c()).await?;
+/// server.serve("127.0.0.1:8000", mcp_sse::ctrl_c()).await?;
 /// # Ok(()) }
-/// # fn server_service() -> mcp_proto::McpServer { unimplemented!() }
 /// ```
 #[derive(Debug, Clone)]
 pub struct McpHttpServer {

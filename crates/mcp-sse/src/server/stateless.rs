@@ -337,143 +337,107 @@ mod tests {
             .get("content-type")
             .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
         let text = resp.text().await.unwrap();
-        let messages = if sse {
-            text.lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .filter(|d| !d.trim().is_empty())
-                .map(|d| serde_json::from_str(d).unwrap())
-                .collect()
-        } else {
-            vec![serde_json::from_str(&text).unwrap()]
-        };
+        if !sse {
+            return (status, vec![serde_json::from_str(&text).unwrap()]);
+        }
+        let mut parser = crate::client::SseParser::new(1 << 20);
+        parser.feed(text.as_bytes()).unwrap();
+        let messages = std::iter::from_fn(|| parser.next_event())
+            .filter(|event| !event.data.trim().is_empty())
+            .map(|event| serde_json::from_str(&event.data).unwrap())
+            .collect();
         (status, messages)
+    }
+
+    /// One request of the header and `_meta` checks, and the error it must get (with 400).
+    struct HeaderCase {
+        what: &'static str,
+        version: Option<&'static str>,
+        method: Option<&'static str>,
+        name: Option<&'static str>,
+        body: Value,
+        code: i64,
+    }
+
+    fn header_cases() -> Vec<HeaderCase> {
+        let discover = |id: i64, meta: Option<Value>| {
+            let params = meta.map_or_else(|| json!({}), |m| json!({ "_meta": m }));
+            json!({"jsonrpc":"2.0","id":id,"method":"server/discover","params":params})
+        };
+        let mut partial = meta(json!({}));
+        if let Some(map) = partial.as_object_mut() {
+            map.remove("io.modelcontextprotocol/clientCapabilities");
+        }
+        let mut other = meta(json!({}));
+        other["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
+        let call = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"greet","_meta": meta(json!({}))}});
+        let (v, d, t) = (
+            Some("2026-07-28"),
+            Some("server/discover"),
+            Some("tools/call"),
+        );
+        let fresh = || Some(meta(json!({})));
+        #[rustfmt::skip]
+        let cases = vec![
+            // what                              version header   Mcp-Method   Mcp-Name  body                               code
+            ("_meta but no version header",      None,            d,           None,     discover(1, fresh()),              -32020),
+            ("no _meta",                         v,               d,           None,     discover(2, None),                 -32602),
+            ("_meta without clientCapabilities", v,               d,           None,     discover(3, Some(partial)),        -32602),
+            ("header and _meta disagree",        v,               d,           None,     discover(4, Some(other.clone())),  -32020),
+            ("both name an unknown version",     Some("v999.0.0"), d,          None,     discover(5, Some(other)),          -32022),
+            ("no Mcp-Method",                    v,               None,        None,     discover(6, fresh()),              -32020),
+            ("Mcp-Method disagrees",             v,               Some("tools/list"), None, discover(7, fresh()),           -32020),
+            ("no Mcp-Name",                      v,               t,           None,     call.clone(),                      -32020),
+            ("Mcp-Name disagrees",               v,               t,           Some("other"), call.clone(),                 -32020),
+            // The name matches once decoded: the call gets as far as the tool's capability check.
+            ("Base64 Mcp-Name",                  v,               t,           Some("=?base64?Z3JlZXQ=?="), call,           -32021),
+        ];
+        cases
+            .into_iter()
+            .map(|(what, version, method, name, body, code)| HeaderCase {
+                what,
+                version,
+                method,
+                name,
+                body,
+                code,
+            })
+            .collect()
     }
 
     #[tokio::test]
     async fn header_and_meta_checks_answer_400_with_the_request_id() {
         let server = start().await;
         let url = server.url("/mcp");
-        let discover = |id: i64, params: Value| json!({"jsonrpc":"2.0","id":id,"method":"server/discover","params":params});
-        let v = Some("2026-07-28");
-        let m = Some("server/discover");
-        // _meta present, version header missing.
-        let (status, msgs) = post(
-            &url,
-            None,
-            m,
-            None,
-            discover(1, json!({"_meta": meta(json!({}))})),
-        )
-        .await;
-        assert_eq!(
-            (
-                status,
-                msgs[0]["error"]["code"].clone(),
-                msgs[0]["id"].clone()
-            ),
-            (400, json!(-32020), json!(1))
-        );
-        // No _meta at all.
-        let (status, msgs) = post(&url, v, m, None, discover(2, json!({}))).await;
-        assert_eq!(
-            (
-                status,
-                msgs[0]["error"]["code"].clone(),
-                msgs[0]["id"].clone()
-            ),
-            (400, json!(-32602), json!(2))
-        );
-        // _meta without clientCapabilities.
-        let mut partial = meta(json!({}));
-        partial
-            .as_object_mut()
-            .unwrap()
-            .remove("io.modelcontextprotocol/clientCapabilities");
-        let (status, msgs) = post(&url, v, m, None, discover(3, json!({"_meta": partial}))).await;
-        assert_eq!(
-            (status, msgs[0]["error"]["code"].clone()),
-            (400, json!(-32602))
-        );
-        // Header and _meta disagree.
+        for case in header_cases() {
+            let id = case.body["id"].clone();
+            let (status, msgs) = post(&url, case.version, case.method, case.name, case.body).await;
+            assert_eq!(
+                (status, &msgs[0]["error"]["code"], &msgs[0]["id"]),
+                (400, &json!(case.code), &id),
+                "{}: {msgs:?}",
+                case.what
+            );
+        }
+        // An unsupported version names what was asked for and what is spoken.
         let mut other = meta(json!({}));
         other["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
-        let (status, msgs) = post(
-            &url,
-            v,
-            m,
-            None,
-            discover(4, json!({"_meta": other.clone()})),
-        )
-        .await;
-        assert_eq!(
-            (status, msgs[0]["error"]["code"].clone()),
-            (400, json!(-32020))
-        );
-        // Both name a version we do not speak.
-        let (status, msgs) = post(
+        let discover =
+            json!({"jsonrpc":"2.0","id":5,"method":"server/discover","params":{"_meta": other}});
+        let (_, msgs) = post(
             &url,
             Some("v999.0.0"),
-            m,
+            Some("server/discover"),
             None,
-            discover(5, json!({"_meta": other})),
+            discover,
         )
         .await;
-        assert_eq!(
-            (status, msgs[0]["error"]["code"].clone()),
-            (400, json!(-32022))
-        );
         assert_eq!(msgs[0]["error"]["data"]["requested"], "v999.0.0");
         assert!(
             msgs[0]["error"]["data"]["supported"]
                 .as_array()
                 .unwrap()
                 .contains(&json!("2026-07-28"))
-        );
-        // Mcp-Method missing, then disagreeing with the body.
-        let (status, msgs) = post(
-            &url,
-            v,
-            None,
-            None,
-            discover(6, json!({"_meta": meta(json!({}))})),
-        )
-        .await;
-        assert_eq!(
-            (status, msgs[0]["error"]["code"].clone()),
-            (400, json!(-32020))
-        );
-        let (status, msgs) = post(
-            &url,
-            v,
-            Some("tools/list"),
-            None,
-            discover(7, json!({"_meta": meta(json!({}))})),
-        )
-        .await;
-        assert_eq!(
-            (status, msgs[0]["error"]["code"].clone()),
-            (400, json!(-32020))
-        );
-        // Mcp-Name missing or wrong on tools/call; Base64 form accepted.
-        let call = json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"greet","_meta": meta(json!({}))}});
-        let (status, _) = post(&url, v, Some("tools/call"), None, call.clone()).await;
-        assert_eq!(status, 400);
-        let (status, msgs) = post(&url, v, Some("tools/call"), Some("other"), call.clone()).await;
-        assert_eq!(
-            (status, msgs[0]["error"]["code"].clone()),
-            (400, json!(-32020))
-        );
-        let (status, msgs) = post(
-            &url,
-            v,
-            Some("tools/call"),
-            Some("=?base64?Z3JlZXQ=?="),
-            call,
-        )
-        .await;
-        assert_eq!(
-            (status, msgs[0]["error"]["code"].clone()),
-            (400, json!(-32021))
         );
         server.shutdown().await.unwrap();
     }

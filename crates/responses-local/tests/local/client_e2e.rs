@@ -1,10 +1,8 @@
 //! `responses-client` against the local endpoint, end to end over real sockets.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
-
-mod support;
 
 use std::sync::Mutex;
 
+use crate::support::*;
 use futures::StreamExt;
 use responses_client::async_openai::types::responses::{
     MCPApprovalRequest, OutputItem, ResponseStreamEvent,
@@ -13,7 +11,6 @@ use responses_client::{
     ApprovalDecision, ApprovalLoop, Error, McpTool, OpenAiResponses, RequireApproval, ResponsesApi,
     mcp_request,
 };
-use support::*;
 
 fn api(endpoint: &responses_local::RunningEndpoint) -> OpenAiResponses {
     OpenAiResponses::builder()

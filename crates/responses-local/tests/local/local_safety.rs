@@ -1,39 +1,17 @@
 //! The endpoint is safe on a developer's laptop: loopback `Host`/`Origin` only, a generated API
 //! key, a cap on `mcp` tools connected concurrently, and a store bounded in bytes and time whose
 //! `previous_response_id` chains share their history. Real sockets, fake MCP connectors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
-
-mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::*;
 use futures::future::BoxFuture;
 use responses_local::{
     ConnectorError, ListedTool, LocalResponses, McpConnection, McpConnector, McpTarget,
-    RunningEndpoint, ToolCallOutcome,
+    ToolCallOutcome,
 };
 use serde_json::{Value, json};
-use support::*;
-
-/// A request with the given headers (besides the right key); status and body.
-async fn post_with(
-    endpoint: &RunningEndpoint,
-    key: &str,
-    headers: &[(&str, &str)],
-    body: &Value,
-) -> (u16, String) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{}/responses", endpoint.base_url()))
-        .bearer_auth(key)
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
 
 fn hello() -> Value {
     json!({"model":"m","input":"hi"})
@@ -274,17 +252,6 @@ async fn mcp_servers_are_connected_concurrently_and_listed_in_request_order() {
         ["first", "second"],
         "the order the tools were given"
     );
-}
-
-async fn status_of(endpoint: &RunningEndpoint, id: &str) -> u16 {
-    reqwest::Client::new()
-        .get(format!("{}/responses/{id}", endpoint.base_url()))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 #[tokio::test]

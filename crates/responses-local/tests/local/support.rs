@@ -1,5 +1,4 @@
 //! Test support: an in-process fake of the `McpConnector` seam, and HTTP helpers.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -222,17 +221,87 @@ pub async fn start_with(builder: responses_local::LocalResponsesBuilder) -> Runn
         .unwrap()
 }
 
+/// `POST /v1/responses` of `body` with `Authorization: Bearer <key>` and extra `headers`;
+/// status and body text.
+pub async fn post_with(
+    endpoint: &RunningEndpoint,
+    key: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/responses", endpoint.base_url()))
+        .bearer_auth(key)
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
 /// `POST /v1/responses` with `Authorization: Bearer <API_KEY>`; status and body text.
 pub async fn post(endpoint: &RunningEndpoint, body: &Value) -> (u16, String) {
+    post_with(endpoint, API_KEY, &[], body).await
+}
+
+/// `POST /v1/responses` of raw bytes as JSON with [`API_KEY`]; status and body text.
+pub async fn post_bytes(endpoint: &RunningEndpoint, body: &'static str) -> (u16, String) {
     let response = reqwest::Client::new()
         .post(format!("{}/responses", endpoint.base_url()))
         .bearer_auth(API_KEY)
-        .json(body)
+        .header("content-type", "application/json")
+        .body(body)
         .send()
         .await
         .unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
+}
+
+/// The status of `GET /v1/responses/{id}` with [`API_KEY`].
+pub async fn status_of(endpoint: &RunningEndpoint, id: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/responses/{id}", endpoint.base_url()))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A streamed `POST /v1/responses` (200, `text/event-stream`): each event's name and data.
+pub async fn stream_events(endpoint: &RunningEndpoint, request: &Value) -> Vec<(String, Value)> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/responses", endpoint.base_url()))
+        .bearer_auth(API_KEY)
+        .json(request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let text = response.text().await.unwrap();
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    event = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str::<Value>(v).unwrap());
+                }
+            }
+            (event.unwrap(), data.unwrap())
+        })
+        .collect()
 }
 
 /// Like [`post`], expecting 200 and JSON.

@@ -1,90 +1,14 @@
 //! The local Responses endpoint over real sockets, with an in-process fake MCP connector.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::*;
 use async_openai::types::responses::{MCPToolCallError, OutputItem, ResponseStreamEvent};
 use futures::StreamExt;
 use responses_local::LocalResponses;
 use serde_json::{Value, json};
-use support::*;
 
 const GUIDE_424: &str = r#"{"error":{"message":"Error retrieving tool list from MCP server: 'dice_server'. Http status code: 401 (Unauthorized)","type":"external_connector_error","param":"tools","code":"http_error"}}"#;
-
-#[tokio::test]
-async fn validation_errors_have_exact_bodies() {
-    let endpoint = start(FakeConnector::default()).await;
-    let mcp = |extra: Value| {
-        let mut tool =
-            json!({"type":"mcp","server_label":"dice_server","server_url":"http://dice.test/sse"});
-        for (k, v) in extra.as_object().unwrap() {
-            tool[k] = v.clone();
-        }
-        tool
-    };
-    let cases = [
-        (
-            json!({"input":"hi"}),
-            r#"{"error":{"message":"Missing required parameter: 'model'.","type":"invalid_request_error","param":"model","code":"missing_required_parameter"}}"#,
-        ),
-        (
-            json!({"model":"gpt-4.1"}),
-            r#"{"error":{"message":"Missing required parameter: 'input'.","type":"invalid_request_error","param":"input","code":"missing_required_parameter"}}"#,
-        ),
-        (
-            json!({"model":5,"input":"hi"}),
-            r#"{"error":{"message":"Invalid type for 'model': expected a string, but got an integer instead.","type":"invalid_request_error","param":"model","code":"invalid_type"}}"#,
-        ),
-        (
-            json!({"model":"gpt-4.1","input":"hi","tools":[{"type":"banana"}]}),
-            r#"{"error":{"message":"Invalid value: 'banana'. Supported values are: 'function', 'file_search', 'computer_use_preview', 'web_search', 'web_search_preview', 'mcp', 'code_interpreter', 'image_generation', 'local_shell', 'shell', 'custom', and 'apply_patch'.","type":"invalid_request_error","param":"tools[0].type","code":"invalid_value"}}"#,
-        ),
-        (
-            json!({"model":"gpt-4.1","input":"hi","tools":[mcp(json!({"require_approval":"sometimes"}))]}),
-            r#"{"error":{"message":"Invalid value: 'sometimes'. Supported values are: 'always' and 'never'.","type":"invalid_request_error","param":"tools[0].require_approval","code":"invalid_value"}}"#,
-        ),
-        (
-            json!({"model":"gpt-4.1","input":"hi","tools":[{"type":"mcp","server_label":"dice_server"}]}),
-            r#"{"error":{"message":"Missing required parameter: 'tools[0].server_url'.","type":"invalid_request_error","param":"tools[0].server_url","code":"missing_required_parameter"}}"#,
-        ),
-        (
-            json!({"model":"gpt-4.1","input":"hi","tools":[{"type":"mcp","server_url":"http://dice.test/sse"}]}),
-            r#"{"error":{"message":"Missing required parameter: 'tools[0].server_label'.","type":"invalid_request_error","param":"tools[0].server_label","code":"missing_required_parameter"}}"#,
-        ),
-        (
-            json!({"model":"gpt-4.1","input":"hi","previous_response_id":"resp_nope"}),
-            r#"{"error":{"message":"Previous response with id 'resp_nope' not found.","type":"invalid_request_error","param":"previous_response_id","code":"previous_response_not_found"}}"#,
-        ),
-        (
-            json!({"model":"gpt-4.1","input":[{"type":"mcp_approval_response","approval_request_id":"mcpr_x","approve":true}],"tools":[mcp(json!({}))]}),
-            r#"{"error":{"message":"No pending approval request found with id 'mcpr_x'.","type":"invalid_request_error","param":"input[0].approval_request_id","code":"invalid_value"}}"#,
-        ),
-    ];
-    for (body, expected) in cases {
-        let (status, text) = post(&endpoint, &body).await;
-        assert_eq!((status, text.as_str()), (400, expected), "request {body}");
-    }
-
-    let response = reqwest::Client::new()
-        .post(format!("{}/responses", endpoint.base_url()))
-        .bearer_auth(API_KEY)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["type"], "invalid_request_error");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("We could not parse the JSON body of your request.")
-    );
-}
 
 #[tokio::test]
 async fn requests_without_the_endpoints_key_get_401() {
@@ -503,40 +427,6 @@ async fn tool_lists_are_reused_along_a_previous_response_chain() {
     assert_eq!(connector.count("list_tools"), 1);
 }
 
-async fn stream_events(
-    endpoint: &responses_local::RunningEndpoint,
-    request: &Value,
-) -> Vec<(String, Value)> {
-    let response = reqwest::Client::new()
-        .post(format!("{}/responses", endpoint.base_url()))
-        .bearer_auth(API_KEY)
-        .json(request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(
-        response.headers()["content-type"].to_str().unwrap(),
-        "text/event-stream"
-    );
-    let text = response.text().await.unwrap();
-    text.split("\n\n")
-        .filter(|block| !block.trim().is_empty())
-        .map(|block| {
-            let mut event = None;
-            let mut data = None;
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event: ") {
-                    event = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = Some(serde_json::from_str::<Value>(v).unwrap());
-                }
-            }
-            (event.unwrap(), data.unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn streaming_sends_the_real_event_sequence() {
     let endpoint = start(FakeConnector::default()).await;
@@ -774,24 +664,13 @@ async fn the_store_and_request_bodies_are_bounded() {
         let body = post_ok(&endpoint, &json!({"model":"m","input":"hi"})).await;
         ids.push(body["id"].as_str().unwrap().to_owned());
     }
-    let client = reqwest::Client::new();
-    let status = |id: String| {
-        let client = client.clone();
-        let url = format!("{}/responses/{id}", endpoint.base_url());
-        async move {
-            client
-                .get(url)
-                .bearer_auth(API_KEY)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(status(ids[0].clone()).await, 404, "the oldest was evicted");
-    assert_eq!(status(ids[1].clone()).await, 200);
-    assert_eq!(status(ids[2].clone()).await, 200);
+    assert_eq!(
+        status_of(&endpoint, &ids[0]).await,
+        404,
+        "the oldest was evicted"
+    );
+    assert_eq!(status_of(&endpoint, &ids[1]).await, 200);
+    assert_eq!(status_of(&endpoint, &ids[2]).await, 200);
 
     let (code, text) = post(&endpoint, &json!({"model":"m","input":"x".repeat(2000)})).await;
     assert_eq!(code, 413);
