@@ -37,6 +37,8 @@ use crate::types::{
 use crate::version::ProtocolVersion;
 
 mod experimental_tasks;
+mod task_follow;
+mod task_restart;
 mod tasks;
 
 /// Default number of items on one page of a list result.
@@ -458,7 +460,7 @@ impl McpServer {
         );
         if outbound.send(ack).await.is_ok() {
             let tasks = follow.map(|f| f.run(subscription_id, Arc::clone(&outbound)));
-            tasks::until_cancelled(&cancellation, tasks).await;
+            task_follow::until_cancelled(&cancellation, tasks).await;
         }
         self.inner.listeners.remove(key);
         session.end_request(&call.id);

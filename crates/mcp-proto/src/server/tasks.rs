@@ -9,15 +9,13 @@ use serde_json::{Value, json};
 
 use super::{Call, Era, McpServer, call_result};
 use crate::cancel::CancellationSignal;
-use crate::jsonrpc::{ErrorObject, Message, code};
-use crate::listen::{MAX_LISTEN_TASKS, META_SUBSCRIPTION_ID, TASKS_NOTIFICATION};
-use crate::service::{AuthSubject, BoxFuture, Outbound, SendError, SessionStream};
+use crate::jsonrpc::{ErrorObject, code};
+use crate::service::{AuthSubject, BoxFuture, SessionStream};
 use crate::task::{
-    self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskRestart, TaskStatus, TaskSupport,
-    new_task_id, now_ms,
+    self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskRestart, TaskSupport, new_task_id, now_ms,
 };
 use crate::task_run::{TaskInput, TaskLink, run_task};
-use crate::tool::{CallFailure, RegisteredTool, ToolContext};
+use crate::tool::{CallFailure, RegisteredTool};
 use crate::types::CallToolResult;
 
 /// How the inline part of a task call ended.
@@ -30,7 +28,7 @@ enum Inline {
 
 /// The `-32021` a client gets for a tasks method or a task-required tool without the
 /// extension.
-fn extension_required(what: &str) -> ErrorObject {
+pub(super) fn extension_required(what: &str) -> ErrorObject {
     ErrorObject::new(
         code::MISSING_REQUIRED_CLIENT_CAPABILITY,
         format!(
@@ -209,341 +207,6 @@ impl McpServer {
     }
 }
 
-impl McpServer {
-    /// The tasks a `subscriptions/listen` stream asked to follow (`notifications.taskIds`)
-    /// and may: those of the caller's subject that exist. Asking without the extension is
-    /// `-32021`; on a transport that runs no tasks, nothing is followed.
-    pub(super) async fn tasks_to_follow(
-        &self,
-        call: &Call<'_>,
-        asked: Option<Vec<String>>,
-    ) -> Result<Option<TaskFollow>, ErrorObject> {
-        let Some(mut ids) = asked else {
-            return Ok(None);
-        };
-        let negotiated = match &call.era {
-            Era::Stateless(meta) => meta.client_capabilities.has_extension(task::EXTENSION),
-            Era::Stateful => false,
-        };
-        if !negotiated {
-            return Err(extension_required("notifications.taskIds"));
-        }
-        if ids.len() > MAX_LISTEN_TASKS {
-            return Err(ErrorObject::invalid_params(format!(
-                "notifications.taskIds lists {} tasks; a stream follows at most {MAX_LISTEN_TASKS}",
-                ids.len()
-            )));
-        }
-        let Some(host) = call.ctx.extensions.get::<TaskHost>() else {
-            return Ok(None);
-        };
-        let subject = AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string());
-        ids.sort();
-        ids.dedup();
-        let mut known = Vec::with_capacity(ids.len());
-        for id in ids {
-            let found = host.store.get(&id, subject.as_deref()).await;
-            if found.map_err(|e| e.to_error_object())?.is_some() {
-                known.push(id);
-            }
-        }
-        Ok(Some(TaskFollow {
-            host: host.clone(),
-            ids: known,
-            subject,
-        }))
-    }
-}
-
-/// Most orphaned tasks one replica looks at per [`McpServer::resume_orphaned_tasks`].
-const ORPHANS_PER_PASS: usize = 16;
-
-impl McpServer {
-    /// Takes over the tasks of restartable tools whose replica died (see
-    /// `ToolDef::restartable`) and runs them again here, from their arguments; fails those
-    /// whose tool this server cannot restart. A task is taken over by one replica only: the
-    /// take-over changes the task's owner from the dead replica to this one, a change the
-    /// store applies atomically. Returns how many were restarted here. Transports call this
-    /// periodically (the keep-alive tick); `host` must name this replica.
-    pub async fn resume_orphaned_tasks(&self, host: &TaskHost) -> usize {
-        let Some(me) = host.replica.clone() else {
-            return 0;
-        };
-        let orphans = match host.store.orphans(ORPHANS_PER_PASS).await {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot look for tasks of dead replicas");
-                return 0;
-            }
-        };
-        let mut restarted = 0;
-        for orphan in orphans {
-            if self.take_over(host, orphan, &me).await {
-                restarted += 1;
-            }
-        }
-        restarted
-    }
-
-    /// Claims one orphaned task for replica `me` and runs it again; `false` when another
-    /// replica claimed it first or it cannot run here (then it is failed).
-    async fn take_over(&self, host: &TaskHost, orphan: TaskRecord, me: &str) -> bool {
-        let id = orphan.task_id.clone();
-        let (Some(spec), Some(from)) = (orphan.restart.clone(), orphan.owner.clone()) else {
-            return false;
-        };
-        let tool = self
-            .inner
-            .index
-            .get(&spec.tool)
-            .map(|&i| &self.inner.tools[i])
-            .filter(|t| t.restartable);
-        let Some(tool) = tool else {
-            let why = ErrorObject::internal(format!(
-                "the replica running this task ({from}) stopped, and tool '{}' cannot be restarted on {me}",
-                spec.tool
-            ));
-            let fail = |r: &mut TaskRecord| {
-                if r.owner.as_deref() != Some(from.as_str()) || r.status.is_terminal() {
-                    return Ok(());
-                }
-                r.apply(TaskEvent::Fail(why.clone()), now_ms())
-            };
-            if let Err(e) = host.store.update(&id, &fail).await {
-                tracing::debug!(task = %id, error = %e, "cannot fail an orphaned task");
-            }
-            return false;
-        };
-        let event = TaskEvent::Restart {
-            from: from.clone(),
-            to: me.to_owned(),
-        };
-        let claimed = host
-            .store
-            .update(&id, &|r: &mut TaskRecord| r.apply(event.clone(), now_ms()))
-            .await;
-        let record = match claimed {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(task = %id, error = %e, "task not taken over");
-                return false;
-            }
-        };
-        tracing::info!(task = %id, tool = %spec.tool, dead = %from, "task restarted on this replica");
-        self.rerun(host, record, tool, spec);
-        true
-    }
-
-    /// Runs a taken-over task again, in the background, as its first run did but with no
-    /// request behind it: its questions go to the task (`tasks/update`).
-    fn rerun(&self, host: &TaskHost, record: TaskRecord, tool: &RegisteredTool, spec: TaskRestart) {
-        let signal = CancellationSignal::new();
-        let link = Arc::new(TaskLink::default());
-        link.request_start();
-        // Keys of this run's questions differ from every earlier run's.
-        let run = spec.restarts_left;
-        link.started(
-            TaskInput::new(host.clone(), record.task_id.clone(), record.subject.clone())
-                .with_key_prefix(format!("restart{run}-")),
-        );
-        let session = Arc::new(crate::service::Session::stateless(spec.protocol_version));
-        let mut extensions = http::Extensions::new();
-        extensions.insert(host.clone());
-        if let Some(subject) = &record.subject {
-            extensions.insert(AuthSubject::new(subject.as_str()));
-        }
-        let outbound: Arc<dyn Outbound> = Arc::new(crate::service::NoOutbound);
-        let ctx = ToolContext {
-            request_id: crate::RequestId::from(record.task_id.clone()),
-            session: Arc::clone(&session),
-            version: spec.protocol_version,
-            progress_token: None,
-            last_progress: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
-            outbound: Arc::clone(&outbound),
-            cancellation: signal.clone(),
-            extensions: Arc::new(extensions),
-            meta: None,
-            client_capabilities: Arc::new(spec.client_capabilities),
-            input: crate::input::InputChannel::Stream { session, outbound },
-            request_log_level: None,
-            listeners: Arc::clone(&self.inner.listeners),
-            task: Some(link),
-        };
-        let handler = tool.invoke(ctx, spec.arguments);
-        host.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(record.task_id.clone(), signal.clone());
-        host.runtime.spawn(Box::pin(run_task(
-            host.clone(),
-            record,
-            handler,
-            signal,
-            spec.protocol_version,
-            spec.tool,
-        )));
-    }
-}
-
-/// The tasks one `subscriptions/listen` stream follows.
-pub(super) struct TaskFollow {
-    host: TaskHost,
-    ids: Vec<String>,
-    subject: Option<String>,
-}
-
-impl TaskFollow {
-    /// The tasks followed.
-    pub(super) fn ids(&self) -> &[String] {
-        &self.ids
-    }
-
-    /// Sends each task's state now and at each change (`notifications/tasks`, tagged with
-    /// the subscription), until every task ended (`Ok`) or the stream is gone (`Err`).
-    pub(super) async fn run(
-        self,
-        subscription_id: String,
-        outbound: Arc<dyn Outbound>,
-    ) -> Result<(), SendError> {
-        let follows: Vec<BoxFuture<'static, Result<(), SendError>>> = self
-            .ids
-            .into_iter()
-            .map(|id| {
-                let follow = FollowOne {
-                    host: self.host.clone(),
-                    id,
-                    subject: self.subject.clone(),
-                    shape: NoteShape::Listen(subscription_id.clone()),
-                    outbound: Arc::clone(&outbound),
-                };
-                Box::pin(follow.run(None)) as BoxFuture<'static, _>
-            })
-            .collect();
-        all_ok(follows).await
-    }
-}
-
-/// The notification a followed task's state goes out as.
-enum NoteShape {
-    /// 2026-07-28 `notifications/tasks` on the `subscriptions/listen` stream with this id.
-    Listen(String),
-    /// 2025-11-25 `notifications/tasks/status` on the task's session stream.
-    SessionStatus,
-}
-
-/// What tells two states of a task apart for its followers.
-type Seen = (TaskStatus, u64, usize);
-
-/// One task followed on one stream.
-struct FollowOne {
-    host: TaskHost,
-    id: String,
-    subject: Option<String>,
-    shape: NoteShape,
-    outbound: Arc<dyn Outbound>,
-}
-
-impl FollowOne {
-    fn seen(record: &TaskRecord) -> Seen {
-        (
-            record.status,
-            record.last_updated_at_ms,
-            record.input_requests.len(),
-        )
-    }
-
-    fn note(&self, record: &TaskRecord) -> Message {
-        match &self.shape {
-            NoteShape::Listen(subscription_id) => {
-                let mut params = record.detailed();
-                params["_meta"] = json!({ META_SUBSCRIPTION_ID: subscription_id });
-                Message::notification(TASKS_NOTIFICATION, Some(params))
-            }
-            NoteShape::SessionStatus => {
-                Message::notification(task::TASK_STATUS_NOTIFICATION, Some(record.experimental()))
-            }
-        }
-    }
-
-    /// Sends the task's state whenever it differs from the last one sent (`sent` at first),
-    /// until it ends or is gone (expired).
-    async fn run(self, mut sent: Option<Seen>) -> Result<(), SendError> {
-        let store = &self.host.store;
-        loop {
-            let changed = store.watch(&self.id);
-            let record = match store.get(&self.id, self.subject.as_deref()).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    tracing::debug!(task = %self.id, error = %e, "cannot read a followed task");
-                    changed.await;
-                    continue;
-                }
-            };
-            let seen = Self::seen(&record);
-            if sent != Some(seen) {
-                sent = Some(seen);
-                self.outbound.send(self.note(&record)).await?;
-            }
-            if record.status.is_terminal() {
-                return Ok(());
-            }
-            changed.await;
-        }
-    }
-}
-
-/// Runs every future to its end; the first error ends them all.
-async fn all_ok(
-    mut futures: Vec<BoxFuture<'static, Result<(), SendError>>>,
-) -> Result<(), SendError> {
-    std::future::poll_fn(move |cx| {
-        let mut i = 0;
-        while i < futures.len() {
-            match futures[i].as_mut().poll(cx) {
-                Poll::Ready(Ok(())) => {
-                    drop(futures.swap_remove(i));
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => i += 1,
-            }
-        }
-        if futures.is_empty() {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-/// Waits for `cancellation`, running `tasks` meanwhile; returns early when they fail (the
-/// stream is gone).
-pub(super) async fn until_cancelled(
-    cancellation: &CancellationSignal,
-    tasks: Option<impl Future<Output = Result<(), SendError>>>,
-) {
-    let mut cancelled = std::pin::pin!(cancellation.cancelled());
-    let Some(tasks) = tasks else {
-        return cancelled.await;
-    };
-    let mut tasks = std::pin::pin!(tasks);
-    let mut tasks_done = false;
-    std::future::poll_fn(move |cx| {
-        if cancelled.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        if !tasks_done && let Poll::Ready(outcome) = tasks.as_mut().poll(cx) {
-            if outcome.is_err() {
-                return Poll::Ready(());
-            }
-            tasks_done = true;
-        }
-        Poll::Pending
-    })
-    .await
-}
-
 /// What starting a task needs.
 struct TaskStart {
     host: TaskHost,
@@ -631,17 +294,7 @@ impl TaskStart {
         if let Some(stream) = experimental.stream {
             // Status changes go to the session's stream (not the state it starts in: the
             // answer carries that).
-            let follow = FollowOne {
-                host: host.clone(),
-                id: id.clone(),
-                subject: record.subject.clone(),
-                shape: NoteShape::SessionStatus,
-                outbound: stream.0,
-            };
-            let first = FollowOne::seen(&record);
-            host.runtime.spawn(Box::pin(async move {
-                let _ = follow.run(Some(first)).await;
-            }));
+            super::task_follow::notify_session(&host, &record, stream);
         }
         Ok(json!({ "task": record.experimental() }))
     }
@@ -692,7 +345,8 @@ mod tests {
 
     use super::*;
     use crate::client_features::ElicitParams;
-    use crate::service::{MessageContext, Session};
+    use crate::listen::META_SUBSCRIPTION_ID;
+    use crate::service::{MessageContext, Outbound, SendError, Session};
     use crate::task::{MemoryTaskStore, TaskLimits, TaskRuntime, TaskStore};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpService, Message, ProtocolVersion};
