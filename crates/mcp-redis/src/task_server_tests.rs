@@ -294,5 +294,6 @@ async fn a_dead_replicas_restartable_task_is_run_again_by_exactly_one_survivor()
         TICK.as_millis(),
         completed.as_millis()
     );
-    assert!(took < 3 * TICK + 3 * TICK, "{took:?}");
+    // The lease (3 ticks) and at most one tick, with room for a loaded machine.
+    assert!(took < 10 * TICK, "{took:?}");
 }
