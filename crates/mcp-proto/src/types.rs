@@ -180,6 +180,10 @@ pub struct ServerCapabilities {
     /// Extensions by identifier (2026-07-28), e.g. [`crate::task::EXTENSION`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<JsonObject>,
+    /// Task-augmented requests (2025-11-25, experimental): `list`, `cancel`,
+    /// `requests.tools.call`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<JsonObject>,
 }
 
 impl ServerCapabilities {
@@ -324,7 +328,7 @@ impl Tool {
             out.output_schema = None;
             out.meta = None;
         }
-        if !v.is_stateless() {
+        if v < ProtocolVersion::V2025_11_25 {
             out.execution = None;
         }
         if !v.has_icons() {

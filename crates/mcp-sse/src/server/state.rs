@@ -734,6 +734,13 @@ impl ServerState {
                 let started = std::time::Instant::now();
                 let mut extensions = extensions;
                 extensions.insert(state.task_host());
+                if let Some(id) = session.id() {
+                    // The session's own stream, wherever it is held (tasks notify on it).
+                    extensions.insert(mcp_proto::SessionStream(Arc::new(StoreOutbound {
+                        store: Arc::clone(&state.store),
+                        session_id: id.to_owned(),
+                    })));
+                }
                 let ctx = MessageContext::new(Arc::clone(&session))
                     .with_outbound(outbound)
                     .with_extensions(extensions);
@@ -824,7 +831,8 @@ async fn deliveries_loop(
 }
 
 /// Every `tick`, restarts the idle time of the sessions whose streams are held here and ends
-/// those the store no longer has (expired, or deleted on another replica).
+/// those the store no longer has (expired, or deleted on another replica), and takes over
+/// the restartable tasks of replicas that died.
 async fn keep_alive_loop(
     state: std::sync::Weak<ServerState>,
     store: Arc<dyn SharedStore>,
@@ -843,6 +851,9 @@ async fn keep_alive_loop(
         let Some(ids) = state.upgrade().map(|s| s.held_streams()) else {
             return;
         };
+        if let Some(state) = state.upgrade() {
+            resume_orphaned_tasks(&state).await;
+        }
         if ids.is_empty() {
             continue;
         }
@@ -863,6 +874,14 @@ async fn keep_alive_loop(
                 tracing::warn!(error = %e, sessions = ids.len(), "cannot refresh sessions in the store")
             }
         }
+    }
+}
+
+/// Takes over tasks of restartable tools whose replica died, and runs them here.
+async fn resume_orphaned_tasks(state: &ServerState) {
+    let restarted = state.service.resume_orphaned_tasks(state.task_host()).await;
+    if restarted > 0 {
+        tracing::info!(restarted, "took over tasks of a replica that stopped");
     }
 }
 
