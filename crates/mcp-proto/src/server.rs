@@ -696,9 +696,20 @@ impl McpServer {
         })
     }
 
-    async fn call_tool(&self, call: &Call<'_>, raw: Value) -> Option<Result<Value, ErrorObject>> {
+    async fn call_tool(
+        &self,
+        call: &Call<'_>,
+        mut raw: Value,
+    ) -> Option<Result<Value, ErrorObject>> {
+        // The arguments are moved out before the rest is read, so they are never copied.
+        let arguments = raw.as_object_mut().and_then(|m| m.remove("arguments"));
         let mut params: CallToolParams = match serde::Deserialize::deserialize(&raw) {
             Ok(p) => p,
+            Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
+        };
+        let read = <Option<crate::types::JsonObject> as serde::Deserialize>::deserialize;
+        params.arguments = match arguments.map(read).transpose() {
+            Ok(arguments) => arguments.flatten(),
             Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
         };
         let version = call.version;
@@ -1081,10 +1092,10 @@ fn call_result(
     done: Result<CallToolResult, CallFailure>,
 ) -> Result<Value, ErrorObject> {
     match done {
-        Ok(result) => Ok(to_value(result.for_version(version))),
+        Ok(result) => Ok(to_value(result.into_version(version))),
         Err(CallFailure::InvalidArguments(detail)) => invalid_arguments(version, tool, detail),
         Err(CallFailure::Tool(e)) => Ok(to_value(
-            CallToolResult::error_text(e.message()).for_version(version),
+            CallToolResult::error_text(e.message()).into_version(version),
         )),
         Err(CallFailure::Panicked) => Err(ErrorObject::internal(format!(
             "tool '{tool}' failed unexpectedly"
@@ -1101,7 +1112,7 @@ fn invalid_arguments(
     let message = format!("Invalid arguments for tool '{tool}': {detail}");
     if version.argument_errors_are_tool_errors() {
         Ok(to_value(
-            CallToolResult::error_text(message).for_version(version),
+            CallToolResult::error_text(message).into_version(version),
         ))
     } else {
         Err(ErrorObject::invalid_params(message))

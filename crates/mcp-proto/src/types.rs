@@ -541,7 +541,12 @@ impl ContentBlock {
     /// Rewrites the block for a version: content types the version lacks become a text block
     /// that says what was there, and annotations are dropped before 2025-03-26.
     pub fn for_version(&self, v: ProtocolVersion) -> Self {
-        let mut out = self.clone();
+        self.clone().into_version(v)
+    }
+
+    /// [`Self::for_version`], rewriting this block in place.
+    pub fn into_version(self, v: ProtocolVersion) -> Self {
+        let mut out = self;
         if !v.has_annotations_and_audio() {
             if let ContentBlock::Audio { mime_type, .. } = &out {
                 out = ContentBlock::text(format!(
@@ -622,8 +627,13 @@ impl CallToolResult {
 
     /// Drops fields and content kinds the version lacks.
     pub fn for_version(&self, v: ProtocolVersion) -> Self {
-        let mut out = self.clone();
-        out.content = self.content.iter().map(|c| c.for_version(v)).collect();
+        self.clone().into_version(v)
+    }
+
+    /// [`Self::for_version`], rewriting this result in place (no copy of its content).
+    pub fn into_version(self, v: ProtocolVersion) -> Self {
+        let mut out = self;
+        out.content = out.content.into_iter().map(|c| c.into_version(v)).collect();
         if !v.has_structured_output() {
             out.structured_content = None;
             out.meta = None;
