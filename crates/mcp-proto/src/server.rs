@@ -40,6 +40,8 @@ mod experimental_tasks;
 mod task_follow;
 mod task_restart;
 mod tasks;
+#[cfg(test)]
+mod test_runtime;
 
 /// Default number of items on one page of a list result.
 pub const DEFAULT_PAGE_SIZE: usize = 100;

@@ -308,6 +308,7 @@ async fn run_or_cancel<T>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_runtime::Threads;
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
@@ -315,34 +316,9 @@ mod tests {
 
     use crate::client_features::ElicitParams;
     use crate::service::{BoxFuture, MessageContext, Outbound, SendError, Session, SessionStream};
-    use crate::task::{MemoryTaskStore, TaskHost, TaskLimits, TaskRuntime};
+    use crate::task::{MemoryTaskStore, TaskHost, TaskLimits};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpServer, McpService, Message, RequestId, TaskSupport};
-
-    /// Each task on a thread of its own.
-    #[derive(Debug)]
-    struct Threads;
-
-    impl TaskRuntime for Threads {
-        fn spawn(&self, task: BoxFuture<'static, ()>) {
-            std::thread::spawn(move || futures::executor::block_on(task));
-        }
-
-        fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-            let (tx, rx) = futures_channel::oneshot::channel::<()>();
-            if duration < Duration::from_secs(10) {
-                std::thread::spawn(move || {
-                    std::thread::sleep(duration);
-                    let _ = tx.send(());
-                });
-            } else {
-                std::mem::forget(tx);
-            }
-            Box::pin(async move {
-                let _ = rx.await;
-            })
-        }
-    }
 
     /// Keeps what it is sent.
     #[derive(Default)]

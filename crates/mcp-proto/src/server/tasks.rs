@@ -339,6 +339,7 @@ async fn run_inline(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_runtime::Threads;
     use std::time::{Duration, Instant};
 
     use serde_json::{Value, json};
@@ -347,33 +348,9 @@ mod tests {
     use crate::client_features::ElicitParams;
     use crate::listen::META_SUBSCRIPTION_ID;
     use crate::service::{MessageContext, Outbound, SendError, Session};
-    use crate::task::{MemoryTaskStore, TaskLimits, TaskRuntime, TaskStore};
+    use crate::task::{MemoryTaskStore, TaskLimits, TaskStore};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpService, Message, ProtocolVersion};
-
-    /// Runs each task on a thread of its own; short sleeps on a thread too.
-    #[derive(Debug)]
-    struct Threads;
-
-    impl TaskRuntime for Threads {
-        fn spawn(&self, task: BoxFuture<'static, ()>) {
-            std::thread::spawn(move || futures::executor::block_on(task));
-        }
-
-        fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-            if duration > Duration::from_secs(10) {
-                return Box::pin(std::future::pending());
-            }
-            let (tx, rx) = futures_channel::oneshot::channel::<()>();
-            std::thread::spawn(move || {
-                std::thread::sleep(duration);
-                let _ = tx.send(());
-            });
-            Box::pin(async move {
-                let _ = rx.await;
-            })
-        }
-    }
 
     #[derive(serde::Deserialize, schemars::JsonSchema)]
     struct Again {
