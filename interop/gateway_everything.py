@@ -7,7 +7,10 @@ Usage: gateway_everything.py --url URL --mode auto|legacy [--token T] --secret S
   Checks: the server is the reference server; `echo` and `get-sum` answer through the gateway;
   `get-env` (the child's environment) does not contain S, a value only the gateway's
   environment holds; TOOL (hidden with --deny-tool) is not listed and calling it fails with
-  "Unknown tool: TOOL".
+  "Unknown tool: TOOL". `trigger-sampling-request` (the child asks its client for sampling
+  during the call) is answered by this client's sampling callback: forwarded as a request on
+  the session in legacy mode; in auto mode (2026-07-28, translated by the gateway) as an
+  `InputRequiredResult` the client answers by retrying the call.
 URL ending in /sse selects legacy HTTP+SSE, anything else streamable HTTP.
 """
 
@@ -19,6 +22,7 @@ import anyio
 import httpx2
 
 DEADLINE_SECONDS = 30
+SAMPLED = "sampled through the gateway"
 
 
 class ScenarioFailed(Exception):
@@ -29,6 +33,18 @@ def texts(result) -> str:
     from mcp_types import TextContent
 
     return " ".join(b.text for b in result.content if isinstance(b, TextContent))
+
+
+async def sample(context, params):
+    """The client's model: always the same answer."""
+    from mcp_types import CreateMessageResult, TextContent
+
+    return CreateMessageResult(
+        role="assistant",
+        content=TextContent(type="text", text=SAMPLED),
+        model="interop-model",
+        stop_reason="endTurn",
+    )
 
 
 async def run(args) -> dict:
@@ -42,12 +58,12 @@ async def run(args) -> dict:
             transport = sse_client(args.url, headers=headers, timeout=10, sse_read_timeout=DEADLINE_SECONDS)
         else:
             transport = streamable_http_client(args.url, http_client=http)
-        async with Client(transport, mode=args.mode) as client:
+        async with Client(transport, mode=args.mode, sampling_callback=sample) as client:
             server = client.server_info
             if server is None or server.name != "mcp-servers/everything":
                 raise ScenarioFailed(f"server is {server!r}, not the reference server")
             names = [t.name for t in (await client.list_tools()).tools]
-            for wanted in ("echo", "get-sum", "get-env"):
+            for wanted in ("echo", "get-sum", "get-env", "trigger-sampling-request"):
                 if wanted not in names:
                     raise ScenarioFailed(f"tools/list has no {wanted}: {names!r}")
             if args.denied in names:
@@ -63,6 +79,11 @@ async def run(args) -> dict:
                 raise ScenarioFailed("the gateway's secret reached the child's environment")
             if "PATH" not in env:
                 raise ScenarioFailed(f"get-env shows no PATH: {env[:200]!r}")
+            sampling = texts(
+                await client.call_tool("trigger-sampling-request", {"prompt": "hello", "maxTokens": 20})
+            )
+            if SAMPLED not in sampling:
+                raise ScenarioFailed(f"trigger-sampling-request answered {sampling!r}")
             try:
                 await client.call_tool(args.denied, {})
             except Exception as error:  # the SDK raises its MCPError for a JSON-RPC error
@@ -77,6 +98,7 @@ async def run(args) -> dict:
                 "tools": len(names),
                 "echo": echo,
                 "sum": total,
+                "sampling": SAMPLED in sampling,
                 "refusal": refusal,
             }
 

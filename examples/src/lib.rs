@@ -11,7 +11,9 @@
 //! see [`ReplicaArgs`]): sessions live in Redis, so any replica serves any request of any
 //! session behind a load balancer without stickiness. `--echo` adds the `echo(token)` tool
 //! the replica tests use ([`dice::server_with_echo`]); `--slow` adds `roll_dice_slowly(n_dice,
-//! seconds)`, which runs as a task for clients that ask (see `dice_task`).
+//! seconds)`, which runs as a task for clients that ask (see `dice_task`), and
+//! `roll_dice_durably(n_dice, seconds)`, the same restarted on another replica if its replica
+//! stops.
 //! - `dice_task`: calls `roll_dice_slowly` as a task and follows it to its result.
 //! - `responses_local`: the local stand-in for OpenAI's `POST /v1/responses`.
 //! - `dice_client`: the guide's Python call in Rust; without `OPENAI_API_KEY` it runs the whole
@@ -129,8 +131,13 @@ pub mod dice {
         Ok(rolls)
     }
 
+    /// The description of `roll_dice_durably`.
+    pub const DURABLE_DESCRIPTION: &str = "Roll `n_dice` 6-sided dice, taking `seconds` seconds; \
+         runs as a task when the client can, and starts again on another replica if its replica stops.";
+
     /// The "Dice Roller" server: `roll_dice`, then `echo` when `echo_tool` is set, then
-    /// `roll_dice_slowly` (task-optional) when `slow_tool` is set.
+    /// `roll_dice_slowly` and `roll_dice_durably` (task-optional; the latter restartable on
+    /// another replica, see `ToolDef::restartable`) when `slow_tool` is set.
     pub fn server_with_tools(
         echo_tool: bool,
         slow_tool: bool,
@@ -144,6 +151,10 @@ pub mod dice {
             let def = mcp_proto::ToolDef::new("roll_dice_slowly", SLOW_DESCRIPTION)
                 .task_support(mcp_proto::TaskSupport::Optional);
             builder = builder.tool_with(def, roll_dice_slowly);
+            let durable = mcp_proto::ToolDef::new("roll_dice_durably", DURABLE_DESCRIPTION)
+                .task_support(mcp_proto::TaskSupport::Optional)
+                .restartable();
+            builder = builder.tool_with(durable, roll_dice_slowly);
         }
         builder.build()
     }
@@ -402,6 +413,8 @@ mod tests {
         let service = dice::server_with_tools(false, true).unwrap();
         let tools = service.tools();
         assert_eq!(tools[1].name, "roll_dice_slowly");
+        assert_eq!(tools[2].name, "roll_dice_durably");
+        assert_eq!(tools[1].execution, tools[2].execution);
         assert_eq!(
             serde_json::to_value(tools[1].execution).unwrap(),
             serde_json::json!({"taskSupport": "optional"})

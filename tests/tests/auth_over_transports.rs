@@ -24,7 +24,7 @@ async fn whoami(ctx: ToolContext, calls: Arc<AtomicUsize>) -> Result<String, Too
         .extensions()
         .get::<Identity>()
         .ok_or_else(|| ToolError::new("no identity"))?;
-    Ok(who.subject.clone().unwrap_or_default())
+    Ok(who.subject.as_deref().unwrap_or_default().to_owned())
 }
 
 /// Demands the `dice:admin` scope.

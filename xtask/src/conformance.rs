@@ -11,8 +11,7 @@
 //!    counted on their own.
 //! 4. Runs the server legs again through the gateway (`mcp-gateway -- conformance_server
 //!    --stdio`, tests `<rev>/gateway/<scenario>`): every scenario passed directly must pass
-//!    there too, except the 2026-07-28 scenarios the gateway does not translate for an older
-//!    child, which run as not scored.
+//!    there too.
 //! 5. Scenarios a set marks "never scored" (extensions, pending) run and are reported as such
 //!    (`[not scored]`, with the verdict); they do not fail the run. There is no
 //!    expected-failures list.
@@ -395,12 +394,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(libtest_mimic::run(&arguments, trials).exit_code())
 }
 
-/// Server scenarios of the 2026-07-28 set that the gateway does not translate for a child
-/// that speaks an older revision (see `mcp-gateway`'s `stateless` module): results that ask the
-/// client for input (`InputRequiredResult`), and `subscriptions/listen` with the per-request
-/// capability and log-level rules of `server-stateless`. They run as not scored.
-const GATEWAY_UNTRANSLATED: [&str; 2] = ["input-required-result-", "server-stateless"];
-
 /// The server scenarios of one set as run directly: revision, scored scenarios, verdicts.
 type DirectLeg = (String, Vec<String>, BTreeMap<String, Verdict>);
 
@@ -436,9 +429,8 @@ fn gateway_legs(
         for scenario in passed_directly {
             let verdict = verdicts.get(scenario).cloned();
             let verdict = verdict.unwrap_or_else(|| Verdict::Failed("no result".into()));
-            let translated = !GATEWAY_UNTRANSLATED.iter().any(|p| scenario.starts_with(p));
             let name = format!("{rev}/gateway/{scenario}");
-            trials.push(verdict_trial(name, translated, || verdict));
+            trials.push(verdict_trial(name, true, || verdict));
         }
     }
     gateway.stop();

@@ -3,7 +3,9 @@
 //! Commands:
 //! - `e2e`: the guide's flow with real processes (dice servers, the local Responses endpoint,
 //!   raw `POST /v1/responses` over both transports): the `e2e` tests of
-//!   `examples/tests/scenarios`, which `cargo test` runs too.
+//!   `examples/tests/scenarios`, which `cargo test` runs too; then, after installing the
+//!   Python peers and building `mcp-gateway`, the ignored ones (FastMCP's dice server over
+//!   stdio behind the gateway).
 //! - `bench`: both transports against a bare axum JSON echo in the same run, auth cost, and
 //!   memory per idle SSE session (see [`bench`]).
 //! - `conformance`: the official MCP conformance suite against our fixture server and client,
@@ -13,7 +15,7 @@
 //! - `replicas`: three dice server replicas sharing sessions through a real Redis behind a
 //!   real nginx (round robin, no stickiness), driven by our client and the Python clients:
 //!   installs redis-server, nginx and the Python peers, then runs the ignored `replicas` tests
-//!   of `examples/tests/scenarios`.
+//!   of `examples/tests/scenarios` (with two `mcp-gateway` replicas on Redis too).
 //! - `soak`: well-behaved clients and one abusive client at the same time, on one process
 //!   and on three replicas on Redis behind nginx: success rate, p99, memory (the ignored
 //!   `soak` tests of `examples/tests/scenarios`).
@@ -71,7 +73,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::E2e => cargo_test("e2e::", false, &[]),
+        Command::E2e => e2e(),
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Interop(args) => interop::run(args),
@@ -89,6 +91,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The e2e scenarios, then the ignored ones that need peers: the Python peers (installed
+/// here) and the gateway binary (built here, beside the examples' binaries).
+fn e2e() -> anyhow::Result<ExitCode> {
+    cargo_test("e2e::", false, &[])?;
+    interop::peers::install_python()?;
+    interop::peers::build_gateway()?;
+    cargo_test("e2e::", true, &[])
+}
+
 /// Options of `cargo xtask replicas`.
 #[derive(Debug, clap::Args)]
 struct ReplicasArgs {
@@ -102,6 +113,8 @@ struct ReplicasArgs {
 fn replicas(args: ReplicasArgs) -> anyhow::Result<ExitCode> {
     install_redis_and_nginx()?;
     interop::peers::install_python()?;
+    // The gateway replicas run the binary built beside the examples'.
+    interop::peers::build_gateway()?;
     cargo_test(args.filter.as_deref().unwrap_or("replicas::"), true, &[])
 }
 

@@ -15,11 +15,12 @@ use serde_json::{Value, json};
 
 use crate::command::ChildCommand;
 use crate::forward::{self, Forward};
+use crate::input_rounds::{ParkLimits, ParkedCalls};
 use crate::lock;
 use crate::streams::Streams;
 use crate::supervisor::{ChildSpec, Supervisor};
 use crate::tool_filter::ToolFilter;
-use crate::upstream::{Outcome, Route, UpstreamLimits};
+use crate::upstream::{Outcome, Route, Upstream, UpstreamLimits};
 
 /// How the gateway runs its child and what it exposes.
 #[derive(Debug, Clone)]
@@ -34,8 +35,14 @@ pub struct GatewayConfig {
     /// Most requests waiting for the child's answers (per child).
     pub max_pending: usize,
     /// How long a client has to answer a request of the child (sampling, elicitation,
-    /// roots) before the child gets a timeout error.
+    /// roots) before the child gets a timeout error; for a 2026-07-28 client, how long a
+    /// call waits for the retry that answers its `InputRequiredResult` before it is
+    /// cancelled at the child.
     pub client_answer_timeout: Duration,
+    /// Most 2026-07-28 calls waiting for their clients' input at once.
+    pub max_calls_waiting_for_input: usize,
+    /// Most of those per authenticated subject (all anonymous clients count as one).
+    pub max_calls_waiting_for_input_per_client: usize,
     /// How long the child has to start and answer `initialize`.
     pub start_timeout: Duration,
     /// How long a request waits for a child that is restarting before it gets an error.
@@ -49,6 +56,8 @@ impl Default for GatewayConfig {
             tools: ToolFilter::default(),
             max_pending: 1024,
             client_answer_timeout: Duration::from_secs(120),
+            max_calls_waiting_for_input: 256,
+            max_calls_waiting_for_input_per_client: 32,
             start_timeout: Duration::from_secs(30),
             restart_wait: Duration::from_secs(5),
         }
@@ -75,6 +84,7 @@ struct Inner {
     streams: Arc<Streams>,
     shared: Option<Supervisor>,
     sessions: Mutex<HashMap<String, Arc<Supervisor>>>,
+    parked: Arc<ParkedCalls>,
 }
 
 /// What the gateway says it is when it initializes a shared child.
@@ -104,6 +114,12 @@ impl Gateway {
                 limits: limits(&config),
             })
         });
+        let parked = Arc::new(ParkedCalls::new(ParkLimits {
+            max_calls: config.max_calls_waiting_for_input.max(1),
+            max_per_client: config.max_calls_waiting_for_input_per_client.max(1),
+            max_bytes: MAX_WAITING_INPUT_BYTES,
+            wait: config.client_answer_timeout,
+        }));
         Self {
             inner: Arc::new(Inner {
                 command,
@@ -111,6 +127,7 @@ impl Gateway {
                 streams,
                 shared,
                 sessions: Mutex::new(HashMap::new()),
+                parked,
             }),
         }
     }
@@ -230,16 +247,21 @@ impl Gateway {
         })
     }
 
-    async fn forward_outcome(&self, request: Request, ctx: &MessageContext) -> Option<Outcome> {
-        let supervisor = match self.supervisor_for(&ctx.session) {
-            Ok(s) => s,
-            Err(error) => return Some(Err(error)),
-        };
-        let upstream = match supervisor
+    /// The running child serving `session` (waiting for a restart up to
+    /// [`GatewayConfig::restart_wait`]).
+    pub(crate) async fn upstream_for(
+        &self,
+        session: &Session,
+    ) -> Result<Arc<Upstream>, ErrorObject> {
+        let supervisor = self.supervisor_for(session)?;
+        supervisor
             .get()
             .running(self.inner.config.restart_wait)
             .await
-        {
+    }
+
+    async fn forward_outcome(&self, request: Request, ctx: &MessageContext) -> Option<Outcome> {
+        let upstream = match self.upstream_for(&ctx.session).await {
             Ok(u) => u,
             Err(error) => return Some(Err(error)),
         };
@@ -248,6 +270,7 @@ impl Gateway {
         let route = Route {
             session: Arc::clone(&ctx.session),
             outbound: Arc::clone(&ctx.outbound),
+            rounds: None,
         };
         let outcome = tokio::select! {
             outcome = upstream.call(request, route) => Some(outcome),
@@ -363,12 +386,18 @@ impl Gateway {
 
     /// The shared child's `initialize` result (for 2026-07-28 `server/discover`).
     pub(crate) async fn child_init(&self, session: &Session) -> Result<Value, ErrorObject> {
-        let supervisor = self.supervisor_for(session)?;
-        let upstream = supervisor
-            .get()
-            .running(self.inner.config.restart_wait)
-            .await?;
-        Ok(upstream.init().clone())
+        Ok(self.upstream_for(session).await?.init().clone())
+    }
+
+    /// The 2026-07-28 calls waiting for their clients' input.
+    pub(crate) fn parked(&self) -> &Arc<ParkedCalls> {
+        &self.inner.parked
+    }
+
+    /// How many 2026-07-28 calls wait for their clients' input (`InputRequiredResult`
+    /// answered, retry not yet received).
+    pub fn calls_waiting_for_input(&self) -> usize {
+        self.inner.parked.len()
     }
 }
 
@@ -394,6 +423,9 @@ fn limits(config: &GatewayConfig) -> UpstreamLimits {
         start_timeout: config.start_timeout,
     }
 }
+
+/// Most bytes of child requests all 2026-07-28 calls waiting for input may hold.
+const MAX_WAITING_INPUT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Most resources one session may subscribe to through the gateway.
 const MAX_SUBSCRIPTIONS: usize = 1024;

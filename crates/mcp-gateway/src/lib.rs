@@ -22,7 +22,10 @@
 //!   by each session's `logging/setLevel`; list changes to every session's stream; resource
 //!   updates to the sessions subscribed to the resource.
 //! - `initialize` is answered from the child's own result at the version both sides speak;
-//!   2026-07-28 clients are served by translation (see the `stateless` module docs).
+//!   2026-07-28 clients are served by translation (see the `stateless` module docs), the
+//!   child's requests during their calls as `InputRequiredResult`s answered by retrying the
+//!   call, which waits at the gateway meanwhile (gathered for [`GATHER_WINDOW`], at most
+//!   [`MAX_QUESTIONS`] per call, up to [`GatewayConfig::client_answer_timeout`]).
 //!
 //! ## Process management
 //! A crashed child is restarted with backoff ([`RESTART_BACKOFF_START`] doubling up to
@@ -64,6 +67,7 @@ mod connect;
 mod error;
 mod forward;
 mod gateway;
+mod input_rounds;
 mod readiness;
 mod stateless;
 mod streams;
@@ -75,6 +79,7 @@ pub use command::{ChildCommand, DEFAULT_PASSED_ENV};
 pub use connect::{RemoteConfig, RemoteServer};
 pub use error::Error;
 pub use gateway::{Gateway, GatewayConfig};
+pub use input_rounds::{GATHER_WINDOW, MAX_QUESTION_BYTES, MAX_QUESTIONS};
 pub use readiness::with_child_readiness;
 pub use streams::MAX_STREAMS;
 pub use supervisor::{RESTART_BACKOFF_MAX, RESTART_BACKOFF_START};

@@ -35,7 +35,9 @@ struct Args {
     /// Serve streamable HTTP without sessions.
     #[arg(long)]
     stateless: bool,
-    /// One child per client session (for servers that keep per-user state).
+    /// One child per client session (for servers that keep per-user state). Not with
+    /// --stateless (no sessions) nor --redis: a session's child runs in one gateway process,
+    /// which the other replicas cannot reach.
     #[arg(long, conflicts_with_all = ["stateless", "redis"])]
     per_session: bool,
     /// Set a variable in the child's environment (repeatable).
@@ -76,6 +78,11 @@ struct Args {
     /// How long a request waits for a restarting child before its error, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     restart_wait_ms: u64,
+    /// How long a client has to answer a request of the child (sampling, elicitation,
+    /// roots), in milliseconds; for a 2026-07-28 client, how long a call waits for the retry
+    /// answering its `InputRequiredResult`.
+    #[arg(long, value_name = "MS", default_value_t = 120_000)]
+    client_answer_timeout_ms: u64,
     /// Reverse direction: serve the remote HTTP MCP server at this URL over stdin/stdout
     /// (for local hosts that only start stdio servers) instead of running a command.
     #[arg(long, value_name = "URL", conflicts_with = "command")]
@@ -310,6 +317,7 @@ fn gateway_config(args: &Args) -> GatewayConfig {
         tools,
         start_timeout: Duration::from_millis(args.start_timeout_ms),
         restart_wait: Duration::from_millis(args.restart_wait_ms),
+        client_answer_timeout: Duration::from_millis(args.client_answer_timeout_ms.max(1)),
         ..GatewayConfig::default()
     }
 }

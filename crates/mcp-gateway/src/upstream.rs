@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::command::ChildCommand;
+use crate::input_rounds::{Asked, InputRounds};
 use crate::lock;
 use crate::streams::{Audience, Streams};
 
@@ -46,6 +47,16 @@ pub(crate) struct UpstreamLimits {
 pub(crate) struct Route {
     pub session: Arc<Session>,
     pub outbound: Arc<dyn Outbound>,
+    /// Set for a 2026-07-28 call that can need input: the child's requests become its
+    /// questions instead of requests on the client's stream.
+    pub rounds: Option<Arc<InputRounds>>,
+}
+
+impl Route {
+    /// Whether the call waits for its client's retry (its requests are no one else's).
+    fn is_parked(&self) -> bool {
+        self.rounds.as_ref().is_some_and(|r| r.is_parked())
+    }
 }
 
 struct PendingCall {
@@ -60,10 +71,15 @@ struct ProgressRoute {
 }
 
 /// A request of the child forwarded to a client, by the child's id.
-struct ChildRequest {
-    session: Arc<Session>,
-    client_id: RequestId,
-    outbound: Arc<dyn Outbound>,
+enum ChildRequest {
+    /// Sent on a session's stream under an id of the session.
+    Stream {
+        session: Arc<Session>,
+        client_id: RequestId,
+        outbound: Arc<dyn Outbound>,
+    },
+    /// A question of a 2026-07-28 call.
+    Round(Arc<InputRounds>),
 }
 
 #[derive(Default)]
@@ -291,14 +307,20 @@ impl Upstream {
     }
 
     /// The route of the latest running call, when every running call belongs to one session.
+    /// Calls parked for their client's input count only when no other call runs.
     fn related_route(&self) -> Option<Route> {
         let table = lock(&self.table);
-        let (_, latest) = table.calls.iter().max_by_key(|(id, _)| **id)?;
+        let active = table.calls.values().any(|c| !c.route.is_parked());
+        let candidates = || {
+            table
+                .calls
+                .iter()
+                .filter(move |(_, c)| !(active && c.route.is_parked()))
+        };
+        let (_, latest) = candidates().max_by_key(|(id, _)| **id)?;
         let session = &latest.route.session;
-        table
-            .calls
-            .values()
-            .all(|c| Arc::ptr_eq(&c.route.session, session))
+        candidates()
+            .all(|(_, c)| Arc::ptr_eq(&c.route.session, session))
             .then(|| latest.route.clone())
     }
 
@@ -434,15 +456,19 @@ impl Upstream {
         let Some(request) = lock(&self.table).child_requests.remove(&child_id) else {
             return;
         };
-        request.session.abandon_server_request(&request.client_id);
-        params["requestId"] = request.client_id.to_value();
-        let _ = request
-            .outbound
-            .send(Message::notification(
-                "notifications/cancelled",
-                Some(params),
-            ))
-            .await;
+        match request {
+            ChildRequest::Stream {
+                session,
+                client_id,
+                outbound,
+            } => {
+                session.abandon_server_request(&client_id);
+                params["requestId"] = client_id.to_value();
+                let notification = Message::notification("notifications/cancelled", Some(params));
+                let _ = outbound.send(notification).await;
+            }
+            ChildRequest::Round(rounds) => rounds.withdraw(&child_id),
+        }
     }
 
     /// A request of the child: answered here (`ping`), or forwarded to the client whose call
@@ -475,7 +501,11 @@ impl Upstream {
         let route = match self.related_route() {
             Some(route) => route,
             None => match self.streams.only(self.scope.as_deref()) {
-                Some((session, outbound)) => Route { session, outbound },
+                Some((session, outbound)) => Route {
+                    session,
+                    outbound,
+                    rounds: None,
+                },
                 None => {
                     return Err(ErrorObject::new(
                         code::INTERNAL_ERROR,
@@ -487,6 +517,22 @@ impl Upstream {
                 }
             },
         };
+        if route.rounds.is_some() {
+            // The call's rounds check the capabilities of each round's request.
+            return Ok(route);
+        }
+        if route
+            .session
+            .protocol_version()
+            .is_some_and(|v| v.is_stateless())
+        {
+            return Err(ErrorObject::new(
+                code::METHOD_NOT_FOUND,
+                format!(
+                    "Method not found: a 2026-07-28 client is not asked {method} during this request"
+                ),
+            ));
+        }
         let caps = route.session.state().client_capabilities;
         let supported = match method {
             "sampling/createMessage" => caps.sampling.is_some(),
@@ -512,6 +558,9 @@ impl Upstream {
         params: Option<Value>,
         route: Route,
     ) -> Option<Outcome> {
+        if let Some(rounds) = &route.rounds {
+            return self.ask_in_round(child_id, &method, params, rounds).await;
+        }
         let session = Arc::clone(&route.session);
         let (client_id, answer) = match session.begin_server_request() {
             Ok(pair) => pair,
@@ -519,7 +568,7 @@ impl Upstream {
         };
         lock(&self.table).child_requests.insert(
             child_id.clone(),
-            ChildRequest {
+            ChildRequest::Stream {
                 session: Arc::clone(&session),
                 client_id: client_id.clone(),
                 outbound: Arc::clone(&route.outbound),
@@ -547,6 +596,43 @@ impl Upstream {
             },
         };
         session.abandon_server_request(&client_id);
+        lock(&self.table).child_requests.remove(&child_id);
+        outcome
+    }
+}
+
+impl Upstream {
+    /// A request of the child during a 2026-07-28 call: a question answered by the client's
+    /// retry (or at once); `None` when the child cancelled it.
+    async fn ask_in_round(
+        &self,
+        child_id: RequestId,
+        method: &str,
+        params: Option<Value>,
+        rounds: &Arc<InputRounds>,
+    ) -> Option<Outcome> {
+        let answer = match rounds.ask(child_id.clone(), method, params) {
+            Asked::Answered(outcome) => return Some(outcome),
+            Asked::Waiting(answer) => answer,
+        };
+        lock(&self.table)
+            .child_requests
+            .insert(child_id.clone(), ChildRequest::Round(Arc::clone(rounds)));
+        let outcome = match tokio::time::timeout(self.limits.client_answer_timeout, answer).await {
+            Ok(Ok(answer)) => Some(answer),
+            // Withdrawn: the child cancelled it.
+            Ok(Err(_)) => None,
+            Err(_) => {
+                rounds.withdraw(&child_id);
+                Some(Err(ErrorObject::new(
+                    code::REQUEST_TIMEOUT,
+                    format!(
+                        "the client did not answer within {} s",
+                        self.limits.client_answer_timeout.as_secs_f64()
+                    ),
+                )))
+            }
+        };
         lock(&self.table).child_requests.remove(&child_id);
         outcome
     }

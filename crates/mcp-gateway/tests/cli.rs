@@ -291,6 +291,24 @@ async fn command_line_errors_are_reported() {
         .await
         .unwrap();
     assert_eq!(conflict.status.code(), Some(2));
+    // A session's own child cannot be shared between replicas: refused before anything runs.
+    let replicas = gateway(&[
+        "--per-session",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--",
+        "true",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(replicas.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&replicas.stderr);
+    assert!(
+        stderr
+            .starts_with("error: the argument '--per-session' cannot be used with '--redis <URL>'"),
+        "{stderr}"
+    );
     let no_command = gateway(&["--port", "0"]).output().await.unwrap();
     assert_eq!(no_command.status.code(), Some(2));
 }

@@ -9,6 +9,10 @@
 //! the answers gathered so far. Questions asked together ([`crate::ToolContext::ask_all`]) go
 //! out in one round. The handler's code is the same in both cases.
 //!
+//! In a stateful session a question asked under a key carries it in its request's `_meta`
+//! ([`META_INPUT_KEY`]), so that a gateway serving such a server to 2026-07-28 clients can name
+//! the `inputRequests` entry as the handler did.
+//!
 //! Under 2026-07-28 a question the request's `clientCapabilities` do not allow ends the call
 //! with `-32021` (`data.requiredCapabilities`), and an answer of the wrong shape ends it with
 //! `-32602`; in a stateful session the handler sees [`InputError::Unsupported`] and
@@ -26,6 +30,11 @@ use crate::client_features::{
 use crate::jsonrpc::{ErrorObject, Message, code};
 use crate::service::{Outbound, Session};
 use crate::types::{ClientCapabilities, method};
+
+/// `_meta` key of a stateful server-to-client request naming the question's key (the one a
+/// handler chose with [`crate::ToolContext::ask_as`]); not part of the specification, and
+/// ignored by clients that do not know it.
+pub const META_INPUT_KEY: &str = "mcp-stack/inputKey";
 
 /// A question for the client.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,7 +194,7 @@ impl InputChannel {
         }
         match self {
             InputChannel::Stream { session, outbound } => {
-                ask_over_stream(session, outbound.as_ref(), &request).await
+                ask_over_stream(session, outbound.as_ref(), key, &request).await
             }
             InputChannel::Rounds {
                 rounds,
@@ -204,16 +213,22 @@ impl InputChannel {
     }
 }
 
-/// Sends `request` to the client on the call's stream and waits for its answer.
+/// Sends `request` to the client on the call's stream (naming `key` in its `_meta`, see
+/// [`META_INPUT_KEY`]) and waits for its answer.
 async fn ask_over_stream(
     session: &Session,
     outbound: &dyn Outbound,
+    key: Option<String>,
     request: &InputRequest,
 ) -> Result<Value, InputError> {
     let (id, receiver) = session
         .begin_server_request()
         .map_err(|e| InputError::Unreachable(e.into()))?;
-    let message = Message::request(id.clone(), request.method(), Some(request.params()));
+    let mut params = request.params();
+    if let (Some(key), Value::Object(map)) = (key, &mut params) {
+        map.insert("_meta".into(), json!({ META_INPUT_KEY: key }));
+    }
+    let message = Message::request(id.clone(), request.method(), Some(params));
     if let Err(e) = outbound.send(message).await {
         session.abandon_server_request(&id);
         return Err(InputError::Unreachable(e.into()));
@@ -353,12 +368,17 @@ mod tests {
                 let Message::Request(r) = m else {
                     panic!("not a request: {m:?}")
                 };
-                let result = match r.method.as_str() {
-                    "roots/list" => json!({"roots":[{"uri":"file:///a"}]}),
-                    "sampling/createMessage" => json!({"role":"assistant",
+                let (key, result) = match r.method.as_str() {
+                    "roots/list" => ("roots", json!({"roots":[{"uri":"file:///a"}]})),
+                    "sampling/createMessage" => (
+                        "model",
+                        json!({"role":"assistant",
                         "content":{"type":"text","text":"hello"},"model":"m"}),
+                    ),
                     other => panic!("unexpected {other}"),
                 };
+                // Each request names the key the handler asked under.
+                assert_eq!(r.params.as_ref().unwrap()["_meta"][META_INPUT_KEY], key);
                 let answer = Message::Response(crate::Response::result(r.id, result));
                 assert!(
                     server

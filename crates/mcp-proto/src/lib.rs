@@ -88,7 +88,7 @@ pub use schema::SchemaProfile;
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, ServerBuilder, tool_error};
 pub use service::{
     AuthSubject, BoxFuture, McpService, MessageContext, NoOutbound, Outbound, SendError, Session,
-    SessionState,
+    SessionState, SessionStream,
 };
 pub use task::{TaskHost, TaskSupport};
 pub use tool::{

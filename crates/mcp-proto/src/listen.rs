@@ -13,6 +13,11 @@ pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 pub const SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
 /// Most `subscriptions/listen` streams one server keeps open.
 pub const MAX_LISTENERS: usize = 1024;
+/// A task's status on a `subscriptions/listen` stream that asked for it (`taskIds`, the
+/// `io.modelcontextprotocol/tasks` extension): its `DetailedTask`, as `tasks/get` answers.
+pub const TASKS_NOTIFICATION: &str = "notifications/tasks";
+/// Most tasks one `subscriptions/listen` stream may follow.
+pub const MAX_LISTEN_TASKS: usize = 64;
 
 /// A change clients may listen for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +49,10 @@ pub struct ListenFilter {
     /// `notifications/resources/updated` for these URIs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_subscriptions: Option<Vec<String>>,
+    /// `notifications/tasks` for these tasks (the tasks extension): each task's state once
+    /// the stream is acknowledged, then at each change until it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_ids: Option<Vec<String>>,
 }
 
 impl ListenFilter {
@@ -147,6 +156,7 @@ impl Listeners {
                 prompts_list_changed: true,
                 resources_list_changed: true,
                 resource_subscriptions: None,
+                task_ids: None,
             },
             outbound,
             session: Some(session),

@@ -36,7 +36,12 @@ use crate::types::{
 };
 use crate::version::ProtocolVersion;
 
+mod experimental_tasks;
+mod task_follow;
+mod task_restart;
 mod tasks;
+#[cfg(test)]
+mod test_runtime;
 
 /// Default number of items on one page of a list result.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -422,11 +427,16 @@ impl McpServer {
             },
         };
         let has_resources = !self.inner.resources.is_empty() || !self.inner.templates.is_empty();
+        let follow = match self.tasks_to_follow(call, filter.task_ids).await {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
         let honoured = ListenFilter {
             tools_list_changed: filter.tools_list_changed,
             prompts_list_changed: filter.prompts_list_changed && !self.inner.prompts.is_empty(),
             resources_list_changed: filter.resources_list_changed && has_resources,
             resource_subscriptions: filter.resource_subscriptions.filter(|_| has_resources),
+            task_ids: follow.as_ref().map(|f| f.ids().to_vec()),
         };
         let subscription_id = match &call.id {
             RequestId::String(s) => s.clone(),
@@ -451,14 +461,20 @@ impl McpServer {
             })),
         );
         if outbound.send(ack).await.is_ok() {
-            cancellation.cancelled().await;
+            let tasks = follow.map(|f| f.run(subscription_id, Arc::clone(&outbound)));
+            task_follow::until_cancelled(&cancellation, tasks).await;
         }
         self.inner.listeners.remove(key);
         session.end_request(&call.id);
         None
     }
 
-    fn initialize(&self, session: &Session, params: InitializeParams) -> InitializeResult {
+    fn initialize(
+        &self,
+        session: &Session,
+        params: InitializeParams,
+        extensions: &http::Extensions,
+    ) -> InitializeResult {
         let version = ProtocolVersion::negotiate(&params.protocol_version);
         tracing::debug!(requested = %params.protocol_version, negotiated = %version, client = %params.client_info.name, "initialize");
         session.update_state(|s| {
@@ -466,9 +482,13 @@ impl McpServer {
             s.client_info = Some(params.client_info);
             s.client_capabilities = params.capabilities;
         });
+        let mut capabilities = self.capabilities_for(version);
+        if version == ProtocolVersion::V2025_11_25 && self.offers_tasks(extensions) {
+            capabilities.tasks = Some(experimental_tasks::capability());
+        }
         InitializeResult {
             protocol_version: version.as_str().to_owned(),
-            capabilities: self.capabilities_for(version),
+            capabilities,
             server_info: self.inner.info.for_version(version),
             instructions: self.inner.instructions.clone(),
         }
@@ -678,9 +698,20 @@ impl McpServer {
         })
     }
 
-    async fn call_tool(&self, call: &Call<'_>, raw: Value) -> Option<Result<Value, ErrorObject>> {
+    async fn call_tool(
+        &self,
+        call: &Call<'_>,
+        mut raw: Value,
+    ) -> Option<Result<Value, ErrorObject>> {
+        // The arguments are moved out before the rest is read, so they are never copied.
+        let arguments = raw.as_object_mut().and_then(|m| m.remove("arguments"));
         let mut params: CallToolParams = match serde::Deserialize::deserialize(&raw) {
             Ok(p) => p,
+            Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
+        };
+        let read = <Option<crate::types::JsonObject> as serde::Deserialize>::deserialize;
+        params.arguments = match arguments.map(read).transpose() {
+            Ok(arguments) => arguments.flatten(),
             Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
         };
         let version = call.version;
@@ -707,7 +738,7 @@ impl McpServer {
         } else {
             String::new()
         };
-        match self.task_host(call, tool) {
+        match self.task_host(call, tool, &raw) {
             Ok(None) => {}
             Ok(Some(host)) => {
                 return self
@@ -952,9 +983,14 @@ impl McpServer {
             (task::TASKS_GET | task::TASKS_UPDATE | task::TASKS_CANCEL, true) => {
                 self.task_request(call, method, raw).await
             }
-            (method::INITIALIZE, false) => {
-                parse_params::<InitializeParams>(raw).map(|p| to_value(self.initialize(session, p)))
+            (
+                task::TASKS_GET | task::TASKS_RESULT | task::TASKS_LIST | task::TASKS_CANCEL,
+                false,
+            ) => {
+                return self.experimental_task_request(call, method, raw).await;
             }
+            (method::INITIALIZE, false) => parse_params::<InitializeParams>(raw)
+                .map(|p| to_value(self.initialize(session, p, &call.ctx.extensions))),
             (method::PING, false) => Ok(to_value(EmptyResult {})),
             (method::LOGGING_SET_LEVEL, false) => parse_params::<SetLevelParams>(raw).map(|p| {
                 session.update_state(|s| s.log_level = Some(p.level));
@@ -1058,10 +1094,10 @@ fn call_result(
     done: Result<CallToolResult, CallFailure>,
 ) -> Result<Value, ErrorObject> {
     match done {
-        Ok(result) => Ok(to_value(result.for_version(version))),
+        Ok(result) => Ok(to_value(result.into_version(version))),
         Err(CallFailure::InvalidArguments(detail)) => invalid_arguments(version, tool, detail),
         Err(CallFailure::Tool(e)) => Ok(to_value(
-            CallToolResult::error_text(e.message()).for_version(version),
+            CallToolResult::error_text(e.message()).into_version(version),
         )),
         Err(CallFailure::Panicked) => Err(ErrorObject::internal(format!(
             "tool '{tool}' failed unexpectedly"
@@ -1078,7 +1114,7 @@ fn invalid_arguments(
     let message = format!("Invalid arguments for tool '{tool}': {detail}");
     if version.argument_errors_are_tool_errors() {
         Ok(to_value(
-            CallToolResult::error_text(message).for_version(version),
+            CallToolResult::error_text(message).into_version(version),
         ))
     } else {
         Err(ErrorObject::invalid_params(message))
@@ -1108,6 +1144,11 @@ impl McpService for McpServer {
         {
             tracing::warn!("too many open streams; this one gets no change notifications");
         }
+    }
+
+    fn resume_orphaned_tasks(&self, host: task::TaskHost) -> BoxFuture<'static, usize> {
+        let server = self.clone();
+        Box::pin(async move { server.resume_orphaned_tasks(&host).await })
     }
 
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {

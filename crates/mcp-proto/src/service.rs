@@ -78,6 +78,19 @@ impl AuthSubject {
     }
 }
 
+/// The stream of a request's session outside any request (the streamable HTTP `GET` stream,
+/// the legacy SSE stream), wherever it is held: transports with sessions put it in each
+/// request's extensions, so that what outlives the request (a task's status notifications)
+/// can still reach the client.
+#[derive(Clone)]
+pub struct SessionStream(pub Arc<dyn Outbound>);
+
+impl std::fmt::Debug for SessionStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionStream")
+    }
+}
+
 /// An [`Outbound`] that has nowhere to send: every message is refused with
 /// [`SendError::Unsupported`]. For transports (or tests) without a server-to-client channel.
 #[derive(Debug, Clone, Copy, Default)]
@@ -327,6 +340,14 @@ pub trait McpService: Send + Sync + 'static {
     fn stream_opened(&self, session: &Arc<Session>, outbound: Arc<dyn Outbound>) {
         let _ = (session, outbound);
     }
+
+    /// Called by a transport periodically (its keep-alive tick): takes over, and runs again
+    /// here, tasks of restartable tools whose replica died; returns how many. The default
+    /// restarts none.
+    fn resume_orphaned_tasks(&self, host: crate::task::TaskHost) -> BoxFuture<'static, usize> {
+        let _ = host;
+        Box::pin(async { 0 })
+    }
 }
 
 impl<S: McpService + ?Sized> McpService for Arc<S> {
@@ -340,5 +361,9 @@ impl<S: McpService + ?Sized> McpService for Arc<S> {
 
     fn stream_opened(&self, session: &Arc<Session>, outbound: Arc<dyn Outbound>) {
         (**self).stream_opened(session, outbound)
+    }
+
+    fn resume_orphaned_tasks(&self, host: crate::task::TaskHost) -> BoxFuture<'static, usize> {
+        (**self).resume_orphaned_tasks(host)
     }
 }

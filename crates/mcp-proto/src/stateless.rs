@@ -213,6 +213,19 @@ impl RequestStateSigner {
         )
     }
 
+    /// Signs a server's own round state (any JSON object it wants back with the next round,
+    /// e.g. a handle on work still running), bound to a request ([`binding`]) and to the
+    /// signer's expiry; [`RequestStateSigner::open`] checks and returns it.
+    pub fn seal(&self, state: Map<String, Value>, binding: &str) -> String {
+        self.sign(state, binding.to_owned())
+    }
+
+    /// The state [`RequestStateSigner::seal`] signed, if `token` is untampered, unexpired and
+    /// bound to `binding`.
+    pub fn open(&self, token: &str, binding: &str) -> Result<Map<String, Value>, StateError> {
+        self.verify(token, binding).map(|state| state.responses)
+    }
+
     pub(crate) fn verify(&self, token: &str, binding: &str) -> Result<RoundState, StateError> {
         let (payload, tag) = token.split_once('.').ok_or(StateError::Tampered)?;
         let payload = URL_SAFE_NO_PAD
@@ -237,7 +250,7 @@ impl RequestStateSigner {
 }
 
 /// Digest binding a round's state to its method and salient params (name/uri and arguments).
-pub(crate) fn binding(method: &str, name: &str, arguments: &Value) -> String {
+pub fn binding(method: &str, name: &str, arguments: &Value) -> String {
     let mut h = Sha256::new();
     h.update(method.as_bytes());
     h.update([0]);
@@ -291,6 +304,20 @@ mod tests {
             URL_SAFE_NO_PAD.encode(expired.mac(&payload))
         );
         assert_eq!(signer.verify(&token, &b), Err(StateError::Expired));
+    }
+
+    #[test]
+    fn sealed_state_opens_only_untampered_and_for_its_request() {
+        let signer = RequestStateSigner::random();
+        let mut state = Map::new();
+        state.insert("call".into(), json!("c1"));
+        let b = binding("prompts/get", "p", &json!({}));
+        let token = signer.seal(state.clone(), &b);
+        assert_eq!(signer.open(&token, &b), Ok(state));
+        let other = binding("prompts/get", "q", &json!({}));
+        assert_eq!(signer.open(&token, &other), Err(StateError::WrongRequest));
+        let tampered = format!("{token}-TAMPERED");
+        assert_eq!(signer.open(&tampered, &b), Err(StateError::Tampered));
     }
 
     #[test]

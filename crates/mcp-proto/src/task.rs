@@ -16,6 +16,12 @@
 //! [`TaskRuntime`] through which a transport runs tasks in the background. Transports put a
 //! [`TaskHost`] in each request's extensions; without one, no tool runs as a task.
 //!
+//! The same records serve the experimental tasks of 2025-11-25 on `initialize` sessions
+//! ([`TaskRecord::experimental`], `tasks/result`, `tasks/list`); a `subscriptions/listen`
+//! stream may follow tasks (`notifications.taskIds`, pushed as `notifications/tasks`); and a
+//! restartable tool's task ([`TaskRestart`]) is taken over by another replica when its own
+//! dies ([`TaskEvent::Restart`], [`TaskStore::orphans`]).
+//!
 //! ```
 //! use mcp_proto::task::{TaskEvent, TaskRecord, TaskStatus};
 //! use serde_json::json;
@@ -52,6 +58,14 @@ pub const TASKS_UPDATE: &str = "tasks/update";
 pub const TASKS_CANCEL: &str = "tasks/cancel";
 /// The `resultType` of a `CreateTaskResult`.
 pub const RESULT_TASK: &str = "task";
+/// 2025-11-25 (experimental tasks): the result of a task, once it ended (blocks until then).
+pub const TASKS_RESULT: &str = "tasks/result";
+/// 2025-11-25 (experimental tasks): the tasks of the caller's session.
+pub const TASKS_LIST: &str = "tasks/list";
+/// 2025-11-25 (experimental tasks): a task's new status, on the session's stream.
+pub const TASK_STATUS_NOTIFICATION: &str = "notifications/tasks/status";
+/// 2025-11-25 (experimental tasks): the `_meta` key tying a message to its task.
+pub const META_RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
 
 /// Whether a tool may run as a task (`execution.taskSupport`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +166,14 @@ pub enum TaskError {
     /// The store cannot be reached.
     #[error("task store unavailable: {0}")]
     Unavailable(String),
+    /// A restart was refused: the task is not (or no longer) the dead replica's to take over.
+    #[error("task {id} cannot be restarted: {reason}")]
+    NotRestartable {
+        /// The task.
+        id: String,
+        /// Why (another replica took it over, it ended, it may not be restarted).
+        reason: String,
+    },
 }
 
 impl TaskError {
@@ -164,7 +186,10 @@ impl TaskError {
             TaskError::TooManyTasks { .. }
             | TaskError::ResultTooLarge { .. }
             | TaskError::TooManyInputRequests { .. }
-            | TaskError::Unavailable(_) => ErrorObject::new(code::INTERNAL_ERROR, self.to_string()),
+            | TaskError::Unavailable(_)
+            | TaskError::NotRestartable { .. } => {
+                ErrorObject::new(code::INTERNAL_ERROR, self.to_string())
+            }
         }
     }
 }
@@ -188,6 +213,32 @@ pub enum TaskEvent {
     Fail(ErrorObject),
     /// The client cancels; a task that ended stays as it is.
     Cancel,
+    /// Replica `to` takes over the unfinished task of replica `from`, which died, to run it
+    /// again from its arguments: refused unless the task may be restarted, has restarts
+    /// left, and is still `from`'s (so that two replicas never both take it over).
+    Restart {
+        /// The dead replica.
+        from: String,
+        /// The replica taking over.
+        to: String,
+    },
+}
+
+/// How a task whose tool may be restarted is run again from scratch on another replica
+/// when its replica dies (see `ToolDef::restartable`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRestart {
+    /// The tool.
+    pub tool: String,
+    /// Its (validated) arguments.
+    pub arguments: Value,
+    /// The protocol version of the call.
+    pub protocol_version: crate::ProtocolVersion,
+    /// What the client could answer (for questions the tool asks while it runs).
+    pub client_capabilities: crate::types::ClientCapabilities,
+    /// How many more times it may be restarted.
+    pub restarts_left: u32,
 }
 
 /// A task as stored: what `tasks/get` reports, plus the answers on their way to the handler.
@@ -224,6 +275,12 @@ pub struct TaskRecord {
     /// (plus its TTL), whether or not it changes meanwhile.
     #[serde(default)]
     pub run_limit_ms: u64,
+    /// How to run it again when its replica dies, if its tool may be restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<TaskRestart>,
+    /// The session that created it (2025-11-25 `tasks/list` lists a session's tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl TaskRecord {
@@ -250,6 +307,8 @@ impl TaskRecord {
             input_responses: Map::new(),
             owner: None,
             run_limit_ms: 0,
+            restart: None,
+            session_id: None,
         }
     }
 
@@ -307,9 +366,46 @@ impl TaskRecord {
                 self.end(TaskStatus::Cancelled);
                 self.status_message = Some("cancelled by the client".into());
             }
+            TaskEvent::Restart { from, to } => self.restart(&from, to)?,
         }
         self.last_updated_at_ms = now_ms.max(self.last_updated_at_ms);
         Ok(())
+    }
+
+    /// Hands the task of dead replica `from` to replica `to`, back to `working` with no
+    /// questions open: it runs again from its arguments.
+    fn restart(&mut self, from: &str, to: String) -> Result<(), TaskError> {
+        let refuse = |reason: String| TaskError::NotRestartable {
+            id: self.task_id.clone(),
+            reason,
+        };
+        if self.owner.as_deref() != Some(from) {
+            let owner = self.owner.as_deref().unwrap_or("nobody");
+            return Err(refuse(format!("it runs on {owner}, not on {from}")));
+        }
+        let Some(restart) = self.restart.as_mut() else {
+            return Err(refuse(format!(
+                "tool of task {} may not be restarted",
+                self.task_id
+            )));
+        };
+        if restart.restarts_left == 0 {
+            return Err(refuse("it was restarted as often as it may be".into()));
+        }
+        restart.restarts_left -= 1;
+        self.status = TaskStatus::Working;
+        self.input_requests.clear();
+        self.input_responses.clear();
+        self.status_message = Some(format!(
+            "restarted on {to}: the replica running it ({from}) stopped"
+        ));
+        self.owner = Some(to);
+        Ok(())
+    }
+
+    /// Whether its replica's death should restart it elsewhere rather than fail it.
+    pub fn restarts_on_replica_loss(&self) -> bool {
+        !self.status.is_terminal() && self.restart.as_ref().is_some_and(|r| r.restarts_left > 0)
     }
 
     fn end(&mut self, status: TaskStatus) {
@@ -339,6 +435,42 @@ impl TaskRecord {
         m.insert("ttlMs".into(), json!(self.ttl_ms));
         m.insert("pollIntervalMs".into(), json!(self.poll_interval_ms));
         m
+    }
+
+    /// The 2025-11-25 `Task`: `ttl` and `pollInterval` in milliseconds, no result inlined; a
+    /// tool result with `isError: true` is a `failed` task, as that revision says.
+    pub fn experimental(&self) -> Value {
+        let tool_error = self.status == TaskStatus::Completed
+            && self
+                .result
+                .as_ref()
+                .and_then(|r| r.get("isError"))
+                .and_then(Value::as_bool)
+                == Some(true);
+        let status = if tool_error {
+            TaskStatus::Failed
+        } else {
+            self.status
+        };
+        let mut m = Map::new();
+        m.insert("taskId".into(), json!(self.task_id));
+        m.insert("status".into(), json!(status.as_str()));
+        let message = match (&self.status_message, tool_error) {
+            (Some(msg), _) => Some(msg.as_str()),
+            (None, true) => Some("the tool reported an error (see tasks/result)"),
+            (None, false) => None,
+        };
+        if let Some(msg) = message {
+            m.insert("statusMessage".into(), json!(msg));
+        }
+        m.insert("createdAt".into(), json!(iso8601(self.created_at_ms)));
+        m.insert(
+            "lastUpdatedAt".into(),
+            json!(iso8601(self.last_updated_at_ms)),
+        );
+        m.insert("ttl".into(), json!(self.ttl_ms));
+        m.insert("pollInterval".into(), json!(self.poll_interval_ms));
+        Value::Object(m)
     }
 
     /// The flat `CreateTaskResult` a task-augmented `tools/call` answers with.
@@ -424,6 +556,8 @@ pub struct TaskLimits {
     pub max_duration: Duration,
     /// Most questions one task may have open at once.
     pub max_input_requests: usize,
+    /// Most times a task of a restartable tool is run again after its replica died.
+    pub max_restarts: u32,
 }
 
 impl Default for TaskLimits {
@@ -435,6 +569,7 @@ impl Default for TaskLimits {
             poll_interval: Duration::from_millis(500),
             max_duration: Duration::from_secs(60 * 60),
             max_input_requests: 16,
+            max_restarts: 3,
         }
     }
 }
@@ -469,6 +604,30 @@ pub trait TaskStore: Send + Sync + std::fmt::Debug {
     /// resolve after a poll interval). Registered when called, so a change between this call
     /// and a read that follows it is not missed.
     fn watch(&self, id: &str) -> BoxFuture<'static, ()>;
+
+    /// At most `max` unfinished tasks that may be restarted ([`TaskRecord::restarts_on_replica_loss`])
+    /// whose replica died (its heartbeat lease ran out): candidates for a take-over with
+    /// [`TaskEvent::Restart`]. A store of one process has none (the default).
+    fn orphans(&self, max: usize) -> BoxFuture<'_, Result<Vec<TaskRecord>, TaskError>> {
+        let _ = max;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// At most `max` tasks of `subject` created in session `session` (2025-11-25
+    /// `tasks/list`), in no particular order. The default cannot list.
+    fn list<'a>(
+        &'a self,
+        subject: Option<&'a str>,
+        session: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<TaskRecord>, TaskError>> {
+        let _ = (subject, session, max);
+        Box::pin(async {
+            Err(TaskError::Unavailable(
+                "this task store cannot list tasks".into(),
+            ))
+        })
+    }
 }
 
 /// How a transport runs tasks: spawns their futures and times their deadlines.
@@ -565,7 +724,7 @@ pub fn iso8601(ms: u64) -> String {
 }
 
 /// Task records in this process: the default store (one replica).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryTaskStore {
     records: Mutex<HashMap<String, TaskRecord>>,
     watchers: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
@@ -584,8 +743,9 @@ impl MemoryTaskStore {
     /// An empty store keeping at most `max_records` records.
     pub fn with_max_records(max_records: usize) -> Self {
         Self {
+            records: Mutex::default(),
+            watchers: Mutex::default(),
             max_records,
-            ..Self::default()
         }
     }
 
@@ -647,6 +807,13 @@ impl MemoryTaskStore {
     }
 }
 
+impl Default for MemoryTaskStore {
+    /// [`MemoryTaskStore::new`].
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TaskStore for MemoryTaskStore {
     fn create(
         &self,
@@ -673,6 +840,26 @@ impl TaskStore for MemoryTaskStore {
     ) -> BoxFuture<'a, Result<TaskRecord, TaskError>> {
         let out = self.update_now(id, change);
         Box::pin(async move { out })
+    }
+
+    fn list<'a>(
+        &'a self,
+        subject: Option<&'a str>,
+        session: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<TaskRecord>, TaskError>> {
+        let now = now_ms();
+        let found = lock(&self.records)
+            .values()
+            .filter(|r| {
+                r.subject.as_deref() == subject
+                    && r.session_id.as_deref() == Some(session)
+                    && r.expires_at_ms() > now
+            })
+            .take(max)
+            .cloned()
+            .collect();
+        Box::pin(async move { Ok(found) })
     }
 
     fn watch(&self, id: &str) -> BoxFuture<'static, ()> {
@@ -816,6 +1003,93 @@ mod tests {
             }
             assert_eq!(t.status, status);
         }
+    }
+
+    fn restartable(owner: &str, restarts_left: u32) -> TaskRecord {
+        let mut t = working();
+        t.owner = Some(owner.into());
+        t.restart = Some(TaskRestart {
+            tool: "roll".into(),
+            arguments: json!({"n": 3}),
+            protocol_version: crate::ProtocolVersion::V2026_07_28,
+            client_capabilities: Default::default(),
+            restarts_left,
+        });
+        t
+    }
+
+    fn restart(from: &str, to: &str) -> TaskEvent {
+        TaskEvent::Restart {
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn a_restart_hands_the_dead_replicas_task_to_one_replica_back_to_working() {
+        let mut t = restartable("a", 2);
+        t.apply(ask("k"), 1_100).unwrap();
+        t.apply(TaskEvent::Answer(answers(&[])), 1_150).unwrap();
+        assert!(t.restarts_on_replica_loss());
+        t.apply(restart("a", "b"), 1_200).unwrap();
+        assert_eq!(t.status, TaskStatus::Working);
+        assert_eq!(t.owner.as_deref(), Some("b"));
+        assert!(t.input_requests.is_empty() && t.input_responses.is_empty());
+        assert_eq!(t.restart.as_ref().unwrap().restarts_left, 1);
+        assert_eq!(t.last_updated_at_ms, 1_200);
+        assert_eq!(
+            t.detailed()["statusMessage"],
+            "restarted on b: the replica running it (a) stopped"
+        );
+        // A second replica that saw the same dead owner is refused: b has it now.
+        let e = t.apply(restart("a", "c"), 1_300).unwrap_err();
+        assert_eq!(
+            e,
+            TaskError::NotRestartable {
+                id: "t".into(),
+                reason: "it runs on b, not on a".into()
+            }
+        );
+        assert_eq!(e.to_error_object().code, code::INTERNAL_ERROR);
+        assert_eq!(t.owner.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_restart_is_refused_without_a_spec_without_restarts_left_and_once_ended() {
+        let mut plain = working();
+        plain.owner = Some("a".into());
+        assert!(!plain.restarts_on_replica_loss());
+        assert_eq!(
+            plain
+                .apply(restart("a", "b"), 1_100)
+                .unwrap_err()
+                .to_string(),
+            "task t cannot be restarted: tool of task t may not be restarted"
+        );
+        let mut spent = restartable("a", 0);
+        assert!(!spent.restarts_on_replica_loss());
+        assert_eq!(
+            spent
+                .apply(restart("a", "b"), 1_100)
+                .unwrap_err()
+                .to_string(),
+            "task t cannot be restarted: it was restarted as often as it may be"
+        );
+        assert_eq!(spent.owner.as_deref(), Some("a"));
+        let mut done = restartable("a", 2);
+        done.apply(TaskEvent::Complete(json!({})), 1_100).unwrap();
+        assert!(!done.restarts_on_replica_loss());
+        assert_eq!(
+            done.apply(restart("a", "b"), 1_200),
+            Err(TaskError::Ended {
+                id: "t".into(),
+                status: TaskStatus::Completed
+            })
+        );
+        // The spec survives the store's JSON.
+        let back: TaskRecord =
+            serde_json::from_str(&serde_json::to_string(&restartable("a", 1)).unwrap()).unwrap();
+        assert_eq!(back, restartable("a", 1));
     }
 
     #[test]

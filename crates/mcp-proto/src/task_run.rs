@@ -84,6 +84,9 @@ pub(crate) struct TaskInput {
     task_id: String,
     subject: Option<String>,
     asked: AtomicUsize,
+    /// Put before every key: empty on the first run, the run's own on a restart, so that no
+    /// key of an earlier run is used again (keys are unique over a task's life).
+    key_prefix: String,
 }
 
 impl TaskInput {
@@ -93,7 +96,14 @@ impl TaskInput {
             task_id,
             subject,
             asked: AtomicUsize::new(0),
+            key_prefix: String::new(),
         }
+    }
+
+    /// Prefixes every key of this run's questions with `prefix`.
+    pub(crate) fn with_key_prefix(mut self, prefix: String) -> Self {
+        self.key_prefix = prefix;
+        self
     }
 
     pub(crate) fn task_id(&self) -> &str {
@@ -113,6 +123,7 @@ impl TaskInput {
         }
         let key =
             key.unwrap_or_else(|| format!("input_{}", self.asked.fetch_add(1, Ordering::SeqCst)));
+        let key = format!("{}{key}", self.key_prefix);
         let entry = json!({"method": request.method(), "params": request.params()});
         let max = self.host.limits.max_input_requests;
         let store = &self.host.store;

@@ -539,6 +539,7 @@ pub struct ToolDef {
     input_schema: Option<JsonObject>,
     task_support: crate::task::TaskSupport,
     defer_task: bool,
+    restartable: bool,
 }
 
 impl ToolDef {
@@ -554,6 +555,7 @@ impl ToolDef {
             input_schema: None,
             task_support: crate::task::TaskSupport::Forbidden,
             defer_task: false,
+            restartable: false,
         }
     }
 
@@ -570,6 +572,16 @@ impl ToolDef {
     /// handler starts.
     pub fn defer_task(mut self) -> Self {
         self.defer_task = true;
+        self
+    }
+
+    /// The tool is safe to run again from its arguments (idempotent): when the replica
+    /// running it as a task dies, another replica sharing the task store takes the task over
+    /// and runs it again (at most `TaskLimits::max_restarts` times), instead of reporting it
+    /// failed. Answers to its earlier questions are not kept: it asks again (under new keys:
+    /// `inputRequests` keys are unique over a task's life).
+    pub fn restartable(mut self) -> Self {
+        self.restartable = true;
         self
     }
 
@@ -619,6 +631,8 @@ pub(crate) struct RegisteredTool {
     pub(crate) task_support: crate::task::TaskSupport,
     /// Whether the handler decides when the task starts.
     pub(crate) defer_task: bool,
+    /// Whether its task may run again on another replica when its replica dies.
+    pub(crate) restartable: bool,
 }
 
 impl std::fmt::Debug for RegisteredTool {
@@ -686,6 +700,7 @@ impl RegisteredTool {
             call,
             task_support: def.task_support,
             defer_task: def.defer_task,
+            restartable: def.restartable,
         })
     }
 

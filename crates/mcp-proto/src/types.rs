@@ -180,6 +180,10 @@ pub struct ServerCapabilities {
     /// Extensions by identifier (2026-07-28), e.g. [`crate::task::EXTENSION`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extensions: Option<JsonObject>,
+    /// Task-augmented requests (2025-11-25, experimental): `list`, `cancel`,
+    /// `requests.tools.call`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<JsonObject>,
 }
 
 impl ServerCapabilities {
@@ -324,7 +328,7 @@ impl Tool {
             out.output_schema = None;
             out.meta = None;
         }
-        if !v.is_stateless() {
+        if v < ProtocolVersion::V2025_11_25 {
             out.execution = None;
         }
         if !v.has_icons() {
@@ -537,7 +541,12 @@ impl ContentBlock {
     /// Rewrites the block for a version: content types the version lacks become a text block
     /// that says what was there, and annotations are dropped before 2025-03-26.
     pub fn for_version(&self, v: ProtocolVersion) -> Self {
-        let mut out = self.clone();
+        self.clone().into_version(v)
+    }
+
+    /// [`Self::for_version`], rewriting this block in place.
+    pub fn into_version(self, v: ProtocolVersion) -> Self {
+        let mut out = self;
         if !v.has_annotations_and_audio() {
             if let ContentBlock::Audio { mime_type, .. } = &out {
                 out = ContentBlock::text(format!(
@@ -618,8 +627,13 @@ impl CallToolResult {
 
     /// Drops fields and content kinds the version lacks.
     pub fn for_version(&self, v: ProtocolVersion) -> Self {
-        let mut out = self.clone();
-        out.content = self.content.iter().map(|c| c.for_version(v)).collect();
+        self.clone().into_version(v)
+    }
+
+    /// [`Self::for_version`], rewriting this result in place (no copy of its content).
+    pub fn into_version(self, v: ProtocolVersion) -> Self {
+        let mut out = self;
+        out.content = out.content.into_iter().map(|c| c.into_version(v)).collect();
         if !v.has_structured_output() {
             out.structured_content = None;
             out.meta = None;

@@ -264,7 +264,13 @@ fn tools_call_without_params_is_32602_with_the_id() {
     );
     each_version(
         br#"{"jsonrpc":"2.0","id":22,"method":"tools/call","params":{"name":"roll_dice","arguments":[3]}}"#,
-        |v, r| assert_error(v, r, -32602, json!(22)),
+        |v, r| {
+            assert_error(v, r, -32602, json!(22));
+            assert_eq!(
+                r["error"]["message"],
+                "Invalid params: invalid type: sequence, expected a map"
+            );
+        },
     );
 }
 

@@ -579,6 +579,7 @@ fn lifecycle_types_round_trip() {
             list_changed: Some(true),
         }),
         extensions: None,
+        tasks: None,
     };
     round_trip(&server_caps, "ServerCapabilities", V2025_03_26);
     round_trip_strict(
@@ -1255,4 +1256,42 @@ fn stateless_results_match_the_2026_07_28_schema() {
     assert_eq!(error_code(&unsupported), -32022, "{unsupported}");
     assert_schema(V, "UnsupportedProtocolVersionError", &unsupported);
     assert_eq!(unsupported["error"]["data"]["requested"], "2099-01-01");
+}
+
+#[test]
+fn experimental_task_shapes_match_the_2025_11_25_schema() {
+    use mcp_proto::task::{TaskEvent, TaskRecord};
+    let caps = ServerCapabilities {
+        tasks: Some(obj(
+            json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}),
+        )),
+        ..ServerCapabilities::default()
+    };
+    assert_schema(
+        V2025_11_25,
+        "ServerCapabilities",
+        &serde_json::to_value(&caps).unwrap(),
+    );
+    let mut task = TaskRecord::new("t-1", None, 1_785_240_000_123, 60_000, 500);
+    assert_schema(V2025_11_25, "Task", &task.experimental());
+    assert_schema(
+        V2025_11_25,
+        "CreateTaskResult",
+        &json!({ "task": task.experimental() }),
+    );
+    task.apply(TaskEvent::Cancel, 1_785_240_001_000).unwrap();
+    assert_schema(V2025_11_25, "GetTaskResult", &task.experimental());
+    // allOf of NotificationParams and Task: each part is checked, the whole loosely.
+    assert_schema(V2025_11_25, "Task", &task.experimental());
+    assert_schema_loose(
+        V2025_11_25,
+        "TaskStatusNotification",
+        &json!({"jsonrpc": "2.0", "method": "notifications/tasks/status",
+            "params": task.experimental()}),
+    );
+    assert_schema(
+        V2025_11_25,
+        "ListTasksResult",
+        &json!({"tasks": [task.experimental()], "nextCursor": "1"}),
+    );
 }

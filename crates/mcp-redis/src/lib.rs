@@ -15,8 +15,9 @@
 //!   Redis removes idle and over-age sessions by itself, whichever replica died.
 //! - `mcp:deliveries:<replica>`: a Redis Stream per replica, the deliveries to it; capped
 //!   (`MAXLEN ~`), trimmed by its reader, expiring an hour after the last delivery.
-//! - `mcp:broadcast`: a Redis Stream every replica reads (cancellations), capped at about
-//!   1 000 entries, expiring an hour after the last one.
+//! - `mcp:broadcast`: a Redis Stream every replica reads (cancellations, and the id of every
+//!   task that changed, which wakes whatever waits for that task on any replica), capped at
+//!   about 1 000 entries, expiring an hour after the last one.
 //! - `mcp:events:<stream key>`: a sorted set per resumable stream (score = sequence number),
 //!   capped and expiring.
 //! - `mcp:quota:all` and `mcp:quota:client:<client>`: sorted sets of live session keys scored
@@ -25,7 +26,12 @@
 //! - `mcp:calls:<id>`: the in-flight slots a session's calls hold, counted across replicas,
 //!   expiring after the call timeout (a dead replica's slots come back).
 //! - `mcp:replicas`: a sorted set of replica ids scored by when their heartbeat runs out:
-//!   answers are forwarded only to live replicas.
+//!   answers are forwarded only to live replicas, and a task whose replica's heartbeat ran out
+//!   is failed or, for a restartable tool, taken over by another replica.
+//! - `mcp:task:<id>`, `mcp:tasks:subject:<subject>`, `mcp:tasks:restartable`: task records
+//!   (JSON, expiring with the record), each subject's task ids (its limit of unfinished tasks,
+//!   2025-11-25 `tasks/list`), and the unfinished tasks of restartable tools scored by expiry
+//!   (where survivors look for tasks of dead replicas).
 //!
 //! Every operation is one Lua script (`EVALSHA`), so it is atomic and costs one round trip;
 //! times come from Redis's clock. [`mcp_sse::store::SessionStore::round_trips`] counts them.
@@ -123,6 +129,8 @@ mod scripts;
 #[cfg(test)]
 mod server_tests;
 mod store;
+#[cfg(test)]
+mod task_server_tests;
 #[cfg(test)]
 mod test_redis;
 #[cfg(test)]

@@ -29,6 +29,9 @@ const DELIVERY_BATCH: usize = 256;
 /// Bound of the stream every replica reads broadcasts from (trimmed approximately).
 const BROADCAST_MAX: &str = "1000";
 
+/// The field of a broadcast entry that announces a changed task (its id).
+const TASK_CHANGED: &str = "t";
+
 /// The [`SessionStore`] on Redis; see the crate docs for the layout and the guarantees.
 ///
 /// Every operation is one round trip (one `EVALSHA` of an atomic Lua script) with a budget of
@@ -60,6 +63,8 @@ pub struct RedisStore {
     events_ttl_ms: String,
     events_max: String,
     queue: DeliveryQueue,
+    /// Tasks waited for on this replica, woken by announced changes.
+    task_watchers: Arc<tasks::TaskWatchers>,
     reader_started: AtomicBool,
     _stop_reader: DropGuard,
     stop: CancellationToken,
@@ -152,6 +157,7 @@ impl RedisStore {
             events_ttl_ms: millis(config.events_ttl),
             events_max: config.events_per_stream.to_string(),
             queue: DeliveryQueue::new(config.delivery_queue),
+            task_watchers: Arc::default(),
             reader_started: AtomicBool::new(false),
             _stop_reader: stop.clone().drop_guard(),
             stop,
@@ -367,6 +373,7 @@ impl RedisStore {
             key: format!("{}{}", self.delivery_prefix, self.config.replica_id),
             broadcast_key: self.broadcast_key.clone(),
             sender: self.queue.sender(),
+            task_watchers: Arc::clone(&self.task_watchers),
             stop: self.stop.clone(),
             block: self.config.delivery_block,
             budget: response,
@@ -385,12 +392,14 @@ impl RedisStore {
 /// of the last entry it queued; a failed or timed-out read is repeated from the same id, so
 /// nothing is skipped or read twice; entries already queued are trimmed (`XTRIM MINID`) in the
 /// same round trip as the next read. The same read follows the broadcast stream that every
-/// replica reads (from its newest entry when the reader starts; never trimmed by readers).
+/// replica reads (from its newest entry when the reader starts; never trimmed by readers);
+/// its task announcements wake this replica's task watchers instead of being queued.
 struct DeliveryReader {
     conn: ConnectionManager,
     key: String,
     broadcast_key: String,
     sender: mpsc::Sender<Delivery>,
+    task_watchers: Arc<tasks::TaskWatchers>,
     stop: CancellationToken,
     block: Duration,
     budget: Duration,
@@ -506,6 +515,10 @@ impl DeliveryReader {
                     self.broadcast_last = Some(entry.id.clone());
                 } else {
                     self.last.clone_from(&entry.id);
+                }
+                if let Some(task) = entry.map.get(TASK_CHANGED).and_then(text) {
+                    self.task_watchers.wake(&task);
+                    continue;
                 }
                 let Some(delivery) = parse_delivery(&entry) else {
                     tracing::warn!(id = %entry.id, "skipping a malformed delivery");

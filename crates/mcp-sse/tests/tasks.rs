@@ -256,3 +256,85 @@ async fn unfinished_tasks_per_subject_are_bounded_by_the_config() {
     ));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_waiting_client_wakes_on_pushed_states_not_at_the_poll_interval() {
+    // Clients are told to poll every 5 s: only pushed states can end the wait sooner.
+    let server = start(TaskLimits {
+        poll_interval: Duration::from_secs(5),
+        ..TaskLimits::default()
+    })
+    .await;
+    let c = client(&server).await;
+    let ToolCallStart::Task(napping) = c.start_tool_task("nap", json!({"ms": 300})).await.unwrap()
+    else {
+        panic!("not a task")
+    };
+    let started = std::time::Instant::now();
+    let done = c
+        .wait_task(&napping.task_id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(done.content[0], mcp_proto::ContentBlock::text("napped 300"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // A question is pushed too, answered, and the result follows.
+    let ToolCallStart::Task(asking) = c.start_tool_task("ask", json!({})).await.unwrap() else {
+        panic!("not a task")
+    };
+    let started = std::time::Instant::now();
+    let done = c
+        .wait_task(&asking.task_id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.content[0],
+        mcp_proto::ContentBlock::text("colour \"teal\"")
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn listen_tasks_follows_known_tasks_from_their_state_now_to_their_end() {
+    let server = start(TaskLimits::default()).await;
+    let c = client(&server).await;
+    let ToolCallStart::Task(task) = c.start_tool_task("nap", json!({"ms": 200})).await.unwrap()
+    else {
+        panic!("not a task")
+    };
+    let mut states = c
+        .listen_tasks(&[&task.task_id, "task-nobody-knows"])
+        .await
+        .unwrap();
+    assert_eq!(states.following(), std::slice::from_ref(&task.task_id));
+    let now = states.next().await.unwrap().unwrap();
+    assert_eq!(
+        (now.task_id.as_str(), now.status),
+        (task.task_id.as_str(), TaskStatus::Working)
+    );
+    let end = tokio::time::timeout(Duration::from_secs(5), states.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(end.status, TaskStatus::Completed);
+    assert_eq!(end.result.unwrap()["content"][0]["text"], "napped 200");
+    // A task the server does not know is not followed: waiting for it falls back to polling,
+    // which reports it unknown.
+    let unknown = c
+        .wait_task("task-nobody-knows", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    match unknown {
+        Error::Protocol(mcp_proto::Error::Rpc(e)) => {
+            assert_eq!(e.code, -32602);
+            assert_eq!(e.message, "Invalid params: unknown task: task-nobody-knows");
+        }
+        other => panic!("{other:?}"),
+    }
+    server.shutdown().await.unwrap();
+}

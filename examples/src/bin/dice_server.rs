@@ -31,7 +31,8 @@ struct Args {
     #[arg(long)]
     echo: bool,
     /// Also serve `roll_dice_slowly(n_dice, seconds)`, which runs as a task for clients that
-    /// ask (2026-07-28 `io.modelcontextprotocol/tasks`).
+    /// ask (2026-07-28 `io.modelcontextprotocol/tasks`), and `roll_dice_durably(n_dice,
+    /// seconds)`, the same restarted on another replica if its replica stops.
     #[arg(long)]
     slow: bool,
     /// Serve over stdin/stdout (newline-delimited JSON-RPC) instead of HTTP; exits when

@@ -111,9 +111,9 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                         "{}",
                         json!({
                             "accepted": true,
-                            "subject": identity.subject,
-                            "client_id": identity.client_id,
-                            "scopes": identity.scopes,
+                            "subject": identity.subject.as_deref(),
+                            "client_id": identity.client_id.as_deref(),
+                            "scopes": &*identity.scopes,
                             "expires_at": identity.expires_at,
                         })
                     );

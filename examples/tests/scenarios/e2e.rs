@@ -2,8 +2,10 @@
 //! `dice_server_auth` (with a key pair the test generates, so it can mint good and bad tokens)
 //! and `responses_local` on free ports, driven with raw `POST /v1/responses`, asserting the
 //! exact bodies a user of OpenAI's API relies on. Every test runs over legacy SSE (`/sse`) and
-//! streamable HTTP (`/mcp`).
+//! streamable HTTP (`/mcp`). One (ignored; `cargo xtask e2e` runs it after installing the
+//! Python peers) puts the seed's own FastMCP server, over stdio, behind `mcp-gateway`.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -43,7 +45,6 @@ impl Stack {
         let logs = process::log_dir().join("e2e").join(test);
         let key_pair = mcp_auth::RsaKeyPair::generate().unwrap();
         let dice_port = process::free_port().unwrap();
-        let responses_port = process::free_port().unwrap();
         let mut dice = Command::new(dice_binary);
         dice.args(["--port", &dice_port.to_string()]);
         if auth {
@@ -52,11 +53,52 @@ impl Stack {
             std::fs::write(&key_file, key_pair.private_key_pem()).unwrap();
             dice.arg("--private-key-file").arg(key_file);
         }
+        Self::with_server(&logs, ("dice_server", dice, dice_port), &key_pair)
+    }
+
+    /// FastMCP's dice server (the seed's `server.py`, `interop/fastmcp_dice_server.py`) over
+    /// stdio as the child of an `mcp-gateway` process, behind `responses_local`. Needs the
+    /// Python peers (`scripts/install-peers.sh py`) and the gateway binary beside the
+    /// examples' (`cargo xtask e2e` provides both).
+    fn fastmcp_behind_gateway(test: &str) -> Self {
+        let logs = process::log_dir().join("e2e").join(test);
+        let root = mcp_stack_tests::workspace_root();
+        let python = root.join(".tools/py/bin/python");
+        assert!(
+            python.is_file(),
+            "{} is missing: run scripts/install-peers.sh py (cargo xtask e2e does)",
+            python.display()
+        );
+        let gateway = Path::new(env!("CARGO_BIN_EXE_dice_server")).with_file_name("mcp-gateway");
+        assert!(
+            gateway.is_file(),
+            "{} is missing: cargo build -p mcp-gateway (cargo xtask e2e does)",
+            gateway.display()
+        );
+        let port = process::free_port().unwrap();
+        let mut command = Command::new(gateway);
+        command
+            .args(["--port", &port.to_string(), "--name", "fastmcp-dice", "--"])
+            .arg(python)
+            .arg(root.join("interop/fastmcp_dice_server.py"))
+            .args(["--transport", "stdio"]);
+        let key_pair = mcp_auth::RsaKeyPair::generate().unwrap();
+        Self::with_server(&logs, ("mcp-gateway", command, port), &key_pair)
+    }
+
+    /// `server` (name, command, port) and `responses_local`, both running.
+    fn with_server(
+        logs: &Path,
+        server: (&str, Command, u16),
+        key_pair: &mcp_auth::RsaKeyPair,
+    ) -> Self {
+        let (server_name, server_command, server_port) = server;
+        let responses_port = process::free_port().unwrap();
         let mut responses = Command::new(env!("CARGO_BIN_EXE_responses_local"));
         responses.args(["--port", &responses_port.to_string(), "--api-key", API_KEY]);
         let mut processes = Vec::new();
         for (name, mut command, port) in [
-            ("dice_server", dice, dice_port),
+            (server_name, server_command, server_port),
             ("responses_local", responses, responses_port),
         ] {
             command.env("RUST_LOG", "info");
@@ -68,7 +110,7 @@ impl Stack {
         }
         Self {
             responses: format!("http://127.0.0.1:{responses_port}/v1/responses"),
-            dice: format!("http://127.0.0.1:{dice_port}"),
+            dice: format!("http://127.0.0.1:{server_port}"),
             good_token: key_pair
                 .create_token()
                 .audience("dice-server")
@@ -162,6 +204,18 @@ fn assert_dice(response: &Value) {
     assert_eq!(messages.len(), 1, "{response}");
     assert_eq!(messages[0]["content"][0]["text"], expected.as_str());
     assert!(response["usage"]["total_tokens"].as_u64().unwrap() > 0);
+}
+
+/// The seed's flow with the seed's own server: FastMCP's dice server, a stdio program here,
+/// served by `mcp-gateway` over both transports to the local Responses endpoint.
+#[tokio::test]
+#[ignore = "needs the Python peers and the gateway binary: cargo xtask e2e"]
+async fn fastmcp_dice_over_stdio_behind_the_gateway_rolls_three_dice() {
+    let stack = Stack::fastmcp_behind_gateway("fastmcp-gateway");
+    for transport in TRANSPORTS {
+        let body = dice_request(stack.dice_url(transport), None, json!({}));
+        assert_dice(&stack.create_ok(&body).await);
+    }
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use crate::calls::{self, CallFailure, Kind, Tally, token};
 use mcp_stack_tests::raw::{self, RawClient};
 
+mod gateway;
 mod tasks;
 
 /// How long the call of the resumption check runs, in milliseconds.

@@ -76,7 +76,7 @@ pub struct ServeArgs {
     /// Answer streamable HTTP calls with a JSON body instead of an SSE stream.
     #[arg(long)]
     pub json_response: bool,
-    /// Most live sessions (the idle-session measurement opens 10 000).
+    /// Most live sessions, and open connections (the idle-session measurement opens 10 000).
     #[arg(long, default_value_t = 50_000)]
     pub max_sessions: usize,
     /// How long a kept-alive connection may stay idle (the server's `header_read_timeout`);
@@ -195,7 +195,9 @@ async fn serve_async(args: ServeArgs) -> anyhow::Result<()> {
     let config = ServerConfig {
         json_response: args.json_response,
         max_sessions: args.max_sessions,
-        // Every session of the bench comes from 127.0.0.1, with up to two connections.
+        // Every session of the bench comes from 127.0.0.1 and holds up to two connections (the
+        // default cap, 768, would queue the rest in the backlog); the generator raises this
+        // process's open-file limit to fit.
         max_sessions_per_client: args.max_sessions,
         max_connections: args.max_sessions.saturating_mul(2).saturating_add(64),
         header_read_timeout: Duration::from_secs(args.keep_alive_secs.max(1)),

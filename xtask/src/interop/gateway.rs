@@ -2,9 +2,10 @@
 //! against `mcp-gateway` serving `dice_server --stdio`, over both HTTP transports, with and
 //! without auth (a key pair and token from `jwt_tool mint`); and the `mcp` client against
 //! the reference stdio server `@modelcontextprotocol/server-everything` (pinned, installed
-//! by `scripts/install-peers.sh everything`) behind the gateway, with a tool denied and a
-//! secret in the gateway's environment that must not reach the child
-//! (`interop/gateway_everything.py`).
+//! by `scripts/install-peers.sh everything`) behind the gateway, with a tool denied, a
+//! secret in the gateway's environment that must not reach the child, and the child's
+//! sampling request during a call answered by the client (as an `InputRequiredResult` retried
+//! by the client in the 2026-07-28 era) (`interop/gateway_everything.py`).
 
 /// A value only the gateway's environment holds.
 const SECRET: &str = "gateway-only-secret-5f1c";

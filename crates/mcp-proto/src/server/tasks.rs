@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use super::{Call, Era, McpServer, call_result};
 use crate::cancel::CancellationSignal;
 use crate::jsonrpc::{ErrorObject, code};
-use crate::service::{AuthSubject, BoxFuture};
+use crate::service::{AuthSubject, BoxFuture, SessionStream};
 use crate::task::{
-    self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskSupport, new_task_id, now_ms,
+    self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskRestart, TaskSupport, new_task_id, now_ms,
 };
 use crate::task_run::{TaskInput, TaskLink, run_task};
 use crate::tool::{CallFailure, RegisteredTool};
@@ -28,7 +28,7 @@ enum Inline {
 
 /// The `-32021` a client gets for a tasks method or a task-required tool without the
 /// extension.
-fn extension_required(what: &str) -> ErrorObject {
+pub(super) fn extension_required(what: &str) -> ErrorObject {
     ErrorObject::new(
         code::MISSING_REQUIRED_CLIENT_CAPABILITY,
         format!(
@@ -57,13 +57,14 @@ impl McpServer {
         &self,
         call: &Call<'_>,
         tool: &RegisteredTool,
+        raw: &Value,
     ) -> Result<Option<TaskHost>, ErrorObject> {
+        let Era::Stateless(meta) = &call.era else {
+            return self.experimental_task_host(call, tool, raw);
+        };
         if tool.task_support == TaskSupport::Forbidden {
             return Ok(None);
         }
-        let Era::Stateless(meta) = &call.era else {
-            return Ok(None);
-        };
         let negotiated = meta.client_capabilities.has_extension(task::EXTENSION);
         let host = call.ctx.extensions.get::<TaskHost>();
         match (tool.task_support, negotiated, host) {
@@ -104,8 +105,17 @@ impl McpServer {
             task_signal.clone(),
         );
         ctx.task = Some(Arc::clone(&link));
+        let restart = tool.restartable.then(|| TaskRestart {
+            tool: tool.tool.name.clone(),
+            arguments: args.clone(),
+            protocol_version: call.version,
+            client_capabilities: (*ctx.client_capabilities).clone(),
+            restarts_left: host.limits.max_restarts,
+        });
         let mut handler = tool.invoke(ctx, args);
-        if !tool.defer_task {
+        let stateful = matches!(call.era, Era::Stateful);
+        // A 2025-11-25 task has no input rounds before it starts: it starts at once.
+        if !tool.defer_task || stateful {
             link.request_start();
         }
         let request = call.ctx.session.begin_request(call.id.clone());
@@ -130,6 +140,8 @@ impl McpServer {
                     link,
                     subject: AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string()),
                     signal: task_signal,
+                    restart,
+                    experimental: stateful.then(|| Experimental::of(call, raw)),
                 };
                 Some(start.run(handler, call, &tool.tool.name).await)
             }
@@ -201,6 +213,27 @@ struct TaskStart {
     link: Arc<TaskLink>,
     subject: Option<String>,
     signal: CancellationSignal,
+    restart: Option<TaskRestart>,
+    /// A 2025-11-25 task (of a session): its wire and its session.
+    experimental: Option<Experimental>,
+}
+
+/// What a 2025-11-25 task call adds: the TTL it asked for, its session, and the session's
+/// stream for its status notifications.
+struct Experimental {
+    ttl_ms: Option<u64>,
+    session_id: Option<String>,
+    stream: Option<SessionStream>,
+}
+
+impl Experimental {
+    fn of(call: &Call<'_>, raw: &Value) -> Self {
+        Self {
+            ttl_ms: raw.pointer("/task/ttl").and_then(Value::as_u64),
+            session_id: call.ctx.session.id().map(str::to_owned),
+            stream: call.ctx.extensions.get::<SessionStream>().cloned(),
+        }
+    }
 }
 
 impl TaskStart {
@@ -223,6 +256,14 @@ impl TaskStart {
         );
         record.owner = host.replica.clone();
         record.run_limit_ms = millis(limits.max_duration);
+        record.restart = self.restart;
+        if let Some(experimental) = &self.experimental {
+            // The client may ask for a shorter TTL, not a longer one.
+            if let Some(ttl) = experimental.ttl_ms {
+                record.ttl_ms = record.ttl_ms.min(ttl.max(1));
+            }
+            record.session_id.clone_from(&experimental.session_id);
+        }
         if let Err(e) = host
             .store
             .create(record.clone(), limits.max_tasks_per_subject)
@@ -247,7 +288,15 @@ impl TaskStart {
             call.version,
             tool.to_owned(),
         )));
-        Ok(record.create_result())
+        let Some(experimental) = self.experimental else {
+            return Ok(record.create_result());
+        };
+        if let Some(stream) = experimental.stream {
+            // Status changes go to the session's stream (not the state it starts in: the
+            // answer carries that).
+            super::task_follow::notify_session(&host, &record, stream);
+        }
+        Ok(json!({ "task": record.experimental() }))
     }
 }
 
@@ -290,39 +339,22 @@ async fn run_inline(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_runtime::Threads;
     use std::time::{Duration, Instant};
 
     use serde_json::{Value, json};
 
     use super::*;
     use crate::client_features::ElicitParams;
-    use crate::service::{MessageContext, Session};
-    use crate::task::{MemoryTaskStore, TaskLimits, TaskRuntime};
+    use crate::listen::META_SUBSCRIPTION_ID;
+    use crate::service::{MessageContext, Outbound, SendError, Session};
+    use crate::task::{MemoryTaskStore, TaskLimits, TaskStore};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpService, Message, ProtocolVersion};
 
-    /// Runs each task on a thread of its own; short sleeps on a thread too.
-    #[derive(Debug)]
-    struct Threads;
-
-    impl TaskRuntime for Threads {
-        fn spawn(&self, task: BoxFuture<'static, ()>) {
-            std::thread::spawn(move || futures::executor::block_on(task));
-        }
-
-        fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-            if duration > Duration::from_secs(10) {
-                return Box::pin(std::future::pending());
-            }
-            let (tx, rx) = futures_channel::oneshot::channel::<()>();
-            std::thread::spawn(move || {
-                std::thread::sleep(duration);
-                let _ = tx.send(());
-            });
-            Box::pin(async move {
-                let _ = rx.await;
-            })
-        }
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Again {
+        n: u32,
     }
 
     async fn ask_name(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
@@ -375,6 +407,17 @@ mod tests {
             .tool_with(optional("quick"), |_: NoArgs| async {
                 Ok::<_, ToolError>("done")
             })
+            .tool_with(optional("again").restartable(), |a: Again| async move {
+                Ok::<_, ToolError>(format!("ran again with {}", a.n))
+            })
+            .tool_with(
+                optional("again_ask").restartable(),
+                |ctx: ToolContext, _: Again| async move {
+                    let form = ElicitParams::form("Colour?", serde_json::Map::new());
+                    ctx.elicit_as("colour", form).await?;
+                    Ok::<_, ToolError>("answered")
+                },
+            )
             .tool_with(optional("forever"), |_: NoArgs| async {
                 std::future::pending::<()>().await;
                 Ok::<_, ToolError>("never")
@@ -619,6 +662,288 @@ mod tests {
         assert_eq!(
             t["error"],
             json!({"code": -32001, "message": "the task ran longer than its limit of 0 s"})
+        );
+    }
+
+    /// An outbound that keeps what it is sent, as JSON.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<Value>>);
+
+    impl Outbound for Kept {
+        fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(serde_json::to_value(message).unwrap());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    impl Kept {
+        /// Waits (at most 5 s) until a kept message satisfies `pred`; returns it.
+        fn wait(&self, pred: impl Fn(&Value) -> bool) -> Value {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Some(m) = self.0.lock().unwrap().iter().find(|m| pred(m)) {
+                    return m.clone();
+                }
+                assert!(Instant::now() < deadline, "{:?}", self.0.lock().unwrap());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    impl Client {
+        /// Opens a `subscriptions/listen` stream (`sub-1`) on a thread of its own; returns
+        /// its session (to end it), what it was sent, and the thread.
+        fn listen(
+            &self,
+            notifications: Value,
+            tasks: bool,
+        ) -> (
+            Arc<Session>,
+            Arc<Kept>,
+            std::thread::JoinHandle<Option<Message>>,
+        ) {
+            let caps = if tasks {
+                json!({"extensions": {task::EXTENSION: {}}})
+            } else {
+                json!({})
+            };
+            let params = json!({"notifications": notifications,
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": caps}});
+            let mut ext = http::Extensions::new();
+            ext.insert(self.host.clone());
+            ext.insert(AuthSubject::new(self.subject));
+            let session = Arc::new(Session::stateless(ProtocolVersion::V2026_07_28));
+            let kept = Arc::new(Kept::default());
+            let ctx = MessageContext::new(Arc::clone(&session))
+                .with_outbound(Arc::clone(&kept) as Arc<dyn Outbound>)
+                .with_extensions(ext);
+            let request = Message::request("sub-1", "subscriptions/listen", Some(params));
+            let server = self.server.clone();
+            let thread = std::thread::spawn(move || {
+                futures::executor::block_on(server.handle(request, ctx))
+            });
+            (session, kept, thread)
+        }
+    }
+
+    #[test]
+    fn a_listen_stream_gets_each_followed_task_now_and_at_each_change_until_it_ends() {
+        let c = Client::new(TaskLimits::default());
+        let asking = c.start("ask_name");
+        let running = c.start("forever");
+        c.wait_for(&asking, "input_required");
+        let (session, kept, thread) = c.listen(
+            json!({"toolsListChanged": true, "taskIds": [running, asking, "task-unknown", asking]}),
+            true,
+        );
+        let ack = kept.wait(|m| m["method"] == "notifications/subscriptions/acknowledged");
+        let mut expected = vec![asking.clone(), running.clone()];
+        expected.sort();
+        assert_eq!(
+            ack["params"]["notifications"],
+            json!({"toolsListChanged": true, "taskIds": expected})
+        );
+        let state = |id: &str, status: &str| {
+            let (id, status) = (id.to_owned(), status.to_owned());
+            kept.wait(move |m| {
+                m["method"] == "notifications/tasks"
+                    && m["params"]["taskId"] == id.as_str()
+                    && m["params"]["status"] == status.as_str()
+            })
+        };
+        // The state at subscription time, as tasks/get gives it, tagged with the stream.
+        let now = state(&asking, "input_required");
+        assert_eq!(
+            now["params"]["_meta"],
+            json!({META_SUBSCRIPTION_ID: "sub-1"})
+        );
+        assert_eq!(
+            now["params"]["inputRequests"]["first"]["method"],
+            "elicitation/create"
+        );
+        let mut get = c.get(&asking);
+        for envelope in ["resultType", "_meta"] {
+            get.as_object_mut().unwrap().remove(envelope);
+        }
+        let mut pushed = now["params"].clone();
+        pushed.as_object_mut().unwrap().remove("_meta");
+        assert_eq!(pushed, get);
+        state(&running, "working");
+        // Each change follows.
+        let answer = |name: &str| json!({"action": "accept", "content": {"name": name}});
+        c.send(
+            "tasks/update",
+            json!({"taskId": asking, "inputResponses": {"first": answer("Ada"), "last": answer("L")}}),
+            true,
+        );
+        let done = state(&asking, "completed");
+        assert_eq!(done["params"]["result"]["content"][0]["text"], "Ada L");
+        c.send("tasks/cancel", json!({"taskId": running}), true);
+        state(&running, "cancelled");
+        let sent = kept.0.lock().unwrap().len();
+        // Ended tasks send no more; the stream stays open until the client leaves.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(kept.0.lock().unwrap().len(), sent);
+        assert!(!thread.is_finished());
+        session.cancel_request(&crate::RequestId::from("sub-1"));
+        assert!(thread.join().unwrap().is_none());
+    }
+
+    #[test]
+    fn following_tasks_needs_the_extension_and_a_bounded_list() {
+        let c = Client::new(TaskLimits::default());
+        let id = c.start("forever");
+        let (_, kept, thread) = c.listen(json!({"taskIds": [id]}), false);
+        let reply = serde_json::to_value(thread.join().unwrap().unwrap()).unwrap();
+        assert_eq!(reply["error"]["code"], -32021);
+        assert_eq!(
+            reply["error"]["data"],
+            json!({"requiredCapabilities": {"extensions": {task::EXTENSION: {}}}})
+        );
+        assert!(kept.0.lock().unwrap().is_empty());
+        let many: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
+        let (_, _, thread) = c.listen(json!({"taskIds": many}), true);
+        let reply = serde_json::to_value(thread.join().unwrap().unwrap()).unwrap();
+        assert_eq!(
+            reply["error"],
+            json!({"code": -32602, "message":
+                "Invalid params: notifications.taskIds lists 65 tasks; a stream follows at most 64"})
+        );
+    }
+
+    /// Tasks in memory, shared by "replicas" of one test; tasks owned by `dead` are orphans.
+    #[derive(Debug, Default)]
+    struct SharedTasks(MemoryTaskStore);
+
+    impl task::TaskStore for SharedTasks {
+        fn create(&self, r: TaskRecord, max: usize) -> BoxFuture<'_, Result<(), TaskError>> {
+            self.0.create(r, max)
+        }
+
+        fn get<'a>(
+            &'a self,
+            id: &'a str,
+            subject: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Option<TaskRecord>, TaskError>> {
+            self.0.get(id, subject)
+        }
+
+        fn update<'a>(
+            &'a self,
+            id: &'a str,
+            change: task::TaskChange<'a>,
+        ) -> BoxFuture<'a, Result<TaskRecord, TaskError>> {
+            self.0.update(id, change)
+        }
+
+        fn watch(&self, id: &str) -> BoxFuture<'static, ()> {
+            self.0.watch(id)
+        }
+
+        fn orphans(&self, _max: usize) -> BoxFuture<'_, Result<Vec<TaskRecord>, TaskError>> {
+            let ids = ["again-1", "quick-1", "ask-1"];
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for id in ids {
+                    if let Some(r) = self.0.get(id, Some("alice")).await?
+                        && r.owner.as_deref() == Some("dead")
+                        && r.restarts_on_replica_loss()
+                    {
+                        out.push(r);
+                    }
+                }
+                Ok(out)
+            })
+        }
+    }
+
+    fn orphan(id: &str, tool: &str) -> TaskRecord {
+        let mut r = TaskRecord::new(id, Some("alice".into()), now_ms(), 60_000, 100);
+        r.owner = Some("dead".into());
+        r.run_limit_ms = 60_000;
+        r.restart = Some(TaskRestart {
+            tool: tool.into(),
+            arguments: json!({"n": 7}),
+            protocol_version: ProtocolVersion::V2026_07_28,
+            client_capabilities: crate::types::ClientCapabilities {
+                elicitation: Some(serde_json::Map::new()),
+                ..Default::default()
+            },
+            restarts_left: 1,
+        });
+        r
+    }
+
+    #[test]
+    fn an_orphaned_restartable_task_is_taken_over_by_exactly_one_replica_and_runs_again() {
+        let store = Arc::new(SharedTasks::default());
+        let replica = |name: &str| {
+            TaskHost::new(store.clone(), Arc::new(Threads), TaskLimits::default())
+                .with_replica(name)
+        };
+        let (b, c) = (replica("b"), replica("c"));
+        futures::executor::block_on(store.create(orphan("again-1", "again"), 8)).unwrap();
+        futures::executor::block_on(store.create(orphan("quick-1", "quick"), 8)).unwrap();
+        futures::executor::block_on(store.create(orphan("ask-1", "again_ask"), 8)).unwrap();
+        let server = server();
+        // Both survivors look at once: one takes the task over, the other is refused.
+        let (sb, sc) = (server.clone(), server.clone());
+        let (hb, hc) = (b.clone(), c.clone());
+        let tb =
+            std::thread::spawn(move || futures::executor::block_on(sb.resume_orphaned_tasks(&hb)));
+        let tc =
+            std::thread::spawn(move || futures::executor::block_on(sc.resume_orphaned_tasks(&hc)));
+        let restarted = tb.join().unwrap() + tc.join().unwrap();
+        assert_eq!(restarted, 2);
+        let c = Client {
+            server,
+            host: b,
+            subject: "alice",
+        };
+        let t = c.wait_for("again-1", "completed");
+        assert_eq!(t["status"], "completed", "{t}");
+        assert_eq!(t["result"]["content"][0]["text"], "ran again with 7");
+        let owner = futures::executor::block_on(store.get("again-1", Some("alice")))
+            .unwrap()
+            .unwrap()
+            .owner;
+        assert!(matches!(owner.as_deref(), Some("b" | "c")), "{owner:?}");
+        assert_eq!(
+            futures::executor::block_on(store.get("again-1", Some("alice")))
+                .unwrap()
+                .unwrap()
+                .restart
+                .unwrap()
+                .restarts_left,
+            0
+        );
+        // A tool that may not be restarted here fails instead, naming why.
+        let t = c.get("quick-1");
+        assert_eq!(t["status"], "failed");
+        let message = t["error"]["message"].as_str().unwrap();
+        let prefix = "Internal error: the replica running this task (dead) stopped, and tool 'quick' cannot be restarted on ";
+        assert!(
+            [format!("{prefix}b"), format!("{prefix}c")].contains(&message.to_owned()),
+            "{message}"
+        );
+        // A restarted run asks under keys no earlier run used.
+        let t = c.wait_for("ask-1", "input_required");
+        assert_eq!(
+            t["inputRequests"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["restart1-colour"]
+        );
+        // Nothing is left to take over.
+        assert_eq!(
+            futures::executor::block_on(c.server.resume_orphaned_tasks(&replica("d"))),
+            0
         );
     }
 

@@ -7,25 +7,30 @@
 //!   tasks (ended and expired ones are pruned when it creates one).
 //!
 //! A change is a compare-and-set: read, change in Rust, write if the record is still what was
-//! read (else read again). Reading an unfinished task checks its replica's heartbeat in
+//! read (else read again). The write announces the change on the broadcast stream every
+//! replica reads, in the same script: a replica waiting for the task (a cancellation, an
+//! answer, a listener) wakes within a round trip, wherever the change was made. Reading an unfinished task checks its replica's heartbeat in
 //! `mcp:replicas`: when the lease ran out, the replica is taken for dead and the task is
 //! recorded as failed, so a task never stays "working" after its replica died; the failure is
 //! reported at most one heartbeat lease (three keep-alive ticks) after the last heartbeat.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use mcp_proto::BoxFuture;
 use mcp_proto::jsonrpc::ErrorObject;
 use mcp_proto::task::{TaskChange, TaskError, TaskEvent, TaskRecord, TaskStore, now_ms};
 use redis::Value;
+use tokio::sync::oneshot;
 
 use super::{RedisStore, text};
 use crate::scripts::LuaScript;
 
-/// KEYS[1] task key, KEYS[2] the subject's task set. ARGV: record JSON, expiry (ms since the
-/// epoch), most unfinished tasks, task key prefix, task id, set TTL ms. Returns 1 created,
-/// 0 over the limit, -1 the id exists.
+/// KEYS[1] task key, KEYS[2] the subject's task set, KEYS[3] the index of restartable tasks.
+/// ARGV: record JSON, expiry (ms since the epoch), most unfinished tasks, task key prefix,
+/// task id, set TTL ms, 1 when the task may be restarted. Returns 1 created, 0 over the
+/// limit, -1 the id exists.
 const CREATE: &str = r"
 local active = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -41,6 +46,7 @@ if active >= tonumber(ARGV[3]) then return 0 end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return -1 end
 redis.call('SADD', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[7] == '1' then redis.call('ZADD', KEYS[3], ARGV[2], ARGV[5]) end
 return 1
 ";
 
@@ -60,33 +66,122 @@ end
 return {raw, alive}
 ";
 
-/// KEYS[1] task key. ARGV: the JSON read, the new JSON, its expiry (ms since the epoch).
-/// Returns 1 written, 0 changed meanwhile, -1 gone.
+/// KEYS[1] task key, KEYS[2] the broadcast stream every replica reads, KEYS[3] the index of
+/// restartable tasks. ARGV: the JSON read, the new JSON, its expiry (ms since the epoch), the
+/// task id, the stream's bound, its TTL ms, 1 when the task ended. Returns 1 written (and the
+/// change announced to every replica), 0 changed meanwhile, -1 gone.
 const SWAP: &str = r"
 local raw = redis.call('GET', KEYS[1])
 if not raw then return -1 end
 if raw ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 't', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[7] == '1' then redis.call('ZREM', KEYS[3], ARGV[4]) end
 return 1
+";
+
+/// KEYS[1] the index of restartable tasks (ids scored by expiry), KEYS[2] the live replicas.
+/// ARGV: task key prefix, most records returned. Returns the records of unfinished indexed
+/// tasks whose replica's heartbeat ran out; drops expired and ended tasks from the index.
+const ORPHANS: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, 999)) do
+  local raw = redis.call('GET', ARGV[1] .. id)
+  if not raw then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local t = cjson.decode(raw)
+    if t.status ~= 'working' and t.status ~= 'input_required' then
+      redis.call('ZREM', KEYS[1], id)
+    elseif type(t.owner) == 'string' then
+      local score = redis.call('ZSCORE', KEYS[2], t.owner)
+      if (not score) or tonumber(score) < now then table.insert(out, raw) end
+    end
+  end
+  if #out >= tonumber(ARGV[2]) then break end
+end
+return out
+";
+
+/// KEYS[1] a subject's task set. ARGV: task key prefix, most records returned. Returns the
+/// records of the subject's tasks that still exist (the others leave the set).
+const LIST: &str = r"
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local raw = redis.call('GET', ARGV[1] .. id)
+  if raw then table.insert(out, raw) else redis.call('SREM', KEYS[1], id) end
+  if #out >= tonumber(ARGV[2]) then break end
+end
+return out
 ";
 
 struct TaskScripts {
     create: LuaScript,
     get: LuaScript,
     swap: LuaScript,
+    orphans: LuaScript,
+    list: LuaScript,
 }
 
 static SCRIPTS: LazyLock<TaskScripts> = LazyLock::new(|| TaskScripts {
     create: LuaScript::new("task_create", CREATE),
     get: LuaScript::new("task_get", GET),
     swap: LuaScript::new("task_swap", SWAP),
+    orphans: LuaScript::new("task_orphans", ORPHANS),
+    list: LuaScript::new("task_list", LIST),
 });
 
 /// Most compare-and-set attempts of one change before giving up.
 const MAX_ATTEMPTS: usize = 16;
 
-/// How often a waiting task looks for answers or a cancellation.
-const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a waiting task looks again when this replica does not read the broadcast
+/// stream (its deliveries are not subscribed), so no change is announced to it.
+const WATCH_POLL: Duration = Duration::from_millis(100);
+
+/// How often a waiting task looks again although no change was announced: the fallback for
+/// an announcement lost while Redis was away. Changes are announced to every replica as they
+/// are written (the broadcast stream), so a watcher normally wakes within a round trip.
+const WATCH_FALLBACK: Duration = Duration::from_secs(1);
+
+/// The tasks waited for on this replica, woken when a change of theirs is announced.
+#[derive(Debug, Default)]
+pub(crate) struct TaskWatchers {
+    waiting: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+}
+
+impl TaskWatchers {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<()>>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Resolves at the next announced change of task `id` (or when the store is dropped).
+    fn watch(&self, id: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.lock();
+        let list = waiting.entry(id.to_owned()).or_default();
+        // Watchers whose futures are gone go first, so a long wait cannot grow the list.
+        list.retain(|w| !w.is_closed());
+        list.push(tx);
+        rx
+    }
+
+    /// Wakes every watcher of task `id`.
+    pub(crate) fn wake(&self, id: &str) {
+        for w in self.lock().remove(id).unwrap_or_default() {
+            let _ = w.send(());
+        }
+    }
+
+    /// How many tasks are waited for.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
 
 fn unavailable(e: impl std::fmt::Display) -> TaskError {
     TaskError::Unavailable(e.to_string())
@@ -112,6 +207,10 @@ impl RedisStore {
         format!("{}:task:{id}", self.config.key_prefix)
     }
 
+    fn restartable_key(&self) -> String {
+        format!("{}:tasks:restartable", self.config.key_prefix)
+    }
+
     fn task_subject_key(&self, subject: Option<&str>) -> String {
         format!(
             "{}:tasks:subject:{}",
@@ -126,10 +225,11 @@ impl RedisStore {
         let set = self.task_subject_key(record.subject.as_deref());
         let prefix = format!("{}:task:", self.config.key_prefix);
         let set_ttl = record.ttl_ms.saturating_add(record.run_limit_ms).max(1);
+        let restartable = if record.restart.is_some() { "1" } else { "0" };
         let answer = self
             .eval(
                 &SCRIPTS.create,
-                &[&key, &set],
+                &[&key, &set, &self.restartable_key()],
                 &[
                     &json,
                     &record.expires_at_ms().to_string(),
@@ -137,6 +237,7 @@ impl RedisStore {
                     &prefix,
                     &record.task_id,
                     &set_ttl.to_string(),
+                    restartable,
                 ],
             )
             .await
@@ -183,12 +284,32 @@ impl RedisStore {
             change(&mut record)?;
             let json = encode(&record)?;
             let expiry = record.expires_at_ms().to_string();
+            let ended = if record.status.is_terminal() {
+                "1"
+            } else {
+                "0"
+            };
             let answer = self
-                .eval(&SCRIPTS.swap, &[&key], &[&raw, &json, &expiry])
+                .eval(
+                    &SCRIPTS.swap,
+                    &[&key, &self.broadcast_key, &self.restartable_key()],
+                    &[
+                        &raw,
+                        &json,
+                        &expiry,
+                        id,
+                        super::BROADCAST_MAX,
+                        &self.delivery_ttl_ms,
+                        ended,
+                    ],
+                )
                 .await
                 .map_err(unavailable)?;
             match answer {
-                Value::Int(1) => return Ok(Some(record)),
+                Value::Int(1) => {
+                    self.task_watchers.wake(id);
+                    return Ok(Some(record));
+                }
                 Value::Int(-1) => return Ok(None),
                 _ => continue,
             }
@@ -213,6 +334,17 @@ impl RedisStore {
         if alive {
             return Ok(Some(record));
         }
+        if record.restarts_on_replica_loss() {
+            // Another replica takes it over on its next keep-alive tick (`orphans`).
+            return Ok(Some(record));
+        }
+        self.fail_orphan(record).await
+    }
+
+    /// Records that the task's replica died (unless it ended meanwhile or another replica
+    /// took it over).
+    async fn fail_orphan(&self, record: TaskRecord) -> Result<Option<TaskRecord>, TaskError> {
+        let id = record.task_id.as_str();
         let owner = record.owner.clone().unwrap_or_default();
         tracing::warn!(task = %id, replica = %owner, "the replica running a task stopped; the task failed");
         let died = replica_died(&owner);
@@ -220,13 +352,74 @@ impl RedisStore {
         // leave the record as it should be.
         let failed = self
             .swap_task(id, &|r: &mut TaskRecord| {
-                if r.status.is_terminal() {
+                if r.status.is_terminal() || r.owner.as_deref() != Some(owner.as_str()) {
                     return Ok(());
                 }
                 r.apply(died.clone(), now_ms())
             })
             .await?;
         Ok(failed)
+    }
+
+    /// The tasks of `subject` created in `session` (of the subject's at most `max`).
+    async fn list_tasks(
+        &self,
+        subject: Option<&str>,
+        session: &str,
+        max: usize,
+    ) -> Result<Vec<TaskRecord>, TaskError> {
+        let prefix = format!("{}:task:", self.config.key_prefix);
+        let answer = self
+            .eval(
+                &SCRIPTS.list,
+                &[&self.task_subject_key(subject)],
+                &[&prefix, &max.to_string()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let Value::Array(items) = answer else {
+            return Err(unavailable(format!("unexpected list answer: {answer:?}")));
+        };
+        let mut out = Vec::new();
+        for item in &items {
+            let raw = text(item).ok_or_else(|| unavailable("malformed list answer"))?;
+            let record = decode(&raw)?;
+            if record.session_id.as_deref() == Some(session) && record.subject.as_deref() == subject
+            {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Unfinished restartable tasks whose replica died; those with no restart left are
+    /// failed here instead.
+    async fn orphaned_tasks(&self, max: usize) -> Result<Vec<TaskRecord>, TaskError> {
+        let prefix = format!("{}:task:", self.config.key_prefix);
+        let answer = self
+            .eval(
+                &SCRIPTS.orphans,
+                &[&self.restartable_key(), &self.replicas_key],
+                &[&prefix, &max.to_string()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let Value::Array(items) = answer else {
+            return Err(unavailable(format!(
+                "unexpected orphans answer: {answer:?}"
+            )));
+        };
+        let mut orphans = Vec::with_capacity(items.len());
+        for item in &items {
+            let raw = text(item).ok_or_else(|| unavailable("malformed orphans answer"))?;
+            let record = decode(&raw)?;
+            if record.restarts_on_replica_loss() {
+                orphans.push(record);
+            } else {
+                self.fail_orphan(record).await?;
+            }
+        }
+        Ok(orphans)
     }
 }
 
@@ -259,9 +452,38 @@ impl TaskStore for RedisStore {
         })
     }
 
-    /// Redis tells no one of a change here: the watcher looks again after a short interval.
-    fn watch(&self, _id: &str) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(WATCH_INTERVAL))
+    fn orphans(&self, max: usize) -> BoxFuture<'_, Result<Vec<TaskRecord>, TaskError>> {
+        Box::pin(self.orphaned_tasks(max))
+    }
+
+    fn list<'a>(
+        &'a self,
+        subject: Option<&'a str>,
+        session: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<TaskRecord>, TaskError>> {
+        Box::pin(self.list_tasks(subject, session, max))
+    }
+
+    /// Wakes when any replica announces a change of the task (on the broadcast stream this
+    /// replica reads once its deliveries are subscribed), and after [`WATCH_FALLBACK`]
+    /// regardless; without a subscription, after [`WATCH_POLL`].
+    fn watch(&self, id: &str) -> BoxFuture<'static, ()> {
+        let changed = self.task_watchers.watch(id);
+        let fallback = if self
+            .reader_started
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            WATCH_FALLBACK
+        } else {
+            WATCH_POLL
+        };
+        Box::pin(async move {
+            tokio::select! {
+                _ = changed => {}
+                () = tokio::time::sleep(fallback) => {}
+            }
+        })
     }
 }
 
@@ -341,6 +563,160 @@ mod tests {
         assert_eq!(
             ended.to_string(),
             "task t2 is cancelled and takes no more changes"
+        );
+    }
+
+    #[tokio::test]
+    async fn any_replica_lists_a_sessions_tasks_of_its_subject() {
+        let redis = TestRedis::start();
+        let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+        let in_session = |id: &str, subject: &str, session: &str| {
+            let mut r = record(id, subject, "a");
+            r.session_id = Some(session.into());
+            r
+        };
+        a.create(in_session("s1-1", "alice", "s1"), 8)
+            .await
+            .unwrap();
+        a.create(in_session("s1-2", "alice", "s1"), 8)
+            .await
+            .unwrap();
+        a.create(in_session("s2-1", "alice", "s2"), 8)
+            .await
+            .unwrap();
+        a.create(in_session("bob", "bob", "s1"), 8).await.unwrap();
+        let mut ids: Vec<String> = b
+            .list(Some("alice"), "s1", 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.task_id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["s1-1", "s1-2"]);
+        assert_eq!(b.list(Some("bob"), "s1", 100).await.unwrap().len(), 1);
+        assert!(b.list(None, "s1", 100).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_change_on_one_replica_wakes_a_watcher_on_another_within_a_round_trip() {
+        let redis = TestRedis::start();
+        let (a, b) = (replica(&redis, "a").await, replica(&redis, "b").await);
+        // Replica a reads its deliveries (and so the announcements), as a server does.
+        let _deliveries = a.subscribe().await.unwrap();
+        a.create(record("t", "alice", "a"), 8).await.unwrap();
+        // Let the reader take its position on the broadcast stream.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let watch = a.watch("t");
+            assert_eq!(a.task_watchers.len(), 1);
+            let changed = Instant::now();
+            b.update("t", &|r| {
+                r.status_message = Some(format!("{:?}", Instant::now()));
+                Ok(())
+            })
+            .await
+            .unwrap();
+            watch.await;
+            waits.push(changed.elapsed());
+        }
+        waits.sort();
+        // The fallback would take a second; an announcement takes a round trip or two.
+        assert!(waits[2] < Duration::from_millis(200), "{waits:?}");
+        // Woken watchers are forgotten.
+        assert_eq!(a.task_watchers.len(), 0);
+        // A replica that does not read its deliveries falls back to polling.
+        let started = Instant::now();
+        b.watch("t").await;
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    fn restartable(id: &str, owner: &str, restarts_left: u32) -> TaskRecord {
+        let mut r = record(id, "alice", owner);
+        r.restart = Some(mcp_proto::task::TaskRestart {
+            tool: "roll".into(),
+            arguments: json!({"n_dice": 3, "content": []}),
+            protocol_version: mcp_proto::ProtocolVersion::V2026_07_28,
+            client_capabilities: Default::default(),
+            restarts_left,
+        });
+        r
+    }
+
+    #[tokio::test]
+    async fn a_dead_replicas_restartable_task_waits_for_one_take_over_and_spent_ones_fail() {
+        let redis = TestRedis::start();
+        let (a, b, c) = (
+            replica(&redis, "a").await,
+            replica(&redis, "b").await,
+            replica(&redis, "c").await,
+        );
+        let lease = Duration::from_millis(200);
+        a.heartbeat(lease).await.unwrap();
+        b.heartbeat(Duration::from_secs(30)).await.unwrap();
+        a.create(restartable("again", "a", 1), 8).await.unwrap();
+        a.create(restartable("spent", "a", 0), 8).await.unwrap();
+        a.create(restartable("live", "b", 1), 8).await.unwrap();
+        a.create(record("plain", "alice", "a"), 8).await.unwrap();
+        assert!(b.orphans(16).await.unwrap().is_empty());
+        tokio::time::sleep(lease + Duration::from_millis(50)).await;
+        // Read while orphaned: still working, waiting to be taken over.
+        let seen = c.get("again", Some("alice")).await.unwrap().unwrap();
+        assert_eq!(seen.status, TaskStatus::Working);
+        // The spent one is failed by the look for orphans; only the restartable one is listed.
+        let orphans = b.orphans(16).await.unwrap();
+        assert_eq!(
+            orphans
+                .iter()
+                .map(|r| r.task_id.as_str())
+                .collect::<Vec<_>>(),
+            ["again"]
+        );
+        // Arguments survive Redis as they were (an empty array stays an array).
+        assert_eq!(
+            orphans[0].restart.as_ref().unwrap().arguments,
+            json!({"n_dice": 3, "content": []})
+        );
+        let spent = c.get("spent", Some("alice")).await.unwrap().unwrap();
+        assert_eq!(spent.status, TaskStatus::Failed);
+        // Two survivors claim it: one wins, the other is refused.
+        let claim = |to: &str| TaskEvent::Restart {
+            from: "a".into(),
+            to: to.into(),
+        };
+        let (by_b, by_c) = (claim("b"), claim("c"));
+        let change_b = |r: &mut TaskRecord| r.apply(by_b.clone(), now_ms());
+        let change_c = |r: &mut TaskRecord| r.apply(by_c.clone(), now_ms());
+        let (won, lost) = tokio::join!(b.update("again", &change_b), c.update("again", &change_c));
+        assert!(won.is_ok() != lost.is_ok(), "{won:?} {lost:?}");
+        let winner = won.or(lost).unwrap();
+        assert_eq!(winner.status, TaskStatus::Working);
+        // Its new replica beats: no longer an orphan; once ended, out of the index.
+        let owner = winner.owner.clone().unwrap();
+        assert!(owner == "b" || owner == "c");
+        (if owner == "b" { &b } else { &c })
+            .heartbeat(Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(b.orphans(16).await.unwrap().is_empty());
+        b.update("again", &|r| {
+            r.apply(TaskEvent::Complete(json!({})), now_ms())
+        })
+        .await
+        .unwrap();
+        let index: Vec<String> = redis::cmd("ZRANGE")
+            .arg("mcp:tasks:restartable")
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut b.conn.clone())
+            .await
+            .unwrap();
+        assert_eq!(index, ["live"]);
+        // A plain task of the dead replica is failed when read, as before.
+        assert_eq!(
+            c.get("plain", Some("alice")).await.unwrap().unwrap().status,
+            TaskStatus::Failed
         );
     }
 

@@ -35,7 +35,7 @@ pub use mcp_client::{McpClient, McpClientBuilder, MessageTransport};
 pub use sse_parser::{EventTooLarge, SseEvent, SseParser};
 pub use stateless::{InputHandler, MAX_INPUT_ROUNDS};
 pub use streamable::{MAX_RESUME_ATTEMPTS, StreamableHttpClientTransport};
-pub use tasks::ToolCallStart;
+pub use tasks::{TaskStates, ToolCallStart};
 
 /// Default time to open a connection (and, for legacy SSE, to receive the `endpoint` event).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -229,41 +229,7 @@ impl StatelessClient {
         params: &JsonObject,
         progress: Option<&ProgressCallback>,
     ) -> Result<Round, Error> {
-        let version = self.version();
-        let mut params = params.clone();
-        let mut meta = match params.remove("_meta") {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        for (k, v) in client_meta(version, &self.info, &self.capabilities) {
-            meta.entry(k).or_insert(v);
-        }
-        params.insert("_meta".into(), Value::Object(meta));
-        let params = Value::Object(params);
-        let id = i64::try_from(self.next_id.fetch_add(1, Ordering::Relaxed)).unwrap_or(i64::MAX);
-        let message = Message::request(id, method, Some(params.clone()));
-        let mut post = self
-            .http
-            .post(self.url.clone())
-            .header(ACCEPT, "application/json, text/event-stream")
-            .header(CONTENT_TYPE, "application/json")
-            .header(PROTOCOL_VERSION_HEADER, version.as_str())
-            .body(message.to_vec());
-        for (name, value) in http_headers::standard_headers(method, Some(&params)) {
-            post = post.header(name, value);
-        }
-        if method == method::TOOLS_CALL {
-            let tool = params
-                .get("name")
-                .and_then(Value::as_str)
-                .and_then(|n| lock(&self.tools).get(n).cloned());
-            if let Some(tool) = tool {
-                let args = params.get("arguments").cloned().unwrap_or(Value::Null);
-                for (name, value) in http_headers::param_headers(&tool, &args) {
-                    post = post.header(name, value);
-                }
-            }
-        }
+        let (id, post) = self.prepare(method, params);
         let wait = self.request_timeout;
         let mut response = self
             .http
@@ -301,6 +267,90 @@ impl StatelessClient {
         tokio::time::timeout(wait, exchange)
             .await
             .map_err(|_| Error::Timeout(wait, "the answer to a request"))?
+    }
+
+    /// Opens a long-lived request (`subscriptions/listen`): the response, its body unread,
+    /// once its headers arrived (a JSON-RPC error or an HTTP error is an `Err`).
+    pub(crate) async fn open_stream(
+        &self,
+        method: &str,
+        params: &JsonObject,
+    ) -> Result<reqwest::Response, Error> {
+        let (_, post) = self.prepare(method, params);
+        let wait = self.request_timeout;
+        let mut response = self
+            .http
+            .send(post, &self.url, wait, "the start of a stream")
+            .await?;
+        let content_type = response.headers().get(CONTENT_TYPE).cloned();
+        if response.status().is_success()
+            && is_media_type(content_type.as_ref(), "text/event-stream")
+        {
+            return Ok(response);
+        }
+        let status = response.status();
+        let body = read_body(&mut response, &self.url, self.max_message_bytes).await?;
+        if let Ok(Message::Response(r)) = serde_json::from_slice::<Message>(&body)
+            && let Err(e) = r.outcome
+        {
+            return Err(Error::Protocol(mcp_proto::Error::Rpc(e)));
+        }
+        Err(Error::Http {
+            status,
+            reason: status.canonical_reason().unwrap_or_default().to_owned(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// Bounds of one message read from a stream.
+    pub(crate) fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// The server's URL.
+    pub(crate) fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
+    /// The POST of one request (its id, and the request ready to send): `_meta` with this
+    /// client's version, info and capabilities, and the standard headers.
+    fn prepare(&self, method: &str, params: &JsonObject) -> (i64, reqwest::RequestBuilder) {
+        let version = self.version();
+        let mut params = params.clone();
+        let mut meta = match params.remove("_meta") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        for (k, v) in client_meta(version, &self.info, &self.capabilities) {
+            meta.entry(k).or_insert(v);
+        }
+        params.insert("_meta".into(), Value::Object(meta));
+        let params = Value::Object(params);
+        let id = i64::try_from(self.next_id.fetch_add(1, Ordering::Relaxed)).unwrap_or(i64::MAX);
+        let message = Message::request(id, method, Some(params.clone()));
+        let mut post = self
+            .http
+            .post(self.url.clone())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .header(PROTOCOL_VERSION_HEADER, version.as_str())
+            .body(message.to_vec());
+        for (name, value) in http_headers::standard_headers(method, Some(&params)) {
+            post = post.header(name, value);
+        }
+        if method == method::TOOLS_CALL {
+            let tool = params
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(|n| lock(&self.tools).get(n).cloned());
+            if let Some(tool) = tool {
+                let args = params.get("arguments").cloned().unwrap_or(Value::Null);
+                for (name, value) in http_headers::param_headers(&tool, &args) {
+                    post = post.header(name, value);
+                }
+            }
+        }
+        (id, post)
     }
 
     async fn read_stream(

@@ -171,48 +171,66 @@ impl StreamableHttpClientTransport {
         };
         let content_type = response.headers().get(CONTENT_TYPE);
         if is_media_type(content_type, "text/event-stream") {
-            let Some(tx) = self.state().tx.clone() else {
-                return Err(Error::SessionClosed);
-            };
-            let pump =
-                self.clone()
-                    .read_event_stream(response, Some(request.id.clone()), tx.clone());
-            let closed = shared.closed.clone();
-            let id = request.id.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    lost = tokio::time::timeout(wait, pump) => {
-                        let error = match lost {
-                            Ok(Some(error)) => error,
-                            Ok(None) => return,
-                            Err(_) => Error::Timeout(wait, "the end of a response stream"),
-                        };
-                        let _ = tx.send(Incoming::Lost { id, error }).await;
-                    }
-                    () = closed.cancelled() => {}
-                }
-            });
-            return Ok(());
+            return self.follow_answer_stream(response, request.id.clone());
         }
         if is_media_type(content_type, "application/json") {
-            let body = tokio::time::timeout(
-                wait,
-                read_body(&mut response, &shared.url, shared.max_message_bytes),
-            )
-            .await
-            .map_err(|_| Error::Timeout(wait, "a JSON response body"))??;
-            let Some(tx) = self.state().tx.clone() else {
-                return Err(Error::SessionClosed);
-            };
-            for item in decode_incoming(&body) {
-                tx.send(item).await.map_err(|_| Error::SessionClosed)?;
-            }
-            return Ok(());
+            return self.deliver_json_answer(&mut response).await;
         }
         Err(Error::Transport(format!(
             "POST {} answered a request with {status} and content type {:?}",
             shared.url, content_type
         )))
+    }
+
+    /// Reads the event stream answering request `id` in a background task that forwards each
+    /// message, and reports [`Incoming::Lost`] when the stream ends (or the request timeout
+    /// passes) before the answer.
+    fn follow_answer_stream(
+        &self,
+        response: reqwest::Response,
+        id: RequestId,
+    ) -> Result<(), Error> {
+        let Some(tx) = self.state().tx.clone() else {
+            return Err(Error::SessionClosed);
+        };
+        let wait = self.shared.request_timeout;
+        let pump = self
+            .clone()
+            .read_event_stream(response, Some(id.clone()), tx.clone());
+        let closed = self.shared.closed.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                lost = tokio::time::timeout(wait, pump) => {
+                    let error = match lost {
+                        Ok(Some(error)) => error,
+                        Ok(None) => return,
+                        Err(_) => Error::Timeout(wait, "the end of a response stream"),
+                    };
+                    let _ = tx.send(Incoming::Lost { id, error }).await;
+                }
+                () = closed.cancelled() => {}
+            }
+        });
+        Ok(())
+    }
+
+    /// Reads a JSON answer body (within the request timeout) onto the incoming channel.
+    async fn deliver_json_answer(&self, response: &mut reqwest::Response) -> Result<(), Error> {
+        let shared = &self.shared;
+        let wait = shared.request_timeout;
+        let body = tokio::time::timeout(
+            wait,
+            read_body(response, &shared.url, shared.max_message_bytes),
+        )
+        .await
+        .map_err(|_| Error::Timeout(wait, "a JSON response body"))??;
+        let Some(tx) = self.state().tx.clone() else {
+            return Err(Error::SessionClosed);
+        };
+        for item in decode_incoming(&body) {
+            tx.send(item).await.map_err(|_| Error::SessionClosed)?;
+        }
+        Ok(())
     }
 
     /// Ends the session: sends `DELETE` with the session id (a 405 answer, meaning the

@@ -304,19 +304,8 @@ async fn streamable_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !(accept.contains("application/json") && accept.contains("text/event-stream")) {
-        return StatusCode::NOT_ACCEPTABLE.into_response();
-    }
-    if headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        != Some("application/json")
-    {
-        return StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+    if let Err(status) = check_post_headers(&headers) {
+        return status.into_response();
     }
     let Ok(message) = serde_json::from_slice::<Value>(&body) else {
         return StatusCode::BAD_REQUEST.into_response();
@@ -327,74 +316,15 @@ async fn streamable_post(
         .lock()
         .unwrap()
         .push(message.clone());
-    let mut session_header = None;
-    if message["method"] == "initialize" {
-        let id = {
-            let mut n = state.next.lock().unwrap();
-            *n += 1;
-            format!("sess-{}", *n)
-        };
-        state.sessions.lock().unwrap().insert(id.clone());
-        session_header = Some(id);
-    } else {
-        let Some(id) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
-            return (StatusCode::BAD_REQUEST, "Bad Request: Missing session ID").into_response();
-        };
-        if !state.sessions.lock().unwrap().contains(id) {
-            return (
-                StatusCode::NOT_FOUND,
-                "Not Found: Invalid or expired session ID",
-            )
-                .into_response();
-        }
-        if headers.get("mcp-protocol-version").is_none() {
-            return (StatusCode::BAD_REQUEST, "missing MCP-Protocol-Version").into_response();
-        }
-    }
+    let session_header = match post_session(&state, &message, &headers) {
+        Ok(new_session) => new_session,
+        Err(refused) => return refused.into_response(),
+    };
     if message.get("method").is_none() || message.get("id").is_none() {
         return StatusCode::ACCEPTED.into_response();
     }
     let mut response = if message["method"] == "tools/call" {
-        let (tx, rx) = mpsc::channel(16);
-        let bye = json!({"jsonrpc": "2.0", "method": "notifications/message",
-            "params": {"level": "info", "data": "bye"}});
-        let replies = match message["params"]["name"].as_str() {
-            // The stream ends before the answer, and nothing can be resumed.
-            Some("drop") => vec![bye],
-            // The stream ends after the progress; a resuming GET gets the answer.
-            Some("resume") => {
-                let mut all = answer(
-                    &json!({"jsonrpc": "2.0", "id": message["id"], "method": "tools/call",
-                    "params": {"name": "echo", "arguments": {"resumed": true},
-                        "_meta": {"progressToken": message.pointer("/params/_meta/progressToken")}}}),
-                    &headers,
-                );
-                let result = all.pop().unwrap();
-                let session = headers
-                    .get("mcp-session-id")
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                state.replay.lock().unwrap().insert(session, vec![result]);
-                all
-            }
-            _ => answer(&message, &headers),
-        };
-        let silent = message["params"]["name"] == "silent";
-        tokio::spawn(async move {
-            // Priming event: an id and empty data.
-            let _ = tx
-                .send(Bytes::from_static(b"id: 0\r\nretry: 500\r\ndata:\r\n\r\n"))
-                .await;
-            for (i, reply) in replies.iter().enumerate() {
-                let _ = tx.send(frame(reply, i + 1)).await;
-            }
-            if silent {
-                tx.closed().await;
-            }
-        });
-        sse_response(rx)
+        tool_call_stream(&state, &message, &headers)
     } else {
         let replies = answer(&message, &headers);
         match replies.as_slice() {
@@ -408,6 +338,100 @@ async fn streamable_post(
             .insert("mcp-session-id", id.parse().unwrap());
     }
     response
+}
+
+/// 406 unless the POST accepts both JSON and SSE, 415 unless its body is JSON.
+fn check_post_headers(headers: &HeaderMap) -> Result<(), StatusCode> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(accept.contains("application/json") && accept.contains("text/event-stream")) {
+        return Err(StatusCode::NOT_ACCEPTABLE);
+    }
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some("application/json")
+    {
+        return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    Ok(())
+}
+
+/// `initialize` opens a session (its id, for the response header); anything else must name a
+/// live session and carry `MCP-Protocol-Version`.
+fn post_session(
+    state: &StreamableState,
+    message: &Value,
+    headers: &HeaderMap,
+) -> Result<Option<String>, (StatusCode, &'static str)> {
+    if message["method"] == "initialize" {
+        let id = {
+            let mut n = state.next.lock().unwrap();
+            *n += 1;
+            format!("sess-{}", *n)
+        };
+        state.sessions.lock().unwrap().insert(id.clone());
+        return Ok(Some(id));
+    }
+    let Some(id) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
+        return Err((StatusCode::BAD_REQUEST, "Bad Request: Missing session ID"));
+    };
+    if !state.sessions.lock().unwrap().contains(id) {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "Not Found: Invalid or expired session ID",
+        ));
+    }
+    if headers.get("mcp-protocol-version").is_none() {
+        return Err((StatusCode::BAD_REQUEST, "missing MCP-Protocol-Version"));
+    }
+    Ok(None)
+}
+
+/// A `tools/call` answered as an event stream: a priming event, then the replies. Tool
+/// `drop` ends the stream before the answer; `resume` ends it after the progress and leaves
+/// the answer for a resuming GET; `silent` keeps the stream open after its replies.
+fn tool_call_stream(state: &StreamableState, message: &Value, headers: &HeaderMap) -> Response {
+    let (tx, rx) = mpsc::channel(16);
+    let bye = json!({"jsonrpc": "2.0", "method": "notifications/message",
+        "params": {"level": "info", "data": "bye"}});
+    let replies = match message["params"]["name"].as_str() {
+        Some("drop") => vec![bye],
+        Some("resume") => {
+            let mut all = answer(
+                &json!({"jsonrpc": "2.0", "id": message["id"], "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"resumed": true},
+                    "_meta": {"progressToken": message.pointer("/params/_meta/progressToken")}}}),
+                headers,
+            );
+            let result = all.pop().unwrap();
+            let session = headers
+                .get("mcp-session-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
+            state.replay.lock().unwrap().insert(session, vec![result]);
+            all
+        }
+        _ => answer(message, headers),
+    };
+    let silent = message["params"]["name"] == "silent";
+    tokio::spawn(async move {
+        // Priming event: an id and empty data.
+        let _ = tx
+            .send(Bytes::from_static(b"id: 0\r\nretry: 500\r\ndata:\r\n\r\n"))
+            .await;
+        for (i, reply) in replies.iter().enumerate() {
+            let _ = tx.send(frame(reply, i + 1)).await;
+        }
+        if silent {
+            tx.closed().await;
+        }
+    });
+    sse_response(rx)
 }
 
 /// `GET /mcp`: resumption (with `Last-Event-ID`) of a stream that has something to replay;

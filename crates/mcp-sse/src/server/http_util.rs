@@ -223,6 +223,26 @@ pub(crate) fn sse_response(body: Body) -> Response {
     response
 }
 
+/// The events logged from `*next` on, framed, with `*next` moved past them; the log's answer
+/// when it has no events to give.
+fn frame_logged(
+    log: &EventLog,
+    next: &mut u64,
+    framing: EventFraming,
+) -> Result<Vec<u8>, ReadOutcome> {
+    match log.read_from(*next) {
+        ReadOutcome::Events(events) => {
+            let mut out = Vec::new();
+            for e in &events {
+                frame_event(framing, e.seq, e.data.as_deref(), &mut out);
+            }
+            *next = events.last().map_or(*next, |e| e.seq + 1);
+            Ok(out)
+        }
+        other => Err(other),
+    }
+}
+
 /// Follows a log from `from`, framing each event, with keep-alive comments when idle.
 /// Ends when the log is finished, when the reader lags behind the log's window, or when
 /// `stop` fires. `prefix` is written first (e.g. the legacy SSE `endpoint` event). `guard` is
@@ -256,11 +276,8 @@ pub(crate) fn follow_log<G: Send + 'static>(
             if let Some(p) = r.prefix.take() {
                 // Send the prefix together with whatever is already logged: one write.
                 let mut out = p.to_vec();
-                if let ReadOutcome::Events(events) = r.log.read_from(r.next) {
-                    for e in &events {
-                        frame_event(framing, e.seq, e.data.as_deref(), &mut out);
-                    }
-                    r.next = events.last().map_or(r.next, |e| e.seq + 1);
+                if let Ok(logged) = frame_logged(&r.log, &mut r.next, framing) {
+                    out.extend_from_slice(&logged);
                 }
                 return Some((Ok::<Bytes, std::convert::Infallible>(Bytes::from(out)), r));
             }
@@ -268,37 +285,24 @@ pub(crate) fn follow_log<G: Send + 'static>(
                 return None;
             }
             loop {
-                match r.log.read_from(r.next) {
-                    ReadOutcome::Events(events) => {
-                        let mut out = Vec::new();
-                        for e in &events {
-                            frame_event(framing, e.seq, e.data.as_deref(), &mut out);
-                        }
-                        r.next = events.last().map_or(r.next, |e| e.seq + 1);
-                        return Some((Ok(Bytes::from(out)), r));
-                    }
-                    ReadOutcome::Finished => return None,
-                    ReadOutcome::Lagged => {
+                match frame_logged(&r.log, &mut r.next, framing) {
+                    Ok(out) => return Some((Ok(Bytes::from(out)), r)),
+                    Err(ReadOutcome::Finished) => return None,
+                    Err(ReadOutcome::Lagged) => {
                         tracing::warn!(
                             "SSE reader fell behind the stream buffer; closing the stream"
                         );
                         return None;
                     }
-                    ReadOutcome::Pending => {}
+                    Err(_) => {}
                 }
                 tokio::select! {
                     _ = r.log.wait_beyond(r.next) => {}
                     _ = stop.cancelled() => {
                         // Deliver what is already logged, then end.
                         r.done = true;
-                        if let ReadOutcome::Events(events) = r.log.read_from(r.next) {
-                            let mut out = Vec::new();
-                            for e in &events {
-                                frame_event(framing, e.seq, e.data.as_deref(), &mut out);
-                            }
-                            return Some((Ok(Bytes::from(out)), r));
-                        }
-                        return None;
+                        let logged = frame_logged(&r.log, &mut r.next, framing);
+                        return logged.ok().map(|out| (Ok(Bytes::from(out)), r));
                     }
                     _ = tokio::time::sleep(keep_alive) => {
                         return Some((Ok(Bytes::from_static(b": ping\n\n")), r));

@@ -20,7 +20,9 @@ use super::transport_error::TransportError;
 use mcp_proto::types::method::CANCELLED;
 
 use crate::TransportKind;
-use crate::store::{CallSlotRequest, DeliveryEvent, NewSession, SharedStore, StoreError};
+use crate::store::{
+    CallSlotRequest, DeliveryEvent, NewSession, SessionRecord, SharedStore, StoreError,
+};
 
 /// One live session of either transport.
 #[derive(Debug)]
@@ -438,26 +440,7 @@ impl ServerState {
         lookup: Lookup,
     ) -> Result<FoundSession, TransportError> {
         let store = &self.store;
-        let (record, slots) = match lookup {
-            Lookup::Claim => (store.claim(id, subject).await?, None),
-            Lookup::Calls(0) => (store.load(id, subject).await?, None),
-            Lookup::Calls(n) => {
-                let request = CallSlotRequest {
-                    n,
-                    max: self.config.max_in_flight_per_session,
-                    // A slot a dead replica kept is freed once no call could still run.
-                    ttl: self.config.call_timeout + Duration::from_secs(60),
-                };
-                match store.load_and_acquire(id, subject, request).await? {
-                    Some((record, true)) => (Some(record), Some(self.call_slots(id, n))),
-                    Some((record, false)) if record.kind == kind => {
-                        return Err(TransportError::TooManyInFlight);
-                    }
-                    Some((record, false)) => (Some(record), None),
-                    None => (None, None),
-                }
-            }
-        };
+        let (record, slots) = self.load_record(id, kind, subject, lookup).await?;
         let claim = lookup == Lookup::Claim;
         let Some(record) = record.filter(|r| r.kind == kind) else {
             // Expired, deleted on another replica, or another subject's.
@@ -486,6 +469,54 @@ impl ServerState {
         if self.draining.load(Ordering::SeqCst) {
             return Err(TransportError::ShuttingDown);
         }
+        let session = self.copy_of_record(&record, kind, owned_here)?;
+        Ok(FoundSession {
+            session,
+            saved: record.state,
+            slots,
+        })
+    }
+
+    /// The stored record of a session, with the call slots `lookup` asks for (one round trip).
+    async fn load_record(
+        self: &Arc<Self>,
+        id: &str,
+        kind: TransportKind,
+        subject: Option<&str>,
+        lookup: Lookup,
+    ) -> Result<(Option<SessionRecord>, Option<CallSlots>), TransportError> {
+        let store = &self.store;
+        Ok(match lookup {
+            Lookup::Claim => (store.claim(id, subject).await?, None),
+            Lookup::Calls(0) => (store.load(id, subject).await?, None),
+            Lookup::Calls(n) => {
+                let request = CallSlotRequest {
+                    n,
+                    max: self.config.max_in_flight_per_session,
+                    // A slot a dead replica kept is freed once no call could still run.
+                    ttl: self.config.call_timeout + Duration::from_secs(60),
+                };
+                match store.load_and_acquire(id, subject, request).await? {
+                    Some((record, true)) => (Some(record), Some(self.call_slots(id, n))),
+                    Some((record, false)) if record.kind == kind => {
+                        return Err(TransportError::TooManyInFlight);
+                    }
+                    Some((record, false)) => (Some(record), None),
+                    None => (None, None),
+                }
+            }
+        })
+    }
+
+    /// A copy of a stored session on this replica: kept live here when this replica owns it,
+    /// else transient, for one request.
+    fn copy_of_record(
+        &self,
+        record: &SessionRecord,
+        kind: TransportKind,
+        owned_here: bool,
+    ) -> Result<Arc<HttpSession>, TransportError> {
+        let store = &self.store;
         let mut session = self.new_http_session(
             record.id.clone(),
             kind,
@@ -514,11 +545,7 @@ impl ServerState {
             }
             sessions.insert(record.id.clone(), Arc::clone(&session));
         }
-        Ok(FoundSession {
-            session,
-            saved: record.state,
-            slots,
-        })
+        Ok(session)
     }
 
     /// This replica's copy of a session, if it may serve a request: it is the owner's, or it
@@ -734,6 +761,13 @@ impl ServerState {
                 let started = std::time::Instant::now();
                 let mut extensions = extensions;
                 extensions.insert(state.task_host());
+                if let Some(id) = session.id() {
+                    // The session's own stream, wherever it is held (tasks notify on it).
+                    extensions.insert(mcp_proto::SessionStream(Arc::new(StoreOutbound {
+                        store: Arc::clone(&state.store),
+                        session_id: id.to_owned(),
+                    })));
+                }
                 let ctx = MessageContext::new(Arc::clone(&session))
                     .with_outbound(outbound)
                     .with_extensions(extensions);
@@ -824,7 +858,8 @@ async fn deliveries_loop(
 }
 
 /// Every `tick`, restarts the idle time of the sessions whose streams are held here and ends
-/// those the store no longer has (expired, or deleted on another replica).
+/// those the store no longer has (expired, or deleted on another replica), and takes over
+/// the restartable tasks of replicas that died.
 async fn keep_alive_loop(
     state: std::sync::Weak<ServerState>,
     store: Arc<dyn SharedStore>,
@@ -843,6 +878,9 @@ async fn keep_alive_loop(
         let Some(ids) = state.upgrade().map(|s| s.held_streams()) else {
             return;
         };
+        if let Some(state) = state.upgrade() {
+            resume_orphaned_tasks(&state).await;
+        }
         if ids.is_empty() {
             continue;
         }
@@ -863,6 +901,14 @@ async fn keep_alive_loop(
                 tracing::warn!(error = %e, sessions = ids.len(), "cannot refresh sessions in the store")
             }
         }
+    }
+}
+
+/// Takes over tasks of restartable tools whose replica died, and runs them here.
+async fn resume_orphaned_tasks(state: &ServerState) {
+    let restarted = state.service.resume_orphaned_tasks(state.task_host()).await;
+    if restarted > 0 {
+        tracing::info!(restarted, "took over tasks of a replica that stopped");
     }
 }
 

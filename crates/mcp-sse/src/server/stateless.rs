@@ -146,47 +146,20 @@ impl Drop for CancelOnDrop {
 pub(crate) async fn post(
     state: &Arc<ServerState>,
     headers: &HeaderMap,
-    mut messages: Vec<Result<Message, RpcResponse>>,
+    messages: Vec<Result<Message, RpcResponse>>,
     is_batch: bool,
     extensions: http::Extensions,
 ) -> Response {
-    if is_batch || messages.len() != 1 {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            None,
-            ErrorObject::new(
-                code::INVALID_REQUEST,
-                "Invalid request: batches are not supported in protocol version 2026-07-28",
-            ),
-        );
-    }
-    let message = match messages.pop() {
-        Some(Ok(m)) => m,
-        Some(Err(reply)) => return json_body(StatusCode::BAD_REQUEST, &Message::Response(reply)),
-        None => return StatusCode::ACCEPTED.into_response(),
-    };
-    let request = match message {
-        Message::Request(r) => r,
-        other => {
-            // Notifications and stray responses: nothing to answer in a stateless era.
-            tracing::debug!(message = %other.to_json(), "stateless notification ignored");
-            return StatusCode::ACCEPTED.into_response();
-        }
+    let request = match single_request(messages, is_batch) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
     let version = match check_request(headers, &request) {
         Ok(v) => v,
         Err(e) => return error_response(StatusCode::BAD_REQUEST, Some(request.id), e),
     };
-    let params: Vec<(String, String)> = headers
-        .iter()
-        .filter(|(name, _)| name.as_str().starts_with("mcp-param-"))
-        .map(|(name, value)| {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            (name.as_str().to_owned(), value)
-        })
-        .collect();
     let mut extensions = extensions;
-    extensions.insert(mcp_proto::http_headers::ParamHeaders(params));
+    extensions.insert(param_headers(headers));
     let session = Arc::new(Session::stateless(version));
     let log = Arc::new(state.new_log());
     let outbound = Arc::new(LogOutbound {
@@ -219,14 +192,7 @@ pub(crate) async fn post(
     match log.settle().await {
         Settled::Complete(events) if events.len() == 1 => {
             let data = events[0].data.as_deref().unwrap_or("");
-            if let Ok(Message::Response(reply)) = serde_json::from_str::<Message>(data)
-                && let Err(error) = &reply.outcome
-            {
-                let mut response = (status_of(error), data.to_owned()).into_response();
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+            if let Some(response) = lone_error_response(data) {
                 return response;
             }
         }
@@ -242,6 +208,64 @@ pub(crate) async fn post(
         state.shutdown.child_token(),
         CancelOnDrop(session),
     ))
+}
+
+/// The one request a stateless POST carries, or the answer to a body that is not one: 400 for
+/// a batch or an unreadable message, 202 for a notification or a stray response.
+fn single_request(
+    mut messages: Vec<Result<Message, RpcResponse>>,
+    is_batch: bool,
+) -> Result<mcp_proto::Request, Box<Response>> {
+    if is_batch || messages.len() != 1 {
+        return Err(Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            None,
+            ErrorObject::new(
+                code::INVALID_REQUEST,
+                "Invalid request: batches are not supported in protocol version 2026-07-28",
+            ),
+        )));
+    }
+    match messages.pop() {
+        Some(Ok(Message::Request(request))) => Ok(request),
+        Some(Ok(other)) => {
+            // Notifications and stray responses: nothing to answer in a stateless era.
+            tracing::debug!(message = %other.to_json(), "stateless notification ignored");
+            Err(Box::new(StatusCode::ACCEPTED.into_response()))
+        }
+        Some(Err(reply)) => Err(Box::new(json_body(
+            StatusCode::BAD_REQUEST,
+            &Message::Response(reply),
+        ))),
+        None => Err(Box::new(StatusCode::ACCEPTED.into_response())),
+    }
+}
+
+/// The request's `Mcp-Param-*` headers, for the tool call to check against its arguments.
+fn param_headers(headers: &HeaderMap) -> mcp_proto::http_headers::ParamHeaders {
+    let params = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("mcp-param-"))
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    mcp_proto::http_headers::ParamHeaders(params)
+}
+
+/// A reply that is a lone JSON-RPC error, as plain JSON with the error's HTTP status.
+fn lone_error_response(data: &str) -> Option<Response> {
+    let Ok(Message::Response(reply)) = serde_json::from_str::<Message>(data) else {
+        return None;
+    };
+    let error = reply.outcome.as_ref().err()?;
+    let mut response = (status_of(error), data.to_owned()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Some(response)
 }
 
 #[cfg(test)]
