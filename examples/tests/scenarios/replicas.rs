@@ -118,40 +118,14 @@ async fn any_replica_serves_resumes_and_deletes_a_streamable_session() {
 async fn a_legacy_stream_carries_in_order_the_answers_to_posts_on_every_replica() {
     let cluster = dice_cluster("legacy-any-replica");
     let raw = RawClient::new();
-    let (mut stream, id) = raw.open_legacy(&cluster.replica_url(0, "/sse"), None).await;
-    let endpoint = |i: usize| cluster.replica_url(i, &format!("/messages/?session_id={id}"));
-    let reply = raw
-        .post(&endpoint(1), None, None, &raw::initialize_request(1))
-        .await;
-    assert_eq!(
-        reply.status,
-        202,
-        "initialize on replica 1: {}",
-        reply.describe()
-    );
-    let answer = stream.next_json(STREAM_WAIT).await;
-    assert_eq!(answer["id"], 1, "{answer}");
+    let (mut stream, endpoint, answer) = legacy_session(&cluster, &raw, [1, 2], "replica").await;
     assert!(answer["result"]["protocolVersion"].is_string(), "{answer}");
-    let reply = raw
-        .post(&endpoint(2), None, None, &raw::initialized())
-        .await;
-    assert_eq!(
-        reply.status,
-        202,
-        "initialized on replica 2: {}",
-        reply.describe()
-    );
     let mut sent = Vec::new();
     for n in 0..6u64 {
         let (token, replica) = (token("b-legacy", n), [1, 2, 0][n as usize % 3]);
         let message = raw::echo_request(100 + n, &token, None);
-        let reply = raw.post(&endpoint(replica), None, None, &message).await;
-        assert_eq!(
-            reply.status,
-            202,
-            "echo on replica {replica}: {}",
-            reply.describe()
-        );
+        let what = format!("echo on replica {replica}");
+        post_accepted(&raw, &endpoint(replica), &message, &what).await;
         sent.push((100 + n, token));
     }
     for (id, token) in sent {
@@ -160,6 +134,33 @@ async fn a_legacy_stream_carries_in_order_the_answers_to_posts_on_every_replica(
         let echoed = &answer["result"]["structuredContent"]["result"];
         assert_eq!(echoed, token.as_str(), "the answer to {id}: {answer}");
     }
+}
+
+/// A legacy SSE stream opened on replica (or gateway) 0 of `cluster`, its session initialized
+/// by a POST to replica `on[0]` and `notifications/initialized` on `on[1]`: the stream, the
+/// POST endpoint of each replica, and the answer to `initialize` (read from the stream).
+pub(super) async fn legacy_session(
+    cluster: &Cluster,
+    raw: &RawClient,
+    on: [usize; 2],
+    what: &str,
+) -> (raw::SseStream, impl Fn(usize) -> String, Value) {
+    let (mut stream, id) = raw.open_legacy(&cluster.replica_url(0, "/sse"), None).await;
+    let endpoint = move |i: usize| cluster.replica_url(i, &format!("/messages/?session_id={id}"));
+    let initialize = raw::initialize_request(1);
+    let init_on = format!("initialize on {what} {}", on[0]);
+    post_accepted(raw, &endpoint(on[0]), &initialize, &init_on).await;
+    let answer = stream.next_json(STREAM_WAIT).await;
+    assert_eq!(answer["id"], 1, "{answer}");
+    let initialized_on = format!("initialized on {what} {}", on[1]);
+    post_accepted(raw, &endpoint(on[1]), &raw::initialized(), &initialized_on).await;
+    (stream, endpoint, answer)
+}
+
+/// Posts `message` to a legacy endpoint and asserts the 202 that accepts it.
+pub(super) async fn post_accepted(raw: &RawClient, url: &str, message: &Value, what: &str) {
+    let reply = raw.post(url, None, None, message).await;
+    assert_eq!(reply.status, 202, "{what}: {}", reply.describe());
 }
 
 /// `jwt_tool` run with `args`: its output, trimmed.

@@ -15,6 +15,7 @@ use mcp_stack_tests::cluster::{Cluster, ClusterConfig};
 use mcp_stack_tests::raw::{self, RawClient};
 use serde_json::{Value, json};
 
+use super::{legacy_session, post_accepted};
 use crate::calls::token;
 
 /// How long a legacy stream may take to carry an answer.
@@ -121,39 +122,18 @@ async fn a_streamable_session_opened_on_one_gateway_is_served_by_the_other() {
 async fn a_legacy_stream_on_one_gateway_carries_the_answers_to_posts_on_either() {
     let cluster = gateway_cluster("gateway-legacy");
     let raw = RawClient::new();
-    let (mut stream, id) = raw.open_legacy(&cluster.replica_url(0, "/sse"), None).await;
-    let endpoint = |i: usize| cluster.replica_url(i, &format!("/messages/?session_id={id}"));
-    let reply = raw
-        .post(&endpoint(1), None, None, &raw::initialize_request(1))
-        .await;
-    assert_eq!(
-        reply.status,
-        202,
-        "initialize on gateway 1: {}",
-        reply.describe()
-    );
-    let answer = stream.next_json(STREAM_WAIT).await;
-    assert_eq!(answer["id"], 1, "{answer}");
+    let (mut stream, endpoint, answer) = legacy_session(&cluster, &raw, [1, 0], "gateway").await;
     assert_eq!(
         answer["result"]["serverInfo"]["name"], "Dice Roller",
         "{answer}"
     );
-    let reply = raw
-        .post(&endpoint(0), None, None, &raw::initialized())
-        .await;
-    assert_eq!(reply.status, 202, "initialized: {}", reply.describe());
     let mut sent = Vec::new();
     for n in 0..4u64 {
         let token = token("gw-legacy", n);
         let replica = (n as usize + 1) % 2;
         let message = raw::echo_request(100 + n, &token, None);
-        let reply = raw.post(&endpoint(replica), None, None, &message).await;
-        assert_eq!(
-            reply.status,
-            202,
-            "echo on gateway {replica}: {}",
-            reply.describe()
-        );
+        let what = format!("echo on gateway {replica}");
+        post_accepted(&raw, &endpoint(replica), &message, &what).await;
         sent.push((100 + n, token));
     }
     // Each gateway's child answers on its own schedule: the answers come by id, in any order.
