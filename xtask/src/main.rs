@@ -53,7 +53,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// End-to-end flow: dice server, local Responses endpoint and the client, over real sockets.
-    E2e,
+    E2e(E2eArgs),
     /// Benchmarks of the transports and the protocol core.
     Bench(bench::Args),
     /// The official MCP conformance suite against our fixture server and our client.
@@ -73,7 +73,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::E2e => e2e(),
+        Command::E2e(args) => e2e(args),
         Command::Bench(args) => bench::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Interop(args) => interop::run(args),
@@ -91,10 +91,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Options of `cargo xtask e2e`.
+#[derive(Debug, clap::Args)]
+struct E2eArgs {
+    /// Only the scenarios that need peers (`cargo test` runs the others; CI uses this).
+    #[arg(long)]
+    peers_only: bool,
+}
+
 /// The e2e scenarios, then the ignored ones that need peers: the Python peers (installed
 /// here) and the gateway binary (built here, beside the examples' binaries).
-fn e2e() -> anyhow::Result<ExitCode> {
-    cargo_test("e2e::", false, &[])?;
+fn e2e(args: E2eArgs) -> anyhow::Result<ExitCode> {
+    if !args.peers_only {
+        cargo_test("e2e::", false, &[])?;
+    }
     interop::peers::install_python()?;
     interop::peers::build_gateway()?;
     cargo_test("e2e::", true, &[])
@@ -181,7 +191,15 @@ mod tests {
     #[test]
     fn every_command_parses() {
         let cli = Cli::try_parse_from(["xtask", "e2e"]).unwrap();
-        assert!(matches!(cli.command, Command::E2e));
+        assert!(matches!(
+            cli.command,
+            Command::E2e(E2eArgs { peers_only: false })
+        ));
+        let cli = Cli::try_parse_from(["xtask", "e2e", "--peers-only"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::E2e(E2eArgs { peers_only: true })
+        ));
         let cli = Cli::try_parse_from(["xtask", "sans-io"]).unwrap();
         assert!(matches!(cli.command, Command::SansIo(_)));
         let cli = Cli::try_parse_from(["xtask", "deny"]).unwrap();
