@@ -114,7 +114,8 @@ pub async fn measure_idle(
     let started = Instant::now();
     let held = tokio::time::timeout(limit, open_idle(kind, addr, count))
         .await
-        .with_context(|| format!("opening {count} idle sessions took over {limit:?}"))??;
+        .with_context(|| format!("opening {count} idle sessions took over {limit:?}"))?
+        .with_context(|| format!("opening {}", kind.label()))?;
     let setup = started.elapsed();
     tokio::time::sleep(SETTLE).await;
     let rss_open_kib = process::process_rss_kib(server_pid)?;
@@ -131,63 +132,40 @@ pub async fn measure_idle(
     })
 }
 
-/// What keeps idle sessions open until dropped (the fields are never read: holding them is
-/// the point).
-#[derive(Debug)]
-#[allow(dead_code)]
-enum Held {
-    Echo(Vec<EchoSession>),
-    Streamable(Vec<StreamableSession>),
-    Sse(Vec<LegacySession>),
-    Streams(Vec<LegacyStream>),
-    Nothing,
-}
+/// What keeps idle sessions open until it is dropped.
+type Held = Box<dyn std::any::Any + Send>;
 
 async fn open_idle(kind: IdleKind, addr: SocketAddr, count: usize) -> anyhow::Result<Held> {
-    let what = kind.label();
-    Ok(match kind {
-        IdleKind::Echo => Held::Echo(
+    let streamable = || async move { Ok(StreamableSession::open(addr, None).await?) };
+    let held: Held = match kind {
+        IdleKind::Echo => Box::new(
             open_each(count, || async move {
                 let mut session = EchoSession::open(addr, super::server::ECHO_PATH).await?;
                 session.call(&super::dice_call(), 1).await?;
                 anyhow::Ok(session)
             })
-            .await
-            .with_context(|| format!("opening {what}"))?,
+            .await?,
         ),
-        IdleKind::Streamable | IdleKind::StreamableClosed => {
-            let sessions = open_each(count, || async move {
-                Ok(StreamableSession::open(addr, None).await?)
-            })
-            .await
-            .with_context(|| format!("opening {what}"))?;
-            if kind == IdleKind::StreamableClosed {
-                drop(sessions);
-                Held::Nothing
-            } else {
-                Held::Streamable(sessions)
-            }
+        IdleKind::Streamable => Box::new(open_each(count, streamable).await?),
+        IdleKind::StreamableClosed => {
+            drop(open_each(count, streamable).await?);
+            Box::new(())
         }
-        IdleKind::Sse => Held::Sse(
+        IdleKind::Sse => Box::new(
             open_each(count, || async move {
                 Ok(LegacySession::open(addr, None).await?)
             })
-            .await
-            .with_context(|| format!("opening {what}"))?,
+            .await?,
         ),
-        IdleKind::SseStreamOnly => Held::Streams(
+        IdleKind::SseStreamOnly => Box::new(
             open_each(count, || async move {
                 Ok(LegacyStream::open(addr, None).await?)
             })
-            .await
-            .with_context(|| format!("opening {what}"))?,
+            .await?,
         ),
-        IdleKind::SseSharedPosts => Held::Streams(
-            open_shared_posts(addr, count)
-                .await
-                .with_context(|| format!("opening {what}"))?,
-        ),
-    })
+        IdleKind::SseSharedPosts => Box::new(open_shared_posts(addr, count).await?),
+    };
+    Ok(held)
 }
 
 /// `count` results of `open`, [`OPEN_CONCURRENCY`] at a time.

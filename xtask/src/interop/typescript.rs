@@ -8,6 +8,11 @@ use serde_json::Value;
 use super::peers::{self, NodePeers, Peer};
 use super::{Expect, LEGACY, MODERN, Run, checks};
 
+/// A check on a peer's output.
+type Check = fn(&str) -> anyhow::Result<String>;
+/// The Inspector's arguments for a `roll_dice` call with 3 dice.
+const CALL_DICE: &str = "--method tools/call --tool-name roll_dice --tool-arg n_dice=3";
+
 impl Run {
     /// Group 4; see the module documentation.
     pub(super) fn typescript_and_stdio(&mut self) -> anyhow::Result<()> {
@@ -92,53 +97,33 @@ impl Run {
                 .arg(node.inspector.to_string_lossy())
                 .arg("--cli")
         };
-        let stdio = inspector().args([
-            "-e",
-            "RUST_LOG=warn",
-            dice,
-            "--stdio",
-            "--method",
-            "tools/list",
-        ]);
-        self.scenario(
-            "inspector/tools-list/stdio",
-            stdio,
-            Expect::Checked(check_inspector_list),
-        );
-        let call = inspector().args([
-            "-e",
-            "RUST_LOG=warn",
-            dice,
-            "--stdio",
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "roll_dice",
-            "--tool-arg",
-            "n_dice=3",
-        ]);
-        self.scenario(
-            "inspector/tools-call/stdio",
-            call,
-            Expect::Checked(check_inspector_call),
-        );
         let url = format!("http://127.0.0.1:{}/mcp", self.dice_port);
-        let http = inspector().args([
-            url.as_str(),
-            "--transport",
-            "http",
-            "--method",
-            "tools/call",
-            "--tool-name",
-            "roll_dice",
-            "--tool-arg",
-            "n_dice=3",
-        ]);
-        self.scenario(
-            "inspector/tools-call/streamable",
-            http,
-            Expect::Checked(check_inspector_call),
-        );
+        let stdio = ["-e", "RUST_LOG=warn", dice, "--stdio"];
+        let http = [url.as_str(), "--transport", "http"];
+        let list: Check = check_inspector_list;
+        for (name, target, method, check) in [
+            (
+                "inspector/tools-list/stdio",
+                &stdio[..],
+                "--method tools/list",
+                list,
+            ),
+            (
+                "inspector/tools-call/stdio",
+                &stdio[..],
+                CALL_DICE,
+                check_inspector_call,
+            ),
+            (
+                "inspector/tools-call/streamable",
+                &http[..],
+                CALL_DICE,
+                check_inspector_call,
+            ),
+        ] {
+            let peer = inspector().args(target).args(method.split_whitespace());
+            self.scenario(name, peer, Expect::Checked(check));
+        }
         Ok(())
     }
 }
