@@ -308,45 +308,16 @@ async fn run_or_cancel<T>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_runtime::Threads;
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+    use super::super::test_runtime::{Kept, Threads};
+    use std::sync::Arc;
 
     use serde_json::{Value, json};
 
     use crate::client_features::ElicitParams;
-    use crate::service::{BoxFuture, MessageContext, Outbound, SendError, Session, SessionStream};
+    use crate::service::{MessageContext, Outbound, Session, SessionStream};
     use crate::task::{MemoryTaskStore, TaskHost, TaskLimits};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpServer, McpService, Message, RequestId, TaskSupport};
-
-    /// Keeps what it is sent.
-    #[derive(Default)]
-    struct Kept(Mutex<Vec<Value>>);
-
-    impl Outbound for Kept {
-        fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>> {
-            self.0
-                .lock()
-                .unwrap()
-                .push(serde_json::to_value(message).unwrap());
-            Box::pin(async { Ok(()) })
-        }
-    }
-
-    impl Kept {
-        fn wait(&self, pred: impl Fn(&Value) -> bool) -> Value {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                if let Some(m) = self.0.lock().unwrap().iter().find(|m| pred(m)) {
-                    return m.clone();
-                }
-                assert!(Instant::now() < deadline, "{:?}", self.0.lock().unwrap());
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
-
     async fn ask_colour(ctx: ToolContext, _: NoArgs) -> Result<String, ToolError> {
         let answer = ctx
             .elicit_as(

@@ -339,7 +339,7 @@ async fn run_inline(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_runtime::Threads;
+    use super::super::test_runtime::{Kept, Threads};
     use std::time::{Duration, Instant};
 
     use serde_json::{Value, json};
@@ -347,7 +347,7 @@ mod tests {
     use super::*;
     use crate::client_features::ElicitParams;
     use crate::listen::META_SUBSCRIPTION_ID;
-    use crate::service::{MessageContext, Outbound, SendError, Session};
+    use crate::service::{MessageContext, Outbound, Session};
     use crate::task::{MemoryTaskStore, TaskLimits, TaskStore};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpService, Message, ProtocolVersion};
@@ -664,35 +664,6 @@ mod tests {
             json!({"code": -32001, "message": "the task ran longer than its limit of 0 s"})
         );
     }
-
-    /// An outbound that keeps what it is sent, as JSON.
-    #[derive(Default)]
-    struct Kept(std::sync::Mutex<Vec<Value>>);
-
-    impl Outbound for Kept {
-        fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>> {
-            self.0
-                .lock()
-                .unwrap()
-                .push(serde_json::to_value(message).unwrap());
-            Box::pin(async { Ok(()) })
-        }
-    }
-
-    impl Kept {
-        /// Waits (at most 5 s) until a kept message satisfies `pred`; returns it.
-        fn wait(&self, pred: impl Fn(&Value) -> bool) -> Value {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                if let Some(m) = self.0.lock().unwrap().iter().find(|m| pred(m)) {
-                    return m.clone();
-                }
-                assert!(Instant::now() < deadline, "{:?}", self.0.lock().unwrap());
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
-
     impl Client {
         /// Opens a `subscriptions/listen` stream (`sub-1`) on a thread of its own; returns
         /// its session (to end it), what it was sent, and the thread.

@@ -1,8 +1,13 @@
-//! A [`TaskRuntime`] for the task tests of this crate, which has no async runtime of its own.
+//! What the task tests of this crate share: a [`TaskRuntime`] (the crate has no async runtime
+//! of its own) and an [`Outbound`] that keeps what it is sent.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use crate::service::BoxFuture;
+use serde_json::Value;
+
+use crate::Message;
+use crate::service::{BoxFuture, Outbound, SendError};
 use crate::task::TaskRuntime;
 
 /// Runs each task on a thread of its own; a short sleep on a thread too, a long one never ends.
@@ -26,5 +31,33 @@ impl TaskRuntime for Threads {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+/// An outbound that keeps what it is sent, as JSON.
+#[derive(Default)]
+pub(super) struct Kept(pub(super) Mutex<Vec<Value>>);
+
+impl Outbound for Kept {
+    fn send(&self, message: Message) -> BoxFuture<'_, Result<(), SendError>> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(serde_json::to_value(message).unwrap());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Kept {
+    /// Waits (at most 5 s) until a kept message satisfies `pred`; returns it.
+    pub(super) fn wait(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(m) = self.0.lock().unwrap().iter().find(|m| pred(m)) {
+                return m.clone();
+            }
+            assert!(Instant::now() < deadline, "{:?}", self.0.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
