@@ -15,18 +15,20 @@ use crate::cancel::{CancellationSignal, run_until_cancelled};
 use crate::error::Error;
 use crate::http_headers;
 use crate::input::{InputChannel, Rounds};
-use crate::jsonrpc::{ErrorObject, Message, Request, RequestId, Response};
+use crate::jsonrpc::{ErrorObject, Message, Request, RequestId};
 use crate::listen::{self, Change, ListenFilter, Listeners};
 use crate::registry::{
     self, CompleteFn, IntoPromptResult, PromptFailure, RegisteredPrompt, RegisteredResource,
     RegisteredTemplate,
 };
 use crate::schema::SchemaProfile;
-use crate::service::{BoxFuture, McpService, MessageContext, Session};
+use crate::service::{BoxFuture, EncodedReply, McpService, MessageContext, Session};
 use crate::stateless::DiscoverResult;
 use crate::stateless::{self, RequestMeta, RequestStateSigner, StateError};
 use crate::task;
-use crate::tool::{CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler};
+use crate::tool::{
+    CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler, ToolOutput,
+};
 use crate::types::{
     CallToolParams, CallToolResult, CancelledParams, CompleteParams, CompleteResult, Completion,
     EmptyResult, GetPromptParams, Implementation, InitializeParams, InitializeResult,
@@ -35,7 +37,9 @@ use crate::types::{
     ResourceUriParams, ResourcesCapability, ServerCapabilities, SetLevelParams, Tool, method,
 };
 use crate::version::ProtocolVersion;
+use answer::{Answer, ResultBody};
 
+mod answer;
 mod experimental_tasks;
 mod task_follow;
 mod task_restart;
@@ -702,7 +706,7 @@ impl McpServer {
         &self,
         call: &Call<'_>,
         mut raw: Value,
-    ) -> Option<Result<Value, ErrorObject>> {
+    ) -> Option<Result<ResultBody, ErrorObject>> {
         // The arguments are moved out before the rest is read, so they are never copied.
         let arguments = raw.as_object_mut().and_then(|m| m.remove("arguments"));
         let mut params: CallToolParams = match serde::Deserialize::deserialize(&raw) {
@@ -730,7 +734,8 @@ impl McpServer {
             return Some(Err(e));
         }
         if let Err(detail) = tool.validate(&args) {
-            return Some(invalid_arguments(version, &params.name, detail));
+            let answer = invalid_arguments(version, &params.name, detail);
+            return Some(answer.map(ResultBody::Value));
         }
         // Only a stateless request can need input rounds, whose requestState is bound to this.
         let binding = if matches!(call.era, Era::Stateless(_)) {
@@ -741,9 +746,10 @@ impl McpServer {
         match self.task_host(call, tool, &raw) {
             Ok(None) => {}
             Ok(Some(host)) => {
-                return self
+                let answer = self
                     .call_as_task(call, &raw, binding, (tool, args), host)
                     .await;
+                return answer.map(|outcome| outcome.map(ResultBody::Value));
             }
             Err(e) => return Some(Err(e)),
         }
@@ -755,9 +761,9 @@ impl McpServer {
         match outcome {
             Err(e) => Some(Err(e)),
             Ok(RunOutcome::Cancelled) => None,
-            Ok(RunOutcome::NeedsInput { needed, responses }) => {
-                Some(Ok(self.input_required(needed, responses, binding)))
-            }
+            Ok(RunOutcome::NeedsInput { needed, responses }) => Some(Ok(ResultBody::Value(
+                self.input_required(needed, responses, binding),
+            ))),
             Ok(RunOutcome::Done(done)) => Some(call_result(version, &params.name, done)),
         }
     }
@@ -880,7 +886,8 @@ impl McpServer {
         Ok(to_value(EmptyResult {}))
     }
 
-    async fn dispatch(&self, request: Request, ctx: MessageContext) -> Option<Message> {
+    /// Answers one request; `None` when it was cancelled.
+    async fn dispatch(&self, request: Request, ctx: MessageContext) -> Option<Answer> {
         let Request { id, method, params } = request;
         let era = match RequestMeta::from_params(params.as_ref()) {
             Some(meta) => Era::Stateless(Box::new(meta)),
@@ -893,7 +900,7 @@ impl McpServer {
             .and_then(|version| self.check_request(&method, &raw).map(|()| version));
         let version = match checked {
             Ok(v) => v,
-            Err(e) => return Some(Message::Response(Response::error(Some(id), e))),
+            Err(e) => return Some(Answer::error(id, e)),
         };
         let meta = raw.get("_meta").and_then(Value::as_object).cloned();
         let call = Call {
@@ -903,18 +910,21 @@ impl McpServer {
             ctx: &ctx,
             meta,
         };
-        let Some(outcome) = self.route(&call, &method, raw).await else {
+        let routed = if method == method::TOOLS_CALL {
+            self.call_tool(&call, raw).await
+        } else {
+            let routed = self.route(&call, &method, raw).await;
+            routed.map(|outcome| outcome.map(ResultBody::Value))
+        };
+        let Some(outcome) = routed else {
             return cancelled(&id);
         };
         let outcome = if stateless_era {
-            outcome.map(|v| self.stateless_result(&method, v))
+            outcome.map(|body| ResultBody::Value(self.stateless_result(&method, body.into_value())))
         } else {
             outcome
         };
-        Some(Message::Response(Response {
-            id: Some(id),
-            outcome,
-        }))
+        Some(Answer { id, outcome })
     }
 
     /// The protocol version a request speaks: its own `_meta` in the stateless era, the
@@ -957,7 +967,8 @@ impl McpServer {
         Ok(())
     }
 
-    /// Runs one request's method; `None` when it was cancelled (no response is sent).
+    /// Runs one request's method other than `tools/call`; `None` when it was cancelled (no
+    /// response is sent).
     async fn route(
         &self,
         call: &Call<'_>,
@@ -967,7 +978,6 @@ impl McpServer {
         let stateless_era = matches!(call.era, Era::Stateless(_));
         let session = &call.ctx.session;
         let outcome = match (method, stateless_era) {
-            (method::TOOLS_CALL, _) => return self.call_tool(call, raw).await,
             (method::RESOURCES_READ, _) => return self.read_resource(call, raw).await,
             (method::PROMPTS_GET, _) => return self.get_prompt(call, raw).await,
             (listen::SUBSCRIPTIONS_LISTEN, true) => return self.listen(call, raw).await,
@@ -1091,14 +1101,16 @@ impl McpServer {
 fn call_result(
     version: ProtocolVersion,
     tool: &str,
-    done: Result<CallToolResult, CallFailure>,
-) -> Result<Value, ErrorObject> {
+    done: Result<ToolOutput, CallFailure>,
+) -> Result<ResultBody, ErrorObject> {
     match done {
-        Ok(result) => Ok(to_value(result.into_version(version))),
-        Err(CallFailure::InvalidArguments(detail)) => invalid_arguments(version, tool, detail),
-        Err(CallFailure::Tool(e)) => Ok(to_value(
+        Ok(output) => Ok(ResultBody::Tool { output, version }),
+        Err(CallFailure::InvalidArguments(detail)) => {
+            invalid_arguments(version, tool, detail).map(ResultBody::Value)
+        }
+        Err(CallFailure::Tool(e)) => Ok(ResultBody::Value(to_value(
             CallToolResult::error_text(e.message()).into_version(version),
-        )),
+        ))),
         Err(CallFailure::Panicked) => Err(ErrorObject::internal(format!(
             "tool '{tool}' failed unexpectedly"
         ))),
@@ -1121,7 +1133,7 @@ fn invalid_arguments(
     }
 }
 
-fn cancelled(id: &RequestId) -> Option<Message> {
+fn cancelled(id: &RequestId) -> Option<Answer> {
     tracing::debug!(%id, "request cancelled; no response sent");
     None
 }
@@ -1154,24 +1166,45 @@ impl McpService for McpServer {
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
         let server = self.clone();
         Box::pin(async move {
-            match message {
-                Message::Request(r) => server.dispatch(r, ctx).await,
-                Message::Notification(n) => {
-                    server.notify(&n.method, n.params, &ctx.session);
-                    None
-                }
-                Message::Response(r) => {
-                    let delivered = match &r.id {
-                        Some(id) => ctx.session.complete_server_request(id, r.outcome),
-                        None => false,
-                    };
-                    if !delivered {
-                        tracing::debug!(id = ?r.id, "response from client with no pending request");
-                    }
-                    None
-                }
-            }
+            let answer = server.receive(message, ctx).await;
+            answer.map(Answer::into_message)
         })
+    }
+
+    fn handle_encoded(
+        &self,
+        message: Message,
+        ctx: MessageContext,
+    ) -> BoxFuture<'static, Option<EncodedReply>> {
+        let server = self.clone();
+        Box::pin(async move {
+            let answer = server.receive(message, ctx).await;
+            answer.map(Answer::encode)
+        })
+    }
+}
+
+impl McpServer {
+    /// Takes one client message: answers a request, acts on a notification, hands a response
+    /// to the server-to-client request waiting for it.
+    async fn receive(&self, message: Message, ctx: MessageContext) -> Option<Answer> {
+        match message {
+            Message::Request(r) => self.dispatch(r, ctx).await,
+            Message::Notification(n) => {
+                self.notify(&n.method, n.params, &ctx.session);
+                None
+            }
+            Message::Response(r) => {
+                let delivered = match &r.id {
+                    Some(id) => ctx.session.complete_server_request(id, r.outcome),
+                    None => false,
+                };
+                if !delivered {
+                    tracing::debug!(id = ?r.id, "response from client with no pending request");
+                }
+                None
+            }
+        }
     }
 }
 

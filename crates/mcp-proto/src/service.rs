@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use futures_channel::oneshot;
 
 use crate::cancel::CancellationSignal;
-use crate::jsonrpc::{ErrorObject, Message, RequestId};
+use crate::jsonrpc::{ErrorObject, Message, RequestId, Response};
 use crate::types::{ClientCapabilities, Implementation, LoggingLevel};
 use crate::version::ProtocolVersion;
 
@@ -322,11 +322,68 @@ impl MessageContext {
     }
 }
 
+/// A reply already serialized: the bytes of one JSON-RPC message and how the request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedReply {
+    /// The message's compact JSON, as [`Message::to_vec`] writes it.
+    pub bytes: Vec<u8>,
+    /// How the request ended (for metrics and logs, without reading the bytes again).
+    pub outcome: ReplyOutcome,
+}
+
+/// How a request ended, as its reply says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplyOutcome {
+    /// A result (or a message that is not a response).
+    Result,
+    /// A result with `isError: true` (a `tools/call` whose tool failed).
+    ToolError,
+    /// A JSON-RPC error with this code.
+    Error(i64),
+}
+
+impl EncodedReply {
+    /// Serializes a message.
+    pub fn from_message(message: &Message) -> Self {
+        let outcome = match message {
+            Message::Response(Response {
+                outcome: Err(e), ..
+            }) => ReplyOutcome::Error(e.code),
+            Message::Response(Response {
+                outcome: Ok(result),
+                ..
+            }) if result.get("isError") == Some(&serde_json::Value::Bool(true)) => {
+                ReplyOutcome::ToolError
+            }
+            _ => ReplyOutcome::Result,
+        };
+        Self {
+            bytes: message.to_vec(),
+            outcome,
+        }
+    }
+}
+
 /// Protocol logic behind a transport.
 pub trait McpService: Send + Sync + 'static {
     /// Handles one client message. Returns the response to a request, or `None` for
     /// notifications, responses, and requests that were cancelled.
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>>;
+
+    /// [`McpService::handle`] with the reply serialized: the bytes a transport writes. The
+    /// default serializes what `handle` answers; [`crate::McpServer`] writes a `tools/call`
+    /// result straight from the tool's serialized value, building no [`serde_json::Value`]
+    /// for it. Either way the bytes are those of `handle`'s reply and [`Message::to_vec`]
+    /// (up to the order of the members of a tool's own structured value).
+    fn handle_encoded(
+        &self,
+        message: Message,
+        ctx: MessageContext,
+    ) -> BoxFuture<'static, Option<EncodedReply>> {
+        let reply = self.handle(message, ctx);
+        Box::pin(async move { reply.await.map(|m| EncodedReply::from_message(&m)) })
+    }
 
     /// Called by a transport when a session ends (stream closed, DELETE, expiry).
     fn session_closed(&self, session: &Session) {
@@ -353,6 +410,14 @@ pub trait McpService: Send + Sync + 'static {
 impl<S: McpService + ?Sized> McpService for Arc<S> {
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
         (**self).handle(message, ctx)
+    }
+
+    fn handle_encoded(
+        &self,
+        message: Message,
+        ctx: MessageContext,
+    ) -> BoxFuture<'static, Option<EncodedReply>> {
+        (**self).handle_encoded(message, ctx)
     }
 
     fn session_closed(&self, session: &Session) {

@@ -10,17 +10,16 @@ use serde_json::{Value, json};
 use super::{Call, Era, McpServer, call_result};
 use crate::cancel::CancellationSignal;
 use crate::jsonrpc::{ErrorObject, code};
-use crate::service::{AuthSubject, BoxFuture, SessionStream};
+use crate::service::{AuthSubject, SessionStream};
 use crate::task::{
     self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskRestart, TaskSupport, new_task_id, now_ms,
 };
 use crate::task_run::{TaskInput, TaskLink, run_task};
-use crate::tool::{CallFailure, RegisteredTool};
-use crate::types::CallToolResult;
+use crate::tool::{CallFailure, HandlerFuture, RegisteredTool, ToolOutput};
 
 /// How the inline part of a task call ended.
 enum Inline {
-    Done(Result<CallToolResult, CallFailure>),
+    Done(Result<ToolOutput, CallFailure>),
     NeedsInput,
     Start,
     Cancelled,
@@ -122,7 +121,10 @@ impl McpServer {
         let inline = run_inline(&mut handler, &request, &needs_input, &link).await;
         call.ctx.session.end_request(&call.id);
         match inline {
-            Inline::Done(done) => Some(call_result(call.version, &tool.tool.name, done)),
+            Inline::Done(done) => {
+                let result = call_result(call.version, &tool.tool.name, done);
+                Some(result.map(super::ResultBody::into_value))
+            }
             Inline::Cancelled => {
                 task_signal.cancel();
                 None
@@ -241,7 +243,7 @@ impl TaskStart {
     /// hands the handler to the runtime and answers with the `CreateTaskResult`.
     async fn run(
         self,
-        handler: BoxFuture<'static, Result<CallToolResult, CallFailure>>,
+        handler: HandlerFuture,
         call: &Call<'_>,
         tool: &str,
     ) -> Result<Value, ErrorObject> {
@@ -307,7 +309,7 @@ fn millis(d: std::time::Duration) -> u64 {
 /// Polls a task call's handler until it finishes, needs input, asks to become a task, or
 /// the request is cancelled.
 async fn run_inline(
-    handler: &mut BoxFuture<'static, Result<CallToolResult, CallFailure>>,
+    handler: &mut HandlerFuture,
     request: &CancellationSignal,
     needs_input: &CancellationSignal,
     link: &TaskLink,
@@ -347,7 +349,7 @@ mod tests {
     use super::*;
     use crate::client_features::ElicitParams;
     use crate::listen::META_SUBSCRIPTION_ID;
-    use crate::service::{MessageContext, Outbound, Session};
+    use crate::service::{BoxFuture, MessageContext, Outbound, Session};
     use crate::task::{MemoryTaskStore, TaskLimits, TaskStore};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpService, Message, ProtocolVersion};
