@@ -321,8 +321,11 @@ struct Call<'a> {
     id: RequestId,
     version: ProtocolVersion,
     era: Era,
+    /// The session and the outbound sink (its extensions are taken out, into `extensions`).
     ctx: &'a MessageContext,
-    meta: Option<Map<String, Value>>,
+    /// The HTTP request's extensions, shared with the handler's context without a copy.
+    extensions: Arc<http::Extensions>,
+    meta: Option<Arc<Map<String, Value>>>,
 }
 
 /// How a handler run ended.
@@ -562,12 +565,9 @@ impl McpServer {
     ) -> ToolContext {
         let session = &call.ctx.session;
         let (caps, log_level) = match &call.era {
-            Era::Stateful => (
-                session.update_state(|s| s.client_capabilities.clone()),
-                None,
-            ),
+            Era::Stateful => (session.client_capabilities(), None),
             Era::Stateless(meta) => (
-                meta.client_capabilities.clone(),
+                Arc::new(meta.client_capabilities.clone()),
                 meta.raw
                     .get(stateless::META_LOG_LEVEL)
                     .and_then(|v| serde_json::from_value::<LoggingLevel>(v.clone()).ok()),
@@ -592,13 +592,15 @@ impl McpServer {
             request_id: call.id.clone(),
             session: Arc::clone(session),
             version: call.version,
+            last_progress: progress_token
+                .is_some()
+                .then(|| Arc::new(AtomicU64::new(u64::MAX))),
             progress_token,
-            last_progress: Arc::new(AtomicU64::new(u64::MAX)),
             outbound: Arc::clone(&call.ctx.outbound),
             cancellation,
-            extensions: Arc::new(call.ctx.extensions.clone()),
+            extensions: Arc::clone(&call.extensions),
             meta: call.meta.clone(),
-            client_capabilities: Arc::new(caps),
+            client_capabilities: caps,
             input,
             request_log_level: log_level,
             listeners: Arc::clone(&self.inner.listeners),
@@ -728,7 +730,7 @@ impl McpServer {
         let tool = &self.inner.tools[i];
         let mut args = Value::Object(params.arguments.take().unwrap_or_default());
         tool.normalize_arguments(&mut args);
-        if let Some(headers) = call.ctx.extensions.get::<http_headers::ParamHeaders>()
+        if let Some(headers) = call.extensions.get::<http_headers::ParamHeaders>()
             && let Err(e) = http_headers::check_param_headers(&tool.tool, &args, headers)
         {
             return Some(Err(e));
@@ -746,9 +748,9 @@ impl McpServer {
         match self.task_host(call, tool, &raw) {
             Ok(None) => {}
             Ok(Some(host)) => {
-                let answer = self
-                    .call_as_task(call, &raw, binding, (tool, args), host)
-                    .await;
+                // Boxed: a task call's future is large, and plain calls are the common case.
+                let answer =
+                    Box::pin(self.call_as_task(call, &raw, binding, (tool, args), host)).await;
                 return answer.map(|outcome| outcome.map(ResultBody::Value));
             }
             Err(e) => return Some(Err(e)),
@@ -887,7 +889,7 @@ impl McpServer {
     }
 
     /// Answers one request; `None` when it was cancelled.
-    async fn dispatch(&self, request: Request, ctx: MessageContext) -> Option<Answer> {
+    async fn dispatch(&self, request: Request, mut ctx: MessageContext) -> Option<Answer> {
         let Request { id, method, params } = request;
         let era = match RequestMeta::from_params(params.as_ref()) {
             Some(meta) => Era::Stateless(Box::new(meta)),
@@ -903,12 +905,14 @@ impl McpServer {
             Err(e) => return Some(Answer::error(id, e)),
         };
         let meta = raw.get("_meta").and_then(Value::as_object).cloned();
+        let extensions = Arc::new(std::mem::take(&mut ctx.extensions));
         let call = Call {
             id: id.clone(),
             version,
             era,
             ctx: &ctx,
-            meta,
+            extensions,
+            meta: meta.map(Arc::new),
         };
         let routed = if method == method::TOOLS_CALL {
             self.call_tool(&call, raw).await
@@ -980,7 +984,8 @@ impl McpServer {
         let outcome = match (method, stateless_era) {
             (method::RESOURCES_READ, _) => return self.read_resource(call, raw).await,
             (method::PROMPTS_GET, _) => return self.get_prompt(call, raw).await,
-            (listen::SUBSCRIPTIONS_LISTEN, true) => return self.listen(call, raw).await,
+            // Long-lived and rare: boxed, so that they do not grow every request's future.
+            (listen::SUBSCRIPTIONS_LISTEN, true) => return Box::pin(self.listen(call, raw)).await,
             (
                 method::TOOLS_LIST
                 | method::RESOURCES_LIST
@@ -989,18 +994,18 @@ impl McpServer {
                 _,
             ) => parse_paginated(raw).and_then(|p| self.list(method, call.version, p)),
             (method::COMPLETION_COMPLETE, _) => self.complete(raw).await,
-            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover(&call.ctx.extensions))),
+            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover(&call.extensions))),
             (task::TASKS_GET | task::TASKS_UPDATE | task::TASKS_CANCEL, true) => {
-                self.task_request(call, method, raw).await
+                Box::pin(self.task_request(call, method, raw)).await
             }
             (
                 task::TASKS_GET | task::TASKS_RESULT | task::TASKS_LIST | task::TASKS_CANCEL,
                 false,
             ) => {
-                return self.experimental_task_request(call, method, raw).await;
+                return Box::pin(self.experimental_task_request(call, method, raw)).await;
             }
             (method::INITIALIZE, false) => parse_params::<InitializeParams>(raw)
-                .map(|p| to_value(self.initialize(session, p, &call.ctx.extensions))),
+                .map(|p| to_value(self.initialize(session, p, &call.extensions))),
             (method::PING, false) => Ok(to_value(EmptyResult {})),
             (method::LOGGING_SET_LEVEL, false) => parse_params::<SetLevelParams>(raw).map(|p| {
                 session.update_state(|s| s.log_level = Some(p.level));

@@ -129,10 +129,18 @@ pub struct SessionState {
 #[derive(Debug)]
 pub struct Session {
     id: Option<String>,
-    state: Mutex<SessionState>,
+    state: Mutex<Negotiated>,
     in_flight: Mutex<HashMap<RequestId, CancellationSignal>>,
     server_requests: Mutex<ServerRequests>,
     server_request_prefix: String,
+}
+
+/// The negotiated state, and the client's capabilities shared with every handler's context
+/// (made once, again after each change of the state).
+#[derive(Debug)]
+struct Negotiated {
+    state: SessionState,
+    capabilities: Option<Arc<ClientCapabilities>>,
 }
 
 /// Most server-to-client requests waiting for answers in one session.
@@ -156,7 +164,10 @@ impl Session {
     pub fn with_state(id: Option<String>, state: SessionState) -> Self {
         Self {
             id,
-            state: Mutex::new(state),
+            state: Mutex::new(Negotiated {
+                state,
+                capabilities: None,
+            }),
             in_flight: Mutex::new(HashMap::new()),
             server_requests: Mutex::new(ServerRequests::default()),
             server_request_prefix: "srv".to_owned(),
@@ -195,17 +206,29 @@ impl Session {
 
     /// A snapshot of the negotiated state.
     pub fn state(&self) -> SessionState {
-        lock(&self.state).clone()
+        lock(&self.state).state.clone()
     }
 
     /// Changes the negotiated state.
     pub fn update_state<R>(&self, f: impl FnOnce(&mut SessionState) -> R) -> R {
-        f(&mut lock(&self.state))
+        let mut negotiated = lock(&self.state);
+        negotiated.capabilities = None;
+        f(&mut negotiated.state)
     }
 
     /// The negotiated version, if any.
     pub fn protocol_version(&self) -> Option<ProtocolVersion> {
-        lock(&self.state).protocol_version
+        lock(&self.state).state.protocol_version
+    }
+
+    /// The client's capabilities, shared (cloned once per change of the state, not per call).
+    pub(crate) fn client_capabilities(&self) -> Arc<ClientCapabilities> {
+        let mut negotiated = lock(&self.state);
+        let Negotiated {
+            state,
+            capabilities,
+        } = &mut *negotiated;
+        Arc::clone(capabilities.get_or_insert_with(|| Arc::new(state.client_capabilities.clone())))
     }
 
     /// Registers a running request so that `notifications/cancelled` can stop it.

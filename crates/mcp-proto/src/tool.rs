@@ -70,11 +70,13 @@ pub struct ToolContext {
     pub(crate) session: Arc<Session>,
     pub(crate) version: ProtocolVersion,
     pub(crate) progress_token: Option<RequestId>,
-    pub(crate) last_progress: Arc<AtomicU64>,
+    /// The last progress sent (as `f64` bits), shared by the context's clones; only when the
+    /// client gave a progress token.
+    pub(crate) last_progress: Option<Arc<AtomicU64>>,
     pub(crate) outbound: Arc<dyn Outbound>,
     pub(crate) cancellation: CancellationSignal,
     pub(crate) extensions: Arc<http::Extensions>,
-    pub(crate) meta: Option<JsonObject>,
+    pub(crate) meta: Option<Arc<JsonObject>>,
     pub(crate) client_capabilities: Arc<ClientCapabilities>,
     pub(crate) input: InputChannel,
     /// Stateless requests opt in to log messages per request; `None` means the session decides.
@@ -123,7 +125,7 @@ impl ToolContext {
 
     /// The request's `_meta`, if any.
     pub fn meta(&self) -> Option<&JsonObject> {
-        self.meta.as_ref()
+        self.meta.as_deref()
     }
 
     /// Whether the client asked for progress (sent a `progressToken`).
@@ -139,16 +141,17 @@ impl ToolContext {
         total: Option<f64>,
         message: Option<&str>,
     ) -> Result<(), SendError> {
-        let Some(token) = self.progress_token.clone() else {
+        let (Some(token), Some(last_progress)) = (self.progress_token.clone(), &self.last_progress)
+        else {
             return Ok(());
         };
         let bits = progress.to_bits();
-        let previous = self.last_progress.load(Ordering::SeqCst);
+        let previous = last_progress.load(Ordering::SeqCst);
         if previous != u64::MAX && f64::from_bits(previous) >= progress {
             tracing::debug!(progress, "progress did not increase; not sent");
             return Ok(());
         }
-        self.last_progress.store(bits, Ordering::SeqCst);
+        last_progress.store(bits, Ordering::SeqCst);
         let params = ProgressParams {
             progress_token: token,
             progress,
@@ -505,14 +508,11 @@ pub(crate) enum CallFailure {
 
 /// Polls a handler's future and turns a panic inside it into [`CallFailure::Panicked`], so
 /// one faulty tool cannot take down the connection or the task serving it.
-struct CatchPanic<F> {
-    inner: std::pin::Pin<Box<F>>,
+pub(crate) struct CatchPanic {
+    inner: HandlerFuture,
 }
 
-impl<F> std::future::Future for CatchPanic<F>
-where
-    F: std::future::Future<Output = Result<ToolOutput, CallFailure>>,
-{
+impl std::future::Future for CatchPanic {
     type Output = Result<ToolOutput, CallFailure>;
 
     fn poll(
@@ -762,10 +762,11 @@ impl RegisteredTool {
         }
     }
 
-    pub(crate) fn invoke(&self, ctx: ToolContext, args: Value) -> HandlerFuture {
-        Box::pin(CatchPanic {
-            inner: Box::pin((self.call)(ctx, args)),
-        })
+    /// Starts the handler (the future is the erased handler's own box, not boxed again).
+    pub(crate) fn invoke(&self, ctx: ToolContext, args: Value) -> CatchPanic {
+        CatchPanic {
+            inner: (self.call)(ctx, args),
+        }
     }
 }
 

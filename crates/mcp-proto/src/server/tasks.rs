@@ -65,7 +65,7 @@ impl McpServer {
             return Ok(None);
         }
         let negotiated = meta.client_capabilities.has_extension(task::EXTENSION);
-        let host = call.ctx.extensions.get::<TaskHost>();
+        let host = call.extensions.get::<TaskHost>();
         match (tool.task_support, negotiated, host) {
             (_, true, Some(host)) => Ok(Some(host.clone())),
             (TaskSupport::Required, false, _) => {
@@ -111,7 +111,7 @@ impl McpServer {
             client_capabilities: (*ctx.client_capabilities).clone(),
             restarts_left: host.limits.max_restarts,
         });
-        let mut handler = tool.invoke(ctx, args);
+        let mut handler: HandlerFuture = Box::pin(tool.invoke(ctx, args));
         let stateful = matches!(call.era, Era::Stateful);
         // A 2025-11-25 task has no input rounds before it starts: it starts at once.
         if !tool.defer_task || stateful {
@@ -140,7 +140,7 @@ impl McpServer {
                 let start = TaskStart {
                     host,
                     link,
-                    subject: AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string()),
+                    subject: AuthSubject::of(&call.extensions).map(|s| s.to_string()),
                     signal: task_signal,
                     restart,
                     experimental: stateful.then(|| Experimental::of(call, raw)),
@@ -157,7 +157,7 @@ impl McpServer {
         method: &str,
         raw: Value,
     ) -> Result<Value, ErrorObject> {
-        let Some(host) = call.ctx.extensions.get::<TaskHost>() else {
+        let Some(host) = call.extensions.get::<TaskHost>() else {
             return Err(ErrorObject::method_not_found(method));
         };
         let negotiated = match &call.era {
@@ -171,7 +171,7 @@ impl McpServer {
             .get("taskId")
             .and_then(Value::as_str)
             .ok_or_else(|| ErrorObject::invalid_params("taskId must be a string"))?;
-        let subject = AuthSubject::of(&call.ctx.extensions);
+        let subject = AuthSubject::of(&call.extensions);
         let store = &host.store;
         let record = store
             .get(id, subject.as_deref())
@@ -233,7 +233,7 @@ impl Experimental {
         Self {
             ttl_ms: raw.pointer("/task/ttl").and_then(Value::as_u64),
             session_id: call.ctx.session.id().map(str::to_owned),
-            stream: call.ctx.extensions.get::<SessionStream>().cloned(),
+            stream: call.extensions.get::<SessionStream>().cloned(),
         }
     }
 }
