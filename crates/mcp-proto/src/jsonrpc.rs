@@ -341,7 +341,7 @@ impl Message {
             )));
         };
         let Envelope {
-            jsonrpc,
+            is_version_2,
             id: raw_id,
             method,
             params,
@@ -355,9 +355,8 @@ impl Message {
                 ErrorObject::invalid_request(detail),
             )))
         };
-        match jsonrpc {
-            Some(Value::String(v)) if v == JSONRPC_VERSION => {}
-            _ => return fail("\"jsonrpc\" must be \"2.0\""),
+        if !is_version_2 {
+            return fail("\"jsonrpc\" must be \"2.0\"");
         }
         // `null` is only allowed on an error response about an unreadable request.
         let is_error_response = method.is_none() && error.is_some();

@@ -30,16 +30,17 @@ use crate::tool::{
     CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler, ToolOutput,
 };
 use crate::types::{
-    CallToolParams, CallToolResult, CancelledParams, CompleteParams, CompleteResult, Completion,
-    EmptyResult, GetPromptParams, Implementation, InitializeParams, InitializeResult,
-    ListChangedCapability, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, LoggingLevel, PaginatedParams, ReadResourceResult, Resource, ResourceTemplate,
+    CallToolResult, CancelledParams, CompleteParams, CompleteResult, Completion, EmptyResult,
+    GetPromptParams, Implementation, InitializeParams, InitializeResult, ListChangedCapability,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    LoggingLevel, PaginatedParams, ReadResourceResult, Resource, ResourceTemplate,
     ResourceUriParams, ResourcesCapability, ServerCapabilities, SetLevelParams, Tool, method,
 };
 use crate::version::ProtocolVersion;
 use answer::{Answer, ResultBody};
 
 mod answer;
+mod call_params;
 mod experimental_tasks;
 mod task_follow;
 mod task_restart;
@@ -711,24 +712,21 @@ impl McpServer {
     ) -> Option<Result<ResultBody, ErrorObject>> {
         // The arguments are moved out before the rest is read, so they are never copied.
         let arguments = raw.as_object_mut().and_then(|m| m.remove("arguments"));
-        let mut params: CallToolParams = match serde::Deserialize::deserialize(&raw) {
-            Ok(p) => p,
-            Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
-        };
-        let read = <Option<crate::types::JsonObject> as serde::Deserialize>::deserialize;
-        params.arguments = match arguments.map(read).transpose() {
-            Ok(arguments) => arguments.flatten(),
+        let read = call_params::CallTarget::read(&raw)
+            .and_then(|target| Ok((target, call_params::arguments_object(arguments)?)));
+        let (target, mut args) = match read {
+            Ok(read) => read,
             Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
         };
         let version = call.version;
-        let Some(&i) = self.inner.index.get(&params.name) else {
+        let Some(&i) = self.inner.index.get(target.name.as_ref()) else {
             return Some(Err(ErrorObject::invalid_params(format!(
                 "Unknown tool: '{}'",
-                params.name
+                target.name
             ))));
         };
         let tool = &self.inner.tools[i];
-        let mut args = Value::Object(params.arguments.take().unwrap_or_default());
+        let name = tool.tool.name.as_str();
         tool.normalize_arguments(&mut args);
         if let Some(headers) = call.extensions.get::<http_headers::ParamHeaders>()
             && let Err(e) = http_headers::check_param_headers(&tool.tool, &args, headers)
@@ -736,12 +734,12 @@ impl McpServer {
             return Some(Err(e));
         }
         if let Err(detail) = tool.validate(&args) {
-            let answer = invalid_arguments(version, &params.name, detail);
+            let answer = invalid_arguments(version, name, detail);
             return Some(answer.map(ResultBody::Value));
         }
         // Only a stateless request can need input rounds, whose requestState is bound to this.
         let binding = if matches!(call.era, Era::Stateless(_)) {
-            stateless::binding(method::TOOLS_CALL, &params.name, &args)
+            stateless::binding(method::TOOLS_CALL, name, &args)
         } else {
             String::new()
         };
@@ -766,7 +764,7 @@ impl McpServer {
             Ok(RunOutcome::NeedsInput { needed, responses }) => Some(Ok(ResultBody::Value(
                 self.input_required(needed, responses, binding),
             ))),
-            Ok(RunOutcome::Done(done)) => Some(call_result(version, &params.name, done)),
+            Ok(RunOutcome::Done(done)) => Some(call_result(version, name, done)),
         }
     }
 

@@ -589,7 +589,9 @@ async fn released_slots_ride_on_the_next_load_or_go_alone_after_a_moment() {
     // previous call's slot given back by the next call's own load.
     let before = a.round_trips();
     for _ in 0..5 {
-        assert!(taken(a.load_and_acquire("s", Some("alice"), one).await.unwrap()));
+        assert!(taken(
+            a.load_and_acquire("s", Some("alice"), one).await.unwrap()
+        ));
         // The release is queued at once; its flush (the future) is not run here.
         let flush = a.release_calls("s", 1);
         assert!(futures::FutureExt::now_or_never(flush).is_none());
@@ -598,7 +600,9 @@ async fn released_slots_ride_on_the_next_load_or_go_alone_after_a_moment() {
     assert_eq!(held("s").await, Some(1), "the last slot is still waiting");
 
     // Another session's load carries it too.
-    assert!(taken(a.load_and_acquire("t", Some("alice"), one).await.unwrap()));
+    assert!(taken(
+        a.load_and_acquire("t", Some("alice"), one).await.unwrap()
+    ));
     assert_eq!(held("s").await, None);
     assert_eq!(held("t").await, Some(1));
 

@@ -53,9 +53,7 @@ impl PendingReleases {
     /// Queues `n` slots of counter `key` to give back.
     pub(super) fn push(&self, key: String, n: usize) -> Pushed {
         let mut pending = self.lock();
-        if pending.entries.len() >= MAX_PENDING
-            || pending.bytes + key.len() > MAX_PENDING_BYTES
-        {
+        if pending.entries.len() >= MAX_PENDING || pending.bytes + key.len() > MAX_PENDING_BYTES {
             return Pushed::SendNow(key, n);
         }
         pending.bytes += key.len();
