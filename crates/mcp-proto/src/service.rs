@@ -209,6 +209,12 @@ impl Session {
         lock(&self.state).state.clone()
     }
 
+    /// Whether the negotiated state is `other` (a read: the state is neither copied nor
+    /// marked changed).
+    pub fn state_is(&self, other: &SessionState) -> bool {
+        lock(&self.state).state == *other
+    }
+
     /// Changes the negotiated state.
     pub fn update_state<R>(&self, f: impl FnOnce(&mut SessionState) -> R) -> R {
         let mut negotiated = lock(&self.state);

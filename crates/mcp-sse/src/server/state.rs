@@ -454,11 +454,11 @@ impl ServerState {
         };
         let owned_here = claim || record.owner == store.replica_id();
         if let Some(session) = self.local_copy(id, kind, subject, owned_here) {
-            session.proto.update_state(|state| {
-                if *state != record.state {
-                    *state = record.state.clone();
-                }
-            });
+            if !session.proto.state_is(&record.state) {
+                session
+                    .proto
+                    .update_state(|state| *state = record.state.clone());
+            }
             session.touch();
             return Ok(FoundSession {
                 session,
@@ -575,7 +575,7 @@ impl ServerState {
         let Some(id) = session.id() else {
             return;
         };
-        if !session.update_state(|state| state != saved) {
+        if session.state_is(saved) {
             return;
         }
         let state = session.state();
