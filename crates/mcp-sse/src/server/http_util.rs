@@ -63,17 +63,22 @@ fn is_port(s: &str) -> bool {
 
 /// Whether `Accept` allows `mime` (`*/*` and `type/*` count).
 pub(crate) fn accepts(headers: &HeaderMap, mime: &str) -> bool {
-    let family = mime.split('/').next().unwrap_or("");
-    // `family/*` without building the string for every item.
-    let is_family_wildcard =
-        |m: &str| m.strip_suffix("/*").is_some_and(|f| f == family) && !family.is_empty();
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|item| item.split(';').next().unwrap_or("").trim())
-        .any(|m| m == mime || m == "*/*" || is_family_wildcard(m))
+    let mime = mime.as_bytes();
+    let family = mime.split(|&b| b == b'/').next().unwrap_or_default();
+    // Media ranges are case-insensitive; parameters (`;q=`) are ignored.
+    let matches = |range: &[u8]| {
+        range.eq_ignore_ascii_case(mime)
+            || range == b"*/*"
+            || range
+                .strip_suffix(b"/*")
+                .is_some_and(|f| !f.is_empty() && f.eq_ignore_ascii_case(family))
+    };
+    headers.get_all(header::ACCEPT).iter().any(|value| {
+        value.as_bytes().split(|&b| b == b',').any(|item| {
+            let range = item.split(|&b| b == b';').next().unwrap_or_default();
+            matches(range.trim_ascii())
+        })
+    })
 }
 
 /// Whether `Content-Type` is JSON.
@@ -195,7 +200,12 @@ pub(crate) fn frame_event(framing: EventFraming, seq: u64, data: Option<&str>, o
     match framing {
         EventFraming::LegacySse => {}
         EventFraming::Resumable { stream_id } => {
-            out.extend_from_slice(format!("id: {stream_id}-{seq}\n").as_bytes());
+            let mut digits = itoa::Buffer::new();
+            out.extend_from_slice(b"id: ");
+            out.extend_from_slice(digits.format(stream_id).as_bytes());
+            out.push(b'-');
+            out.extend_from_slice(digits.format(seq).as_bytes());
+            out.push(b'\n');
         }
     }
     match data {
@@ -366,5 +376,10 @@ mod tests {
         assert!(!accepts(&h, "application/json"));
         h.insert(header::ACCEPT, HeaderValue::from_static("/*, text/plain/*"));
         assert!(!accepts(&h, "text/event-stream"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("Text/Event-Stream;q=1"),
+        );
+        assert!(accepts(&h, "text/event-stream"));
     }
 }

@@ -363,7 +363,15 @@ async fn whole_or_stream(
     let finished = tokio::time::timeout(WHOLE_BODY_WAIT, log.settle()).await;
     match finished {
         Ok(Settled::Complete(events)) => {
-            let mut body = format!("retry: {}\n\n", state.config.retry_ms).into_bytes();
+            // Room for every event and its framing: one allocation.
+            let size: usize = events
+                .iter()
+                .map(|e| e.data.as_deref().map_or(0, str::len) + 80)
+                .sum();
+            let mut body = Vec::with_capacity(size + 32);
+            body.extend_from_slice(b"retry: ");
+            body.extend_from_slice(itoa::Buffer::new().format(state.config.retry_ms).as_bytes());
+            body.extend_from_slice(b"\n\n");
             for e in &events {
                 super::http_util::frame_event(
                     EventFraming::Resumable { stream_id },
