@@ -42,7 +42,7 @@ const TASK_CHANGED: &str = "t";
 /// [`StoreError::Unavailable`], and the connection is re-established by itself when Redis is
 /// back. [`RedisStore::round_trips`] counts the requests sent. Call slots given back
 /// ([`SessionStore::release_calls`]) have no round trip of their own under load: they ride
-/// on this replica's next load (applied first), or go alone after 2 ms when none comes.
+/// on this replica's next load (applied first), or go alone after 10 ms when none comes.
 #[derive(Debug)]
 pub struct RedisStore {
     config: RedisConfig,

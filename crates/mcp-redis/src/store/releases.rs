@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// How long released slots wait for a load to carry them before they are sent alone.
-pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(2);
+pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(10);
 
 /// Most releases waiting at once; beyond it (or [`MAX_PENDING_BYTES`]) a release is sent at
 /// once.

@@ -787,6 +787,8 @@ impl ServerState {
                 let mut timed_out = false;
                 let reply = async {
                     let outcome = tokio::select! {
+                        // The call first: one that finishes at once never waits on the token.
+                        biased;
                         reply = tokio::time::timeout(state.config.call_timeout, fut) => reply.ok(),
                         () = state.cancel_calls.cancelled() => {
                             let id = id?;
