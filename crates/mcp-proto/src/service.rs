@@ -209,6 +209,12 @@ impl Session {
         lock(&self.state).state.clone()
     }
 
+    /// Whether the negotiated state is `other` (a read: the state is neither copied nor
+    /// marked changed).
+    pub fn state_is(&self, other: &SessionState) -> bool {
+        lock(&self.state).state == *other
+    }
+
     /// Changes the negotiated state.
     pub fn update_state<R>(&self, f: impl FnOnce(&mut SessionState) -> R) -> R {
         let mut negotiated = lock(&self.state);
@@ -369,21 +375,25 @@ pub enum ReplyOutcome {
 impl EncodedReply {
     /// Serializes a message.
     pub fn from_message(message: &Message) -> Self {
-        let outcome = match message {
+        Self {
+            bytes: message.to_vec(),
+            outcome: ReplyOutcome::of(message),
+        }
+    }
+}
+
+impl ReplyOutcome {
+    /// How the request a reply answers ended.
+    pub fn of(message: &Message) -> Self {
+        match message {
             Message::Response(Response {
                 outcome: Err(e), ..
-            }) => ReplyOutcome::Error(e.code),
+            }) => Self::Error(e.code),
             Message::Response(Response {
                 outcome: Ok(result),
                 ..
-            }) if result.get("isError") == Some(&serde_json::Value::Bool(true)) => {
-                ReplyOutcome::ToolError
-            }
-            _ => ReplyOutcome::Result,
-        };
-        Self {
-            bytes: message.to_vec(),
-            outcome,
+            }) if result.get("isError") == Some(&serde_json::Value::Bool(true)) => Self::ToolError,
+            _ => Self::Result,
         }
     }
 }

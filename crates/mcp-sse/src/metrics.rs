@@ -35,7 +35,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use mcp_proto::types::method;
-use mcp_proto::{Message, RequestId, Response};
+use mcp_proto::{Message, ReplyOutcome, RequestId};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::Error;
@@ -204,16 +204,11 @@ pub struct HandledMessage<'a> {
 
 /// Records one handled message and its reply: the request counter and latency, and for
 /// `tools/call` the per-tool latency.
-pub fn record_message(message: &HandledMessage<'_>, reply: Option<&Message>) {
+pub fn record_message(message: &HandledMessage<'_>, reply: Option<ReplyOutcome>) {
     let method = method_label(message.method);
     let outcome = match (message.timed_out, reply) {
         (true, _) => "timeout",
-        (
-            false,
-            Some(Message::Response(Response {
-                outcome: Err(_), ..
-            })),
-        ) => "error",
+        (false, Some(ReplyOutcome::Error(_))) => "error",
         (false, Some(_)) => "ok",
         (false, None) => "notification",
     };
@@ -225,15 +220,13 @@ pub fn record_message(message: &HandledMessage<'_>, reply: Option<&Message>) {
     let seconds = message.elapsed.as_secs_f64();
     metrics::histogram!(REQUEST_DURATION, "transport" => message.transport, "method" => method)
         .record(seconds);
-    if let (Some(tool), Some(Message::Response(answer))) = (message.tool, reply) {
-        let (tool, outcome) = match &answer.outcome {
-            Ok(result) if result.get("isError") == Some(&serde_json::Value::Bool(true)) => {
-                (tool.to_owned(), "tool_error")
-            }
-            Ok(_) => (tool.to_owned(), "ok"),
-            Err(_) if message.timed_out => (tool.to_owned(), "timeout"),
+    if let (Some(tool), Some(reply)) = (message.tool, reply) {
+        let (tool, outcome) = match reply {
+            ReplyOutcome::ToolError => (tool.to_owned(), "tool_error"),
+            ReplyOutcome::Error(_) if message.timed_out => (tool.to_owned(), "timeout"),
             // An unknown tool must not become a label.
-            Err(_) => ("unknown".to_owned(), "error"),
+            ReplyOutcome::Error(_) => ("unknown".to_owned(), "error"),
+            _ => (tool.to_owned(), "ok"),
         };
         metrics::histogram!(TOOL_CALL_DURATION, "tool" => tool, "outcome" => outcome)
             .record(seconds);
@@ -300,7 +293,7 @@ pub async fn serve_listener(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_proto::ErrorObject;
+    use mcp_proto::{ErrorObject, Response};
     use serde_json::json;
 
     #[test]
@@ -353,8 +346,8 @@ mod tests {
             timed_out: false,
             elapsed: Duration::from_millis(3),
         };
-        record_message(&call("metrics_test_tool"), Some(&ok));
-        record_message(&call("nope"), Some(&unknown));
+        record_message(&call("metrics_test_tool"), Some(ReplyOutcome::of(&ok)));
+        record_message(&call("nope"), Some(ReplyOutcome::of(&unknown)));
         let text = handle.render();
         assert!(
             text.contains(

@@ -334,7 +334,7 @@ impl Connection {
             timed_out,
             elapsed: started.elapsed(),
         };
-        mcp_sse::metrics::record_message(&handled, reply.as_ref());
+        mcp_sse::metrics::record_message(&handled, reply.as_ref().map(mcp_proto::ReplyOutcome::of));
         reply
     }
 

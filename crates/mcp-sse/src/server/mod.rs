@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::routing::{get, post};
-use mcp_proto::{McpService, Message};
+use mcp_proto::McpService;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -384,15 +384,29 @@ pub async fn ctrl_c() {
 
 /// The events to write for the replies to one POST: each reply alone, or one JSON array
 /// for a batch.
-fn reply_events(replies: Vec<Option<Message>>, is_batch: bool) -> Vec<Arc<str>> {
-    let replies: Vec<Message> = replies.into_iter().flatten().collect();
-    if is_batch {
-        if replies.is_empty() {
-            return Vec::new();
-        }
-        let array = serde_json::to_string(&replies).unwrap_or_else(|_| "[]".into());
-        vec![Arc::from(array)]
-    } else {
-        replies.iter().map(|m| Arc::from(m.to_json())).collect()
+fn reply_events(replies: Vec<Option<mcp_proto::EncodedReply>>, is_batch: bool) -> Vec<Arc<str>> {
+    let mut replies = replies.into_iter().flatten();
+    if !is_batch {
+        return replies.map(|r| encoded_text(r.bytes)).collect();
+    }
+    let Some(first) = replies.next() else {
+        return Vec::new();
+    };
+    let mut array = Vec::with_capacity(first.bytes.len() + 2);
+    array.push(b'[');
+    array.extend_from_slice(&first.bytes);
+    for reply in replies {
+        array.push(b',');
+        array.extend_from_slice(&reply.bytes);
+    }
+    array.push(b']');
+    vec![encoded_text(array)]
+}
+
+/// Serialized JSON as text (serde_json writes UTF-8; anything else is replaced, not lost).
+fn encoded_text(bytes: Vec<u8>) -> Arc<str> {
+    match String::from_utf8(bytes) {
+        Ok(text) => Arc::from(text),
+        Err(e) => Arc::from(String::from_utf8_lossy(e.as_bytes())),
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use mcp_proto::jsonrpc::code;
 use mcp_proto::{
-    BoxFuture, ErrorObject, McpService, Message, MessageContext, Outbound, Response, SendError,
-    Session, SessionState,
+    BoxFuture, EncodedReply, ErrorObject, McpService, Message, MessageContext, Outbound, Response,
+    SendError, Session, SessionState,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -454,11 +454,11 @@ impl ServerState {
         };
         let owned_here = claim || record.owner == store.replica_id();
         if let Some(session) = self.local_copy(id, kind, subject, owned_here) {
-            session.proto.update_state(|state| {
-                if *state != record.state {
-                    *state = record.state.clone();
-                }
-            });
+            if !session.proto.state_is(&record.state) {
+                session
+                    .proto
+                    .update_state(|state| *state = record.state.clone());
+            }
             session.touch();
             return Ok(FoundSession {
                 session,
@@ -575,7 +575,7 @@ impl ServerState {
         let Some(id) = session.id() else {
             return;
         };
-        if !session.update_state(|state| state != saved) {
+        if session.state_is(saved) {
             return;
         }
         let state = session.state();
@@ -727,7 +727,7 @@ impl ServerState {
         messages: Vec<Result<Message, Response>>,
         outbound: Arc<dyn Outbound>,
         extensions: http::Extensions,
-    ) -> impl std::future::Future<Output = Vec<Option<Message>>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Vec<Option<EncodedReply>>> + Send + 'static {
         let count = messages.len();
         // The last message takes the extensions themselves: one message (the usual POST)
         // copies nothing.
@@ -749,7 +749,9 @@ impl ServerState {
                         extensions,
                     )
                 }
-                Err(reply) => Box::pin(std::future::ready(Some(Message::Response(reply)))),
+                Err(reply) => Box::pin(std::future::ready(Some(EncodedReply::from_message(
+                    &Message::Response(reply),
+                )))),
             })
             .collect();
         futures::future::join_all(runs)
@@ -762,7 +764,7 @@ impl ServerState {
         message: Message,
         outbound: Arc<dyn Outbound>,
         extensions: http::Extensions,
-    ) -> BoxFuture<'static, Option<Message>> {
+    ) -> BoxFuture<'static, Option<EncodedReply>> {
         let state = Arc::clone(self);
         let crate::metrics::MessageLabels { method, id, tool } =
             crate::metrics::MessageLabels::of(&message);
@@ -783,7 +785,7 @@ impl ServerState {
                 let ctx = MessageContext::new(Arc::clone(&session))
                     .with_outbound(outbound)
                     .with_extensions(extensions);
-                let fut = state.service.handle(message, ctx);
+                let fut = state.service.handle_encoded(message, ctx);
                 let mut timed_out = false;
                 let reply = async {
                     let outcome = tokio::select! {
@@ -794,7 +796,7 @@ impl ServerState {
                             let id = id?;
                             session.cancel_request(&id);
                             tracing::warn!("call cancelled: the server is shutting down");
-                            return Some(error_reply(id, code::INTERNAL_ERROR, "Server shutting down: the call was cancelled".into()));
+                            return Some(EncodedReply::from_message(&error_reply(id, code::INTERNAL_ERROR, "Server shutting down: the call was cancelled".into())));
                         }
                     };
                     match outcome {
@@ -805,7 +807,7 @@ impl ServerState {
                             session.cancel_request(&id);
                             tracing::warn!(timeout = ?state.config.call_timeout, "call timed out");
                             let secs = state.config.call_timeout.as_secs_f64();
-                            Some(error_reply(id, code::REQUEST_TIMEOUT, format!("Request timed out after {secs} s")))
+                            Some(EncodedReply::from_message(&error_reply(id, code::REQUEST_TIMEOUT, format!("Request timed out after {secs} s"))))
                         }
                     }
                 }
@@ -818,7 +820,7 @@ impl ServerState {
                         timed_out,
                         elapsed: started.elapsed(),
                     },
-                    reply.as_ref(),
+                    reply.as_ref().map(|r| r.outcome),
                 );
                 reply
             }

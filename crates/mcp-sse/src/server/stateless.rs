@@ -181,7 +181,7 @@ pub(crate) async fn post(
             )
             .await;
         // The reply and the close in one step: the answer below sees both or neither.
-        task_log.finish(reply.map(|r| Arc::from(r.to_json())));
+        task_log.finish(reply.map(|r| super::encoded_text(r.bytes)));
     };
     if long_lived {
         tokio::spawn(work);
