@@ -15,7 +15,7 @@ use crate::cancel::{CancellationSignal, run_until_cancelled};
 use crate::error::Error;
 use crate::http_headers;
 use crate::input::{InputChannel, Rounds};
-use crate::jsonrpc::{ErrorObject, Message, Request, RequestId};
+use crate::jsonrpc::{ErrorObject, Message, Request, RequestId, Response};
 use crate::listen::{self, Change, ListenFilter, Listeners};
 use crate::registry::{
     self, CompleteFn, IntoPromptResult, PromptFailure, RegisteredPrompt, RegisteredResource,
@@ -905,7 +905,7 @@ impl McpServer {
         let meta = raw.get("_meta").and_then(Value::as_object).cloned();
         let extensions = Arc::new(std::mem::take(&mut ctx.extensions));
         let call = Call {
-            id: id.clone(),
+            id,
             version,
             era,
             ctx: &ctx,
@@ -919,14 +919,17 @@ impl McpServer {
             routed.map(|outcome| outcome.map(ResultBody::Value))
         };
         let Some(outcome) = routed else {
-            return cancelled(&id);
+            return cancelled(&call.id);
         };
         let outcome = if stateless_era {
             outcome.map(|body| ResultBody::Value(self.stateless_result(&method, body.into_value())))
         } else {
             outcome
         };
-        Some(Answer { id, outcome })
+        Some(Answer {
+            id: call.id,
+            outcome,
+        })
     }
 
     /// The protocol version a request speaks: its own `_meta` in the stateless era, the
@@ -1167,11 +1170,7 @@ impl McpService for McpServer {
     }
 
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
-        let server = self.clone();
-        Box::pin(async move {
-            let answer = server.receive(message, ctx).await;
-            answer.map(Answer::into_message)
-        })
+        self.receive(message, ctx, Answer::into_message)
     }
 
     fn handle_encoded(
@@ -1179,35 +1178,45 @@ impl McpService for McpServer {
         message: Message,
         ctx: MessageContext,
     ) -> BoxFuture<'static, Option<EncodedReply>> {
-        let server = self.clone();
-        Box::pin(async move {
-            let answer = server.receive(message, ctx).await;
-            answer.map(Answer::encode)
-        })
+        self.receive(message, ctx, Answer::encode)
     }
 }
 
 impl McpServer {
-    /// Takes one client message: answers a request, acts on a notification, hands a response
-    /// to the server-to-client request waiting for it.
-    async fn receive(&self, message: Message, ctx: MessageContext) -> Option<Answer> {
+    /// Takes one client message: answers a request (then `finish`es the answer), acts on a
+    /// notification, hands a response to the server-to-client request waiting for it. Each
+    /// kind gets its own future, so that a request's holds nothing but its dispatch.
+    fn receive<T: Send + 'static>(
+        &self,
+        message: Message,
+        ctx: MessageContext,
+        finish: fn(Answer) -> T,
+    ) -> BoxFuture<'static, Option<T>> {
+        let server = self.clone();
         match message {
-            Message::Request(r) => self.dispatch(r, ctx).await,
-            Message::Notification(n) => {
-                self.notify(&n.method, n.params, &ctx.session);
-                None
+            Message::Request(r) => {
+                Box::pin(async move { server.dispatch(r, ctx).await.map(finish) })
             }
-            Message::Response(r) => {
-                let delivered = match &r.id {
-                    Some(id) => ctx.session.complete_server_request(id, r.outcome),
-                    None => false,
-                };
-                if !delivered {
-                    tracing::debug!(id = ?r.id, "response from client with no pending request");
-                }
+            Message::Notification(n) => Box::pin(async move {
+                server.notify(&n.method, n.params, &ctx.session);
                 None
-            }
+            }),
+            Message::Response(r) => Box::pin(async move {
+                deliver(r, &ctx.session);
+                None
+            }),
         }
+    }
+}
+
+/// Hands a client's response to the server-to-client request waiting for it.
+fn deliver(response: Response, session: &Session) {
+    let delivered = match &response.id {
+        Some(id) => session.complete_server_request(id, response.outcome),
+        None => false,
+    };
+    if !delivered {
+        tracing::debug!(id = ?response.id, "response from client with no pending request");
     }
 }
 
