@@ -1,34 +1,33 @@
 //! `cargo xtask bench`: throughput and latency of our MCP transports against a bare axum
 //! ceiling, the cost of bearer auth, and server memory per idle session.
 //!
-//! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`,
-//! see [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load
-//! generator ([`mcp_loadgen`]): for 1 and 32 sessions, each on its own keep-alive
-//! connection (two for legacy SSE), a closed loop of `tools/call roll_dice {"n_dice":3}` with a
-//! warm-up and a measured window, in the order echo, streamable, legacy SSE, streamable with
-//! auth, streamable with JSON responses, so that ratios compare neighbouring measurements.
-//! Then, for each `--idle-kind` (default: echo keep-alive connections as the baseline,
-//! streamable sessions, legacy SSE sessions each with a keep-alive POST connection), a fresh
-//! server gets 10 000 idle sessions and its RSS growth per session is set against the target
-//! ([`idle`]).
+//! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`, see
+//! [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load generator
+//! ([`mcp_loadgen`]): for 1 and 32 sessions, each on its own keep-alive connection (two for legacy
+//! SSE), a closed loop of `tools/call roll_dice {"n_dice":3}` with a warm-up and a measured window,
+//! in the order echo, streamable, legacy SSE, streamable with auth, streamable with JSON responses,
+//! so that ratios compare neighbouring measurements. Then, for each `--idle-kind` (default: echo
+//! keep-alive connections as the baseline, streamable sessions, legacy SSE sessions each with a
+//! keep-alive POST connection), a fresh server gets 10 000 idle sessions and its RSS growth per
+//! session is set against the target ([`idle`]).
 //!
 //! The measurements need an optimized build: started from a debug build (as `cargo xtask`
-//! does), the command builds `xtask` in release mode and runs that binary. It is not a test:
-//! it prints figures and the verdict on the targets, and fails only when calls fail (or, with
-//! `--strict`, when a target is missed). `--quick` runs short phases for CI.
+//! does), the command builds `xtask` in release mode and runs that binary. It is not a test: it
+//! prints figures (median [min, max] over `--runs`), a PASS/MISS line per target and, last, every
+//! target of issue 17's table ([`GOALS`]); it fails only when calls fail (or, with `--strict`,
+//! when a target is missed). `--quick` runs short phases for CI.
 //!
 //! Then the gateway row ([`gateway`]): the dice server directly over HTTP, through
 //! `mcp-gateway` and through the npm `mcp-proxy`, with the ratios (`--gateway`).
 //!
-//! Then the replicated run ([`replicated`]): calls per second through nginx
-//! (round robin, no stickiness) in front of three `dice_server` replicas sharing sessions
-//! through Redis, beside one replica keeping them in memory behind the same nginx, for
-//! streamable HTTP and legacy SSE, with the ratio; and the Redis round trips per call counted
-//! on the Redis side (its `MONITOR` stream, idle background subtracted) next to their targets.
-//! It needs `redis-server` and `nginx` (`scripts/install-nginx.sh`), and is not part of CI:
-//! `--replicated auto` (the default) runs it after the other rows when both are installed,
-//! but not with `--quick`; `--replicated yes` runs it in any case, `--replicated no` never,
-//! and `--replicated only` runs nothing else, e.g.
+//! Then the replicated run ([`replicated`]): calls per second through nginx (round robin, no
+//! stickiness) in front of three `dice_server` replicas sharing sessions through Redis, beside one
+//! replica keeping them in memory behind the same nginx, for streamable HTTP and legacy SSE, with
+//! the ratio (a target); and the Redis round trips per call counted on the Redis side (its
+//! `MONITOR` stream, idle background subtracted) next to their targets. It needs `redis-server` and
+//! `nginx` (`scripts/install-nginx.sh`), and is not part of CI: `--replicated auto` (the default)
+//! runs it after the other rows when both are installed, but not with `--quick`; `--replicated yes`
+//! runs it in any case, `--replicated no` never, and `--replicated only` runs nothing else, e.g.
 //! `cargo xtask bench --replicated only --quick` (about a minute).
 
 mod gateway;
@@ -972,14 +971,8 @@ fn idle_verdicts(idle: &[idle::IdleReport], card: &mut Scorecard) {
 /// A markdown table: `header`'s cells split at `|` (a leading `<` aligns a column left, the
 /// others align right), each column as wide as its widest cell.
 pub(crate) fn markdown(header: &str, rows: &[Vec<String>]) -> String {
-    let left: Vec<bool> = header
-        .split('|')
-        .map(|cell| cell.starts_with('<'))
-        .collect();
-    let header: Vec<String> = header
-        .split('|')
-        .map(|c| c.trim_start_matches('<').into())
-        .collect();
+    let left: Vec<bool> = header.split('|').map(|c| c.starts_with('<')).collect();
+    let header: Vec<String> = header.split('|').map(|c| c.replace('<', "")).collect();
     let mut widths = vec![0; header.len()];
     for row in std::iter::once(&header).chain(rows) {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -989,15 +982,12 @@ pub(crate) fn markdown(header: &str, rows: &[Vec<String>]) -> String {
     let mut table = String::new();
     for (n, row) in std::iter::once(&header).chain(rows).enumerate() {
         for ((cell, &width), &left) in row.iter().zip(&widths).zip(&left) {
-            table += &if left {
-                format!("| {cell:<width$} ")
-            } else {
-                format!("| {cell:>width$} ")
-            };
+            let (l, r) = (format!("{cell:<width$}"), format!("{cell:>width$}"));
+            table += &format!("| {} ", if left { l } else { r });
         }
         table += "|\n";
         for (&width, &left) in widths.iter().zip(&left).filter(|_| n == 0) {
-            table += &format!("|{}{}", "-".repeat(width + 1), if left { '-' } else { ':' });
+            table += &format!("|{:->1$}", if left { "-" } else { ":" }, width + 2);
         }
         table += if n == 0 { "|\n" } else { "" };
     }

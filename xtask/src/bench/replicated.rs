@@ -111,6 +111,7 @@ struct Scenario {
     target: Option<f64>,
 }
 
+/// The round-trip scenarios, in measuring order.
 #[rustfmt::skip]
 const SCENARIOS: [Scenario; 5] = [
     Scenario { label: "streamable POST through the LB", transport: Target::Streamable,
@@ -119,7 +120,8 @@ const SCENARIOS: [Scenario; 5] = [
         transport: Target::Streamable, route: Route::Direct { open: 0, call: 1 },
         target: Some(TARGET_STREAMABLE_ROUND_TRIPS) },
     Scenario { label: "legacy SSE call, stream on A, POST on B", transport: Target::LegacySse,
-        route: Route::Direct { open: 0, call: 1 }, target: Some(TARGET_LEGACY_CROSSING_ROUND_TRIPS) },
+        route: Route::Direct { open: 0, call: 1 },
+        target: Some(TARGET_LEGACY_CROSSING_ROUND_TRIPS) },
     Scenario { label: "legacy SSE call, stream and POST on A", transport: Target::LegacySse,
         route: Route::Direct { open: 0, call: 0 }, target: None },
     Scenario { label: "legacy SSE call through the LB", transport: Target::LegacySse,
