@@ -755,6 +755,7 @@ impl Scorecard {
     }
 }
 
+/// How a verdict reads.
 fn pass(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
@@ -787,10 +788,8 @@ impl Spread {
     fn show(&self, decimals: usize, unit: &str) -> String {
         let (median, min, max) = (self.median, self.min, self.max);
         let spread = format!(" [{min:.decimals$}, {max:.decimals$}]");
-        format!(
-            "{median:.decimals$}{unit}{}",
-            if self.runs > 1 { &spread } else { "" }
-        )
+        let spread = if self.runs > 1 { spread.as_str() } else { "" };
+        format!("{median:.decimals$}{unit}{spread}")
     }
 }
 
@@ -811,10 +810,8 @@ impl Runs<'_> {
 
     /// `value` of `row` over that of `base` within each run, both at `sessions`.
     fn ratios(&self, row: usize, base: usize, sessions: usize, value: Value) -> Vec<f64> {
-        let (rows, bases) = (
-            self.each(row, sessions, value),
-            self.each(base, sessions, value),
-        );
+        let bases = self.each(base, sessions, value);
+        let rows = self.each(row, sessions, value);
         rows.iter().zip(bases).map(|(r, b)| r / b).collect()
     }
 
