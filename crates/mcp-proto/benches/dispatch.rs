@@ -1,6 +1,8 @@
 //! One `tools/call` through the whole server, bytes in and bytes out (`decode`, dispatch to an
 //! in-memory dice tool, serialize), against plain `serde_json` parse and serialize of the same
-//! bytes in the same run. Run with `cargo bench -p mcp-proto --bench dispatch`.
+//! bytes in the same run, both through `McpService::handle` + `Message::to_vec` and through
+//! `McpService::handle_encoded` (what transports call). Run with
+//! `cargo bench -p mcp-proto --bench dispatch`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -67,6 +69,17 @@ fn call_once(server: &McpServer, session: &Arc<Session>, bytes: &[u8]) -> Vec<u8
     reply.unwrap().to_vec()
 }
 
+/// Bytes in, bytes out through `decode` and `McpService::handle_encoded`.
+fn call_once_encoded(server: &McpServer, session: &Arc<Session>, bytes: &[u8]) -> Vec<u8> {
+    let Ok(Decoded::Single(message)) = decode(bytes) else {
+        panic!("not a single message")
+    };
+    let reply = futures::executor::block_on(
+        server.handle_encoded(message, MessageContext::new(Arc::clone(session))),
+    );
+    reply.unwrap().bytes
+}
+
 /// The MCP path at each version (2025-06-18 and later add `structuredContent`).
 #[divan::bench(args = [ProtocolVersion::V2024_11_05, ProtocolVersion::V2025_06_18, ProtocolVersion::V2025_11_25])]
 fn mcp_tools_call(bencher: Bencher<'_, '_>, version: ProtocolVersion) {
@@ -78,6 +91,18 @@ fn mcp_tools_call(bencher: Bencher<'_, '_>, version: ProtocolVersion) {
         String::from_utf8_lossy(&out)
     );
     bencher.bench_local(|| call_once(&server, &session, black_box(CALL)));
+}
+
+/// The encoded path at each version: the same bytes, no `Value` built for the result.
+#[divan::bench(args = [ProtocolVersion::V2024_11_05, ProtocolVersion::V2025_06_18, ProtocolVersion::V2025_11_25])]
+fn mcp_tools_call_encoded(bencher: Bencher<'_, '_>, version: ProtocolVersion) {
+    let (server, session) = setup(version);
+    let out = call_once_encoded(&server, &session, CALL);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&call_once(&server, &session, CALL))
+    );
+    bencher.bench_local(|| call_once_encoded(&server, &session, black_box(CALL)));
 }
 
 /// The baseline: `serde_json` parse to a `Value` and serialize, of the same bytes.

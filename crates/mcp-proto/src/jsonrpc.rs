@@ -53,22 +53,56 @@ pub enum RequestId {
     String(String),
 }
 
-/// A numeric id kept as received so that it is echoed exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NumberId(String);
+/// A numeric id kept as received so that it is echoed exactly. Two ids are equal, and
+/// ordered, as their JSON texts are.
+#[derive(Debug, Clone)]
+pub struct NumberId(serde_json::Number);
 
 impl NumberId {
-    fn to_number(&self) -> serde_json::Number {
-        // The text came from a `serde_json::Number` (or an i64), so it parses back.
-        self.0
-            .parse::<serde_json::Number>()
-            .unwrap_or_else(|_| serde_json::Number::from(0))
+    /// What identifies the number's text: its kind and its bits (a float's text is the
+    /// shortest that reads back to its bits, so equal bits are equal texts).
+    fn key(&self) -> (u8, u64) {
+        let n = &self.0;
+        match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => (0, u),
+            (None, Some(i)) => (1, i.cast_unsigned()),
+            (None, None) => (2, n.as_f64().map_or(0, f64::to_bits)),
+        }
+    }
+}
+
+impl PartialEq for NumberId {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for NumberId {}
+
+impl std::hash::Hash for NumberId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialOrd for NumberId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NumberId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self == other {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.to_string().cmp(&other.0.to_string())
     }
 }
 
 impl From<i64> for RequestId {
     fn from(n: i64) -> Self {
-        RequestId::Number(NumberId(n.to_string()))
+        RequestId::Number(NumberId(n.into()))
     }
 }
 
@@ -88,7 +122,7 @@ impl RequestId {
     /// Converts the id to its JSON value.
     pub fn to_value(&self) -> Value {
         match self {
-            RequestId::Number(n) => Value::Number(n.to_number()),
+            RequestId::Number(n) => Value::Number(n.0.clone()),
             RequestId::String(s) => Value::String(s.clone()),
         }
     }
@@ -96,7 +130,7 @@ impl RequestId {
     /// Reads an id from a JSON value; `None` for anything but a number or a string.
     pub fn from_value(value: &Value) -> Option<Self> {
         match value {
-            Value::Number(n) => Some(RequestId::Number(NumberId(n.to_string()))),
+            Value::Number(n) => Some(RequestId::Number(NumberId(n.clone()))),
             Value::String(s) => Some(RequestId::String(s.clone())),
             _ => None,
         }
@@ -106,7 +140,7 @@ impl RequestId {
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RequestId::Number(n) => f.write_str(&n.0),
+            RequestId::Number(n) => write!(f, "{}", n.0),
             RequestId::String(s) => write!(f, "{s:?}"),
         }
     }
@@ -115,7 +149,7 @@ impl fmt::Display for RequestId {
 impl Serialize for RequestId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            RequestId::Number(n) => n.to_number().serialize(serializer),
+            RequestId::Number(n) => n.0.serialize(serializer),
             RequestId::String(s) => serializer.serialize_str(s),
         }
     }
@@ -307,7 +341,7 @@ impl Message {
             )));
         };
         let Envelope {
-            jsonrpc,
+            is_version_2,
             id: raw_id,
             method,
             params,
@@ -321,9 +355,8 @@ impl Message {
                 ErrorObject::invalid_request(detail),
             )))
         };
-        match jsonrpc {
-            Some(Value::String(v)) if v == JSONRPC_VERSION => {}
-            _ => return fail("\"jsonrpc\" must be \"2.0\""),
+        if !is_version_2 {
+            return fail("\"jsonrpc\" must be \"2.0\"");
         }
         // `null` is only allowed on an error response about an unreadable request.
         let is_error_response = method.is_none() && error.is_some();

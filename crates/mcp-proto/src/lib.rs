@@ -73,6 +73,7 @@ pub mod stateless;
 pub mod task;
 mod task_run;
 mod tool;
+mod tool_output;
 pub mod types;
 mod version;
 
@@ -87,13 +88,13 @@ pub use registry::IntoPromptResult;
 pub use schema::SchemaProfile;
 pub use server::{DEFAULT_PAGE_SIZE, McpServer, ServerBuilder, tool_error};
 pub use service::{
-    AuthSubject, BoxFuture, McpService, MessageContext, NoOutbound, Outbound, SendError, Session,
-    SessionState, SessionStream,
+    AuthSubject, BoxFuture, EncodedReply, McpService, MessageContext, NoOutbound, Outbound,
+    ReplyOutcome, SendError, Session, SessionState, SessionStream,
 };
 pub use task::{TaskHost, TaskSupport};
 pub use tool::{
-    ArgsOnly, IntoToolOutput, NoArgs, ToolContext, ToolDef, ToolError, ToolHandler, WithContext,
-    schema_object,
+    ArgsOnly, IntoToolOutput, NoArgs, ToolContext, ToolDef, ToolError, ToolHandler, ToolOutput,
+    WithContext, schema_object,
 };
 pub use types::{CallToolResult, ContentBlock, Implementation, Tool};
 pub use version::{ProtocolVersion, UnknownVersion};

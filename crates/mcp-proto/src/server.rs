@@ -15,27 +15,32 @@ use crate::cancel::{CancellationSignal, run_until_cancelled};
 use crate::error::Error;
 use crate::http_headers;
 use crate::input::{InputChannel, Rounds};
-use crate::jsonrpc::{ErrorObject, Message, Request, RequestId, Response};
+use crate::jsonrpc::{ErrorObject, Message, Request, RequestId};
 use crate::listen::{self, Change, ListenFilter, Listeners};
 use crate::registry::{
     self, CompleteFn, IntoPromptResult, PromptFailure, RegisteredPrompt, RegisteredResource,
     RegisteredTemplate,
 };
 use crate::schema::SchemaProfile;
-use crate::service::{BoxFuture, McpService, MessageContext, Session};
+use crate::service::{BoxFuture, EncodedReply, McpService, MessageContext, Session};
 use crate::stateless::DiscoverResult;
 use crate::stateless::{self, RequestMeta, RequestStateSigner, StateError};
 use crate::task;
-use crate::tool::{CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler};
+use crate::tool::{
+    CallFailure, RegisteredTool, ToolContext, ToolDef, ToolError, ToolHandler, ToolOutput,
+};
 use crate::types::{
-    CallToolParams, CallToolResult, CancelledParams, CompleteParams, CompleteResult, Completion,
-    EmptyResult, GetPromptParams, Implementation, InitializeParams, InitializeResult,
-    ListChangedCapability, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, LoggingLevel, PaginatedParams, ReadResourceResult, Resource, ResourceTemplate,
+    CallToolResult, CancelledParams, CompleteParams, CompleteResult, Completion, EmptyResult,
+    GetPromptParams, Implementation, InitializeParams, InitializeResult, ListChangedCapability,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    LoggingLevel, PaginatedParams, ReadResourceResult, Resource, ResourceTemplate,
     ResourceUriParams, ResourcesCapability, ServerCapabilities, SetLevelParams, Tool, method,
 };
 use crate::version::ProtocolVersion;
+use answer::{Answer, ResultBody};
 
+mod answer;
+mod call_params;
 mod experimental_tasks;
 mod task_follow;
 mod task_restart;
@@ -317,8 +322,11 @@ struct Call<'a> {
     id: RequestId,
     version: ProtocolVersion,
     era: Era,
+    /// The session and the outbound sink (its extensions are taken out, into `extensions`).
     ctx: &'a MessageContext,
-    meta: Option<Map<String, Value>>,
+    /// The HTTP request's extensions, shared with the handler's context without a copy.
+    extensions: Arc<http::Extensions>,
+    meta: Option<Arc<Map<String, Value>>>,
 }
 
 /// How a handler run ended.
@@ -558,12 +566,9 @@ impl McpServer {
     ) -> ToolContext {
         let session = &call.ctx.session;
         let (caps, log_level) = match &call.era {
-            Era::Stateful => (
-                session.update_state(|s| s.client_capabilities.clone()),
-                None,
-            ),
+            Era::Stateful => (session.client_capabilities(), None),
             Era::Stateless(meta) => (
-                meta.client_capabilities.clone(),
+                Arc::new(meta.client_capabilities.clone()),
                 meta.raw
                     .get(stateless::META_LOG_LEVEL)
                     .and_then(|v| serde_json::from_value::<LoggingLevel>(v.clone()).ok()),
@@ -588,13 +593,15 @@ impl McpServer {
             request_id: call.id.clone(),
             session: Arc::clone(session),
             version: call.version,
+            last_progress: progress_token
+                .is_some()
+                .then(|| Arc::new(AtomicU64::new(u64::MAX))),
             progress_token,
-            last_progress: Arc::new(AtomicU64::new(u64::MAX)),
             outbound: Arc::clone(&call.ctx.outbound),
             cancellation,
-            extensions: Arc::new(call.ctx.extensions.clone()),
+            extensions: Arc::clone(&call.extensions),
             meta: call.meta.clone(),
-            client_capabilities: Arc::new(caps),
+            client_capabilities: caps,
             input,
             request_log_level: log_level,
             listeners: Arc::clone(&self.inner.listeners),
@@ -702,48 +709,47 @@ impl McpServer {
         &self,
         call: &Call<'_>,
         mut raw: Value,
-    ) -> Option<Result<Value, ErrorObject>> {
+    ) -> Option<Result<ResultBody, ErrorObject>> {
         // The arguments are moved out before the rest is read, so they are never copied.
         let arguments = raw.as_object_mut().and_then(|m| m.remove("arguments"));
-        let mut params: CallToolParams = match serde::Deserialize::deserialize(&raw) {
-            Ok(p) => p,
-            Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
-        };
-        let read = <Option<crate::types::JsonObject> as serde::Deserialize>::deserialize;
-        params.arguments = match arguments.map(read).transpose() {
-            Ok(arguments) => arguments.flatten(),
+        let read = call_params::CallTarget::read(&raw)
+            .and_then(|target| Ok((target, call_params::arguments_object(arguments)?)));
+        let (target, mut args) = match read {
+            Ok(read) => read,
             Err(e) => return Some(Err(ErrorObject::invalid_params(e))),
         };
         let version = call.version;
-        let Some(&i) = self.inner.index.get(&params.name) else {
+        let Some(&i) = self.inner.index.get(target.name.as_ref()) else {
             return Some(Err(ErrorObject::invalid_params(format!(
                 "Unknown tool: '{}'",
-                params.name
+                target.name
             ))));
         };
         let tool = &self.inner.tools[i];
-        let mut args = Value::Object(params.arguments.take().unwrap_or_default());
+        let name = tool.tool.name.as_str();
         tool.normalize_arguments(&mut args);
-        if let Some(headers) = call.ctx.extensions.get::<http_headers::ParamHeaders>()
+        if let Some(headers) = call.extensions.get::<http_headers::ParamHeaders>()
             && let Err(e) = http_headers::check_param_headers(&tool.tool, &args, headers)
         {
             return Some(Err(e));
         }
         if let Err(detail) = tool.validate(&args) {
-            return Some(invalid_arguments(version, &params.name, detail));
+            let answer = invalid_arguments(version, name, detail);
+            return Some(answer.map(ResultBody::Value));
         }
         // Only a stateless request can need input rounds, whose requestState is bound to this.
         let binding = if matches!(call.era, Era::Stateless(_)) {
-            stateless::binding(method::TOOLS_CALL, &params.name, &args)
+            stateless::binding(method::TOOLS_CALL, name, &args)
         } else {
             String::new()
         };
         match self.task_host(call, tool, &raw) {
             Ok(None) => {}
             Ok(Some(host)) => {
-                return self
-                    .call_as_task(call, &raw, binding, (tool, args), host)
-                    .await;
+                // Boxed: a task call's future is large, and plain calls are the common case.
+                let answer =
+                    Box::pin(self.call_as_task(call, &raw, binding, (tool, args), host)).await;
+                return answer.map(|outcome| outcome.map(ResultBody::Value));
             }
             Err(e) => return Some(Err(e)),
         }
@@ -755,10 +761,10 @@ impl McpServer {
         match outcome {
             Err(e) => Some(Err(e)),
             Ok(RunOutcome::Cancelled) => None,
-            Ok(RunOutcome::NeedsInput { needed, responses }) => {
-                Some(Ok(self.input_required(needed, responses, binding)))
-            }
-            Ok(RunOutcome::Done(done)) => Some(call_result(version, &params.name, done)),
+            Ok(RunOutcome::NeedsInput { needed, responses }) => Some(Ok(ResultBody::Value(
+                self.input_required(needed, responses, binding),
+            ))),
+            Ok(RunOutcome::Done(done)) => Some(call_result(version, name, done)),
         }
     }
 
@@ -880,7 +886,8 @@ impl McpServer {
         Ok(to_value(EmptyResult {}))
     }
 
-    async fn dispatch(&self, request: Request, ctx: MessageContext) -> Option<Message> {
+    /// Answers one request; `None` when it was cancelled.
+    async fn dispatch(&self, request: Request, mut ctx: MessageContext) -> Option<Answer> {
         let Request { id, method, params } = request;
         let era = match RequestMeta::from_params(params.as_ref()) {
             Some(meta) => Era::Stateless(Box::new(meta)),
@@ -893,28 +900,33 @@ impl McpServer {
             .and_then(|version| self.check_request(&method, &raw).map(|()| version));
         let version = match checked {
             Ok(v) => v,
-            Err(e) => return Some(Message::Response(Response::error(Some(id), e))),
+            Err(e) => return Some(Answer::error(id, e)),
         };
         let meta = raw.get("_meta").and_then(Value::as_object).cloned();
+        let extensions = Arc::new(std::mem::take(&mut ctx.extensions));
         let call = Call {
             id: id.clone(),
             version,
             era,
             ctx: &ctx,
-            meta,
+            extensions,
+            meta: meta.map(Arc::new),
         };
-        let Some(outcome) = self.route(&call, &method, raw).await else {
+        let routed = if method == method::TOOLS_CALL {
+            self.call_tool(&call, raw).await
+        } else {
+            let routed = self.route(&call, &method, raw).await;
+            routed.map(|outcome| outcome.map(ResultBody::Value))
+        };
+        let Some(outcome) = routed else {
             return cancelled(&id);
         };
         let outcome = if stateless_era {
-            outcome.map(|v| self.stateless_result(&method, v))
+            outcome.map(|body| ResultBody::Value(self.stateless_result(&method, body.into_value())))
         } else {
             outcome
         };
-        Some(Message::Response(Response {
-            id: Some(id),
-            outcome,
-        }))
+        Some(Answer { id, outcome })
     }
 
     /// The protocol version a request speaks: its own `_meta` in the stateless era, the
@@ -957,7 +969,8 @@ impl McpServer {
         Ok(())
     }
 
-    /// Runs one request's method; `None` when it was cancelled (no response is sent).
+    /// Runs one request's method other than `tools/call`; `None` when it was cancelled (no
+    /// response is sent).
     async fn route(
         &self,
         call: &Call<'_>,
@@ -967,10 +980,10 @@ impl McpServer {
         let stateless_era = matches!(call.era, Era::Stateless(_));
         let session = &call.ctx.session;
         let outcome = match (method, stateless_era) {
-            (method::TOOLS_CALL, _) => return self.call_tool(call, raw).await,
             (method::RESOURCES_READ, _) => return self.read_resource(call, raw).await,
             (method::PROMPTS_GET, _) => return self.get_prompt(call, raw).await,
-            (listen::SUBSCRIPTIONS_LISTEN, true) => return self.listen(call, raw).await,
+            // Long-lived and rare: boxed, so that they do not grow every request's future.
+            (listen::SUBSCRIPTIONS_LISTEN, true) => return Box::pin(self.listen(call, raw)).await,
             (
                 method::TOOLS_LIST
                 | method::RESOURCES_LIST
@@ -979,18 +992,18 @@ impl McpServer {
                 _,
             ) => parse_paginated(raw).and_then(|p| self.list(method, call.version, p)),
             (method::COMPLETION_COMPLETE, _) => self.complete(raw).await,
-            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover(&call.ctx.extensions))),
+            (method::SERVER_DISCOVER, true) => Ok(to_value(self.discover(&call.extensions))),
             (task::TASKS_GET | task::TASKS_UPDATE | task::TASKS_CANCEL, true) => {
-                self.task_request(call, method, raw).await
+                Box::pin(self.task_request(call, method, raw)).await
             }
             (
                 task::TASKS_GET | task::TASKS_RESULT | task::TASKS_LIST | task::TASKS_CANCEL,
                 false,
             ) => {
-                return self.experimental_task_request(call, method, raw).await;
+                return Box::pin(self.experimental_task_request(call, method, raw)).await;
             }
             (method::INITIALIZE, false) => parse_params::<InitializeParams>(raw)
-                .map(|p| to_value(self.initialize(session, p, &call.ctx.extensions))),
+                .map(|p| to_value(self.initialize(session, p, &call.extensions))),
             (method::PING, false) => Ok(to_value(EmptyResult {})),
             (method::LOGGING_SET_LEVEL, false) => parse_params::<SetLevelParams>(raw).map(|p| {
                 session.update_state(|s| s.log_level = Some(p.level));
@@ -1091,14 +1104,16 @@ impl McpServer {
 fn call_result(
     version: ProtocolVersion,
     tool: &str,
-    done: Result<CallToolResult, CallFailure>,
-) -> Result<Value, ErrorObject> {
+    done: Result<ToolOutput, CallFailure>,
+) -> Result<ResultBody, ErrorObject> {
     match done {
-        Ok(result) => Ok(to_value(result.into_version(version))),
-        Err(CallFailure::InvalidArguments(detail)) => invalid_arguments(version, tool, detail),
-        Err(CallFailure::Tool(e)) => Ok(to_value(
+        Ok(output) => Ok(ResultBody::Tool { output, version }),
+        Err(CallFailure::InvalidArguments(detail)) => {
+            invalid_arguments(version, tool, detail).map(ResultBody::Value)
+        }
+        Err(CallFailure::Tool(e)) => Ok(ResultBody::Value(to_value(
             CallToolResult::error_text(e.message()).into_version(version),
-        )),
+        ))),
         Err(CallFailure::Panicked) => Err(ErrorObject::internal(format!(
             "tool '{tool}' failed unexpectedly"
         ))),
@@ -1121,7 +1136,7 @@ fn invalid_arguments(
     }
 }
 
-fn cancelled(id: &RequestId) -> Option<Message> {
+fn cancelled(id: &RequestId) -> Option<Answer> {
     tracing::debug!(%id, "request cancelled; no response sent");
     None
 }
@@ -1154,24 +1169,45 @@ impl McpService for McpServer {
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
         let server = self.clone();
         Box::pin(async move {
-            match message {
-                Message::Request(r) => server.dispatch(r, ctx).await,
-                Message::Notification(n) => {
-                    server.notify(&n.method, n.params, &ctx.session);
-                    None
-                }
-                Message::Response(r) => {
-                    let delivered = match &r.id {
-                        Some(id) => ctx.session.complete_server_request(id, r.outcome),
-                        None => false,
-                    };
-                    if !delivered {
-                        tracing::debug!(id = ?r.id, "response from client with no pending request");
-                    }
-                    None
-                }
-            }
+            let answer = server.receive(message, ctx).await;
+            answer.map(Answer::into_message)
         })
+    }
+
+    fn handle_encoded(
+        &self,
+        message: Message,
+        ctx: MessageContext,
+    ) -> BoxFuture<'static, Option<EncodedReply>> {
+        let server = self.clone();
+        Box::pin(async move {
+            let answer = server.receive(message, ctx).await;
+            answer.map(Answer::encode)
+        })
+    }
+}
+
+impl McpServer {
+    /// Takes one client message: answers a request, acts on a notification, hands a response
+    /// to the server-to-client request waiting for it.
+    async fn receive(&self, message: Message, ctx: MessageContext) -> Option<Answer> {
+        match message {
+            Message::Request(r) => self.dispatch(r, ctx).await,
+            Message::Notification(n) => {
+                self.notify(&n.method, n.params, &ctx.session);
+                None
+            }
+            Message::Response(r) => {
+                let delivered = match &r.id {
+                    Some(id) => ctx.session.complete_server_request(id, r.outcome),
+                    None => false,
+                };
+                if !delivered {
+                    tracing::debug!(id = ?r.id, "response from client with no pending request");
+                }
+                None
+            }
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use futures_channel::oneshot;
 
 use crate::cancel::CancellationSignal;
-use crate::jsonrpc::{ErrorObject, Message, RequestId};
+use crate::jsonrpc::{ErrorObject, Message, RequestId, Response};
 use crate::types::{ClientCapabilities, Implementation, LoggingLevel};
 use crate::version::ProtocolVersion;
 
@@ -129,10 +129,18 @@ pub struct SessionState {
 #[derive(Debug)]
 pub struct Session {
     id: Option<String>,
-    state: Mutex<SessionState>,
+    state: Mutex<Negotiated>,
     in_flight: Mutex<HashMap<RequestId, CancellationSignal>>,
     server_requests: Mutex<ServerRequests>,
     server_request_prefix: String,
+}
+
+/// The negotiated state, and the client's capabilities shared with every handler's context
+/// (made once, again after each change of the state).
+#[derive(Debug)]
+struct Negotiated {
+    state: SessionState,
+    capabilities: Option<Arc<ClientCapabilities>>,
 }
 
 /// Most server-to-client requests waiting for answers in one session.
@@ -156,7 +164,10 @@ impl Session {
     pub fn with_state(id: Option<String>, state: SessionState) -> Self {
         Self {
             id,
-            state: Mutex::new(state),
+            state: Mutex::new(Negotiated {
+                state,
+                capabilities: None,
+            }),
             in_flight: Mutex::new(HashMap::new()),
             server_requests: Mutex::new(ServerRequests::default()),
             server_request_prefix: "srv".to_owned(),
@@ -195,17 +206,29 @@ impl Session {
 
     /// A snapshot of the negotiated state.
     pub fn state(&self) -> SessionState {
-        lock(&self.state).clone()
+        lock(&self.state).state.clone()
     }
 
     /// Changes the negotiated state.
     pub fn update_state<R>(&self, f: impl FnOnce(&mut SessionState) -> R) -> R {
-        f(&mut lock(&self.state))
+        let mut negotiated = lock(&self.state);
+        negotiated.capabilities = None;
+        f(&mut negotiated.state)
     }
 
     /// The negotiated version, if any.
     pub fn protocol_version(&self) -> Option<ProtocolVersion> {
-        lock(&self.state).protocol_version
+        lock(&self.state).state.protocol_version
+    }
+
+    /// The client's capabilities, shared (cloned once per change of the state, not per call).
+    pub(crate) fn client_capabilities(&self) -> Arc<ClientCapabilities> {
+        let mut negotiated = lock(&self.state);
+        let Negotiated {
+            state,
+            capabilities,
+        } = &mut *negotiated;
+        Arc::clone(capabilities.get_or_insert_with(|| Arc::new(state.client_capabilities.clone())))
     }
 
     /// Registers a running request so that `notifications/cancelled` can stop it.
@@ -322,11 +345,68 @@ impl MessageContext {
     }
 }
 
+/// A reply already serialized: the bytes of one JSON-RPC message and how the request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedReply {
+    /// The message's compact JSON, as [`Message::to_vec`] writes it.
+    pub bytes: Vec<u8>,
+    /// How the request ended (for metrics and logs, without reading the bytes again).
+    pub outcome: ReplyOutcome,
+}
+
+/// How a request ended, as its reply says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplyOutcome {
+    /// A result (or a message that is not a response).
+    Result,
+    /// A result with `isError: true` (a `tools/call` whose tool failed).
+    ToolError,
+    /// A JSON-RPC error with this code.
+    Error(i64),
+}
+
+impl EncodedReply {
+    /// Serializes a message.
+    pub fn from_message(message: &Message) -> Self {
+        let outcome = match message {
+            Message::Response(Response {
+                outcome: Err(e), ..
+            }) => ReplyOutcome::Error(e.code),
+            Message::Response(Response {
+                outcome: Ok(result),
+                ..
+            }) if result.get("isError") == Some(&serde_json::Value::Bool(true)) => {
+                ReplyOutcome::ToolError
+            }
+            _ => ReplyOutcome::Result,
+        };
+        Self {
+            bytes: message.to_vec(),
+            outcome,
+        }
+    }
+}
+
 /// Protocol logic behind a transport.
 pub trait McpService: Send + Sync + 'static {
     /// Handles one client message. Returns the response to a request, or `None` for
     /// notifications, responses, and requests that were cancelled.
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>>;
+
+    /// [`McpService::handle`] with the reply serialized: the bytes a transport writes. The
+    /// default serializes what `handle` answers; [`crate::McpServer`] writes a `tools/call`
+    /// result straight from the tool's serialized value, building no [`serde_json::Value`]
+    /// for it. Either way the bytes are those of `handle`'s reply and [`Message::to_vec`]
+    /// (up to the order of the members of a tool's own structured value).
+    fn handle_encoded(
+        &self,
+        message: Message,
+        ctx: MessageContext,
+    ) -> BoxFuture<'static, Option<EncodedReply>> {
+        let reply = self.handle(message, ctx);
+        Box::pin(async move { reply.await.map(|m| EncodedReply::from_message(&m)) })
+    }
 
     /// Called by a transport when a session ends (stream closed, DELETE, expiry).
     fn session_closed(&self, session: &Session) {
@@ -353,6 +433,14 @@ pub trait McpService: Send + Sync + 'static {
 impl<S: McpService + ?Sized> McpService for Arc<S> {
     fn handle(&self, message: Message, ctx: MessageContext) -> BoxFuture<'static, Option<Message>> {
         (**self).handle(message, ctx)
+    }
+
+    fn handle_encoded(
+        &self,
+        message: Message,
+        ctx: MessageContext,
+    ) -> BoxFuture<'static, Option<EncodedReply>> {
+        (**self).handle_encoded(message, ctx)
     }
 
     fn session_closed(&self, session: &Session) {

@@ -15,7 +15,7 @@ use crate::input::{InputError, InputRequest};
 use crate::jsonrpc::{ErrorObject, code};
 use crate::service::BoxFuture;
 use crate::task::{TaskError, TaskEvent, TaskHost, TaskRecord, now_ms};
-use crate::tool::CallFailure;
+use crate::tool::{CallFailure, HandlerFuture, ToolOutput};
 use crate::types::{CallToolResult, ClientCapabilities};
 use crate::version::ProtocolVersion;
 
@@ -192,7 +192,7 @@ enum Ended<T> {
 pub(crate) async fn run_task(
     host: TaskHost,
     record: TaskRecord,
-    call: BoxFuture<'static, Result<CallToolResult, CallFailure>>,
+    call: HandlerFuture,
     cancellation: CancellationSignal,
     version: ProtocolVersion,
     tool: String,
@@ -229,13 +229,13 @@ pub(crate) async fn run_task(
 
 /// The event that records a finished handler.
 fn finished(
-    outcome: Result<CallToolResult, CallFailure>,
+    outcome: Result<ToolOutput, CallFailure>,
     version: ProtocolVersion,
     tool: &str,
     host: &TaskHost,
 ) -> TaskEvent {
     let result = match outcome {
-        Ok(result) => result.for_version(version),
+        Ok(output) => output.into_call_result().into_version(version),
         Err(CallFailure::Tool(e)) => CallToolResult::error_text(e.message()).for_version(version),
         Err(CallFailure::InvalidArguments(detail)) => {
             CallToolResult::error_text(format!("Invalid arguments for tool '{tool}': {detail}"))

@@ -18,9 +18,10 @@ use crate::input::{InputChannel, InputError, InputRequest, parse_answer};
 use crate::jsonrpc::{Message, RequestId};
 use crate::schema::{SchemaProfile, drop_null_optionals, openai_strict};
 use crate::service::{BoxFuture, Outbound, SendError, Session};
+pub use crate::tool_output::ToolOutput;
 use crate::types::{
-    CallToolResult, ClientCapabilities, ContentBlock, Icon, JsonObject, LoggingLevel,
-    LoggingMessageParams, ProgressParams, Tool, ToolAnnotations, method,
+    CallToolResult, ClientCapabilities, Icon, JsonObject, LoggingLevel, LoggingMessageParams,
+    ProgressParams, Tool, ToolAnnotations, method,
 };
 use crate::version::ProtocolVersion;
 
@@ -69,11 +70,13 @@ pub struct ToolContext {
     pub(crate) session: Arc<Session>,
     pub(crate) version: ProtocolVersion,
     pub(crate) progress_token: Option<RequestId>,
-    pub(crate) last_progress: Arc<AtomicU64>,
+    /// The last progress sent (as `f64` bits), shared by the context's clones; only when the
+    /// client gave a progress token.
+    pub(crate) last_progress: Option<Arc<AtomicU64>>,
     pub(crate) outbound: Arc<dyn Outbound>,
     pub(crate) cancellation: CancellationSignal,
     pub(crate) extensions: Arc<http::Extensions>,
-    pub(crate) meta: Option<JsonObject>,
+    pub(crate) meta: Option<Arc<JsonObject>>,
     pub(crate) client_capabilities: Arc<ClientCapabilities>,
     pub(crate) input: InputChannel,
     /// Stateless requests opt in to log messages per request; `None` means the session decides.
@@ -122,7 +125,7 @@ impl ToolContext {
 
     /// The request's `_meta`, if any.
     pub fn meta(&self) -> Option<&JsonObject> {
-        self.meta.as_ref()
+        self.meta.as_deref()
     }
 
     /// Whether the client asked for progress (sent a `progressToken`).
@@ -138,16 +141,17 @@ impl ToolContext {
         total: Option<f64>,
         message: Option<&str>,
     ) -> Result<(), SendError> {
-        let Some(token) = self.progress_token.clone() else {
+        let (Some(token), Some(last_progress)) = (self.progress_token.clone(), &self.last_progress)
+        else {
             return Ok(());
         };
         let bits = progress.to_bits();
-        let previous = self.last_progress.load(Ordering::SeqCst);
+        let previous = last_progress.load(Ordering::SeqCst);
         if previous != u64::MAX && f64::from_bits(previous) >= progress {
             tracing::debug!(progress, "progress did not increase; not sent");
             return Ok(());
         }
-        self.last_progress.store(bits, Ordering::SeqCst);
+        last_progress.store(bits, Ordering::SeqCst);
         let params = ProgressParams {
             progress_token: token,
             progress,
@@ -344,6 +348,15 @@ pub trait IntoToolOutput: Send + 'static {
     fn output_schema() -> Result<Option<JsonObject>, String>;
     /// Converts the value.
     fn into_call_result(self) -> Result<CallToolResult, ToolError>;
+    /// Converts the value the way the server sends it. The default goes through
+    /// [`IntoToolOutput::into_call_result`]; a `Serialize` value is serialized once, to the
+    /// JSON text its text block and `structuredContent` are both made from.
+    fn into_output(self) -> Result<ToolOutput, ToolError>
+    where
+        Self: Sized,
+    {
+        self.into_call_result().map(ToolOutput::from)
+    }
 }
 
 impl IntoToolOutput for CallToolResult {
@@ -367,28 +380,17 @@ impl<T: Serialize + JsonSchema + Send + 'static> IntoToolOutput for T {
     }
 
     fn into_call_result(self) -> Result<CallToolResult, ToolError> {
-        let value = serde_json::to_value(&self)
-            .map_err(|e| ToolError::new(format!("cannot serialize the tool's result: {e}")))?;
-        let wrapped = output_is_wrapped::<T>();
-        let text = match &value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let structured = if wrapped {
-            json!({ "result": value })
-        } else {
-            value
-        };
-        Ok(CallToolResult {
-            content: vec![ContentBlock::text(text)],
-            structured_content: Some(structured),
-            is_error: Some(false),
-            meta: None,
-        })
+        let output = self.into_output()?.wrapped_if(output_is_wrapped::<T>());
+        Ok(output.into_call_result())
+    }
+
+    fn into_output(self) -> Result<ToolOutput, ToolError> {
+        ToolOutput::json(&self)
     }
 }
 
-/// Whether `T`'s output is wrapped as `{"result": ...}`, computed once per type.
+/// Whether `T`'s output is wrapped as `{"result": ...}`, computed once per type (for
+/// [`IntoToolOutput::into_call_result`]; a registered tool knows it from its output schema).
 fn output_is_wrapped<T: JsonSchema + 'static>() -> bool {
     use std::any::TypeId;
     use std::collections::HashMap;
@@ -415,6 +417,14 @@ fn is_object_schema(schema: &JsonObject) -> bool {
     schema.get("type") == Some(&Value::String("object".into()))
 }
 
+/// The member of an output schema saying the value is wrapped as `{"result": value}`.
+const WRAP_MARKER: &str = "x-fastmcp-wrap-result";
+
+/// Whether an output schema is FastMCP's `{"result": value}` wrapper.
+fn is_wrapped_schema(schema: Option<&JsonObject>) -> bool {
+    schema.and_then(|s| s.get(WRAP_MARKER)) == Some(&Value::Bool(true))
+}
+
 fn wrap_schema(mut inner: JsonObject) -> JsonObject {
     let dialect = inner.remove("$schema");
     let defs = inner.remove("$defs");
@@ -428,7 +438,7 @@ fn wrap_schema(mut inner: JsonObject) -> JsonObject {
         json!({ "result": Value::Object(inner) }),
     );
     outer.insert("required".into(), json!(["result"]));
-    outer.insert("x-fastmcp-wrap-result".into(), json!(true));
+    outer.insert(WRAP_MARKER.into(), json!(true));
     if let Some(d) = defs {
         outer.insert("$defs".into(), d);
     }
@@ -498,15 +508,12 @@ pub(crate) enum CallFailure {
 
 /// Polls a handler's future and turns a panic inside it into [`CallFailure::Panicked`], so
 /// one faulty tool cannot take down the connection or the task serving it.
-struct CatchPanic<F> {
-    inner: std::pin::Pin<Box<F>>,
+pub(crate) struct CatchPanic {
+    inner: HandlerFuture,
 }
 
-impl<F> std::future::Future for CatchPanic<F>
-where
-    F: std::future::Future<Output = Result<CallToolResult, CallFailure>>,
-{
-    type Output = Result<CallToolResult, CallFailure>;
+impl std::future::Future for CatchPanic {
+    type Output = Result<ToolOutput, CallFailure>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -523,9 +530,10 @@ where
     }
 }
 
-type ErasedCall = dyn Fn(ToolContext, Value) -> BoxFuture<'static, Result<CallToolResult, CallFailure>>
-    + Send
-    + Sync;
+/// A running handler: its output, or why it has none.
+pub(crate) type HandlerFuture = BoxFuture<'static, Result<ToolOutput, CallFailure>>;
+
+type ErasedCall = dyn Fn(ToolContext, Value) -> HandlerFuture + Send + Sync;
 
 /// The description of a tool besides its handler: name, description, title, annotations, icons.
 #[derive(Debug, Clone)]
@@ -684,13 +692,16 @@ impl RegisteredTool {
             ),
         };
         let handler = Arc::new(handler);
+        // Decided once here, not per call: whether the value is sent as `{"result": value}`.
+        let wrap = is_wrapped_schema(tool.output_schema.as_ref());
         let call: Box<ErasedCall> = Box::new(move |ctx, args| {
             let handler = Arc::clone(&handler);
             Box::pin(async move {
                 let args: H::Args = serde_json::from_value(args)
                     .map_err(|e| CallFailure::InvalidArguments(e.to_string()))?;
                 let out = handler.call(ctx, args).await.map_err(CallFailure::Tool)?;
-                out.into_call_result().map_err(CallFailure::Tool)
+                let output = out.into_output().map_err(CallFailure::Tool)?;
+                Ok(output.wrapped_if(wrap))
             })
         });
         Ok(Self {
@@ -751,14 +762,11 @@ impl RegisteredTool {
         }
     }
 
-    pub(crate) fn invoke(
-        &self,
-        ctx: ToolContext,
-        args: Value,
-    ) -> BoxFuture<'static, Result<CallToolResult, CallFailure>> {
-        Box::pin(CatchPanic {
-            inner: Box::pin((self.call)(ctx, args)),
-        })
+    /// Starts the handler (the future is the erased handler's own box, not boxed again).
+    pub(crate) fn invoke(&self, ctx: ToolContext, args: Value) -> CatchPanic {
+        CatchPanic {
+            inner: (self.call)(ctx, args),
+        }
     }
 }
 

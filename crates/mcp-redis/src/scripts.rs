@@ -122,12 +122,16 @@ return int(now)
 
 /// KEYS[1] session key. ARGV: subject, has subject (1/0), new owner ('' to keep the owner),
 /// quota set of all sessions, in-flight counter key, slots wanted (0: none), most slots,
-/// slots ttl ms.
+/// slots ttl ms. KEYS[2..] in-flight counters whose slots this replica gives back first, and
+/// ARGV[9..] how many each (releases riding on this round trip).
 /// Returns {kind, state, owner, created, seen, idle ms, max ms, slots taken (1/0)}, or nil
 /// when the session does not exist or another subject created it. Restarts the idle timeout
 /// (in the quota sets too).
 const LOAD: &str = with_now!(
     r"
+for i = 2, #KEYS do
+  if redis.call('DECRBY', KEYS[i], ARGV[7 + i]) <= 0 then redis.call('DEL', KEYS[i]) end
+end
 local v = redis.call('HMGET', KEYS[1], 'kind', 'state', 'subject', 'owner', 'created', 'deadline', 'idle', 'max', 'quota')
 if not v[1] then return false end
 if ARGV[2] == '1' then
@@ -259,9 +263,11 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 ";
 
-/// KEYS[1] in-flight counter of a session. ARGV: slots given back.
+/// KEYS: in-flight counters of sessions. ARGV: the slots given back to each, in order.
 const RELEASE_CALLS: &str = r"
-if redis.call('DECRBY', KEYS[1], ARGV[1]) <= 0 then redis.call('DEL', KEYS[1]) end
+for i = 1, #KEYS do
+  if redis.call('DECRBY', KEYS[i], ARGV[i]) <= 0 then redis.call('DEL', KEYS[i]) end
+end
 return 1
 ";
 

@@ -21,7 +21,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::config::RedisConfig;
 use crate::scripts::{LuaScript, Scripts};
 
+mod releases;
 mod tasks;
+
+use releases::{FLUSH_DELAY, FlushGuard, PendingReleases, Pushed};
 
 /// Most deliveries read from Redis in one round trip.
 const DELIVERY_BATCH: usize = 256;
@@ -37,7 +40,9 @@ const TASK_CHANGED: &str = "t";
 /// Every operation is one round trip (one `EVALSHA` of an atomic Lua script) with a budget of
 /// [`RedisConfig::op_timeout`]; when Redis is unreachable it fails with
 /// [`StoreError::Unavailable`], and the connection is re-established by itself when Redis is
-/// back. [`RedisStore::round_trips`] counts the requests sent.
+/// back. [`RedisStore::round_trips`] counts the requests sent. Call slots given back
+/// ([`SessionStore::release_calls`]) have no round trip of their own under load: they ride
+/// on this replica's next load (applied first), or go alone after 10 ms when none comes.
 #[derive(Debug)]
 pub struct RedisStore {
     config: RedisConfig,
@@ -66,6 +71,8 @@ pub struct RedisStore {
     /// Tasks waited for on this replica, woken by announced changes.
     task_watchers: Arc<tasks::TaskWatchers>,
     reader_started: AtomicBool,
+    /// Call slots given back, waiting to ride on the next load.
+    releases: PendingReleases,
     _stop_reader: DropGuard,
     stop: CancellationToken,
 }
@@ -159,6 +166,7 @@ impl RedisStore {
             queue: DeliveryQueue::new(config.delivery_queue),
             task_watchers: Arc::default(),
             reader_started: AtomicBool::new(false),
+            releases: PendingReleases::default(),
             _stop_reader: stop.clone().drop_guard(),
             stop,
             conn,
@@ -288,6 +296,31 @@ impl RedisStore {
     }
 
     /// The LOAD script: loads (and claims, or takes call slots) in one round trip.
+    /// After [`FLUSH_DELAY`], gives back the slots no load has carried.
+    async fn flush_releases(&self) -> Result<(), StoreError> {
+        let mut guard = FlushGuard {
+            pending: &self.releases,
+            armed: true,
+        };
+        tokio::time::sleep(FLUSH_DELAY).await;
+        guard.armed = false;
+        let due = self.releases.start_flush();
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.send_releases(due).await
+    }
+
+    /// Gives back slots of several sessions in one round trip.
+    async fn send_releases(&self, due: Vec<(String, usize)>) -> Result<(), StoreError> {
+        let keys: Vec<&str> = due.iter().map(|(k, _)| k.as_str()).collect();
+        let counts: Vec<String> = due.iter().map(|(_, n)| n.to_string()).collect();
+        let counts: Vec<&str> = counts.iter().map(String::as_str).collect();
+        self.eval(&self.scripts.release_calls, &keys, &counts)
+            .await?;
+        Ok(())
+    }
+
     async fn load_with(
         &self,
         id: &str,
@@ -306,22 +339,25 @@ impl RedisStore {
         } else {
             ""
         };
-        let value = self
-            .eval(
-                &self.scripts.load,
-                &[&key],
-                &[
-                    subject.unwrap_or(""),
-                    if subject.is_some() { "1" } else { "0" },
-                    owner,
-                    &self.quota_all_key,
-                    &calls_key,
-                    &n,
-                    &max,
-                    &ttl,
-                ],
-            )
-            .await?;
+        // Slots given back since the last round trip ride on this one (applied first, so
+        // this session's own finished calls never count against it). If it fails, they
+        // come back when their counters expire.
+        let carried = self.releases.take();
+        let counts: Vec<String> = carried.iter().map(|(_, n)| n.to_string()).collect();
+        let mut keys = vec![key.as_str()];
+        keys.extend(carried.iter().map(|(k, _)| k.as_str()));
+        let mut args = vec![
+            subject.unwrap_or(""),
+            if subject.is_some() { "1" } else { "0" },
+            owner,
+            &self.quota_all_key,
+            &calls_key,
+            &n,
+            &max,
+            &ttl,
+        ];
+        args.extend(counts.iter().map(String::as_str));
+        let value = self.eval(&self.scripts.load, &keys, &args).await?;
         let fields = match &value {
             Value::Nil => return Ok(None),
             Value::Array(fields) if fields.len() == 8 => fields,
@@ -741,12 +777,12 @@ impl SessionStore for RedisStore {
         session_id: &'a str,
         n: usize,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let key = format!("{}{session_id}", self.calls_prefix);
-            self.eval(&self.scripts.release_calls, &[&key], &[&n.to_string()])
-                .await?;
-            Ok(())
-        })
+        let key = format!("{}{session_id}", self.calls_prefix);
+        match self.releases.push(key, n) {
+            Pushed::Queued => Box::pin(std::future::ready(Ok(()))),
+            Pushed::ScheduleFlush => Box::pin(self.flush_releases()),
+            Pushed::SendNow(key, n) => Box::pin(self.send_releases(vec![(key, n)])),
+        }
     }
 
     fn round_trips(&self) -> u64 {

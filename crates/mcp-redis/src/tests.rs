@@ -562,3 +562,53 @@ fn a_store_outside_a_tokio_runtime_is_refused() {
         StoreError::InvalidConfig { detail, .. } if detail == "RedisStore must be created inside a Tokio runtime"
     ));
 }
+
+#[tokio::test]
+async fn released_slots_ride_on_the_next_load_or_go_alone_after_a_moment() {
+    let redis = TestRedis::start();
+    let a = replica(&redis, "a").await;
+    a.create(alice("s")).await.unwrap();
+    a.create(alice("t")).await.unwrap();
+    let one = mcp_sse::store::CallSlotRequest {
+        n: 1,
+        max: 1,
+        ttl: Duration::from_secs(60),
+    };
+    let held = |id: &'static str| {
+        let redis = &redis;
+        async move {
+            let mut raw = redis.raw().await;
+            raw.get::<_, Option<i64>>(format!("mcp:calls:{id}"))
+                .await
+                .unwrap()
+        }
+    };
+    let taken = |out: Option<(mcp_sse::store::SessionRecord, bool)>| out.unwrap().1;
+
+    // Back-to-back calls at the session's limit of one: each costs one round trip, the
+    // previous call's slot given back by the next call's own load.
+    let before = a.round_trips();
+    for _ in 0..5 {
+        assert!(taken(
+            a.load_and_acquire("s", Some("alice"), one).await.unwrap()
+        ));
+        // The release is queued at once; its flush (the future) is not run here.
+        let flush = a.release_calls("s", 1);
+        assert!(futures::FutureExt::now_or_never(flush).is_none());
+    }
+    assert_eq!(a.round_trips() - before, 5);
+    assert_eq!(held("s").await, Some(1), "the last slot is still waiting");
+
+    // Another session's load carries it too.
+    assert!(taken(
+        a.load_and_acquire("t", Some("alice"), one).await.unwrap()
+    ));
+    assert_eq!(held("s").await, None);
+    assert_eq!(held("t").await, Some(1));
+
+    // Nothing else comes: the flush sends it alone, in one round trip.
+    let before = a.round_trips();
+    a.release_calls("t", 1).await.unwrap();
+    assert_eq!(held("t").await, None);
+    assert_eq!(a.round_trips() - before, 1);
+}

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 /// The members of one JSON object that JSON-RPC gives a meaning to.
 #[derive(Debug, Default)]
 pub(super) struct Envelope {
-    pub(super) jsonrpc: Option<Value>,
+    /// Whether `jsonrpc` is `"2.0"` (the member itself is not kept).
+    pub(super) is_version_2: bool,
     pub(super) id: Option<Value>,
     pub(super) method: Option<Value>,
     pub(super) params: Option<Value>,
@@ -25,7 +26,8 @@ impl Envelope {
     /// Takes the members out of an object that was already parsed into a map.
     pub(super) fn from_map(mut map: Map<String, Value>) -> Self {
         Envelope {
-            jsonrpc: map.remove("jsonrpc"),
+            is_version_2: map.remove("jsonrpc").as_ref().and_then(Value::as_str)
+                == Some(super::JSONRPC_VERSION),
             id: map.remove("id"),
             method: map.remove("method"),
             params: map.remove("params"),
@@ -89,7 +91,10 @@ fn read_members<'de, A: MapAccess<'de>>(mut map: A) -> Result<Envelope, A::Error
     let mut envelope = Envelope::default();
     while let Some(member) = map.next_key::<Member>()? {
         let slot = match member {
-            Member::Jsonrpc => &mut envelope.jsonrpc,
+            Member::Jsonrpc => {
+                envelope.is_version_2 = map.next_value::<IsVersion2>()?.0;
+                continue;
+            }
             Member::Id => &mut envelope.id,
             Member::Method => &mut envelope.method,
             Member::Params => &mut envelope.params,
@@ -139,6 +144,38 @@ impl<'de> Visitor<'de> for EntryVisitor {
     visit_scalars!(Entry => Entry::NotAnObject);
 }
 
+/// Whether a value is the string `"2.0"`, read without keeping it.
+struct IsVersion2(bool);
+
+impl<'de> Deserialize<'de> for IsVersion2 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+        impl<'de> Visitor<'de> for VersionVisitor {
+            type Value = IsVersion2;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IsVersion2, E> {
+                Ok(IsVersion2(v == super::JSONRPC_VERSION))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IsVersion2, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IsVersion2(false))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IsVersion2, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IsVersion2(false))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<IsVersion2, E> {
+                Ok(IsVersion2(false))
+            }
+            visit_scalars!(IsVersion2 => IsVersion2(false); visit_bool: bool, visit_i64: i64,
+                visit_u64: u64, visit_f64: f64);
+        }
+        deserializer.deserialize_any(VersionVisitor)
+    }
+}
+
 impl<'de> Deserialize<'de> for Entry {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(EntryVisitor)
@@ -183,6 +220,29 @@ mod tests {
         assert_eq!(envelope.id, Some(Value::from("two")));
         assert_eq!(envelope.method, Some(Value::from("m")));
         assert_eq!(envelope.params, None);
+    }
+
+    #[test]
+    fn only_the_string_2_0_is_the_version() {
+        for (text, expected) in [
+            (r#"{"jsonrpc":"2.0"}"#, true),
+            (r#"{"jsonrpc":"2\u002e0"}"#, true),
+            (r#"{"jsonrpc":"1.0"}"#, false),
+            (r#"{"jsonrpc":2.0}"#, false),
+            (r#"{"jsonrpc":null}"#, false),
+            (r#"{"jsonrpc":{"v":["2.0"]},"id":1}"#, false),
+            (r#"{"jsonrpc":["2.0"]}"#, false),
+            (r#"{"jsonrpc":"1.0","jsonrpc":"2.0"}"#, true),
+            (r#"{"id":1}"#, false),
+        ] {
+            let body: Body = serde_json::from_str(text).unwrap();
+            let Body::Single(Entry::Object(envelope)) = body else {
+                panic!("not an object: {text}")
+            };
+            assert_eq!(envelope.is_version_2, expected, "{text}");
+            let map: Map<String, Value> = serde_json::from_str(text).unwrap();
+            assert_eq!(Envelope::from_map(map).is_version_2, expected, "{text}");
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub(super) fn capability() -> Map<String, Value> {
 fn experimental_host<'c>(call: &'c Call<'_>) -> Option<&'c TaskHost> {
     let stateful = matches!(call.era, Era::Stateful);
     (stateful && call.version == ProtocolVersion::V2025_11_25)
-        .then(|| call.ctx.extensions.get::<TaskHost>())
+        .then(|| call.extensions.get::<TaskHost>())
         .flatten()
 }
 
@@ -81,7 +81,7 @@ impl McpServer {
         let Some(host) = experimental_host(call) else {
             return Some(Err(ErrorObject::method_not_found(method)));
         };
-        let subject = AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string());
+        let subject = AuthSubject::of(&call.extensions).map(|s| s.to_string());
         if method == task::TASKS_LIST {
             return Some(self.list_tasks(call, host, subject.as_deref(), &raw).await);
         }

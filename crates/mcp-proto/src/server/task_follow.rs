@@ -40,10 +40,10 @@ impl McpServer {
                 ids.len()
             )));
         }
-        let Some(host) = call.ctx.extensions.get::<TaskHost>() else {
+        let Some(host) = call.extensions.get::<TaskHost>() else {
             return Ok(None);
         };
-        let subject = AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string());
+        let subject = AuthSubject::of(&call.extensions).map(|s| s.to_string());
         ids.sort();
         ids.dedup();
         let mut known = Vec::with_capacity(ids.len());

@@ -114,7 +114,7 @@ impl McpServer {
             session: Arc::clone(&session),
             version: spec.protocol_version,
             progress_token: None,
-            last_progress: Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX)),
+            last_progress: None,
             outbound: Arc::clone(&outbound),
             cancellation: signal.clone(),
             extensions: Arc::new(extensions),
@@ -125,7 +125,7 @@ impl McpServer {
             listeners: Arc::clone(&self.inner.listeners),
             task: Some(link),
         };
-        let handler = tool.invoke(ctx, spec.arguments);
+        let handler = Box::pin(tool.invoke(ctx, spec.arguments));
         host.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())

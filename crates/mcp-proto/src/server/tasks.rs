@@ -10,17 +10,16 @@ use serde_json::{Value, json};
 use super::{Call, Era, McpServer, call_result};
 use crate::cancel::CancellationSignal;
 use crate::jsonrpc::{ErrorObject, code};
-use crate::service::{AuthSubject, BoxFuture, SessionStream};
+use crate::service::{AuthSubject, SessionStream};
 use crate::task::{
     self, TaskError, TaskEvent, TaskHost, TaskRecord, TaskRestart, TaskSupport, new_task_id, now_ms,
 };
 use crate::task_run::{TaskInput, TaskLink, run_task};
-use crate::tool::{CallFailure, RegisteredTool};
-use crate::types::CallToolResult;
+use crate::tool::{CallFailure, HandlerFuture, RegisteredTool, ToolOutput};
 
 /// How the inline part of a task call ended.
 enum Inline {
-    Done(Result<CallToolResult, CallFailure>),
+    Done(Result<ToolOutput, CallFailure>),
     NeedsInput,
     Start,
     Cancelled,
@@ -66,7 +65,7 @@ impl McpServer {
             return Ok(None);
         }
         let negotiated = meta.client_capabilities.has_extension(task::EXTENSION);
-        let host = call.ctx.extensions.get::<TaskHost>();
+        let host = call.extensions.get::<TaskHost>();
         match (tool.task_support, negotiated, host) {
             (_, true, Some(host)) => Ok(Some(host.clone())),
             (TaskSupport::Required, false, _) => {
@@ -112,7 +111,7 @@ impl McpServer {
             client_capabilities: (*ctx.client_capabilities).clone(),
             restarts_left: host.limits.max_restarts,
         });
-        let mut handler = tool.invoke(ctx, args);
+        let mut handler: HandlerFuture = Box::pin(tool.invoke(ctx, args));
         let stateful = matches!(call.era, Era::Stateful);
         // A 2025-11-25 task has no input rounds before it starts: it starts at once.
         if !tool.defer_task || stateful {
@@ -122,7 +121,10 @@ impl McpServer {
         let inline = run_inline(&mut handler, &request, &needs_input, &link).await;
         call.ctx.session.end_request(&call.id);
         match inline {
-            Inline::Done(done) => Some(call_result(call.version, &tool.tool.name, done)),
+            Inline::Done(done) => {
+                let result = call_result(call.version, &tool.tool.name, done);
+                Some(result.map(super::ResultBody::into_value))
+            }
             Inline::Cancelled => {
                 task_signal.cancel();
                 None
@@ -138,7 +140,7 @@ impl McpServer {
                 let start = TaskStart {
                     host,
                     link,
-                    subject: AuthSubject::of(&call.ctx.extensions).map(|s| s.to_string()),
+                    subject: AuthSubject::of(&call.extensions).map(|s| s.to_string()),
                     signal: task_signal,
                     restart,
                     experimental: stateful.then(|| Experimental::of(call, raw)),
@@ -155,7 +157,7 @@ impl McpServer {
         method: &str,
         raw: Value,
     ) -> Result<Value, ErrorObject> {
-        let Some(host) = call.ctx.extensions.get::<TaskHost>() else {
+        let Some(host) = call.extensions.get::<TaskHost>() else {
             return Err(ErrorObject::method_not_found(method));
         };
         let negotiated = match &call.era {
@@ -169,7 +171,7 @@ impl McpServer {
             .get("taskId")
             .and_then(Value::as_str)
             .ok_or_else(|| ErrorObject::invalid_params("taskId must be a string"))?;
-        let subject = AuthSubject::of(&call.ctx.extensions);
+        let subject = AuthSubject::of(&call.extensions);
         let store = &host.store;
         let record = store
             .get(id, subject.as_deref())
@@ -231,7 +233,7 @@ impl Experimental {
         Self {
             ttl_ms: raw.pointer("/task/ttl").and_then(Value::as_u64),
             session_id: call.ctx.session.id().map(str::to_owned),
-            stream: call.ctx.extensions.get::<SessionStream>().cloned(),
+            stream: call.extensions.get::<SessionStream>().cloned(),
         }
     }
 }
@@ -241,7 +243,7 @@ impl TaskStart {
     /// hands the handler to the runtime and answers with the `CreateTaskResult`.
     async fn run(
         self,
-        handler: BoxFuture<'static, Result<CallToolResult, CallFailure>>,
+        handler: HandlerFuture,
         call: &Call<'_>,
         tool: &str,
     ) -> Result<Value, ErrorObject> {
@@ -307,7 +309,7 @@ fn millis(d: std::time::Duration) -> u64 {
 /// Polls a task call's handler until it finishes, needs input, asks to become a task, or
 /// the request is cancelled.
 async fn run_inline(
-    handler: &mut BoxFuture<'static, Result<CallToolResult, CallFailure>>,
+    handler: &mut HandlerFuture,
     request: &CancellationSignal,
     needs_input: &CancellationSignal,
     link: &TaskLink,
@@ -347,7 +349,7 @@ mod tests {
     use super::*;
     use crate::client_features::ElicitParams;
     use crate::listen::META_SUBSCRIPTION_ID;
-    use crate::service::{MessageContext, Outbound, Session};
+    use crate::service::{BoxFuture, MessageContext, Outbound, Session};
     use crate::task::{MemoryTaskStore, TaskLimits, TaskStore};
     use crate::tool::{NoArgs, ToolContext, ToolDef, ToolError};
     use crate::{McpService, Message, ProtocolVersion};

@@ -58,7 +58,8 @@ pub struct ServerConfig {
     /// Default 5 min.
     pub call_timeout: Duration,
     /// Most requests running at once in one session, wherever they run (counted in the
-    /// session store); more get 429. Default 64.
+    /// session store); more get 429. Default 64. A store may give a finished call's slot
+    /// back a moment later (the Redis store: with its next request, at most 10 ms after).
     pub max_in_flight_per_session: usize,
     /// Events kept per stream for slow readers and resumption. Default 256.
     pub stream_buffer: usize,

@@ -64,13 +64,16 @@ fn is_port(s: &str) -> bool {
 /// Whether `Accept` allows `mime` (`*/*` and `type/*` count).
 pub(crate) fn accepts(headers: &HeaderMap, mime: &str) -> bool {
     let family = mime.split('/').next().unwrap_or("");
+    // `family/*` without building the string for every item.
+    let is_family_wildcard =
+        |m: &str| m.strip_suffix("/*").is_some_and(|f| f == family) && !family.is_empty();
     headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|item| item.split(';').next().unwrap_or("").trim())
-        .any(|m| m == mime || m == "*/*" || m == format!("{family}/*"))
+        .any(|m| m == mime || m == "*/*" || is_family_wildcard(m))
 }
 
 /// Whether `Content-Type` is JSON.
@@ -355,5 +358,13 @@ mod tests {
         assert!(!accepts(&h, "application/json"));
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         assert!(accepts(&h, "text/event-stream"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/*, application/x"),
+        );
+        assert!(accepts(&h, "text/event-stream"));
+        assert!(!accepts(&h, "application/json"));
+        h.insert(header::ACCEPT, HeaderValue::from_static("/*, text/plain/*"));
+        assert!(!accepts(&h, "text/event-stream"));
     }
 }

@@ -1,7 +1,6 @@
 //! The legacy HTTP+SSE transport (protocol 2024-11-05): `GET /sse` opens the session stream,
 //! whose first event names the endpoint clients `POST` their messages to.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{OriginalUri, Query, Request, State};
@@ -109,16 +108,25 @@ pub(crate) async fn open_stream(
     Ok(sse_response(body))
 }
 
+/// The query of `POST /messages/`: the session, under either name clients use.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct MessagesQuery {
+    session_id: Option<String>,
+    #[serde(rename = "sessionId")]
+    session_id_camel: Option<String>,
+}
+
 pub(crate) async fn post_message(
     State(state): State<Arc<ServerState>>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<MessagesQuery>,
     request: Request,
 ) -> Result<Response, TransportError> {
     let (parts, body) = request.into_parts();
     check_origin(&parts.headers, &state.config)?;
     let id = query
-        .get("session_id")
-        .or_else(|| query.get("sessionId"))
+        .session_id
+        .as_ref()
+        .or(query.session_id_camel.as_ref())
         .ok_or(TransportError::MissingSessionId(
             "session_id query parameter",
         ))?;

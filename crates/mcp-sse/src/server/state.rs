@@ -728,15 +728,27 @@ impl ServerState {
         outbound: Arc<dyn Outbound>,
         extensions: http::Extensions,
     ) -> impl std::future::Future<Output = Vec<Option<Message>>> + Send + 'static {
+        let count = messages.len();
+        // The last message takes the extensions themselves: one message (the usual POST)
+        // copies nothing.
+        let mut extensions = Some(extensions);
         let runs: Vec<_> = messages
             .into_iter()
-            .map(|m| match m {
-                Ok(message) => self.run_message(
-                    Arc::clone(proto),
-                    message,
-                    Arc::clone(&outbound),
-                    extensions.clone(),
-                ),
+            .enumerate()
+            .map(|(i, m)| match m {
+                Ok(message) => {
+                    let extensions = if i + 1 == count {
+                        extensions.take().unwrap_or_default()
+                    } else {
+                        extensions.clone().unwrap_or_default()
+                    };
+                    self.run_message(
+                        Arc::clone(proto),
+                        message,
+                        Arc::clone(&outbound),
+                        extensions,
+                    )
+                }
                 Err(reply) => Box::pin(std::future::ready(Some(Message::Response(reply)))),
             })
             .collect();
@@ -775,6 +787,8 @@ impl ServerState {
                 let mut timed_out = false;
                 let reply = async {
                     let outcome = tokio::select! {
+                        // The call first: one that finishes at once never waits on the token.
+                        biased;
                         reply = tokio::time::timeout(state.config.call_timeout, fut) => reply.ok(),
                         () = state.cancel_calls.cancelled() => {
                             let id = id?;

@@ -100,8 +100,8 @@ struct PostSession {
     saved: Option<SessionState>,
     /// The in-flight slots taken for its requests.
     slots: Option<CallSlots>,
-    /// Whose session quota a new session counts against.
-    client: ClientKey,
+    /// Whose session quota a new session counts against (for `initialize` only).
+    client: Option<ClientKey>,
 }
 
 async fn post_session(
@@ -112,7 +112,6 @@ async fn post_session(
     requested_version: Option<ProtocolVersion>,
 ) -> Result<PostSession, TransportError> {
     let subject = AuthSubject::of(&parts.extensions);
-    let client = ClientKey::of(subject.as_deref(), &parts.extensions);
     if state.config.stateless {
         let version = requested_version.unwrap_or(ProtocolVersion::HTTP_DEFAULT);
         let session = if is_initialize {
@@ -125,16 +124,17 @@ async fn post_session(
             proto: Arc::new(session),
             saved: None,
             slots: None,
-            client,
+            client: None,
         });
     }
-    let (session, saved, slots) = if is_initialize {
+    let (session, saved, slots, client) = if is_initialize {
+        let client = ClientKey::of(subject.as_deref(), &parts.extensions);
         let session = state.create_session(TransportKind::StreamableHttp, subject)?;
-        (session, None, None)
+        (session, None, None, Some(client))
     } else {
         let lookup = Lookup::calls(messages);
         let found = existing_session(state, &parts.headers, subject.as_deref(), lookup).await?;
-        (found.session, Some(found.saved), found.slots)
+        (found.session, Some(found.saved), found.slots, None)
     };
     Ok(PostSession {
         proto: Arc::clone(&session.proto),
@@ -298,12 +298,12 @@ async fn run_requests(
         task_log.finish(super::reply_events(replies, is_batch));
         drop((slots, session));
     };
-    match &target.http {
-        Some(session) if is_initialize => {
+    match (&target.http, &target.client) {
+        (Some(session), Some(client)) if is_initialize => {
             // Other replicas learn of the session only once it is stored with what
             // `initialize` negotiated; until then its id is not handed out.
             work.await;
-            state.store_session(session, &target.client).await?;
+            state.store_session(session, client).await?;
         }
         _ => state.run_call(work).await,
     }
