@@ -1,34 +1,33 @@
 //! `cargo xtask bench`: throughput and latency of our MCP transports against a bare axum
 //! ceiling, the cost of bearer auth, and server memory per idle session.
 //!
-//! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`,
-//! see [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load
-//! generator ([`mcp_loadgen`]): for 1 and 32 sessions, each on its own keep-alive
-//! connection (two for legacy SSE), a closed loop of `tools/call roll_dice {"n_dice":3}` with a
-//! warm-up and a measured window, in the order echo, streamable, legacy SSE, streamable with
-//! auth, streamable with JSON responses, so that ratios compare neighbouring measurements.
-//! Then, for each `--idle-kind` (default: echo keep-alive connections as the baseline,
-//! streamable sessions, legacy SSE sessions each with a keep-alive POST connection), a fresh
-//! server gets 10 000 idle sessions and its RSS growth per session is set against the target
-//! ([`idle`]).
+//! The servers run as child processes (`cargo xtask bench serve --mode echo|dice|dice-auth`, see
+//! [`server`]) pinned to CPU 0 with `taskset`; this process, pinned to CPU 1, is the load generator
+//! ([`mcp_loadgen`]): for 1 and 32 sessions, each on its own keep-alive connection (two for legacy
+//! SSE), a closed loop of `tools/call roll_dice {"n_dice":3}` with a warm-up and a measured window,
+//! in the order echo, streamable, legacy SSE, streamable with auth, streamable with JSON responses,
+//! so that ratios compare neighbouring measurements. Then, for each `--idle-kind` (default: echo
+//! keep-alive connections as the baseline, streamable sessions, legacy SSE sessions each with a
+//! keep-alive POST connection), a fresh server gets 10 000 idle sessions and its RSS growth per
+//! session is set against the target ([`idle`]).
 //!
 //! The measurements need an optimized build: started from a debug build (as `cargo xtask`
-//! does), the command builds `xtask` in release mode and runs that binary. It is not a test:
-//! it prints figures and the verdict on the targets, and fails only when calls fail (or, with
-//! `--strict`, when a target is missed). `--quick` runs short phases for CI.
+//! does), the command builds `xtask` in release mode and runs that binary. It is not a test: it
+//! prints figures (median [min, max] over `--runs`), a PASS/MISS line per target and, last, every
+//! target of issue 17's table ([`GOALS`]); it fails only when calls fail (or, with `--strict`,
+//! when a target is missed). `--quick` runs short phases for CI.
 //!
 //! Then the gateway row ([`gateway`]): the dice server directly over HTTP, through
 //! `mcp-gateway` and through the npm `mcp-proxy`, with the ratios (`--gateway`).
 //!
-//! Then the replicated run ([`replicated`]): calls per second through nginx
-//! (round robin, no stickiness) in front of three `dice_server` replicas sharing sessions
-//! through Redis, beside one replica keeping them in memory behind the same nginx, for
-//! streamable HTTP and legacy SSE, with the ratio; and the Redis round trips per call counted
-//! on the Redis side (its `MONITOR` stream, idle background subtracted) next to their targets.
-//! It needs `redis-server` and `nginx` (`scripts/install-nginx.sh`), and is not part of CI:
-//! `--replicated auto` (the default) runs it after the other rows when both are installed,
-//! but not with `--quick`; `--replicated yes` runs it in any case, `--replicated no` never,
-//! and `--replicated only` runs nothing else, e.g.
+//! Then the replicated run ([`replicated`]): calls per second through nginx (round robin, no
+//! stickiness) in front of three `dice_server` replicas sharing sessions through Redis, beside one
+//! replica keeping them in memory behind the same nginx, for streamable HTTP and legacy SSE, with
+//! the ratio (a target); and the Redis round trips per call counted on the Redis side (its
+//! `MONITOR` stream, idle background subtracted) next to their targets. It needs `redis-server` and
+//! `nginx` (`scripts/install-nginx.sh`), and is not part of CI: `--replicated auto` (the default)
+//! runs it after the other rows when both are installed, but not with `--quick`; `--replicated yes`
+//! runs it in any case, `--replicated no` never, and `--replicated only` runs nothing else, e.g.
 //! `cargo xtask bench --replicated only --quick` (about a minute).
 
 mod gateway;
@@ -52,11 +51,6 @@ use server::Mode;
 /// Set in the environment of the release binary the debug build starts, so it runs the bench
 /// instead of building again.
 const RELEASE_MARKER: &str = "XTASK_BENCH_RELEASE";
-/// The targets: streamable and legacy SSE rates as a share of the echo ceiling, the cost of
-/// auth, and memory per idle SSE session.
-const TARGET_STREAMABLE_RATIO: f64 = 0.7;
-const TARGET_SSE_RATIO: f64 = 0.5;
-const TARGET_AUTH_COST: f64 = 0.10;
 /// Descriptors the generator and the idle-session server need besides one per session.
 const SPARE_FILES: u64 = 256;
 
@@ -242,6 +236,11 @@ impl Plan {
     fn may_run_replicated(&self) -> bool {
         self.replicated != ReplicatedWhen::No
     }
+
+    /// The most sessions measured, where the rates are judged.
+    fn most_sessions(&self) -> usize {
+        self.sessions.iter().copied().max().unwrap_or(1)
+    }
 }
 
 /// The indexes into [`ROWS`] that `--rows` names, sorted (the default rows when it names none).
@@ -401,55 +400,21 @@ enum ServerSlot {
 /// Rows measured unless `--rows` names others: the last two are diagnostics.
 const DEFAULT_ROWS: usize = 5;
 
+#[rustfmt::skip]
 const ROWS: [Row; 7] = [
-    Row {
-        key: "echo",
-        label: "echo (ceiling)",
-        server: ServerSlot::Echo,
-        target: Target::Echo {
-            path: server::ECHO_PATH,
-        },
-    },
-    Row {
-        key: "streamable",
-        label: "streamable",
-        server: ServerSlot::Dice,
-        target: Target::Streamable,
-    },
-    Row {
-        key: "sse",
-        label: "legacy SSE",
-        server: ServerSlot::Dice,
-        target: Target::LegacySse,
-    },
-    Row {
-        key: "auth",
-        label: "streamable + auth",
-        server: ServerSlot::DiceAuth,
-        target: Target::Streamable,
-    },
-    Row {
-        key: "json",
-        label: "streamable, JSON responses",
-        server: ServerSlot::DiceJson,
-        target: Target::Streamable,
-    },
-    Row {
-        key: "echo-sse",
-        label: "echo as one SSE event",
-        server: ServerSlot::Echo,
-        target: Target::Echo {
-            path: server::ECHO_SSE_PATH,
-        },
-    },
-    Row {
-        key: "echo-sse-stream",
-        label: "echo as chunked SSE stream",
-        server: ServerSlot::Echo,
-        target: Target::Echo {
-            path: server::ECHO_SSE_STREAM_PATH,
-        },
-    },
+    Row { key: "echo", label: "echo (ceiling)", server: ServerSlot::Echo,
+        target: Target::Echo { path: server::ECHO_PATH } },
+    Row { key: "streamable", label: "streamable", server: ServerSlot::Dice,
+        target: Target::Streamable },
+    Row { key: "sse", label: "legacy SSE", server: ServerSlot::Dice, target: Target::LegacySse },
+    Row { key: "auth", label: "streamable + auth", server: ServerSlot::DiceAuth,
+        target: Target::Streamable },
+    Row { key: "json", label: "streamable, JSON responses", server: ServerSlot::DiceJson,
+        target: Target::Streamable },
+    Row { key: "echo-sse", label: "echo as one SSE event", server: ServerSlot::Echo,
+        target: Target::Echo { path: server::ECHO_SSE_PATH } },
+    Row { key: "echo-sse-stream", label: "echo as chunked SSE stream", server: ServerSlot::Echo,
+        target: Target::Echo { path: server::ECHO_SSE_STREAM_PATH } },
 ];
 
 struct Servers {
@@ -505,11 +470,8 @@ impl Servers {
 async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(log_dir())
         .with_context(|| format!("creating {}", log_dir().display()))?;
-    let (mut failed, mut missed) = if plan.runs_transports() {
-        transports(plan).await?
-    } else {
-        (false, 0)
-    };
+    let mut card = Scorecard::default();
+    let mut failed = plan.runs_transports() && transports(plan, &mut card).await?;
     if plan.gateway {
         let bin_dir = std::env::current_exe()
             .context("locating the xtask binary")?
@@ -529,17 +491,18 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
                     .context("locating the xtask binary")?
                     .with_file_name(replicated::DICE_SERVER);
                 let report = replicated::measure(plan, &dice_server).await?;
-                missed += replicated::report(plan, &report);
+                replicated::report(plan, &report, &mut card);
                 failed |= report.failed;
             }
         }
     }
+    println!("\n{}", card.summary(plan.runs));
     if failed {
         eprintln!("xtask bench: some calls failed (see above)");
         return Ok(ExitCode::FAILURE);
     }
-    if plan.strict && missed > 0 {
-        eprintln!("xtask bench: {missed} target(s) missed");
+    if plan.strict && card.missed > 0 {
+        eprintln!("xtask bench: {} target(s) missed", card.missed);
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -548,9 +511,8 @@ async fn benchmark(plan: &Plan) -> anyhow::Result<ExitCode> {
 /// One result per run for each (row, sessions).
 type RunResults = BTreeMap<(usize, usize), Vec<PhaseResult>>;
 
-/// The transport rows and the idle sessions; says whether calls failed and how many targets
-/// were missed.
-async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
+/// The transport rows and the idle sessions, judged on `card`; says whether calls failed.
+async fn transports(plan: &Plan, card: &mut Scorecard) -> anyhow::Result<bool> {
     let (servers, token) = Servers::start(plan)?;
     eprintln!(
         "xtask bench (pid {}): {}; warm-up {:?}, {:?} measured per phase, {} run(s); load average {}; logs in {}",
@@ -573,9 +535,8 @@ async fn transports(plan: &Plan) -> anyhow::Result<(bool, usize)> {
             idle.push(idle_phase(plan, kind).await?);
         }
     }
-    let ratios = Ratios { runs: &results };
-    let missed = report(plan, &medians(&results), &ratios, &idle);
-    Ok((failed, missed))
+    report(plan, &Runs(&results), &idle, card);
+    Ok(failed)
 }
 
 /// Every row of the plan at every session count, `plan.runs` times; says whether calls failed.
@@ -699,94 +660,243 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Rates relative to another row, taken within each run (the rows of a run are measured
-/// back to back, so a ratio compares like with like when the machine's load drifts), then
-/// the median over the runs.
-struct Ratios<'r> {
-    runs: &'r BTreeMap<(usize, usize), Vec<PhaseResult>>,
-}
+/// One of issue 17's targets: its row in [`GOALS`], the order of the issue's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Goal(usize);
 
-impl Ratios<'_> {
-    /// Median over runs of `rps(row) / rps(base)`, both at `sessions`.
-    fn of(&self, row: usize, base: usize, sessions: usize) -> Option<f64> {
-        let rows = self.runs.get(&(row, sessions))?;
-        let bases = self.runs.get(&(base, sessions))?;
-        let mut ratios: Vec<f64> = rows
-            .iter()
-            .zip(bases)
-            .map(|(r, b)| r.rps() / b.rps())
-            .filter(|ratio| ratio.is_finite())
-            .collect();
-        median(&mut ratios)
+/// What each [`Goal`] measures (in its order), `<=` or `>=`, the bound, the unit of values.
+const GOALS: [(&str, &str, f64, &str); 10] = [
+    ("mcp-proto vs serde_json (cargo bench)", "<=", 2.0, "x"),
+    ("streamable HTTP vs echo", ">=", 0.7, "x"),
+    ("legacy SSE vs echo", ">=", 0.5, "x"),
+    ("p50, streamable vs echo", "<=", 1.3, "x"),
+    ("JWT auth cost, streamable", "<=", 10.0, "%"),
+    ("idle streamable session", "<=", 16.0, " KiB"),
+    ("idle SSE session + keep-alive POSTs", "<=", 24.0, " KiB"),
+    ("3 replicas on Redis vs 1, streamable", ">=", 0.75, "x"),
+    ("3 replicas on Redis vs 1, legacy SSE", ">=", 0.6, "x"),
+    ("p99 / p50, streamable", "<=", 1.5, ""),
+];
+
+impl Goal {
+    const STREAMABLE: Goal = Goal(1);
+    const SSE: Goal = Goal(2);
+    const ONE_SESSION_P50: Goal = Goal(3);
+    const AUTH_COST: Goal = Goal(4);
+    const IDLE_STREAMABLE: Goal = Goal(5);
+    const IDLE_SSE: Goal = Goal(6);
+    const REPLICAS_STREAMABLE: Goal = Goal(7);
+    const REPLICAS_SSE: Goal = Goal(8);
+    const TAIL: Goal = Goal(9);
+
+    /// What it measures (at `sessions`, when given), and the bound: `<= 1.3x`.
+    fn describe(self, sessions: Option<usize>) -> (String, String) {
+        let (what, op, bound, unit) = GOALS[self.0];
+        let at = sessions.map_or(String::new(), |n| format!(", {n} session(s)"));
+        (format!("{what}{at}"), format!("{op} {bound}{unit}"))
+    }
+
+    /// Whether `value` meets it.
+    fn met(self, value: f64) -> bool {
+        let (_, op, bound, _) = GOALS[self.0];
+        op == "<=" && value <= bound || op == ">=" && value >= bound
+    }
+
+    /// `spread` in its unit: ratios with 2 decimals, percentages and KiB with 1.
+    fn show(self, spread: &Spread) -> String {
+        let unit = GOALS[self.0].3;
+        spread.show(if unit == "x" || unit.is_empty() { 2 } else { 1 }, unit)
     }
 }
 
-/// The median (the upper one of an even count); `None` when empty.
-fn median(values: &mut [f64]) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied()
+/// The verdicts of a bench run: what it measured of each [`Goal`], and how many targets
+/// (those and the Redis round trips) it missed.
+#[derive(Debug, Default)]
+struct Scorecard {
+    measured: BTreeMap<Goal, (Option<usize>, Spread)>,
+    missed: usize,
 }
 
-/// Prints the table, the summary lines and the verdicts; returns how many targets were missed.
-fn report(
-    plan: &Plan,
-    results: &BTreeMap<(usize, usize), PhaseResult>,
-    ratios: &Ratios<'_>,
-    idle: &[idle::IdleReport],
-) -> usize {
-    print_table(plan, results, ratios);
-    let mut missed = 0;
-    let mut verdict = |name: String, value: String, ok: bool| {
-        println!(
-            "target {name}: {value} {}",
-            if ok { "PASS" } else { "MISS" }
+impl Scorecard {
+    /// Prints `target <name>: <value> PASS|MISS`, counting a miss.
+    fn verdict(&mut self, name: &str, value: &str, ok: bool) {
+        println!("target {name}: {value} {}", pass(ok));
+        self.missed += usize::from(!ok);
+    }
+
+    /// Judges `goal` on `spread` (measured at `sessions`, when it says where), with `detail`.
+    fn judge(&mut self, goal: Goal, sessions: Option<usize>, spread: Spread, detail: &str) {
+        let (what, bound) = goal.describe(sessions);
+        let value = goal.show(&spread);
+        self.verdict(
+            &format!("{what} {bound}"),
+            &format!("{value}{detail}"),
+            goal.met(spread.median),
         );
-        if !ok {
-            missed += 1;
-        }
-    };
-    println!();
-    rate_verdicts(plan, results, ratios, &mut verdict);
-    idle_verdicts(idle, &mut verdict);
-    missed
+        self.measured.insert(goal, (sessions, spread));
+    }
+
+    /// Every goal in the issue's order with its value, its bound and the verdict.
+    fn summary(&self, runs: usize) -> String {
+        let rows: Vec<Vec<String>> = (0..GOALS.len())
+            .map(Goal)
+            .map(|goal| {
+                let measured = self.measured.get(&goal);
+                let (what, bound) = goal.describe(measured.and_then(|(sessions, _)| *sessions));
+                let (value, verdict) = match measured {
+                    Some((_, spread)) => (goal.show(spread), pass(goal.met(spread.median))),
+                    None => ("-".to_owned(), "not measured"),
+                };
+                vec![what, value, bound, verdict.to_owned()]
+            })
+            .collect();
+        let table = markdown("<target|measured|<bound|<verdict", &rows);
+        format!("Issue 17's targets (median [min, max] over {runs} run(s)):\n{table}")
+    }
 }
 
-/// The markdown table of every row and its one-line summaries.
-fn print_table(plan: &Plan, results: &BTreeMap<(usize, usize), PhaseResult>, ratios: &Ratios<'_>) {
-    println!();
-    println!(
-        "| {:<28} | {:>8} | {:>9} | {:>9} | {:>9} | {:>6} | {:>10} | {:>12} | {:>8} | {:>11} | {:>6} |",
-        "server / transport",
-        "sessions",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "x echo",
-        "server CPU",
-        "server µs/call",
-        "gen CPU",
-        "gen µs/call",
-        "errors"
-    );
-    println!(
-        "{}",
-        crate::bench::markdown_rule(&[
-            (30, false),
-            (9, true),
-            (10, true),
-            (10, true),
-            (10, true),
-            (7, true),
-            (11, true),
-            (13, true),
-            (9, true),
-            (12, true),
-            (7, true)
-        ])
-    );
+/// How a verdict reads.
+fn pass(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}
+
+/// Values over the runs: the median (the upper one of an even count), the least, the most.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+    runs: usize,
+}
+
+impl Spread {
+    /// The spread of the finite `values`; `None` when there are none.
+    fn of(mut values: Vec<f64>) -> Option<Self> {
+        values.retain(|value| value.is_finite());
+        values.sort_by(f64::total_cmp);
+        let (min, max, runs) = (*values.first()?, *values.last()?, values.len());
+        let median = values[runs / 2];
+        Some(Self {
+            median,
+            min,
+            max,
+            runs,
+        })
+    }
+
+    /// The median with `decimals` and `unit`, then `[min, max]` when there are several runs.
+    fn show(&self, decimals: usize, unit: &str) -> String {
+        let (median, min, max) = (self.median, self.min, self.max);
+        let spread = format!(" [{min:.decimals$}, {max:.decimals$}]");
+        let spread = if self.runs > 1 { spread.as_str() } else { "" };
+        format!("{median:.decimals$}{unit}{spread}")
+    }
+}
+
+/// Every run's results, for figures taken within each run (the rows of a run are measured
+/// back to back, so a ratio compares like with like when the machine's load drifts) and then
+/// spread over the runs.
+struct Runs<'r>(&'r RunResults);
+
+/// A figure of one phase.
+type Value = fn(&PhaseResult) -> f64;
+
+impl Runs<'_> {
+    /// `value` of `row` at `sessions` in each run.
+    fn each(&self, row: usize, sessions: usize, value: Value) -> Vec<f64> {
+        let runs = self.0.get(&(row, sessions)).map_or(&[][..], Vec::as_slice);
+        runs.iter().map(value).collect()
+    }
+
+    /// `value` of `row` over that of `base` within each run, both at `sessions`.
+    fn ratios(&self, row: usize, base: usize, sessions: usize, value: Value) -> Vec<f64> {
+        let bases = self.each(base, sessions, value);
+        let rows = self.each(row, sessions, value);
+        rows.iter().zip(bases).map(|(r, b)| r / b).collect()
+    }
+
+    /// The rate of `row` over that of `base`, both at `sessions`.
+    fn rate(&self, row: usize, base: usize, sessions: usize) -> Option<Spread> {
+        Spread::of(self.ratios(row, base, sessions, PhaseResult::rps))
+    }
+
+    /// `req/s`, `p50 ms`, `p99 ms` of `row` and its rate over `base`'s, as table cells.
+    fn cells(&self, row: usize, base: usize, sessions: usize) -> [String; 4] {
+        let cell =
+            |values, decimals| Spread::of(values).map_or("?".into(), |s| s.show(decimals, ""));
+        [
+            cell(self.each(row, sessions, PhaseResult::rps), 0),
+            cell(self.each(row, sessions, |r| r.p50.as_secs_f64() * 1e3), 3),
+            cell(self.each(row, sessions, |r| r.p99.as_secs_f64() * 1e3), 3),
+            cell(self.ratios(row, base, sessions, PhaseResult::rps), 2),
+        ]
+    }
+}
+
+/// What the transport rows measured of their goals, each with the session count it is judged
+/// at: the rates, the auth cost and the tail at the most sessions, the p50 at one session.
+fn rate_goals(runs: &Runs<'_>, most: usize) -> [(Goal, usize, Option<Spread>); 5] {
+    let p50 = Spread::of(runs.ratios(1, 0, 1, |r| r.p50.as_secs_f64()));
+    let tail = runs.each(1, most, |r| r.p99.as_secs_f64() / r.p50.as_secs_f64());
+    [
+        (Goal::STREAMABLE, most, runs.rate(1, 0, most)),
+        (Goal::SSE, most, runs.rate(2, 0, most)),
+        (Goal::ONE_SESSION_P50, 1, p50),
+        (Goal::AUTH_COST, most, auth_cost(runs, most)),
+        (Goal::TAIL, most, Spread::of(tail)),
+    ]
+}
+
+/// The share of the streamable rate that auth costs at `sessions`, in percent.
+fn auth_cost(runs: &Runs<'_>, sessions: usize) -> Option<Spread> {
+    let ratios = runs.ratios(3, 1, sessions, PhaseResult::rps);
+    Spread::of(ratios.iter().map(|ratio| 100.0 * (1.0 - ratio)).collect())
+}
+
+/// Prints the table and the verdicts of the transport rows and of the idle sessions.
+fn report(plan: &Plan, runs: &Runs<'_>, idle: &[idle::IdleReport], card: &mut Scorecard) {
+    let medians = medians(runs.0);
+    print_table(plan, runs, &medians);
+    let most = plan.most_sessions();
+    // The rates and CPU time per call of the runs of median rate, auth beside plain.
+    let auth_detail = |sessions| match (medians.get(&(3, sessions)), medians.get(&(1, sessions))) {
+        (Some(auth), Some(plain)) => format!(
+            " ({:.0} vs {:.0} req/s; server CPU per call {} vs {} µs)",
+            auth.rps(),
+            plain.rps(),
+            micros(auth.server_cpu_per_call()),
+            micros(plain.server_cpu_per_call()),
+        ),
+        _ => String::new(),
+    };
+    for &n in plan.sessions.iter().filter(|&&n| n != most) {
+        if let Some(cost) = auth_cost(runs, n).map(|cost| Goal::AUTH_COST.show(&cost)) {
+            println!(
+                "auth cost (streamable, {n} session(s)): {cost}{}",
+                auth_detail(n)
+            );
+        }
+    }
+    for (goal, n, spread) in rate_goals(runs, most) {
+        let detail = if goal == Goal::AUTH_COST {
+            auth_detail(n)
+        } else {
+            String::new()
+        };
+        if let Some(spread) = spread {
+            card.judge(goal, Some(n), spread, &detail);
+        }
+    }
+    idle_verdicts(idle, card);
+}
+
+/// The markdown table of every row (rates, latencies and ratios over the runs, CPU time from
+/// the run of median rate) and a line per row.
+fn print_table(plan: &Plan, runs: &Runs<'_>, medians: &BTreeMap<(usize, usize), PhaseResult>) {
+    let (mut rows, mut lines) = (Vec::new(), Vec::new());
     for &sessions in &plan.sessions {
         for (index, row) in ROWS.iter().enumerate() {
-            let Some(r) = results.get(&(index, sessions)) else {
+            let Some(r) = medians.get(&(index, sessions)) else {
                 continue;
             };
             let share = |cpu: Option<Duration>| {
@@ -794,94 +904,34 @@ fn print_table(plan: &Plan, results: &BTreeMap<(usize, usize), PhaseResult>, rat
                     format!("{:.0}%", 100.0 * c.as_secs_f64() / r.window.as_secs_f64())
                 })
             };
-            println!(
-                "| {:<28} | {:>8} | {:>9.0} | {:>9.3} | {:>9.3} | {:>6.2} | {:>10} | {:>12} | {:>8} | {:>11} | {:>6} |",
-                row.label,
-                sessions,
-                r.rps(),
-                r.p50.as_secs_f64() * 1000.0,
-                r.p99.as_secs_f64() * 1000.0,
-                ratios.of(index, 0, sessions).unwrap_or(f64::NAN),
+            let [rps, p50, p99, ratio] = runs.cells(index, 0, sessions);
+            lines.push(format!(
+                "{} {sessions} session(s): {rps} req/s p50 {p50} ms p99 {p99} ms = {ratio} x echo",
+                row.label
+            ));
+            let (server, generator) = (r.server_cpu_per_call(), r.generator_cpu_per_call());
+            rows.push(vec![
+                row.label.to_owned(),
+                sessions.to_string(),
+                rps,
+                p50,
+                p99,
+                ratio,
                 share(r.server_cpu),
-                micros(r.server_cpu_per_call()),
+                micros(server),
                 share(r.generator_cpu),
-                micros(r.generator_cpu_per_call()),
-                r.errors
-            );
+                micros(generator),
+                r.errors.to_string(),
+            ]);
         }
     }
-    println!();
-    for &sessions in &plan.sessions {
-        for (index, row) in ROWS.iter().enumerate() {
-            if let (Some(r), Some(ratio)) = (
-                results.get(&(index, sessions)),
-                ratios.of(index, 0, sessions),
-            ) {
-                println!(
-                    "{} {sessions} session{}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms = {:.2}x echo",
-                    row.label,
-                    if sessions == 1 { "" } else { "s" },
-                    r.rps(),
-                    r.p50.as_secs_f64() * 1000.0,
-                    r.p99.as_secs_f64() * 1000.0,
-                    ratio
-                );
-            }
-        }
-    }
-}
-
-/// The throughput targets (ratios to the echo ceiling) and the cost of auth.
-fn rate_verdicts(
-    plan: &Plan,
-    results: &BTreeMap<(usize, usize), PhaseResult>,
-    ratios: &Ratios<'_>,
-    verdict: &mut impl FnMut(String, String, bool),
-) {
-    let most = plan.sessions.iter().copied().max().unwrap_or(1);
-    for (index, target) in [(1, TARGET_STREAMABLE_RATIO), (2, TARGET_SSE_RATIO)] {
-        if let Some(ratio) = ratios.of(index, 0, most) {
-            verdict(
-                format!(
-                    "{} >= {target:.1}x echo at {most} sessions",
-                    ROWS[index].label
-                ),
-                format!("{ratio:.2}x"),
-                ratio >= target,
-            );
-        }
-    }
-    for &sessions in &plan.sessions {
-        if let (Some(plain), Some(auth), Some(ratio)) = (
-            results.get(&(1, sessions)),
-            results.get(&(3, sessions)),
-            ratios.of(3, 1, sessions),
-        ) {
-            let cost = 1.0 - ratio;
-            let figures = format!(
-                "{:.1}% (median over runs; {:.0} vs {:.0} req/s; server CPU per call {} vs {} µs)",
-                cost * 100.0,
-                auth.rps(),
-                plain.rps(),
-                micros(auth.server_cpu_per_call()),
-                micros(plain.server_cpu_per_call()),
-            );
-            if sessions == most {
-                verdict(
-                    format!("auth cost <= 10% (streamable, {sessions} sessions)"),
-                    figures,
-                    cost <= TARGET_AUTH_COST,
-                );
-            } else {
-                println!("auth cost (streamable, {sessions} session(s)): {figures}");
-            }
-        }
-    }
+    let header = "<server / transport|sessions|req/s|p50 ms|p99 ms|x echo|server CPU|server µs/call|gen CPU|gen µs/call|errors";
+    println!("\n{}\n{}", markdown(header, &rows), lines.join("\n"));
 }
 
 /// Memory per idle session of each kind measured, set against the echo baseline and the
 /// targets.
-fn idle_verdicts(idle: &[idle::IdleReport], verdict: &mut impl FnMut(String, String, bool)) {
+fn idle_verdicts(idle: &[idle::IdleReport], card: &mut Scorecard) {
     let echo = idle
         .iter()
         .find(|r| r.kind == idle::IdleKind::Echo)
@@ -904,28 +954,41 @@ fn idle_verdicts(idle: &[idle::IdleReport], verdict: &mut impl FnMut(String, Str
         );
     }
     for report in idle {
-        if let Some(target) = report.kind.target_kib() {
-            let per = report.kib_per_session();
-            verdict(
-                format!("<= {target:.0} KiB per idle {}", report.kind.label()),
-                format!("{per:.1} KiB"),
-                per <= target,
-            );
+        let goal = match report.kind {
+            idle::IdleKind::Streamable => Goal::IDLE_STREAMABLE,
+            idle::IdleKind::Sse => Goal::IDLE_SSE,
+            _ => continue,
+        };
+        if let Some(spread) = Spread::of(vec![report.kib_per_session()]) {
+            card.judge(goal, None, spread, " (one measurement)");
         }
     }
 }
 
-/// The rule under a markdown table's header: one `(width, right-aligned)` per column.
-pub(crate) fn markdown_rule(columns: &[(usize, bool)]) -> String {
-    let mut rule = String::from("|");
-    for &(width, right) in columns {
-        rule.push_str(&"-".repeat(width));
-        if right {
-            rule.push(':');
+/// A markdown table: `header`'s cells split at `|` (a leading `<` aligns a column left, the
+/// others align right), each column as wide as its widest cell.
+pub(crate) fn markdown(header: &str, rows: &[Vec<String>]) -> String {
+    let left: Vec<bool> = header.split('|').map(|c| c.starts_with('<')).collect();
+    let header: Vec<String> = header.split('|').map(|c| c.replace('<', "")).collect();
+    let mut widths = vec![0; header.len()];
+    for row in std::iter::once(&header).chain(rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
         }
-        rule.push('|');
     }
-    rule
+    let mut table = String::new();
+    for (n, row) in std::iter::once(&header).chain(rows).enumerate() {
+        for ((cell, &width), &left) in row.iter().zip(&widths).zip(&left) {
+            let (l, r) = (format!("{cell:<width$}"), format!("{cell:>width$}"));
+            table += &format!("| {} ", if left { l } else { r });
+        }
+        table += "|\n";
+        for (&width, &left) in widths.iter().zip(&left).filter(|_| n == 0) {
+            table += &format!("|{:->1$}", if left { "-" } else { ":" }, width + 2);
+        }
+        table += if n == 0 { "|\n" } else { "" };
+    }
+    table
 }
 
 #[cfg(test)]
@@ -1014,12 +1077,12 @@ mod tests {
         assert!(plan(&["--replicated", "sometimes"]).is_err());
     }
 
-    fn phase(rps: u64) -> PhaseResult {
+    fn phase(rps: u64, p50_us: u64, p99_us: u64) -> PhaseResult {
         PhaseResult {
             completed: rps,
             window: Duration::from_secs(1),
-            p50: Duration::ZERO,
-            p99: Duration::ZERO,
+            p50: Duration::from_micros(p50_us),
+            p99: Duration::from_micros(p99_us),
             errors: 0,
             first_error: None,
             server_cpu: None,
@@ -1030,15 +1093,77 @@ mod tests {
 
     #[test]
     fn ratios_are_taken_within_each_run_then_the_median() {
-        let mut runs = BTreeMap::new();
+        let mut results = RunResults::new();
         // The machine was 3x busier in the second run: per-run ratios stay 0.5, 0.5, 0.8.
-        runs.insert((0, 32), vec![phase(100), phase(30), phase(100)]);
-        runs.insert((1, 32), vec![phase(50), phase(15), phase(80)]);
-        let ratios = Ratios { runs: &runs };
-        assert_eq!(ratios.of(1, 0, 32), Some(0.5));
-        assert_eq!(ratios.of(1, 0, 1), None);
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut []), None);
+        results.insert((0, 32), [100, 30, 100].map(|rps| phase(rps, 1, 1)).to_vec());
+        results.insert((1, 32), [50, 15, 80].map(|rps| phase(rps, 1, 1)).to_vec());
+        let spread = Spread {
+            median: 0.5,
+            min: 0.5,
+            max: 0.8,
+            runs: 3,
+        };
+        assert_eq!(Runs(&results).rate(1, 0, 32), Some(spread));
+        assert_eq!(Runs(&results).rate(1, 0, 1), None);
+        assert_eq!(spread.show(2, "x"), "0.50x [0.50, 0.80]");
+        let upper = Spread::of(vec![3.0, f64::NAN, 1.0, 2.0, 4.0]).unwrap();
+        assert_eq!(upper.show(1, ""), "3.0 [1.0, 4.0]");
+        assert_eq!(Spread::of(vec![16.34]).unwrap().show(1, " KiB"), "16.3 KiB");
+        assert_eq!(Spread::of(vec![f64::INFINITY]), None);
+    }
+
+    #[test]
+    fn the_rate_p50_auth_and_tail_goals_are_taken_within_each_run() {
+        let mut results = RunResults::new();
+        // Two runs of echo (row 0), streamable (1) and streamable + auth (3), 1 and 4 sessions.
+        results.insert((0, 1), vec![phase(1000, 100, 150), phase(900, 80, 150)]);
+        results.insert((1, 1), vec![phase(800, 120, 200), phase(700, 120, 200)]);
+        results.insert((0, 4), vec![phase(4000, 100, 150), phase(2000, 100, 150)]);
+        results.insert((1, 4), vec![phase(3000, 200, 280), phase(1600, 200, 320)]);
+        results.insert((3, 4), vec![phase(2700, 1, 1), phase(1200, 1, 1)]);
+        let goals =
+            rate_goals(&Runs(&results), 4).map(|(goal, n, s)| (goal, n, s.map(|s| goal.show(&s))));
+        assert_eq!(
+            goals,
+            [
+                (Goal::STREAMABLE, 4, Some("0.80x [0.75, 0.80]".to_owned())),
+                (Goal::SSE, 4, None),
+                (
+                    Goal::ONE_SESSION_P50,
+                    1,
+                    Some("1.50x [1.20, 1.50]".to_owned())
+                ),
+                (Goal::AUTH_COST, 4, Some("25.0% [10.0, 25.0]".to_owned())),
+                (Goal::TAIL, 4, Some("1.60 [1.40, 1.60]".to_owned())),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_scorecard_counts_misses_and_lists_every_goal_in_the_issues_order() {
+        let mut card = Scorecard::default();
+        let one = |value| Spread::of(vec![value]).unwrap();
+        card.judge(Goal::TAIL, Some(32), one(1.5), "");
+        card.judge(Goal::IDLE_SSE, None, one(24.05), "");
+        card.judge(Goal::STREAMABLE, Some(32), one(0.69), "");
+        card.judge(Goal::REPLICAS_SSE, Some(32), one(0.6), "");
+        card.verdict("Redis round trips <= 1", "1.00", true);
+        assert_eq!(card.missed, 2);
+        let expected = "Issue 17's targets (median [min, max] over 1 run(s)):
+| target                                              | measured | bound     | verdict      |
+|-----------------------------------------------------|---------:|-----------|--------------|
+| mcp-proto vs serde_json (cargo bench)               |        - | <= 2x     | not measured |
+| streamable HTTP vs echo, 32 session(s)              |    0.69x | >= 0.7x   | MISS         |
+| legacy SSE vs echo                                  |        - | >= 0.5x   | not measured |
+| p50, streamable vs echo                             |        - | <= 1.3x   | not measured |
+| JWT auth cost, streamable                           |        - | <= 10%    | not measured |
+| idle streamable session                             |        - | <= 16 KiB | not measured |
+| idle SSE session + keep-alive POSTs                 | 24.1 KiB | <= 24 KiB | MISS         |
+| 3 replicas on Redis vs 1, streamable                |        - | >= 0.75x  | not measured |
+| 3 replicas on Redis vs 1, legacy SSE, 32 session(s) |    0.60x | >= 0.6x   | PASS         |
+| p99 / p50, streamable, 32 session(s)                |     1.50 | <= 1.5    | PASS         |
+";
+        assert_eq!(card.summary(1), expected);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use mcp_stack_tests::process::{self, BackgroundProcess};
 
 use mcp_loadgen::{Phase, PhaseResult, Target};
 
-use super::{Plan, dice_call, log_dir, millis, phase_line};
+use super::{Plan, Spread, dice_call, log_dir, millis, phase_line};
 
 /// The release binaries the row needs (built by the debug xtask before it starts the
 /// release one).
@@ -160,39 +160,26 @@ fn start_ways(plan: &Plan, bin_dir: &Path) -> anyhow::Result<([BackgroundProcess
 }
 
 fn report(rows: &[(usize, [PhaseResult; 3])]) {
-    println!();
-    println!(
-        "A stdio server behind a gateway (streamable HTTP, roll_dice; CPU 0 serves, including the child):"
-    );
-    println!(
-        "| {:<14} | {:>8} | {:>9} | {:>9} | {:>9} | {:>10} | {:>10} |",
-        "served by", "sessions", "req/s", "p50", "p99", "x direct", "x mcp-proxy"
-    );
-    println!(
-        "|{:-<16}|{:->10}|{:->11}|{:->11}|{:->11}|{:->12}|{:->12}|",
-        "", ":", ":", ":", ":", ":", ":"
-    );
+    let mut cells = Vec::new();
     for (sessions, results) in rows {
-        let direct = results[0].rps();
-        let proxy = results[2].rps();
-        for (way, result) in WAYS.iter().zip(results) {
-            let ratio = |base: f64| {
-                if base > 0.0 {
-                    format!("{:.2}", result.rps() / base)
-                } else {
-                    "-".into()
-                }
+        for (way, r) in WAYS.iter().zip(results) {
+            let ratio = |base: &PhaseResult| {
+                Spread::of(vec![r.rps() / base.rps()]).map_or("-".into(), |s| s.show(2, ""))
             };
-            println!(
-                "| {:<14} | {:>8} | {:>9.0} | {:>9} | {:>9} | {:>10} | {:>10} |",
-                way,
-                sessions,
-                result.rps(),
-                millis(result.p50),
-                millis(result.p99),
-                ratio(direct),
-                ratio(proxy)
-            );
+            cells.push(vec![
+                way.to_string(),
+                sessions.to_string(),
+                format!("{:.0}", r.rps()),
+                millis(r.p50),
+                millis(r.p99),
+                ratio(&results[0]),
+                ratio(&results[2]),
+            ]);
         }
     }
+    let header = "<served by|sessions|req/s|p50|p99|x direct|x mcp-proxy";
+    println!(
+        "\nA stdio server behind a gateway (streamable HTTP, roll_dice; CPU 0 serves, including the child):\n{}",
+        super::markdown(header, &cells)
+    );
 }

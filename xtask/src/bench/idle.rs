@@ -51,15 +51,6 @@ impl IdleKind {
         }
     }
 
-    /// The target in KiB per session, for the kinds it names.
-    pub fn target_kib(self) -> Option<f64> {
-        match self {
-            Self::Streamable => Some(16.0),
-            Self::Sse => Some(24.0),
-            _ => None,
-        }
-    }
-
     /// Connections (file descriptors on each side) one session holds while idle.
     pub fn connections(self) -> usize {
         match self {
@@ -255,10 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn targets_and_connections_per_kind() {
-        assert_eq!(IdleKind::Streamable.target_kib(), Some(16.0));
-        assert_eq!(IdleKind::Sse.target_kib(), Some(24.0));
-        assert_eq!(IdleKind::Echo.target_kib(), None);
+    fn connections_per_kind() {
         assert_eq!(IdleKind::Sse.connections(), 2);
         assert_eq!(IdleKind::Streamable.connections(), 1);
         assert!(IdleKind::Echo.on_echo_server() && !IdleKind::Sse.on_echo_server());

@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use mcp_loadgen::{LegacySession, Phase, PhaseResult, Session, StreamableSession, Target};
+use mcp_loadgen::{LegacySession, Phase, Session, StreamableSession, Target};
 
 use super::redis_monitor::{CommandCounts, Monitor};
-use super::{Plan, Ratios};
+use super::{Goal, Plan, Runs, Scorecard, markdown};
 use mcp_stack_tests::process::process_trees;
 
 /// Replicas sharing sessions through Redis.
@@ -84,23 +84,12 @@ struct Row {
 }
 
 /// Rows in measuring order: each replicated row right after its in-memory neighbour.
+#[rustfmt::skip]
 const ROWS: [Row; 4] = [
-    Row {
-        transport: Target::Streamable,
-        store: Store::Memory,
-    },
-    Row {
-        transport: Target::Streamable,
-        store: Store::Redis,
-    },
-    Row {
-        transport: Target::LegacySse,
-        store: Store::Memory,
-    },
-    Row {
-        transport: Target::LegacySse,
-        store: Store::Redis,
-    },
+    Row { transport: Target::Streamable, store: Store::Memory },
+    Row { transport: Target::Streamable, store: Store::Redis },
+    Row { transport: Target::LegacySse, store: Store::Memory },
+    Row { transport: Target::LegacySse, store: Store::Redis },
 ];
 
 /// How the calls of a round-trip scenario reach the replicas.
@@ -122,37 +111,21 @@ struct Scenario {
     target: Option<f64>,
 }
 
+/// The round-trip scenarios, in measuring order.
+#[rustfmt::skip]
 const SCENARIOS: [Scenario; 5] = [
-    Scenario {
-        label: "streamable POST through the LB",
-        transport: Target::Streamable,
-        route: Route::Balanced,
-        target: Some(TARGET_STREAMABLE_ROUND_TRIPS),
-    },
-    Scenario {
-        label: "streamable POST, initialized on A, called on B",
-        transport: Target::Streamable,
+    Scenario { label: "streamable POST through the LB", transport: Target::Streamable,
+        route: Route::Balanced, target: Some(TARGET_STREAMABLE_ROUND_TRIPS) },
+    Scenario { label: "streamable POST, initialized on A, called on B",
+        transport: Target::Streamable, route: Route::Direct { open: 0, call: 1 },
+        target: Some(TARGET_STREAMABLE_ROUND_TRIPS) },
+    Scenario { label: "legacy SSE call, stream on A, POST on B", transport: Target::LegacySse,
         route: Route::Direct { open: 0, call: 1 },
-        target: Some(TARGET_STREAMABLE_ROUND_TRIPS),
-    },
-    Scenario {
-        label: "legacy SSE call, stream on A, POST on B",
-        transport: Target::LegacySse,
-        route: Route::Direct { open: 0, call: 1 },
-        target: Some(TARGET_LEGACY_CROSSING_ROUND_TRIPS),
-    },
-    Scenario {
-        label: "legacy SSE call, stream and POST on A",
-        transport: Target::LegacySse,
-        route: Route::Direct { open: 0, call: 0 },
-        target: None,
-    },
-    Scenario {
-        label: "legacy SSE call through the LB",
-        transport: Target::LegacySse,
-        route: Route::Balanced,
-        target: None,
-    },
+        target: Some(TARGET_LEGACY_CROSSING_ROUND_TRIPS) },
+    Scenario { label: "legacy SSE call, stream and POST on A", transport: Target::LegacySse,
+        route: Route::Direct { open: 0, call: 0 }, target: None },
+    Scenario { label: "legacy SSE call through the LB", transport: Target::LegacySse,
+        route: Route::Balanced, target: None },
 ];
 
 /// The replica binary (package `mcp-examples`), built in release mode next to `xtask`.
@@ -550,60 +523,24 @@ async fn count_round_trips(
     ))
 }
 
-/// Prints the replicated tables and verdicts; returns how many targets were missed.
-pub fn report(plan: &Plan, report: &ReplicatedReport) -> usize {
-    let ratios = Ratios {
-        runs: &report.results,
-    };
-    print_rates(plan, &super::medians(&report.results), &ratios);
+/// Prints the replicated tables and verdicts on `card`.
+pub fn report(plan: &Plan, report: &ReplicatedReport, card: &mut Scorecard) {
+    let runs = Runs(&report.results);
+    print_rates(plan, &runs);
     print_round_trips(report);
-    round_trip_verdicts(report)
+    let most = plan.most_sessions();
+    for (goal, index) in [(Goal::REPLICAS_STREAMABLE, 1), (Goal::REPLICAS_SSE, 3)] {
+        if let Some(spread) = runs.rate(index, index - 1, most) {
+            card.judge(goal, Some(most), spread, "");
+        }
+    }
+    round_trip_verdicts(report, card);
 }
 
 /// The rates of each deployment, and the replicated ones against the in-memory ones.
-fn print_rates(
-    plan: &Plan,
-    medians: &std::collections::BTreeMap<(usize, usize), PhaseResult>,
-    ratios: &Ratios<'_>,
-) {
-    println!();
-    println!(
-        "Replicated (nginx round robin in front of both; median of {} run(s); CPU: nginx, replicas and Redis together{}):",
-        plan.runs,
-        if plan.pin { ", all on CPU 0" } else { "" }
-    );
-    println!(
-        "| {:<11} | {:<22} | {:>8} | {:>9} | {:>9} | {:>9} | {:>11} | {:>11} | {:>8} | {:>8} | {:>8} | {:>6} |",
-        "transport",
-        "deployment",
-        "sessions",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "x in memory",
-        "CPU µs/call",
-        CPU_GROUPS[0],
-        CPU_GROUPS[1],
-        CPU_GROUPS[2],
-        "errors"
-    );
-    println!(
-        "{}",
-        crate::bench::markdown_rule(&[
-            (13, false),
-            (24, false),
-            (9, true),
-            (10, true),
-            (10, true),
-            (10, true),
-            (12, true),
-            (12, true),
-            (9, true),
-            (9, true),
-            (9, true),
-            (7, true)
-        ])
-    );
+fn print_rates(plan: &Plan, runs: &Runs<'_>) {
+    let medians = super::medians(runs.0);
+    let (mut rows, mut lines) = (Vec::new(), Vec::new());
     for &sessions in &plan.sessions {
         for (index, row) in ROWS.iter().enumerate() {
             let Some(r) = medians.get(&(index, sessions)) else {
@@ -614,111 +551,72 @@ fn print_rates(
                 Store::Memory if i == 2 => "-".to_owned(),
                 _ => super::micros(groups.get(i).copied().flatten()),
             };
-            let ratio = match row.store {
-                Store::Memory => 1.0,
-                Store::Redis => ratios.of(index, index - 1, sessions).unwrap_or(f64::NAN),
-            };
-            println!(
-                "| {:<11} | {:<22} | {:>8} | {:>9.0} | {:>9.3} | {:>9.3} | {:>11.2} | {:>11} | {:>8} | {:>8} | {:>8} | {:>6} |",
-                row.transport.name(),
+            let base = index - usize::from(row.store == Store::Redis);
+            let [rps, p50, p99, ratio] = runs.cells(index, base, sessions);
+            if row.store == Store::Redis {
+                let [memory, memory_p50, memory_p99, _] = runs.cells(base, base, sessions);
+                lines.push(format!(
+                    "replicated {} {sessions} session(s): {rps} req/s p50 {p50} ms p99 {p99} ms on {} vs {memory} req/s p50 {memory_p50} ms p99 {memory_p99} ms on {} = {ratio} x",
+                    row.transport.name(),
+                    Store::Redis.label(),
+                    Store::Memory.label(),
+                ));
+            }
+            rows.push(vec![
+                row.transport.name().to_owned(),
                 row.store.label(),
-                sessions,
-                r.rps(),
-                r.p50.as_secs_f64() * 1000.0,
-                r.p99.as_secs_f64() * 1000.0,
+                sessions.to_string(),
+                rps,
+                p50,
+                p99,
                 ratio,
                 super::micros(r.server_cpu_per_call()),
                 group(0),
                 group(1),
                 group(2),
-                r.errors,
-            );
+                r.errors.to_string(),
+            ]);
         }
     }
-    println!();
-    print_rate_summaries(plan, medians, ratios);
-}
-
-/// One line per replicated row: its figures beside the in-memory row's, and the ratio.
-fn print_rate_summaries(
-    plan: &Plan,
-    medians: &std::collections::BTreeMap<(usize, usize), PhaseResult>,
-    ratios: &Ratios<'_>,
-) {
-    for &sessions in &plan.sessions {
-        for (index, row) in ROWS.iter().enumerate() {
-            if row.store != Store::Redis {
-                continue;
-            }
-            if let (Some(replicated), Some(memory), Some(ratio)) = (
-                medians.get(&(index, sessions)),
-                medians.get(&(index - 1, sessions)),
-                ratios.of(index, index - 1, sessions),
-            ) {
-                println!(
-                    "replicated {} {sessions} session{}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms on {} vs {:.0} req/s p50 {:.2} ms p99 {:.2} ms on {} = {ratio:.2}x",
-                    row.transport.name(),
-                    if sessions == 1 { "" } else { "s" },
-                    replicated.rps(),
-                    replicated.p50.as_secs_f64() * 1000.0,
-                    replicated.p99.as_secs_f64() * 1000.0,
-                    Store::Redis.label(),
-                    memory.rps(),
-                    memory.p50.as_secs_f64() * 1000.0,
-                    memory.p99.as_secs_f64() * 1000.0,
-                    Store::Memory.label(),
-                );
-            }
-        }
-    }
+    println!(
+        "\nReplicated (nginx round robin in front of both; median [min, max] over {} run(s); CPU: nginx, replicas and Redis together{}):",
+        plan.runs,
+        if plan.pin { ", all on CPU 0" } else { "" }
+    );
+    let groups = CPU_GROUPS.join("|");
+    let header = format!(
+        "<transport|<deployment|sessions|req/s|p50 ms|p99 ms|x in memory|CPU µs/call|{groups}|errors"
+    );
+    println!("{}\n{}", markdown(&header, &rows), lines.join("\n"));
 }
 
 /// The table of Redis round trips per call.
 fn print_round_trips(report: &ReplicatedReport) {
-    println!();
     println!(
-        "Redis round trips per call (commands from clients in Redis's MONITOR stream, background over an idle window subtracted; request path + the owner's delivery reads):"
+        "\nRedis round trips per call (commands from clients in Redis's MONITOR stream, background over an idle window subtracted; request path + the owner's delivery reads):"
     );
-    println!(
-        "| {:<46} | {:>8} | {:>7} | {:>14} | {:>7} | {:<32} | {:>6} |",
-        "scenario", "sessions", "request", "delivery reads", "total", "per command", "calls"
-    );
-    println!(
-        "{}",
-        crate::bench::markdown_rule(&[
-            (48, false),
-            (9, true),
-            (8, true),
-            (15, true),
-            (8, true),
-            (34, false),
-            (7, true)
-        ])
-    );
-    for (scenario, sessions, outcome) in &report.round_trips {
-        match outcome {
-            Ok(figures) => println!(
-                "| {:<46} | {:>8} | {:>7.2} | {:>14.2} | {:>7.2} | {:<32} | {:>6} |",
-                scenario.label,
-                sessions,
-                figures.request,
-                figures.delivery_reads,
-                figures.request + figures.delivery_reads,
-                figures.breakdown(),
-                figures.calls
-            ),
-            Err(error) => println!(
-                "| {} | {sessions} | not measured: {error:#} |",
-                scenario.label
-            ),
-        }
-    }
-    println!();
+    let rows: Vec<Vec<String>> = report
+        .round_trips
+        .iter()
+        .map(|(scenario, sessions, outcome)| {
+            let mut row = vec![scenario.label.to_owned(), sessions.to_string()];
+            row.extend(match outcome {
+                Ok(f) => [f.request, f.delivery_reads, f.request + f.delivery_reads]
+                    .map(|value| format!("{value:.2}"))
+                    .into_iter()
+                    .chain([f.calls.to_string(), f.breakdown()])
+                    .collect(),
+                Err(error) => vec![format!("not measured: {error:#}")],
+            });
+            row
+        })
+        .collect();
+    let header = "<scenario|sessions|request|delivery reads|total|calls|<per command";
+    println!("{}", markdown(header, &rows));
 }
 
-/// Prints the round-trip targets' verdicts; returns how many were missed.
-fn round_trip_verdicts(report: &ReplicatedReport) -> usize {
-    let mut missed = 0;
+/// The verdicts on the round-trip targets, on `card`.
+fn round_trip_verdicts(report: &ReplicatedReport, card: &mut Scorecard) {
     for (scenario, sessions, outcome) in &report.round_trips {
         let Some(target) = scenario.target else {
             continue;
@@ -726,34 +624,33 @@ fn round_trip_verdicts(report: &ReplicatedReport) -> usize {
         // Streamable answers on the POST itself: every round trip counts. A legacy call's
         // reply reaches the stream's replica through its delivery reader, whose blocking reads
         // are shown beside the request path but not judged (they batch under load).
-        let (what, judged) = match (scenario.transport, outcome) {
-            (Target::Streamable, Ok(f)) => ("", Some((f.request + f.delivery_reads, f))),
-            (_, Ok(f)) => (" on the request path", Some((f.request, f))),
-            (Target::Streamable, Err(_)) => ("", None),
-            (_, Err(_)) => (" on the request path", None),
-        };
-        let (value, ok) = match judged {
-            Some((value, f)) if scenario.transport != Target::Streamable => (
+        let streamable = scenario.transport == Target::Streamable;
+        let (value, ok) = match outcome {
+            Ok(f) if streamable => {
+                let all = f.request + f.delivery_reads;
+                (format!("{all:.2}"), all <= target + 0.005)
+            }
+            Ok(f) => (
                 format!(
-                    "{value:.2} ({:.2} with the owner's delivery reads)",
+                    "{:.2} ({:.2} with the owner's delivery reads)",
+                    f.request,
                     f.request + f.delivery_reads
                 ),
-                value <= target + 0.005,
+                f.request <= target + 0.005,
             ),
-            Some((value, _)) => (format!("{value:.2}"), value <= target + 0.005),
-            None => ("not measured".to_owned(), false),
+            Err(_) => ("not measured".to_owned(), false),
         };
-        println!(
-            "target Redis round trips <= {target:.0}{what}, {} ({sessions} session{}): {value} {}",
-            scenario.label,
-            if *sessions == 1 { "" } else { "s" },
-            if ok { "ok" } else { "MISSED" }
+        let what = if streamable {
+            ""
+        } else {
+            " on the request path"
+        };
+        let name = format!(
+            "Redis round trips <= {target:.0}{what}, {}, {sessions} session(s)",
+            scenario.label
         );
-        if !ok {
-            missed += 1;
-        }
+        card.verdict(&name, &value, ok);
     }
-    missed
 }
 
 #[cfg(test)]
