@@ -295,7 +295,6 @@ impl RedisStore {
         Ok(found.map(|(record, _)| record))
     }
 
-    /// The LOAD script: loads (and claims, or takes call slots) in one round trip.
     /// After [`FLUSH_DELAY`], gives back the slots no load has carried.
     async fn flush_releases(&self) -> Result<(), StoreError> {
         let mut guard = FlushGuard {
@@ -321,6 +320,7 @@ impl RedisStore {
         Ok(())
     }
 
+    /// The LOAD script: loads (and claims, or takes call slots) in one round trip.
     async fn load_with(
         &self,
         id: &str,

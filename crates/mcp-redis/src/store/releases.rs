@@ -32,6 +32,13 @@ struct Pending {
     flush_scheduled: bool,
 }
 
+impl Pending {
+    fn drain(&mut self) -> Vec<(String, usize)> {
+        self.bytes = 0;
+        std::mem::take(&mut self.entries)
+    }
+}
+
 /// What [`PendingReleases::push`] asks the caller to do.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Pushed {
@@ -68,17 +75,14 @@ impl PendingReleases {
 
     /// Takes everything waiting (for a script to carry).
     pub(super) fn take(&self) -> Vec<(String, usize)> {
-        let mut pending = self.lock();
-        pending.bytes = 0;
-        std::mem::take(&mut pending.entries)
+        self.lock().drain()
     }
 
     /// The scheduled flush is running: later releases schedule another. Returns what waits.
     pub(super) fn start_flush(&self) -> Vec<(String, usize)> {
         let mut pending = self.lock();
         pending.flush_scheduled = false;
-        pending.bytes = 0;
-        std::mem::take(&mut pending.entries)
+        pending.drain()
     }
 
     /// A scheduled flush that will not run (its future was dropped): the next release

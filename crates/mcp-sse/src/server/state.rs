@@ -726,21 +726,20 @@ impl ServerState {
         proto: &Arc<Session>,
         messages: Vec<Result<Message, Response>>,
         outbound: Arc<dyn Outbound>,
-        extensions: http::Extensions,
+        mut extensions: http::Extensions,
     ) -> impl std::future::Future<Output = Vec<Option<EncodedReply>>> + Send + 'static {
         let count = messages.len();
         // The last message takes the extensions themselves: one message (the usual POST)
         // copies nothing.
-        let mut extensions = Some(extensions);
         let runs: Vec<_> = messages
             .into_iter()
             .enumerate()
             .map(|(i, m)| match m {
                 Ok(message) => {
                     let extensions = if i + 1 == count {
-                        extensions.take().unwrap_or_default()
+                        std::mem::take(&mut extensions)
                     } else {
-                        extensions.clone().unwrap_or_default()
+                        extensions.clone()
                     };
                     self.run_message(
                         Arc::clone(proto),
